@@ -1,0 +1,189 @@
+"""CLIP as a classifier over global class ids.
+
+For an image batch ``x`` with normalised embeddings ``a = E_I(x)/‖·‖`` (``[B, D]``) and class
+prompt embeddings ``b_k`` (``[K, D]``, the normalised mean of the normalised template
+embeddings of class ``k``), the logits are
+
+    logits[i, k] = s · a_i · b_k     for visible classes k,      −∞ otherwise      ([B, K])
+
+with ``s = exp(logit_scale)`` (CLIP's learned scale, ≤ 100). Visible classes are those marked
+seen (``mark_seen``; every class before any is marked) or all classes (``eval_classes="all"``),
+so ``argmax`` over the logits is a prediction among the classes trained so far, in the global
+class-id space Avalanche's accuracy metrics use.
+
+Prompt embeddings are cached while the text tower is frozen, and in eval mode (the cache is
+dropped when training resumes, when weights are loaded, and when the module moves), so
+evaluation encodes each prompt once. While the text tower trains they are recomputed on every
+call, for the requested classes only.
+
+Example::
+
+    model, _, eval_tf, tokenizer = create_clip("tiny-clip")
+    clf = CLIPClassifier(model, tokenizer, ["cat", "dog"], templates="photo")
+    clf.mark_seen([0, 1])
+    logits = clf(images)                       # [B, 2]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from avalanche_clip.models.prompts import class_prompts, resolve_templates
+from avalanche_clip.models.trainable import freeze_frozen_batchnorm
+
+EVAL_CLASS_CHOICES = ("seen", "all")
+MAX_LOGIT_SCALE = 100.0
+
+
+class SeenClassMask(nn.Module):
+    """The set of classes trained so far, as a persistent boolean buffer ``seen`` ``[K]``."""
+
+    def __init__(self, num_classes: int, eval_classes: str = "seen") -> None:
+        super().__init__()
+        if eval_classes not in EVAL_CLASS_CHOICES:
+            raise ValueError(f"eval_classes={eval_classes!r}; expected one of {EVAL_CLASS_CHOICES}")
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.eval_classes = eval_classes
+        self.register_buffer("seen", torch.zeros(num_classes, dtype=torch.bool))
+
+    def mark_seen(self, class_ids: Iterable[int] | torch.Tensor) -> None:
+        """Add classes to the seen set (ids must lie in ``[0, K)``)."""
+        ids = torch.as_tensor(list(class_ids) if not torch.is_tensor(class_ids) else class_ids)
+        ids = ids.to(dtype=torch.long, device=self.seen.device).flatten()
+        if ids.numel() and (ids.min() < 0 or ids.max() >= self.seen.numel()):
+            bad = ids[(ids < 0) | (ids >= self.seen.numel())][0].item()
+            raise ValueError(f"class id {bad} is outside [0, {self.seen.numel()})")
+        self.seen[ids] = True
+
+    def visible(self) -> torch.Tensor:
+        """Sorted ids of the classes predictions may fall on, ``[k]`` long."""
+        if self.eval_classes == "all" or not bool(self.seen.any()):
+            return torch.arange(self.seen.numel(), device=self.seen.device)
+        return torch.nonzero(self.seen).flatten()
+
+    def scatter(self, partial_logits: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """``[B, k]`` logits of the ``visible`` classes → ``[B, K]`` with −∞ elsewhere."""
+        full = partial_logits.new_full((partial_logits.shape[0], self.seen.numel()), float("-inf"))
+        full[:, visible] = partial_logits
+        return full
+
+
+class CLIPClassifier(nn.Module):
+    """A CLIP model, class names and prompt templates → logits over global class ids.
+
+    Args:
+        clip: an open_clip CLIP model (``create_clip(...).model``).
+        tokenizer: the model's tokenizer.
+        class_names: ``K`` names; index = global class id.
+        templates: a template-set name (``"photo"``, ``"ensemble"``...) or ``{}``-templates.
+        eval_classes: ``"seen"`` (mask classes not yet trained) or ``"all"``.
+    """
+
+    def __init__(
+        self,
+        clip: nn.Module,
+        tokenizer: Callable[..., torch.Tensor],
+        class_names: Sequence[str],
+        templates: str | Sequence[str] = "photo",
+        *,
+        eval_classes: str = "seen",
+    ) -> None:
+        super().__init__()
+        if len(class_names) == 0:
+            raise ValueError("class_names must not be empty")
+        self.clip = clip
+        self.class_names = list(class_names)
+        self.templates = resolve_templates(templates)
+        self.classes = SeenClassMask(len(self.class_names), eval_classes)
+        tokens = tokenizer(class_prompts(self.class_names, self.templates))
+        self.register_buffer(
+            "prompt_tokens",
+            tokens.view(len(self.class_names), len(self.templates), -1),
+            persistent=False,
+        )
+        self._prompt_cache: torch.Tensor | None = None
+        # A replacement for clip.visual on the image path (e.g. the trainable tail of the tower
+        # when a feature cache feeds precomputed trunk features). Kept out of the module tree:
+        # its parameters belong to ``clip`` already and must not appear twice in state_dict.
+        self._image_input: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def mark_seen(self, class_ids: Iterable[int] | torch.Tensor) -> None:
+        """Make ``class_ids`` visible to :meth:`forward` (see :class:`SeenClassMask`)."""
+        self.classes.mark_seen(class_ids)
+
+    def set_image_input(self, encoder: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
+        """Route images (or precomputed features) through ``encoder`` instead of ``clip.visual``."""
+        self._image_input = encoder
+
+    def encode_images(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, ...]`` inputs → ``[B, D]`` L2-normalised image embeddings."""
+        encoder = self._image_input if self._image_input is not None else self.clip.visual
+        return F.normalize(encoder(x), dim=-1)
+
+    def text_trainable(self) -> bool:
+        """Whether any parameter on the text path requires a gradient."""
+        return any(
+            p.requires_grad
+            for name, p in self.clip.named_parameters()
+            if not name.startswith("visual.") and name not in ("logit_scale", "logit_bias")
+        )
+
+    def class_embeddings(self, class_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised prompt embeddings ``[k, D]`` of ``class_ids`` (all ``K`` when None)."""
+        if class_ids is None:
+            class_ids = torch.arange(self.num_classes, device=self.prompt_tokens.device)
+        if self._use_cache():
+            if self._prompt_cache is None:
+                with torch.no_grad():
+                    self._prompt_cache = self._encode_prompts(
+                        torch.arange(self.num_classes, device=self.prompt_tokens.device)
+                    )
+            return self._prompt_cache[class_ids]
+        return self._encode_prompts(class_ids)
+
+    def logit_scale(self) -> torch.Tensor:
+        """CLIP's temperature ``s = exp(logit_scale)``, capped at 100 as in CLIP training."""
+        return self.clip.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, ...]`` images → ``[B, K]`` logits, −∞ on classes that are not visible."""
+        visible = self.classes.visible()
+        image = self.encode_images(x)
+        text = self.class_embeddings(visible).to(image.dtype)
+        return self.classes.scatter(self.logit_scale() * image @ text.t(), visible)
+
+    def train(self, mode: bool = True) -> CLIPClassifier:
+        super().train(mode)
+        if mode:
+            freeze_frozen_batchnorm(self.clip)
+            if self.text_trainable():
+                self._prompt_cache = None
+        return self
+
+    def _use_cache(self) -> bool:
+        return not self.text_trainable() or (not self.training and not torch.is_grad_enabled())
+
+    def _encode_prompts(self, class_ids: torch.Tensor) -> torch.Tensor:
+        tokens = self.prompt_tokens[class_ids]  # [k, T, L]
+        k, n_templates, length = tokens.shape
+        per_template = self.clip.encode_text(tokens.reshape(k * n_templates, length))
+        per_template = F.normalize(per_template.float(), dim=-1).view(k, n_templates, -1)
+        return F.normalize(per_template.mean(dim=1), dim=-1)
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        # .to() / .double() / .cuda(): a cached tensor on the old device or dtype is stale.
+        self._prompt_cache = None
+        return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self._prompt_cache = None
+        return super()._load_from_state_dict(*args, **kwargs)

@@ -1,0 +1,206 @@
+"""Create an open_clip CLIP model with its transforms and tokenizer.
+
+``create_clip`` accepts any open_clip architecture name (``ViT-B-16``, ``RN50``, ...) plus the
+package's offline configs (``tiny-clip``, ``effnet-lite0-clip``), and a ``pretrained`` source:
+
+- ``None``: random initialisation;
+- an open_clip tag (``laion2b_s34b_b88k``, ``openai``, ...): downloaded by open_clip where a
+  network exists (or found in its cache);
+- ``"imagenet"`` for ``effnet-lite0-clip``: the offline ImageNet image trunk;
+- a local checkpoint file (a CLIP ``state_dict``, as open_clip saves it), loaded with
+  ``weights_only=True``.
+
+Example::
+
+    model, train_tf, eval_tf, tokenizer = create_clip("effnet-lite0-clip", "imagenet",
+                                                       image_size=96)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import logging
+import pickle
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from avalanche_clip.models.offline import (
+    OFFLINE_MODELS,
+    OFFLINE_PREPROCESS,
+    load_efficientnet_lite0_trunk,
+    register_offline_configs,
+)
+from avalanche_clip.registry import UnknownNameError
+
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+PRECISIONS = ("fp32", "fp16", "bf16", "pure_fp16", "pure_bf16", "amp", "amp_bf16", "amp_fp16")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model was built from; stored on the model as ``model.clip_spec``."""
+
+    name: str
+    pretrained: str | None
+    image_size: int | None = None
+
+
+class CLIPBundle(NamedTuple):
+    """The result of :func:`create_clip`; unpacks as ``model, train_tf, eval_tf, tokenizer``."""
+
+    model: nn.Module
+    train_transform: Callable[[Any], torch.Tensor]
+    eval_transform: Callable[[Any], torch.Tensor]
+    tokenizer: Callable[..., torch.Tensor]
+
+
+def list_models() -> list[str]:
+    """Every architecture name :func:`create_clip` accepts (open_clip's plus ours)."""
+    import open_clip
+
+    register_offline_configs()
+    return sorted(open_clip.list_models())
+
+
+def list_pretrained_tags(name: str) -> list[str]:
+    """Pretrained tags known for ``name`` (ours for the offline configs, else open_clip's)."""
+    import open_clip
+
+    if name in OFFLINE_MODELS:
+        return sorted(OFFLINE_MODELS[name])
+    return list(open_clip.list_pretrained_tags_by_model(name))
+
+
+def create_clip(
+    name: str,
+    pretrained: str | Path | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+    image_size: int | None = None,
+    cache_dir: str | None = None,
+) -> CLIPBundle:
+    """Build a CLIP model, its train / eval image transforms and its tokenizer.
+
+    Args:
+        name: open_clip architecture (``open_clip.list_models()``) or an offline config.
+        pretrained: ``None``, an open_clip / offline tag, or a local checkpoint path.
+        device: where the model lives (``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...).
+        precision: open_clip precision of the weights; ``"fp32"`` keeps fp32 weights (use
+            autocast in training for mixed precision).
+        image_size: override the config's input resolution (transforms follow).
+        cache_dir: open_clip's download cache for tagged weights.
+
+    Raises:
+        UnknownNameError: ``name`` is not a known architecture.
+        FileNotFoundError: ``pretrained`` names a checkpoint file that does not exist.
+        ValueError: unknown tag, bad precision or image size, or a checkpoint that does not
+            fit the architecture.
+    """
+    import open_clip
+
+    known = list_models()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f" Closest: {', '.join(close)}." if close else ""
+        raise UnknownNameError(
+            f"unknown CLIP model {name!r}: expected an open_clip architecture "
+            f"(open_clip.list_models()) or one of {sorted(OFFLINE_MODELS)}.{hint}"
+        )
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+    if image_size is not None and (not isinstance(image_size, int) or image_size < 8):
+        raise ValueError(f"image_size must be an int >= 8 or None, got {image_size!r}")
+
+    source, offline_tag = _resolve_pretrained(name, pretrained)
+    preprocess = OFFLINE_PREPROCESS.get((name, offline_tag), {}) if offline_tag else {}
+    with _quiet_open_clip(), _checkpoint_errors(name, source):
+        model, train_tf, eval_tf = open_clip.create_model_and_transforms(
+            name,
+            pretrained=source,
+            device=device,
+            precision=precision,
+            force_image_size=image_size,
+            image_mean=preprocess.get("mean"),
+            image_std=preprocess.get("std"),
+            image_interpolation=preprocess.get("interpolation"),
+            cache_dir=cache_dir,
+            weights_only=True,
+        )
+    if offline_tag == "imagenet":
+        load_efficientnet_lite0_trunk(model.visual.trunk)
+    model.clip_spec = ModelSpec(
+        name=name, pretrained=None if pretrained is None else str(pretrained), image_size=image_size
+    )
+    tokenizer = open_clip.get_tokenizer(name)
+    return CLIPBundle(model, train_tf, eval_tf, tokenizer)
+
+
+def _resolve_pretrained(name: str, pretrained: str | Path | None) -> tuple[str | None, str | None]:
+    """Map ``pretrained`` to (what open_clip should load, our offline tag or None)."""
+    import open_clip
+
+    if pretrained is None or pretrained == "":
+        return None, None
+    text = str(pretrained)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return str(path), None
+    if name in OFFLINE_MODELS and text in OFFLINE_MODELS[name]:
+        return None, text
+    if isinstance(pretrained, Path) or "/" in text or text.endswith(_CHECKPOINT_SUFFIXES):
+        raise FileNotFoundError(
+            f"no checkpoint file at {str(path)!r} (pretrained for {name!r}); expected an existing "
+            f"CLIP state_dict file or one of the tags {list_pretrained_tags(name)}"
+        )
+    if name not in OFFLINE_MODELS and open_clip.get_pretrained_cfg(name, text):
+        return text, None
+    raise ValueError(
+        f"unknown pretrained tag {text!r} for {name!r}; expected one of "
+        f"{list_pretrained_tags(name)} or a local checkpoint path"
+    )
+
+
+@contextlib.contextmanager
+def _checkpoint_errors(name: str, source: str | None) -> Iterator[None]:
+    """Turn open_clip's load failures into a ValueError naming the checkpoint.
+
+    open_clip reports a mismatch as a strict ``load_state_dict`` RuntimeError, a KeyError, or an
+    assertion while resizing position embeddings; ``weights_only`` refusals are unpickling
+    errors. For a local file, all of these mean the file does not fit the architecture.
+    """
+    try:
+        yield
+    except (RuntimeError, KeyError, AssertionError, ValueError, pickle.UnpicklingError) as err:
+        if source is None or not Path(source).is_file():
+            raise
+        first_lines = "\n".join(str(err).splitlines()[:4])
+        raise ValueError(
+            f"checkpoint {source!r} does not fit model {name!r} (was it saved from another "
+            f"architecture or config?): {first_lines}"
+        ) from err
+
+
+class _DropRandomInitWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "initialized randomly" not in message and "initialized partially" not in message
+
+
+@contextlib.contextmanager
+def _quiet_open_clip() -> Iterator[None]:
+    """open_clip warns on the root logger whenever no CLIP checkpoint is loaded; for tiny
+    configs and offline trunks that is the expected case, so drop just that message."""
+    root = logging.getLogger()
+    quiet = _DropRandomInitWarning()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
