@@ -1,0 +1,222 @@
+"""Shared machinery of GCL and GDRO: per-sample moving averages kept in log space.
+
+Both losses estimate, for every sample id ``i``, two inner means over negatives
+
+    g₁(i) = mean_{j∈N_i} exp(h¹_ij/τ),    g₂(i) = mean_{j∈N_i} exp(h²_ij/τ)
+
+(image anchor and prompt anchor) with moving averages ``u_i ≈ g₁(i)``, ``v_i ≈ g₂(i)``:
+
+    first visit:  u_i ← ĝ₁(i)
+    later visits: u_i ← (1−γ)·u_i + γ·ĝ₁(i)       (γ is the weight on the new estimate)
+
+where ``ĝ`` is the mean over the in-batch negatives ``B_i``. The state is stored as ``log u``,
+``log v`` (buffers of shape ``[N]``, NaN = never seen) and updated with ``logaddexp``, so nothing
+overflows even at τ = 0.005 where ``exp(h/τ)`` exceeds the float32 range. The gradient of
+``τ·log g₁(i)`` is estimated by
+
+    (1/|B_i|) Σ_{j∈B_i} exp(h¹_ij/τ − log u_i) ∇h¹_ij
+
+with ``u_i`` taken *after* this step's update; then ``exp(h/τ − log u_i) ≤ |B_i|/γ``, so the
+per-pair weights ``W_ij = exp(h_ij/τ − log u_i)/|B_i|`` are bounded by ``1/γ``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["PairwiseMovingAverage", "check_ids", "check_positive_int", "check_real",
+           "check_unique", "log_moving_average"]
+
+
+def check_positive_int(value: int, name: str) -> int:
+    """Return ``value`` as an int if it is an integer ≥ 1, else raise a ``ValueError`` naming it."""
+    try:
+        # operator.index accepts int-like values (numpy integers), not 2.0 or "3".
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return number
+
+
+def check_real(value: float, name: str, low: float, high: float = math.inf,
+               low_open: bool = True, high_open: bool = True) -> float:
+    """Return ``float(value)`` if it lies in the stated interval, else raise ``ValueError``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan  # reported below like any other out-of-range value
+    above = v > low if low_open else v >= low
+    below = v < high if high_open else v <= high
+    if not (math.isfinite(v) and above and below):
+        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+        raise ValueError(f"{name} must be in {lo}{low}, {high}{hi}, got {value!r}")
+    return v
+
+
+def check_ids(ids: Tensor, size: int, what: str) -> None:
+    """Raise ``ValueError`` naming the first entry of ``ids`` outside ``[0, size)``.
+
+    Args:
+        ids: integer tensor of any shape.
+        size: exclusive upper bound.
+        what: the noun used in the message ("sample id", "label").
+    """
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"{what}s must be an integer tensor, got dtype {ids.dtype}")
+    bad = (ids < 0) | (ids >= size)
+    if bool(bad.any()):
+        value = int(ids[bad].flatten()[0])
+        raise ValueError(f"{what} {value} is outside [0, {size})")
+
+
+def check_unique(ids: Tensor) -> None:
+    """Raise ``ValueError`` if a sample id occurs twice in one batch (its update is ambiguous)."""
+    if ids.numel() < 2:
+        return
+    s = torch.sort(ids.flatten()).values
+    dup = s[1:] == s[:-1]
+    if bool(dup.any()):
+        value = int(s[1:][dup][0])
+        raise ValueError(f"sample id {value} occurs more than once in the batch; "
+                         "each id must appear at most once per call")
+
+
+def log_moving_average(log_old: Tensor, log_new: Tensor, gamma: float) -> Tensor:
+    """``log((1−γ)·e^old + γ·e^new)`` elementwise; where ``log_old`` is NaN, ``log_new``.
+
+    Computed as ``logaddexp(log1p(−γ) + old, log γ + new)``, which never overflows.
+    """
+    if gamma >= 1.0:
+        return log_new.clone()
+    mixed = torch.logaddexp(log_old + math.log1p(-gamma), log_new + math.log(gamma))
+    return torch.where(torch.isnan(log_old), log_new, mixed)
+
+
+class PairwiseMovingAverage(nn.Module):
+    """Base module holding ``log_u``, ``log_v`` (shape ``[num_samples]``, NaN = unseen).
+
+    Subclasses build the pair matrices ``h¹``, ``h²`` (shape ``[B, B]``) and a negative mask,
+    then call :meth:`_row_terms`. State is written only while ``self.training`` is True.
+    """
+
+    log_u: Tensor
+    log_v: Tensor
+
+    def __init__(self, num_samples: int, tau: float, gamma: float) -> None:
+        super().__init__()
+        self.num_samples = check_positive_int(num_samples, "num_samples")
+        self.tau = check_real(tau, "tau", 0.0)
+        self.gamma = check_real(gamma, "gamma", 0.0, 1.0, high_open=False)
+        self.register_buffer("log_u", torch.full((self.num_samples,), math.nan))
+        self.register_buffer("log_v", torch.full((self.num_samples,), math.nan))
+
+    # ----------------------------------------------------------------- state management
+    @torch.no_grad()
+    def forget(self, ids: Tensor | Iterable[int]) -> None:
+        """Mark ``ids`` unseen (NaN), e.g. samples evicted from the replay memory.
+
+        The next visit of such an id initialises its state from the batch estimate.
+        Raises ``ValueError`` (before changing anything) if an id is outside ``[0, N)``.
+        """
+        ids = torch.as_tensor(ids, dtype=torch.long).flatten()
+        check_ids(ids, self.num_samples, "sample id")
+        ids = ids.to(self.log_u.device)
+        self.log_u[ids] = math.nan
+        self.log_v[ids] = math.nan
+
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Forget every estimate (all buffers back to NaN), e.g. at a task start for ablations."""
+        for buf in self.buffers():
+            buf.fill_(math.nan)
+
+    @torch.no_grad()
+    def sample_objective(self, ids: Tensor | Iterable[int] | None = None) -> Tensor:
+        """Current per-sample objective estimate ``τ·(log u_i + log v_i)``.
+
+        Args:
+            ids: sample ids (any integer shape); ``None`` means all ``N`` ids.
+        Returns:
+            Tensor shaped like ``ids`` (or ``[N]``), NaN for ids never seen.
+        """
+        if ids is None:
+            return self.tau * (self.log_u + self.log_v)
+        ids = torch.as_tensor(ids, dtype=torch.long)
+        check_ids(ids, self.num_samples, "sample id")
+        ids = ids.to(self.log_u.device)
+        return self.tau * (self.log_u[ids] + self.log_v[ids])
+
+    # ----------------------------------------------------------------- shared computation
+    def _prepare(self, image: Tensor, text: Tensor, labels: Tensor,
+                 index: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Check shapes and ids; return inputs in ``promote_types(input, float32)``."""
+        if image.dim() != 2 or text.shape != image.shape:
+            raise ValueError("image_features and text_features must both be [B, D] with the "
+                             f"same shape, got {tuple(image.shape)} and {tuple(text.shape)}")
+        b = image.shape[0]
+        for name, t in (("labels", labels), ("index", index)):
+            if t.shape != (b,):
+                raise ValueError(f"{name} must have shape [{b}], got {tuple(t.shape)}")
+        check_ids(index, self.num_samples, "sample id")
+        check_unique(index)
+        dtype = torch.promote_types(torch.promote_types(image.dtype, text.dtype), torch.float32)
+        device = image.device
+        return (image.to(dtype), text.to(dtype), labels.to(device=device, dtype=torch.long),
+                index.to(device=device, dtype=torch.long))
+
+    def _advance(self, buf: Tensor, index: Tensor, log_new: Tensor, valid: Tensor) -> Tensor:
+        """Moving-average update of ``buf[index]`` for the ``valid`` rows.
+
+        Returns the post-update log values for the batch (compute dtype; old values, possibly
+        NaN, on invalid rows). Writes them back only in training mode.
+        """
+        old = buf[index.to(buf.device)].to(device=log_new.device, dtype=log_new.dtype)
+        new = torch.where(valid, log_moving_average(old, log_new, self.gamma), old)
+        if self.training and bool(valid.any()):
+            rows = index[valid].to(buf.device)
+            buf[rows] = new[valid].to(device=buf.device, dtype=buf.dtype)
+        return new
+
+    def _row_terms(self, h1: Tensor, h2: Tensor, neg: Tensor,
+                   index: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Per-row surrogates whose gradients are the estimators of ``∇τ·log g₁,₂(i)``.
+
+        Args:
+            h1, h2: ``[B, B]`` live pair scores (image anchor, prompt anchor).
+            neg: ``[B, B]`` bool, ``neg[i, j]`` iff ``j ∈ B_i``.
+            index: ``[B]`` sample ids.
+        Returns:
+            ``r1, r2`` (``[B]``, ``r_i = Σ_j W_ij·h_ij`` with detached ``W``; 0 on rows with no
+            negatives), ``valid`` (``[B]`` bool, row has ≥ 1 negative) and the post-update
+            per-sample estimate ``τ·(log u_i + log v_i)`` (``[B]``, detached).
+        """
+        count = neg.sum(dim=1)
+        valid = count > 0
+        log_count = count.clamp_min(1).to(h1.dtype).log()
+        with torch.no_grad():
+            # Masked entries become -inf so that logsumexp and exp ignore them exactly.
+            # (In-place ops on fresh [B, B] temporaries: this block is most of the loss's cost.)
+            not_neg = ~neg
+            x1 = (h1.detach() / self.tau).masked_fill_(not_neg, -math.inf)
+            x2 = (h2.detach() / self.tau).masked_fill_(not_neg, -math.inf)
+            log_u = self._advance(self.log_u, index, torch.logsumexp(x1, 1) - log_count, valid)
+            log_v = self._advance(self.log_v, index, torch.logsumexp(x2, 1) - log_count, valid)
+            # W_ij = exp(h_ij/τ − log u_i)/|B_i| ≤ 1/γ. Rows without negatives get W = 0 (their
+            # log u may be NaN, and 0·h keeps the gradient finite).
+            w1 = x1.sub_((log_u + log_count)[:, None]).exp_()
+            w2 = x2.sub_((log_v + log_count)[:, None]).exp_()
+            if not bool(valid.all()):
+                w1.masked_fill_(~valid[:, None], 0.0)
+                w2.masked_fill_(~valid[:, None], 0.0)
+            est = self.tau * (log_u + log_v)
+        return (w1 * h1).sum(dim=1), (w2 * h2).sum(dim=1), valid, est
+
+    def extra_repr(self) -> str:
+        return f"num_samples={self.num_samples}, tau={self.tau}, gamma={self.gamma}"

@@ -1,0 +1,167 @@
+"""GDRO: class-wise squared-hinge contrastive losses reweighted by a KL group-DRO objective."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ._moving_average import PairwiseMovingAverage, check_ids, check_positive_int, check_real
+
+__all__ = ["GDROLoss"]
+
+
+class GDROLoss(PairwiseMovingAverage):
+    r"""Class-level KL group DRO over pAUC-style squared-hinge contrastive class losses.
+
+    With ``ℓ(d) = max(m − d, 0)²`` and ``s(i, k) = a_i·b_k``, the loss of class ``k`` is::
+
+        L_k = mean_{i: y_i = k} [ τ·log g₁ˡ(i) + τ·log g₂ˡ(i) ]
+        g₁ˡ(i) = mean_{j: y_j ≠ k} exp(ℓ(s(i,k) − s(i,y_j))/τ)   own prompt vs other-class prompts
+        g₂ˡ(i) = mean_{j: y_j ≠ k} exp(ℓ(s(i,k) − s(j,k))/τ)     own image vs other-class images
+
+    and over the ``K`` classes seen so far::
+
+        F_GDRO = max_{p∈Δ} Σ_k p_k L_k − λ·KL(p ‖ 1/K) = λ·log((1/K) Σ_k exp(L_k/λ)),
+        ∇F_GDRO = Σ_k softmax(L/λ)_k ∇L_k.
+
+    Estimator on a batch (``S_ij = image_i·text_j``, ``A_ij = ℓ(S_ii − S_ij)``,
+    ``T_ij = ℓ(S_ii − S_ji)``, ``B_i = {j : y_j ≠ y_i}``, ``B_k = {i : y_i = k}``, ``C_B`` the
+    classes present in the batch with at least one negative):
+
+    1. ``u_i``, ``v_i``: per-id moving averages of ``mean_{j∈B_i} exp(A_ij/τ)``,
+       ``mean_{j∈B_i} exp(T_ij/τ)`` (rate ``gamma``, first visit = batch estimate);
+    2. ``z_k ← (1−γ_c)·z_k + γ_c·mean_{i∈B_k} τ(log u_i + log v_i)`` (first visit: the mean);
+    3. ``q_k = K·softmax(z/λ)_k`` over every class whose ``z`` is set (mean weight 1);
+    4. loss ``= (1/|C_B|) Σ_{k∈C_B} q_k (1/|B_k|) Σ_{i∈B_k} Σ_{j∈B_i}
+       [exp(A_ij/τ)/(|B_i| u_i)·A_ij + exp(T_ij/τ)/(|B_i| v_i)·T_ij]`` with detached weights.
+
+    Classes are sampled first and samples within a class second, so a memory class with two
+    samples in the batch weighs as much as a new class with sixty. With the full data set as
+    one batch and ``γ = γ_c = 1`` the gradient is exactly ``∇F_GDRO``.
+
+    Args:
+        num_samples: ``N``, size of the full training set (ids in ``[0, N)``).
+        num_classes: number of classes (labels in ``[0, num_classes)``).
+        tau: temperature ``τ > 0`` over negatives.
+        margin: squared-hinge margin ``m ≥ 0``.
+        dro_lambda: DRO temperature ``λ > 0`` over classes (large: class-balanced mean;
+            small: worst class).
+        gamma: per-sample moving-average weight on the new estimate, in ``(0, 1]``.
+        class_gamma: per-class moving-average weight ``γ_c`` on the new estimate, in ``(0, 1]``.
+
+    Buffers: ``log_u``, ``log_v`` (``[num_samples]``) and ``class_loss`` (``z``,
+    ``[num_classes]``), NaN where unseen. Shapes and dtypes as in :class:`GCLLoss`. In eval
+    mode the loss is computed exactly as in training, with the estimates this batch *would*
+    produce, but no buffer is written.
+
+    Example:
+        >>> gdro = GDROLoss(num_samples=1000, num_classes=3)
+        >>> img = torch.nn.functional.normalize(torch.randn(8, 16), dim=1).requires_grad_()
+        >>> prompts = torch.nn.functional.normalize(torch.randn(3, 16), dim=1)
+        >>> y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+        >>> gdro(img, prompts[y], y, torch.arange(8)).backward()
+    """
+
+    class_loss: Tensor
+
+    def __init__(self, num_samples: int, num_classes: int, tau: float = 0.5,
+                 margin: float = 0.5, dro_lambda: float = 1.0, gamma: float = 0.9,
+                 class_gamma: float = 0.9) -> None:
+        super().__init__(num_samples, tau, gamma)
+        self.num_classes = check_positive_int(num_classes, "num_classes")
+        self.margin = check_real(margin, "margin", 0.0, low_open=False)
+        self.dro_lambda = check_real(dro_lambda, "dro_lambda", 0.0)
+        self.class_gamma = check_real(class_gamma, "class_gamma", 0.0, 1.0, high_open=False)
+        self.register_buffer("class_loss", torch.full((self.num_classes,), math.nan))
+
+    def forward(self, image_features: Tensor, text_features: Tensor, labels: Tensor,
+                index: Tensor) -> Tensor:
+        """Surrogate loss of one batch (see the class docstring); updates state if training."""
+        image_term, prompt_term = self._anchor_terms(image_features, text_features, labels, index)
+        return image_term + prompt_term
+
+    def _anchor_terms(self, image_features: Tensor, text_features: Tensor, labels: Tensor,
+                      index: Tensor) -> tuple[Tensor, Tensor]:
+        """The loss split into its image-anchor (``A``) and prompt-anchor (``T``) parts.
+
+        Both share the class weights ``q`` and normalisation; their sum is :meth:`forward`.
+        Kept separate so the prompt-anchor part can be checked against LibAUC's
+        ``pAUC_DRO_Loss``. Updates the state like :meth:`forward`.
+        """
+        check_ids(labels, self.num_classes, "label")
+        image, text, labels, index = self._prepare(image_features, text_features, labels, index)
+        with torch.autocast(device_type=image.device.type, enabled=False):
+            sim = image @ text.T  # [B, B], sim[i, j] = s(i, y_j)
+            margin_gap = self.margin - sim.diagonal()[:, None]
+            a = torch.relu(margin_gap + sim).square()  # ℓ(S_ii − S_ij)
+            t = torch.relu(margin_gap + sim.T).square()  # ℓ(S_ii − S_ji)
+            neg = labels[:, None] != labels[None, :]
+            r1, r2, valid, est = self._row_terms(a, t, neg, index)
+            if not bool(valid.any()):
+                zero = 0.0 * (image.sum() + text.sum())
+                return zero, zero
+            weight = self._row_weights(labels, valid, est)
+            return (weight * r1).sum(), (weight * r2).sum()
+
+    @torch.no_grad()
+    def _row_weights(self, labels: Tensor, valid: Tensor, est: Tensor) -> Tensor:
+        """Update ``z`` and return per-row weights ``q_{y_i}/(|C_B|·|B_{y_i}|)`` (0 if invalid)."""
+        c = self.num_classes
+        dtype, device = est.dtype, est.device
+        y = labels[valid]
+        count = torch.bincount(y, minlength=c).to(dtype)
+        class_mean = torch.zeros(c, dtype=dtype, device=device).index_add_(0, y, est[valid])
+        present = count > 0
+        class_mean = class_mean / count.clamp_min(1)
+
+        z_old = self.class_loss.to(device=device, dtype=dtype)
+        if self.class_gamma >= 1.0:
+            mixed = class_mean
+        else:
+            mixed = (1.0 - self.class_gamma) * z_old + self.class_gamma * class_mean
+        z = torch.where(present, torch.where(torch.isnan(z_old), class_mean, mixed), z_old)
+        if self.training:
+            self.class_loss.copy_(z.to(self.class_loss))
+
+        q = _class_weights(z, self.dro_lambda)
+        per_class = torch.where(present, q / (count.clamp_min(1) * present.sum()), 0.0)
+        return torch.where(valid, per_class[labels], 0.0)
+
+    @torch.no_grad()
+    def class_weights(self) -> Tensor:
+        """Current class weights ``q_k = K·softmax(z/λ)_k`` over the ``K`` set classes.
+
+        Returns ``[num_classes]``: mean 1 over set classes, NaN for classes never seen.
+        """
+        return _class_weights(self.class_loss, self.dro_lambda)
+
+    @torch.no_grad()
+    def objective(self) -> Tensor:
+        """Estimate of ``F_GDRO = λ·log((1/K) Σ_k exp(z_k/λ))`` over the set classes (scalar).
+
+        NaN if no class has been seen.
+        """
+        z = self.class_loss[~torch.isnan(self.class_loss)]
+        if z.numel() == 0:
+            return torch.full((), math.nan, dtype=z.dtype, device=z.device)
+        top = z.max()
+        shifted = torch.logsumexp((z - top) / self.dro_lambda, 0) - math.log(z.numel())
+        return top + self.dro_lambda * shifted
+
+    def extra_repr(self) -> str:
+        return (f"{super().extra_repr()}, num_classes={self.num_classes}, margin={self.margin}, "
+                f"dro_lambda={self.dro_lambda}, class_gamma={self.class_gamma}")
+
+
+def _class_weights(z: Tensor, dro_lambda: float) -> Tensor:
+    """``K·softmax(z/λ)`` over the non-NaN entries of ``z`` (``[C]``); NaN elsewhere."""
+    is_set = ~torch.isnan(z)
+    k = int(is_set.sum())
+    q = torch.full_like(z, math.nan)
+    if k:
+        zs = z[is_set]
+        # Shift by the max first: (z − max)/λ ≤ 0 cannot overflow even for tiny λ.
+        q[is_set] = k * torch.softmax((zs - zs.max()) / dro_lambda, dim=0)
+    return q
