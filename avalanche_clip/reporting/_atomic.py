@@ -1,0 +1,46 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never half of either.
+
+The bytes go to a temporary file in the *same* directory (``os.replace`` is only atomic within
+one file system), are flushed and fsynced, then renamed over the target. On any error the
+temporary file is removed and the previous target, if any, is left untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+#: Mode of written files; ``mkstemp`` would leave 0600, unreadable to other users of a shared sweep.
+FILE_MODE = 0o644
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    Returns the target path. The parent directory is created when missing.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, FILE_MODE)
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    return target
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` as UTF-8 to ``path`` atomically (``\\n`` line endings on every platform)."""
+    data = text.encode("utf-8")
+    return atomic_write(path, lambda handle: handle.write(data))
