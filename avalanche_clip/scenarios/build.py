@@ -1,0 +1,205 @@
+"""The scenario registry and :func:`build_scenario`, the one entry point.
+
+Each registered entry is a *source factory* ``factory(root, [domains,] **source_options) ->
+DataSource`` with metadata ``kind`` ("class-incremental" / "domain-incremental") and
+``description``. :func:`build_scenario` builds the source, subsamples / verifies / decodes it as
+asked, and hands it to the stream builder.
+
+Example::
+
+    bm = build_scenario("split-imagefolder", root=data_root / "cifar10", n_experiences=5, seed=0,
+                        train_transform=preprocess_train, eval_transform=preprocess_val)
+    for t, exp in enumerate(bm.train_stream):
+        strategy.train(exp)
+        strategy.eval(seen_test_experiences(bm, t))
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
+
+from avalanche_clip.registry import Registry
+
+from .source import (
+    CLASS_INCREMENTAL,
+    DOMAIN_INCREMENTAL,
+    DataSource,
+    prepare_source,
+    subsample_source,
+)
+from .streams import StreamOptions, build_streams, check_class_order, seeded_class_order
+
+SCENARIOS: Registry[Callable[..., DataSource]] = Registry("scenario")
+"""Registered source factories; ``SCENARIOS.info(name)`` gives ``kind`` and ``description``."""
+
+COMMON_OPTIONS: dict[str, str] = {
+    "class_order": "explicit class order (class-incremental only; replaces the seed's order)",
+    "max_train_per_class": "keep at most this many train samples per class (per domain and class for "
+    "domain-incremental data), chosen by subsample_seed; for quick proxies",
+    "max_test_per_class": "the same for the test split",
+    "subsample_seed": "seed of the subsampling (default 0, independent of seed)",
+    "verify": "decode every image upfront and report all unreadable files (default False)",
+    "decode_cache": "decode all images once into memory (small data sets of one image size; "
+    "default False; split-cifar100 and digits are in memory already)",
+    "cache_dir": "with decode_cache: persist the decoded array as .npy here",
+    "decode_workers": "with decode_cache: worker processes used to decode (default 0)",
+}
+
+_BUILD_PARAMS = ("root", "domains")
+
+
+def source_options(name: str) -> list[str]:
+    """The source-specific options the scenario ``name`` accepts."""
+    sig = inspect.signature(SCENARIOS.get(name))
+    return [
+        p.name
+        for p in sig.parameters.values()
+        if p.name not in _BUILD_PARAMS and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+
+
+def scenario_kind(name: str) -> str:
+    """``"class-incremental"`` or ``"domain-incremental"``."""
+    return SCENARIOS.info(name)["kind"]
+
+
+def build_source(
+    name: str,
+    *,
+    root: str | os.PathLike | None = None,
+    domains: Sequence[str] | None = None,
+    **options: Any,
+) -> DataSource:
+    """The raw :class:`DataSource` of scenario ``name`` (no subsampling, no streams)."""
+    factory = SCENARIOS.get(name)
+    accepted = source_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"scenario {name!r}: unknown option(s) {unknown}; accepted: {accepted or 'none'} "
+            f"(build_scenario also takes {sorted(COMMON_OPTIONS)})"
+        )
+    if scenario_kind(name) == DOMAIN_INCREMENTAL:
+        return factory(root, domains=domains, **options)
+    if domains is not None:
+        raise ValueError(
+            f"scenario {name!r} is class-incremental; 'domains' applies to domain-incremental ones"
+        )
+    return factory(root, **options)
+
+
+def default_transform() -> Callable:
+    """``ToTensor()``: PIL image → float tensor in [0, 1], what a stream uses when given none."""
+    from torchvision.transforms import ToTensor
+
+    return ToTensor()
+
+
+def build_scenario(
+    name: str,
+    *,
+    root: str | os.PathLike | None = None,
+    n_experiences: int | None = None,
+    seed: int = 0,
+    domains: Sequence[str] | None = None,
+    with_index: bool = True,
+    train_transform: Callable | None = None,
+    eval_transform: Callable | None = None,
+    **options: Any,
+) -> CLScenario:
+    """Build the registered scenario ``name`` as an Avalanche benchmark.
+
+    Args:
+        name: a registered scenario (``list_scenarios()``).
+        root: the data root (not used by ``digits``).
+        n_experiences: stream length (class-incremental: must divide the classes; default per
+            scenario; domain-incremental: the number of domains, the only accepted value).
+        seed: draws the class order of class-incremental streams (private ``torch.Generator``;
+            the global RNG is untouched). Domain-incremental streams follow ``domains``.
+        domains: domain-incremental only: which domains, in stream order (names).
+        with_index: items ``(x, y, idx, t)`` (True) or ``(x, y, t)`` (False, for Avalanche's
+            baselines); otherwise the streams are identical sample for sample.
+        train_transform: applied to training items (PIL images); None: ``eval_transform`` if
+            given, else ``ToTensor()``.
+        eval_transform: applied to test items and to training items in eval mode; None:
+            ``ToTensor()``.
+        **options: :data:`COMMON_OPTIONS` and the scenario's own (``source_options(name)``).
+
+    Returns:
+        A ``CLScenario`` with ``train_stream`` / ``test_stream`` and the attributes listed in
+        :mod:`avalanche_clip.scenarios.streams` (``class_names``, ``num_classes``,
+        ``num_train_samples``, ``scenario_kind``, ``source``, ``stream_options``, ...).
+    """
+    kind = scenario_kind(name)
+    common = {k: options.pop(k) for k in list(options) if k in COMMON_OPTIONS}
+    unknown = sorted(set(options) - set(source_options(name)))
+    if unknown:
+        raise TypeError(
+            f"build_scenario({name!r}): unknown option(s) {unknown}; accepted: "
+            f"{sorted(COMMON_OPTIONS) + source_options(name)} (besides root, n_experiences, seed, "
+            "domains, with_index, train_transform, eval_transform)"
+        )
+    class_order = common.pop("class_order", None)
+    if class_order is not None and kind != CLASS_INCREMENTAL:
+        raise ValueError(f"class_order applies to class-incremental scenarios; {name!r} is {kind}")
+
+    source = build_source(name, root=root, domains=domains, **options)
+    source = subsample_source(
+        source,
+        max_train_per_class=common.pop("max_train_per_class", None),
+        max_test_per_class=common.pop("max_test_per_class", None),
+        seed=int(common.pop("subsample_seed", 0)),
+    )
+    source = prepare_source(source, **common)
+
+    if kind == CLASS_INCREMENTAL:
+        n_exp = n_experiences if n_experiences is not None else source.default_n_experiences
+        if n_exp is None:
+            raise ValueError(
+                f"scenario {name!r} needs n_experiences (it has {source.num_classes} classes)"
+            )
+        order = (
+            check_class_order(class_order, source.num_classes)
+            if class_order is not None
+            else seeded_class_order(source.num_classes, seed)
+        )
+    else:
+        n_exp = n_experiences if n_experiences is not None else len(source.domain_names or [])
+        order = list(range(source.num_classes))
+
+    if eval_transform is None:
+        eval_transform = default_transform()
+    if train_transform is None:
+        train_transform = eval_transform
+    stream_options = StreamOptions(
+        kind=kind,
+        n_experiences=int(n_exp),
+        seed=int(seed),
+        class_order=tuple(order),
+        with_index=bool(with_index),
+        train_transform=train_transform,
+        eval_transform=eval_transform,
+    )
+    return build_streams(source, stream_options)
+
+
+def list_scenarios(pattern: str = "*") -> list[str]:
+    """Registered scenario names matching the glob ``pattern``."""
+    return SCENARIOS.list(pattern)
+
+
+__all__ = [
+    "COMMON_OPTIONS",
+    "SCENARIOS",
+    "build_scenario",
+    "build_source",
+    "default_transform",
+    "list_scenarios",
+    "scenario_kind",
+    "source_options",
+]

@@ -1,0 +1,83 @@
+"""The optional decoded-image cache: same items, persisted keyed by the file list, safe to race."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from avalanche_clip.scenarios import ArrayImageDataset, DataLayoutError, build_scenario
+from avalanche_clip.scenarios.decode_cache import cache_path, decode_images
+
+
+def _all_items(bm):
+    return [
+        item for stream in (bm.train_stream, bm.test_stream) for e in stream for item in e.dataset
+    ]
+
+
+def _same(a, b):
+    assert len(a) == len(b)
+    for (xa, ya, ia, ta), (xb, yb, ib, tb) in zip(a, b, strict=True):
+        assert torch.equal(xa, xb) and (ya, ia, ta) == (yb, ib, tb)
+
+
+def test_decoded_streams_equal_file_streams(fake_imagefolder):
+    plain = build_scenario("split-imagefolder", root=fake_imagefolder, n_experiences=2)
+    cached = build_scenario(
+        "split-imagefolder", root=fake_imagefolder, n_experiences=2, decode_cache=True
+    )
+    assert isinstance(cached.source.train.dataset, ArrayImageDataset)
+    _same(_all_items(plain), _all_items(cached))
+
+
+def test_persisted_cache_reused_and_keyed_by_files(fake_imagefolder, tmp_path):
+    cache = tmp_path / "cache"
+    kw = dict(root=fake_imagefolder, n_experiences=2, decode_cache=True, cache_dir=cache)
+    first = build_scenario("split-imagefolder", **kw)
+    files = sorted(cache.glob("decoded-*.npy"))
+    assert len(files) == 2  # train and test
+    assert not list(cache.glob(".*tmp"))
+    second = build_scenario("split-imagefolder", **kw)
+    assert isinstance(second.source.train.dataset.images, np.memmap)  # loaded, not decoded
+    _same(_all_items(first), _all_items(second))
+    # touching one image changes the key: a new file, never a stale hit
+    img = fake_imagefolder / "train" / "ant" / "0.png"
+    os.utime(img, ns=(0, 12345))
+    build_scenario("split-imagefolder", **kw)
+    assert len(list(cache.glob("decoded-*.npy"))) == 3
+
+
+def _build_cache(args):
+    paths, cache_dir = args
+    return np.asarray(decode_images(paths, cache_dir=cache_dir)).sum()
+
+
+def test_two_processes_building_the_cache_at_once(fake_imagefolder, tmp_path):
+    paths = sorted(str(p) for p in (fake_imagefolder / "train").rglob("*.png"))
+    cache = tmp_path / "cache"
+    with mp.get_context("fork").Pool(2) as pool:
+        sums = pool.map(_build_cache, [(paths, cache)] * 4, chunksize=1)
+    assert len(set(sums)) == 1
+    assert [p.name for p in cache.iterdir()] == [
+        cache_path(paths, cache).name
+    ]  # no temp files left
+
+
+def test_mixed_sizes_refused(tmp_path):
+    for i, size in enumerate((8, 9)):
+        Image.new("RGB", (size, size)).save(tmp_path / f"{i}.png")
+    with pytest.raises(DataLayoutError, match="decode_cache needs images of one size"):
+        decode_images([str(tmp_path / "0.png"), str(tmp_path / "1.png")])
+
+
+@pytest.mark.data
+def test_decoded_cifar10_subset_matches_jpeg_decoding(cifar10_root):
+    kw = dict(root=cifar10_root, max_train_per_class=3, max_test_per_class=2)
+    plain = build_scenario("split-imagefolder", **kw)
+    cached = build_scenario("split-imagefolder", **kw, decode_cache=True, decode_workers=2)
+    _same(_all_items(plain), _all_items(cached))
