@@ -1,0 +1,192 @@
+"""Checkpoints at experience boundaries: explicit dicts of ``state_dict``\\ s.
+
+A checkpoint holds the model, the optimizer, the loss's estimators, the replay memory by global
+sample id (with its reservoir weights), the seen classes, Avalanche's clock, every RNG state,
+the index of the last finished experience and the resolved run config. It is written
+atomically (temporary file, then ``os.replace``) and read with ``weights_only=True``.
+
+Avalanche's own ``save_checkpoint`` pickles the whole strategy with dill and fails on torch 2.14
+optimizers, and a pickled strategy is fragile anyway; this module saves only tensors, numbers,
+strings, lists and dicts.
+
+A strategy can be checkpointed when each of its plugins is stateless for this purpose
+(evaluation, loggers, clock, periodic eval), one of ours with ``state_dict`` /
+``load_state_dict``, or a user plugin (assumed stateless without ``state_dict``, with a warning).
+Avalanche plugins with hidden state (EWC's importances, iCaRL's exemplars) raise
+:class:`NotCheckpointableError`, and strategies that keep state outside plugins (DER's logit
+memory) are registered as not checkpointable; runs of those restart from the first experience
+on resume, which gives the same records because runs are deterministic.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.plugins.clock import Clock
+from avalanche.training.templates.base_sgd import PeriodicEval
+
+CHECKPOINT_VERSION = 1
+#: Config keys that may differ between a checkpoint and the run resuming it.
+RESUME_NEUTRAL_KEYS = frozenset({"out", "resume", "device", "num_workers", "progress", "checkpoint"})
+_STATELESS_PLUGINS = (EvaluationPlugin, Clock, PeriodicEval)
+
+
+class NotCheckpointableError(RuntimeError):
+    """The strategy holds state this module cannot save exactly."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint was made by a run with another config."""
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Every RNG a run draws from (python, numpy, torch CPU and CUDA), as tensors and lists."""
+    version, mt_state, gauss = random.getstate()
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, list(mt_state), gauss],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    version, mt_state, gauss = state["python"]
+    random.setstate((version, tuple(mt_state), gauss))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def strategy_state(strategy: Any) -> dict[str, Any]:
+    """The training state of ``strategy`` (see the module docstring)."""
+    plugins = {}
+    for plugin in strategy.plugins:
+        if isinstance(plugin, _STATELESS_PLUGINS):
+            continue
+        if not hasattr(plugin, "state_dict"):
+            if type(plugin).__module__.startswith("avalanche."):
+                raise NotCheckpointableError(
+                    f"Avalanche plugin {type(plugin).__name__} keeps state that cannot be checkpointed"
+                )
+            # A user plugin without state_dict: assumed stateless, but say so once.
+            warnings.warn(
+                f"plugin {type(plugin).__name__} has no state_dict(); checkpoints assume it is "
+                "stateless", stacklevel=2,
+            )
+            continue
+        name = type(plugin).__name__
+        if name in plugins:
+            raise NotCheckpointableError(f"two {name} plugins; cannot tell their states apart")
+        plugins[name] = plugin.state_dict()
+    state = {
+        "model": strategy.model.state_dict(),
+        "optimizer": strategy.optimizer.state_dict(),
+        "clock": {k: v for k, v in vars(strategy.clock).items() if isinstance(v, int)},
+        "plugins": plugins,
+    }
+    criterion = strategy._criterion
+    if isinstance(criterion, torch.nn.Module):
+        state["loss"] = criterion.state_dict()
+    return state
+
+
+def load_strategy_state(strategy: Any, state: dict[str, Any], train_stream: Any) -> None:
+    """Restore :func:`strategy_state` into a freshly built, identically configured strategy."""
+    strategy.model.load_state_dict(state["model"])
+    # Avalanche adds every model parameter to the optimizer on its first make_optimizer call;
+    # do that now so the saved optimizer state lines up with the same parameter list.
+    strategy.make_optimizer()
+    strategy.optimizer.load_state_dict(state["optimizer"])
+    for key, value in state["clock"].items():
+        setattr(strategy.clock, key, value)
+    if "loss" in state:
+        strategy._criterion.load_state_dict(state["loss"])
+    by_name = {type(p).__name__: p for p in strategy.plugins}
+    for name, plugin_state in state["plugins"].items():
+        if name not in by_name:
+            raise CheckpointMismatchError(f"checkpoint has state for plugin {name}, not in this strategy")
+        plugin = by_name[name]
+        if name == "ClassBalancedReplayPlugin":
+            plugin.load_state_dict(plugin_state, train_stream)
+        else:
+            plugin.load_state_dict(plugin_state)
+
+
+def save_checkpoint(path: str | os.PathLike, *, strategy: Any, experience: int,
+                    config: dict[str, Any]) -> Path:
+    """Write the state after finishing ``experience`` to ``path`` atomically."""
+    payload = {
+        "version": CHECKPOINT_VERSION,
+        "experience": int(experience),
+        "config": dict(config),
+        "strategy": strategy_state(strategy),
+        "rng": capture_rng_state(),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(payload, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, *, strategy: Any, train_stream: Any,
+                    config: dict[str, Any]) -> int:
+    """Restore a checkpoint into ``strategy``; returns the last finished experience.
+
+    Raises:
+        FileNotFoundError: no checkpoint at ``path``.
+        CheckpointMismatchError: it was saved by a run with a different config (every key but
+            :data:`RESUME_NEUTRAL_KEYS` must match) or another checkpoint version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointMismatchError(
+            f"checkpoint {path} has version {payload.get('version')!r}; expected {CHECKPOINT_VERSION}"
+        )
+    differences = config_differences(payload["config"], config)
+    if differences:
+        raise CheckpointMismatchError(
+            f"checkpoint {path} was made with another config: " + "; ".join(differences)
+        )
+    load_strategy_state(strategy, payload["strategy"], train_stream)
+    restore_rng_state(payload["rng"])
+    return int(payload["experience"])
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two configs, ignoring resume-neutral keys."""
+    keys = (set(saved) | set(current)) - RESUME_NEUTRAL_KEYS
+    missing = object()
+    out = []
+    for key in sorted(keys):
+        a, b = saved.get(key, missing), current.get(key, missing)
+        if a != b:
+            shown_a = "<absent>" if a is missing else repr(a)
+            shown_b = "<absent>" if b is missing else repr(b)
+            out.append(f"{key}: checkpoint {shown_a} vs now {shown_b}")
+    return out

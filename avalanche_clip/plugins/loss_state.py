@@ -1,0 +1,76 @@
+"""Housekeeping of a stateful loss (GCL / GDRO) inside an Avalanche strategy.
+
+The losses keep per-sample estimators ``log_u``, ``log_v`` (``[N]``) and, for GDRO, per-class
+``class_loss`` (``[K]``). This plugin
+
+- moves the loss to the strategy's device and switches it to train mode for training and to
+  eval mode for evaluation, so evaluation can never touch the estimators;
+- optionally resets all state at the start of each experience (an ablation; the paper carries
+  the moving averages across tasks);
+- after each experience, once the replay memory has been updated, ``forget``\\ s every id that
+  was trained but is no longer in memory, so a stale estimate is never read again.
+
+It must come after the replay plugin in the strategy's plugin list (Avalanche calls plugins in
+order, and eviction is known only after the memory update).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from avalanche.core import SupervisedPlugin
+from torch import nn
+
+
+class LossStatePlugin(SupervisedPlugin):
+    """Keeps a stateful loss in step with training, evaluation and the replay memory.
+
+    Args:
+        loss: the loss module (with ``forget(ids)`` and ``reset()``).
+        num_samples: ``N``, the size of the global id space.
+        replay: the replay plugin whose ``buffer_ids()`` are kept, or None (no memory).
+        reset_each_experience: reset every estimator at each experience start.
+    """
+
+    def __init__(self, loss: nn.Module, num_samples: int, replay: Any = None,
+                 reset_each_experience: bool = False) -> None:
+        super().__init__()
+        self.loss = loss
+        self.replay = replay
+        self.reset_each_experience = reset_each_experience
+        self.live = torch.zeros(num_samples, dtype=torch.bool)  # ids whose state may be set
+        self._was_training = True
+
+    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        self.loss.to(strategy.device).train()
+        if self.reset_each_experience:
+            self.loss.reset()
+            self.live.zero_()
+
+    def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
+        index = getattr(strategy, "mb_index", None)
+        if index is not None:
+            self.live[index.cpu()] = True
+
+    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        keep = torch.zeros_like(self.live)
+        if self.replay is not None and self.replay.mem_size > 0:
+            keep[self.replay.buffer_ids()] = True
+        evicted = torch.nonzero(self.live & ~keep).flatten()
+        if evicted.numel():
+            self.loss.forget(evicted.to(strategy.device))
+        self.live = keep
+
+    def before_eval(self, strategy: Any, **kwargs: Any) -> None:
+        self._was_training = self.loss.training
+        self.loss.eval()
+
+    def after_eval(self, strategy: Any, **kwargs: Any) -> None:
+        self.loss.train(self._was_training)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"live": self.live.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.live.copy_(state["live"])

@@ -1,0 +1,54 @@
+"""Track the classes trained so far and restrict predictions to them.
+
+Every method in a comparison must predict among the same classes. Our classifiers mask unseen
+classes themselves (``mark_seen``); for models that cannot (iCaRL's nearest-class-mean
+classifier), the plugin masks ``mb_output`` at evaluation instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from avalanche.core import SupervisedPlugin
+
+
+def experience_classes(experience: Any) -> list[int]:
+    """Classes present in an experience's data (Avalanche's timeline when it has one)."""
+    classes = getattr(experience, "classes_in_this_experience", None)
+    if classes is None:
+        classes = set(int(t) for t in experience.dataset.targets)
+    return sorted(int(c) for c in classes)
+
+
+class SeenClassesPlugin(SupervisedPlugin):
+    """Marks each training experience's classes as seen.
+
+    Args:
+        num_classes: size of the global class-id space.
+    """
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.seen = torch.zeros(num_classes, dtype=torch.bool)
+
+    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        classes = experience_classes(strategy.experience)
+        self.seen[classes] = True
+        mark = getattr(strategy.model, "mark_seen", None)
+        if mark is not None:
+            mark(classes)
+
+    def after_eval_forward(self, strategy: Any, **kwargs: Any) -> None:
+        if hasattr(strategy.model, "mark_seen") or not bool(self.seen.any()):
+            return
+        output = strategy.mb_output
+        width = output.shape[1]
+        unseen = ~self.seen[:width].to(output.device)
+        strategy.mb_output = output.masked_fill(unseen, float("-inf"))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"seen": self.seen.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.seen.copy_(state["seen"])

@@ -1,0 +1,183 @@
+"""Run a strategy over a benchmark: train each experience, evaluate, record, checkpoint.
+
+After training experience ``t`` the strategy is evaluated on the test data of everything seen
+so far (``seen_test_experiences``); one JSON record is written per evaluation, then (for
+checkpointable strategies) one checkpoint. Records hold the accuracy on each seen test
+experience, so forgetting is computed from them:
+
+    A[t][e]      accuracy on test experience e after training experience t    (e ≤ t)
+    F_t = mean_{e<t} ( max_{t'∈[e, t−1]} A[t'][e] − A[t][e] )                (None for t = 0)
+
+A run resumes from its checkpoint: records after the checkpointed experience are dropped and
+regenerated; a run whose final record exists is finished and never touched again. Strategies
+that cannot be checkpointed restart from the first experience, which reproduces the same
+records because runs are deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics, loss_metrics
+from avalanche.training.plugins import EvaluationPlugin
+from tqdm.auto import tqdm
+
+from avalanche_clip.checkpoint import load_checkpoint, save_checkpoint
+from avalanche_clip.scenarios import seen_test_experiences
+
+ACCURACY_KEY = "Top1_Acc_Exp/eval_phase/test_stream/Exp{:03d}"
+STREAM_ACCURACY_KEY = "Top1_Acc_Stream/eval_phase/test_stream"
+
+
+def make_evaluator(loggers: Sequence[Any] = ()) -> EvaluationPlugin:
+    """Avalanche's EvaluationPlugin with the metrics the records are built from."""
+    return EvaluationPlugin(
+        accuracy_metrics(experience=True, stream=True),
+        loss_metrics(stream=True),
+        forgetting_metrics(experience=True, stream=True),
+        loggers=list(loggers),
+    )
+
+
+def forgetting(accuracy_history: Sequence[Sequence[float]]) -> float | None:
+    """``F_t`` of the module docstring for the last row of ``accuracy_history`` (``A[0..t]``)."""
+    t = len(accuracy_history) - 1
+    if t < 1:
+        return None
+    drops = [
+        max(accuracy_history[s][e] for s in range(e, t)) - accuracy_history[t][e]
+        for e in range(t)
+    ]
+    return sum(drops) / len(drops)
+
+
+def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records in a ``results.jsonl`` (empty if the file does not exist)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open() as stream:
+        return [json.loads(line) for line in stream if line.strip()]
+
+
+def write_records(path: str | os.PathLike, records: Sequence[dict[str, Any]]) -> None:
+    """Replace ``path`` with ``records`` as JSON lines, atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            for record in records:
+                stream.write(json.dumps(record, sort_keys=True) + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class ContinualRun:
+    """One strategy over one benchmark, with records and checkpoints.
+
+    Args:
+        strategy: an Avalanche strategy whose evaluator has :func:`make_evaluator`'s metrics.
+        benchmark: from :func:`~avalanche_clip.scenarios.build_scenario`.
+        identity: fields copied into every record (scenario, strategy, mem_size, seed, model,
+            pretrained, zero_shot_accuracy, ...).
+        records_path: ``results.jsonl`` to write (None: keep records in memory only).
+        checkpoint_path: where to checkpoint after each experience (None: never).
+        config: the resolved run config, stored in checkpoints and checked on resume.
+        joint: train on the whole stream at once (an upper bound), then evaluate once.
+        checkpointable: whether the strategy's state can be checkpointed exactly (the
+            registry's ``StrategyInfo.checkpointable``); if not, no checkpoint is written.
+        progress: show a progress bar over experiences.
+        on_record: called with each new record.
+    """
+
+    strategy: Any
+    benchmark: Any
+    identity: dict[str, Any] = field(default_factory=dict)
+    records_path: str | os.PathLike | None = None
+    checkpoint_path: str | os.PathLike | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    joint: bool = False
+    checkpointable: bool = True
+    progress: bool = True
+    on_record: Callable[[dict[str, Any]], None] | None = None
+
+    @property
+    def n_experiences(self) -> int:
+        return len(self.benchmark.train_stream)
+
+    def run(self, resume: bool = False) -> list[dict[str, Any]]:
+        """Train and evaluate every remaining experience; returns all records of the run."""
+        records = read_records(self.records_path) if self.records_path else []
+        if records and records[-1].get("final"):
+            return records
+        start = 0
+        if resume and self.checkpoint_path and Path(self.checkpoint_path).is_file():
+            done = load_checkpoint(self.checkpoint_path, strategy=self.strategy,
+                                   train_stream=self.benchmark.train_stream, config=self.config)
+            records = [r for r in records if r["experience"] <= done]
+            start = done + 1
+        else:
+            records = []
+        if self.joint:
+            return self._run_joint(records)
+        elapsed = records[-1]["wall_time_s"] if records else 0.0
+        experiences = range(start, self.n_experiences)
+        bar = tqdm(experiences, desc=self._label(), disable=not self.progress, leave=False)
+        for t in bar:
+            began = time.perf_counter()
+            self.strategy.train(self.benchmark.train_stream[t], eval_streams=[])
+            metrics = self.strategy.eval(seen_test_experiences(self.benchmark, t))
+            elapsed += time.perf_counter() - began
+            records.append(self._record(t, metrics, records, elapsed))
+            self._commit(records)
+            if self.checkpoint_path and self.checkpointable:
+                save_checkpoint(self.checkpoint_path, strategy=self.strategy, experience=t,
+                                config=self.config)
+        return records
+
+    def _run_joint(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        began = time.perf_counter()
+        self.strategy.train(self.benchmark.train_stream, eval_streams=[])
+        last = self.n_experiences - 1
+        metrics = self.strategy.eval(seen_test_experiences(self.benchmark, last))
+        records = [self._record(last, metrics, [], time.perf_counter() - began)]
+        self._commit(records)
+        return records
+
+    def _record(self, t: int, metrics: dict[str, float], previous: list[dict[str, Any]],
+                elapsed: float) -> dict[str, Any]:
+        per_experience = [float(metrics[ACCURACY_KEY.format(e)]) for e in range(t + 1)]
+        history = [r["accuracy_per_experience"] for r in previous] + [per_experience]
+        return {
+            **self.identity,
+            "experience": t,
+            "n_experiences": self.n_experiences,
+            "stream_accuracy": float(metrics[STREAM_ACCURACY_KEY]),
+            "accuracy_per_experience": per_experience,
+            "forgetting": None if self.joint else forgetting(history),
+            "wall_time_s": round(elapsed, 3),
+            "final": t == self.n_experiences - 1,
+        }
+
+    def _commit(self, records: list[dict[str, Any]]) -> None:
+        if self.records_path:
+            write_records(self.records_path, records)
+        if self.on_record:
+            self.on_record(records[-1])
+
+    def _label(self) -> str:
+        parts = [str(self.identity.get(k)) for k in ("strategy", "mem_size", "seed") if k in self.identity]
+        return " ".join(parts) or "experiences"

@@ -1,0 +1,156 @@
+"""The shared base of our CLIP strategies, on Avalanche's ``SupervisedTemplate``.
+
+What it adds to the template:
+
+- **The sample index.** Indexed streams yield ``[x, y, idx, t]``; the base takes ``idx`` out of
+  the mini-batch into ``self.mb_index`` before anything reads it, so ``mbatch`` is the
+  ``[x, y, t]`` Avalanche expects and ``mb_task_id`` (``mbatch[-1]``) is the task label — the
+  accuracy metrics group by task, never by sample id.
+- **Seen classes and replay.** A :class:`SeenClassesPlugin` marks each experience's classes on
+  the classifier; with ``mem_size > 0`` a :class:`ClassBalancedReplayPlugin` keeps the memory.
+- **Evaluation.** ``forward`` returns logits over global class ids (unseen classes −∞), and the
+  eval "loss" is the cross-entropy over samples whose class is visible. A stateful training
+  loss is never called outside training.
+- **Mixed precision** (``amp="bf16"`` / ``"fp16"`` autocast on CUDA; CPU stays fp32).
+
+Subclasses implement :meth:`training_forward` and :meth:`training_loss`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from avalanche.core import BasePlugin
+from avalanche.training.plugins.evaluation import default_evaluator
+from avalanche.training.templates import SupervisedTemplate
+from torch import nn
+
+from avalanche_clip.models.precision import autocast, effective_amp, grad_scaler
+from avalanche_clip.plugins import ClassBalancedReplayPlugin, SeenClassesPlugin
+from avalanche_clip.scenarios import SAMPLE_INDEX_POSITION
+
+
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over the rows whose target logit is finite (its class is visible).
+
+    ``logits`` ``[B, K]`` with −∞ on masked classes, ``targets`` ``[B]``; 0 when no row counts.
+    """
+    target_logit = logits.gather(1, targets[:, None]).squeeze(1)
+    visible = torch.isfinite(target_logit)
+    if not bool(visible.any()):
+        return logits.new_zeros(()).float()
+    return F.cross_entropy(logits[visible].float(), targets[visible])
+
+
+class CLIPStrategyBase(SupervisedTemplate):
+    """Base for strategies that train a :class:`~avalanche_clip.models.CLIPClassifier`.
+
+    Args:
+        model: the classifier (``encode_images``, ``class_embeddings``, ``mark_seen``).
+        optimizer: a torch optimizer (Avalanche adds every model parameter to it on the first
+            experience; freeze with ``requires_grad=False``).
+        criterion: the training loss module.
+        mem_size: total replay memory (0: no replay).
+        replay_sampling: ``"union"`` (uniform over new data ∪ memory) or ``"share"``.
+        memory_share: memory fraction of a batch with ``replay_sampling="share"``.
+        amp: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast on CUDA only).
+        train_mb_size, train_epochs, eval_mb_size, device, plugins, evaluator, eval_every:
+            as in Avalanche's ``SupervisedTemplate``.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        criterion: nn.Module,
+        mem_size: int = 0,
+        replay_sampling: str = "union",
+        memory_share: float = 0.5,
+        amp: str = "fp32",
+        train_mb_size: int = 32,
+        train_epochs: int = 1,
+        eval_mb_size: int | None = None,
+        device: str | torch.device = "cpu",
+        plugins: Sequence[BasePlugin] | None = None,
+        evaluator: Any = default_evaluator,
+        eval_every: int = -1,
+        **base_kwargs: Any,
+    ) -> None:
+        for attribute in ("encode_images", "class_embeddings", "mark_seen", "num_classes"):
+            if not hasattr(model, attribute):
+                raise TypeError(
+                    f"{type(self).__name__} needs a CLIPClassifier-like model (missing "
+                    f".{attribute}); got {type(model).__name__}"
+                )
+        effective_amp(amp, device)  # validates the name
+        self.replay = ClassBalancedReplayPlugin(
+            mem_size, sampling=replay_sampling, memory_share=memory_share
+        )
+        self.seen_classes = SeenClassesPlugin(model.num_classes)
+        own_plugins = [self.seen_classes, self.replay, *self._state_plugins()]
+        super().__init__(
+            model=model,
+            optimizer=optimizer,
+            criterion=criterion,
+            train_mb_size=train_mb_size,
+            train_epochs=train_epochs,
+            eval_mb_size=eval_mb_size,
+            device=device,
+            plugins=[*(plugins or []), *own_plugins],
+            evaluator=evaluator,
+            eval_every=eval_every,
+            **base_kwargs,
+        )
+        self.amp = amp
+        self.scaler = grad_scaler(amp, self.device)
+        self.mb_index: torch.Tensor | None = None
+
+    # -- hooks for subclasses -------------------------------------------------------------
+    def _state_plugins(self) -> list[BasePlugin]:
+        """Plugins that must run after the replay memory is updated."""
+        return []
+
+    def training_forward(self) -> torch.Tensor:
+        """Output of a training step (``[B, K]`` logits for Avalanche's training metrics)."""
+        return self.model(self.mb_x)
+
+    def training_loss(self) -> torch.Tensor:
+        """The training loss of the current mini-batch."""
+        return masked_cross_entropy(self.mb_output, self.mb_y)
+
+    # -- SupervisedTemplate overrides --------------------------------------------------------
+    def _unpack_minibatch(self) -> None:
+        mbatch = list(self.mbatch)
+        self.mb_index = mbatch.pop(SAMPLE_INDEX_POSITION) if len(mbatch) == 4 else None
+        self.mbatch = mbatch
+        super()._unpack_minibatch()
+        if self.mb_index is not None:
+            self.mb_index = self.mb_index.to(self.device, non_blocking=True)
+
+    def forward(self) -> torch.Tensor:
+        with autocast(self.amp, self.device):
+            if self.is_training:
+                return self.training_forward()
+            return self.model(self.mb_x)
+
+    def criterion(self) -> torch.Tensor:
+        if self.is_training:
+            return self.training_loss()
+        return masked_cross_entropy(self.mb_output, self.mb_y)
+
+    def backward(self) -> None:
+        if self.scaler is None:
+            super().backward()
+        else:
+            self.scaler.scale(self.loss).backward(retain_graph=self.retain_graph)
+
+    def optimizer_step(self) -> None:
+        if self.scaler is None:
+            super().optimizer_step()
+        else:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()

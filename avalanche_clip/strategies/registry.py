@@ -1,0 +1,91 @@
+"""Named strategy factories with what each supports.
+
+A factory takes a :class:`StrategySetup` and the method's own hyper-parameters (keyword-only,
+with defaults) and returns an Avalanche strategy. Its registration says which scenario kinds it
+supports, whether it needs the stream with the global sample index, how it uses the replay
+memory, whether its state can be checkpointed exactly, and whether it trains jointly on the
+whole stream (an upper bound rather than a continual learner).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from avalanche_clip.registry import Registry
+from avalanche_clip.strategies.setup import StrategySetup
+
+CLASS_INCREMENTAL = "class-incremental"
+DOMAIN_INCREMENTAL = "domain-incremental"
+MEMORY_USES = ("none", "optional", "required")
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    """What a registered strategy supports."""
+
+    description: str
+    scenarios: tuple[str, ...] = (CLASS_INCREMENTAL, DOMAIN_INCREMENTAL)
+    uses_index: bool = True
+    memory: str = "optional"
+    checkpointable: bool = True
+    joint: bool = False
+
+
+STRATEGIES: Registry[Callable[..., Any]] = Registry("strategy")
+
+
+def register_strategy(name: str, **info: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a factory ``(setup, **hparams) -> strategy`` under ``name``."""
+    parsed = StrategyInfo(**info)
+    if parsed.memory not in MEMORY_USES:
+        raise ValueError(f"memory={parsed.memory!r}; expected one of {MEMORY_USES}")
+    return STRATEGIES.register(name, info=parsed)
+
+
+def strategy_info(name: str) -> StrategyInfo:
+    """The :class:`StrategyInfo` of a registered strategy."""
+    return STRATEGIES.info(name)["info"]
+
+
+def strategy_hparams(name: str) -> dict[str, Any]:
+    """The method's own hyper-parameters and their defaults."""
+    signature = inspect.signature(STRATEGIES.get(name))
+    return {
+        p.name: p.default
+        for p in signature.parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def check_strategy(name: str, *, scenario_kind: str, mem_size: int, hparams: dict[str, Any]) -> None:
+    """Fail fast, before any training, on a name, scenario, memory or hyper-parameter that does
+    not fit: the message names the bad value and the choices."""
+    info = strategy_info(name)
+    if scenario_kind not in info.scenarios:
+        raise ValueError(
+            f"strategy {name!r} supports {', '.join(info.scenarios)} scenarios, not {scenario_kind}"
+        )
+    if info.memory == "required" and mem_size < 1:
+        raise ValueError(f"strategy {name!r} needs a replay memory: mem_size must be >= 1, got {mem_size}")
+    known = strategy_hparams(name)
+    unknown = sorted(set(hparams) - set(known))
+    if unknown:
+        accepted = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
+        raise ValueError(
+            f"unknown hyper-parameter(s) {', '.join(map(repr, unknown))} for strategy {name!r}; "
+            f"accepted: {accepted}"
+        )
+
+
+def build_strategy(name: str, setup: StrategySetup, **hparams: Any) -> Any:
+    """Build the registered strategy ``name`` for ``setup`` (see :func:`check_strategy`)."""
+    check_strategy(
+        name,
+        scenario_kind=getattr(setup.benchmark, "scenario_kind", CLASS_INCREMENTAL),
+        mem_size=setup.mem_size,
+        hparams=hparams,
+    )
+    return STRATEGIES.get(name)(setup, **hparams)

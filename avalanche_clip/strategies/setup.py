@@ -1,0 +1,82 @@
+"""What every strategy factory receives for one run: the model, the data, the budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from avalanche_clip.models import CLIPClassifier
+
+OPTIMIZERS = ("adamw", "sgd")
+
+
+@dataclass
+class StrategySetup:
+    """Shared settings of a comparison: same encoder, batch size, optimizer and budget.
+
+    Attributes:
+        classifier: a fresh zero-shot :class:`CLIPClassifier` for this run (its trainable
+            parts already chosen with ``set_trainable``).
+        benchmark: the scenario (``num_train_samples``, ``num_classes``, ``train_stream`` ...).
+        device: where training runs.
+        mem_size: total replay memory for methods that use one.
+        train_mb_size, eval_mb_size, train_epochs: as in Avalanche.
+        lr, weight_decay, optimizer: one optimizer recipe for every method (``adamw``/``sgd``).
+        amp: mixed precision for our strategies (``fp32``/``bf16``/``fp16``; CUDA only).
+        plugins: extra Avalanche plugins for every strategy.
+        evaluator: the ``EvaluationPlugin`` (or None for Avalanche's default).
+    """
+
+    classifier: CLIPClassifier
+    benchmark: Any
+    device: torch.device | str = "cpu"
+    mem_size: int = 0
+    train_mb_size: int = 32
+    eval_mb_size: int = 128
+    train_epochs: int = 1
+    lr: float = 1e-4
+    weight_decay: float = 0.1
+    optimizer: str = "adamw"
+    amp: str = "fp32"
+    plugins: list[Any] = field(default_factory=list)
+    evaluator: Any = None
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer={self.optimizer!r}; expected one of {OPTIMIZERS}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        for name in ("train_mb_size", "eval_mb_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.train_epochs < 0:
+            raise ValueError(f"train_epochs must be >= 0, got {self.train_epochs!r}")
+        if isinstance(self.mem_size, bool) or not isinstance(self.mem_size, int) or self.mem_size < 0:
+            raise ValueError(f"mem_size must be an integer >= 0, got {self.mem_size!r}")
+
+    def make_optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
+        """The shared optimizer over ``module``'s trainable parameters."""
+        params = [p for p in module.parameters() if p.requires_grad]
+        if not params:
+            # Avalanche still wants an optimizer (zero-shot, a fully frozen model).
+            params = [nn.Parameter(torch.zeros(1))]
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay)
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+
+    def common(self) -> dict[str, Any]:
+        """Keyword arguments every Avalanche strategy constructor takes."""
+        kwargs: dict[str, Any] = {
+            "train_mb_size": self.train_mb_size,
+            "train_epochs": self.train_epochs,
+            "eval_mb_size": self.eval_mb_size,
+            "device": self.device,
+        }
+        if self.evaluator is not None:
+            kwargs["evaluator"] = self.evaluator
+        return kwargs

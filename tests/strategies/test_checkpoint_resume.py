@@ -1,0 +1,94 @@
+"""Checkpoints: a resumed run reproduces the uninterrupted one; another config is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore:plugin CrashBeforeExperience has no state_dict")
+import torch
+from avalanche.core import SupervisedPlugin
+
+from avalanche_clip.checkpoint import CheckpointMismatchError, load_checkpoint
+from avalanche_clip.runner import ContinualRun, read_records
+from avalanche_clip.strategies import build_strategy
+
+from conftest import cil_benchmark, make_setup
+
+COMPARED = ("experience", "stream_accuracy", "accuracy_per_experience", "forgetting", "final")
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashBeforeExperience(SupervisedPlugin):  # no state_dict: a user plugin, assumed stateless
+    """Simulates the process dying when training reaches a given experience."""
+
+    def __init__(self, experience: int):
+        super().__init__()
+        self.experience = experience
+
+    def before_training_exp(self, strategy, **kwargs):
+        if strategy.experience.current_experience == self.experience:
+            raise Crash
+
+
+def _run(tmp_path, name, *, plugins=(), resume=False, config=None, mem_size=20):
+    benchmark = cil_benchmark()
+    strategy = build_strategy(name, make_setup(benchmark, mem_size=mem_size, plugins=list(plugins)))
+    run = ContinualRun(strategy, benchmark, identity={"strategy": name},
+                       records_path=tmp_path / "results.jsonl",
+                       checkpoint_path=tmp_path / "checkpoint.pt",
+                       config=config or {"strategy": name, "mem_size": mem_size}, progress=False)
+    return run.run(resume=resume), strategy
+
+
+@pytest.mark.parametrize("name", ["gdro", "replay"])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, name):
+    reference, ref_strategy = _run(tmp_path / "reference", name)
+
+    with pytest.raises(Crash):
+        _run(tmp_path / "resumed", name, plugins=[CrashBeforeExperience(3)])
+    partial = read_records(tmp_path / "resumed" / "results.jsonl")
+    assert [r["experience"] for r in partial] == [0, 1, 2]
+
+    resumed, strategy = _run(tmp_path / "resumed", name, resume=True)
+    assert [{k: r[k] for k in COMPARED} for r in resumed] == [
+        {k: r[k] for k in COMPARED} for r in reference
+    ]
+    for (key, a), (_, b) in zip(ref_strategy.model.state_dict().items(),
+                                strategy.model.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=key)
+    if name == "gdro":
+        for key, value in ref_strategy._criterion.state_dict().items():
+            torch.testing.assert_close(strategy._criterion.state_dict()[key], value, rtol=0, atol=0,
+                                       equal_nan=True, msg=key)
+
+
+def test_a_finished_run_is_never_retrained(tmp_path):
+    first, _ = _run(tmp_path, "gcl")
+    again, strategy = _run(tmp_path, "gcl", resume=True, plugins=[CrashBeforeExperience(0)])
+    assert again == first  # the crash plugin never fired: nothing was trained
+
+
+def test_checkpoint_from_another_config_is_refused(tmp_path):
+    with pytest.raises(Crash):
+        _run(tmp_path, "gcl", plugins=[CrashBeforeExperience(2)], config={"strategy": "gcl", "tau": 0.05})
+    benchmark = cil_benchmark()
+    strategy = build_strategy("gcl", make_setup(benchmark))
+    with pytest.raises(CheckpointMismatchError, match=r"tau: checkpoint 0.05 vs now 0.1"):
+        load_checkpoint(tmp_path / "checkpoint.pt", strategy=strategy,
+                        train_stream=benchmark.train_stream, config={"strategy": "gcl", "tau": 0.1})
+    # the device may change between the two runs
+    load_checkpoint(tmp_path / "checkpoint.pt", strategy=strategy, train_stream=benchmark.train_stream,
+                    config={"strategy": "gcl", "tau": 0.05, "device": "cuda"})
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    with pytest.raises(Crash):
+        _run(tmp_path, "gcl", plugins=[CrashBeforeExperience(1)])
+    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert payload["experience"] == 0
+    memory = payload["strategy"]["plugins"]["ClassBalancedReplayPlugin"]
+    assert sum(len(ids) for ids in memory["ids"]) == 20
+    assert set(payload["strategy"]["loss"]) == {"log_u", "log_v"}

@@ -1,0 +1,149 @@
+"""What the strategies promise: task labels stay task labels, balanced replay that keeps ids,
+forgotten evicted ids, evaluation that never touches loss state, both sampling modes."""
+
+from __future__ import annotations
+
+import torch
+from avalanche.core import SupervisedPlugin
+
+from avalanche_clip.runner import ContinualRun
+from avalanche_clip.scenarios import SAMPLE_INDEX_ATTR, seen_test_experiences
+from avalanche_clip.strategies import build_strategy
+
+from conftest import cil_benchmark, make_setup
+
+
+class Recorder(SupervisedPlugin):
+    """Records what the strategy sees in each training iteration."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def before_training_iteration(self, strategy, **kwargs):
+        self.batches.append({
+            "length": len(strategy.mbatch),
+            "task": strategy.mb_task_id.cpu().clone(),
+            "y": strategy.mb_y.cpu().clone(),
+            "index": None if strategy.mb_index is None else strategy.mb_index.cpu().clone(),
+            "experience": strategy.experience.current_experience,
+        })
+
+
+def _labels_by_id(benchmark):
+    labels = {}
+    for experience in benchmark.train_stream:
+        dataset = experience.dataset
+        for sample_id, label in zip(getattr(dataset, SAMPLE_INDEX_ATTR), dataset.targets, strict=True):
+            labels[int(sample_id)] = int(label)
+    return labels
+
+
+def test_index_is_taken_out_of_the_minibatch_and_task_labels_stay_task_labels():
+    benchmark = cil_benchmark()
+    recorder = Recorder()
+    setup = make_setup(benchmark, mem_size=20, plugins=[recorder])
+    strategy = build_strategy("gcl", setup)
+    ContinualRun(strategy, benchmark, progress=False).run()
+    labels = _labels_by_id(benchmark)
+    assert recorder.batches
+    for batch in recorder.batches:
+        assert batch["length"] == 3  # [x, y, t]: the index no longer sits in the mini-batch
+        assert torch.equal(batch["task"], torch.zeros_like(batch["task"]))
+        assert [labels[i] for i in batch["index"].tolist()] == batch["y"].tolist()
+    metric_keys = strategy.evaluator.get_last_metrics().keys()
+    assert not any("Task" in key for key in metric_keys)
+
+
+def test_reported_accuracy_matches_an_independent_count():
+    benchmark = cil_benchmark()
+    strategy = build_strategy("gdro", make_setup(benchmark, mem_size=20))
+    records = ContinualRun(strategy, benchmark, progress=False).run()
+    model = strategy.model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for experience in seen_test_experiences(benchmark, 4):
+            for x, y, *_ in torch.utils.data.DataLoader(experience.dataset.eval(), batch_size=64):
+                correct += int((model(x).argmax(1) == y).sum())
+                total += len(y)
+    assert records[-1]["stream_accuracy"] == correct / total
+
+
+def test_replay_memory_is_class_balanced_and_keeps_ids():
+    benchmark = cil_benchmark(per_class=24)
+    strategy = build_strategy("gcl", make_setup(benchmark, mem_size=20))
+    labels = _labels_by_id(benchmark)
+    for t, experience in enumerate(benchmark.train_stream):
+        strategy.train(experience, eval_streams=[])
+        counts = strategy.replay.class_counts()
+        n_classes = 2 * (t + 1)
+        assert sorted(counts.values(), reverse=True) == [
+            20 // n_classes + (1 if i < 20 % n_classes else 0) for i in range(n_classes)
+        ]
+        for class_id, group in strategy.replay.storage_policy.buffer_groups.items():
+            ids = [int(i) for i in getattr(group.buffer, SAMPLE_INDEX_ATTR)]
+            assert {labels[i] for i in ids} == {class_id}
+            assert [int(y) for y in group.buffer.targets] == [class_id] * len(ids)
+        ids = strategy.replay.buffer_ids()
+        assert len(set(ids.tolist())) == len(ids) == sum(counts.values())
+
+
+def test_evicted_ids_are_forgotten_and_kept_ids_keep_their_state():
+    benchmark = cil_benchmark()
+    strategy = build_strategy("gdro", make_setup(benchmark, mem_size=20))
+    loss = strategy._criterion
+    for experience in benchmark.train_stream:
+        strategy.train(experience, eval_streams=[])
+        memory = set(strategy.replay.buffer_ids().tolist())
+        finite_u = set(torch.nonzero(torch.isfinite(loss.log_u)).flatten().tolist())
+        finite_v = set(torch.nonzero(torch.isfinite(loss.log_v)).flatten().tolist())
+        assert finite_u == finite_v == memory
+
+
+def test_no_memory_forgets_every_trained_id():
+    benchmark = cil_benchmark()
+    strategy = build_strategy("gcl", make_setup(benchmark, mem_size=0))
+    strategy.train(benchmark.train_stream[0], eval_streams=[])
+    assert torch.isnan(strategy._criterion.log_u).all()
+    assert len(strategy.replay.buffer) == 0
+
+
+def test_evaluation_never_changes_the_loss_state():
+    benchmark = cil_benchmark()
+    strategy = build_strategy("gdro", make_setup(benchmark, mem_size=20))
+    strategy.train(benchmark.train_stream[0], eval_streams=[])
+    strategy.train(benchmark.train_stream[1], eval_streams=[])
+    before = {k: v.clone() for k, v in strategy._criterion.state_dict().items()}
+    strategy.eval(benchmark.test_stream)
+    strategy.eval(benchmark.train_stream[:2])  # training data through the eval path too
+    for key, value in strategy._criterion.state_dict().items():
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0, equal_nan=True, msg=key)
+    assert strategy._criterion.training  # back in training mode afterwards
+
+
+def test_union_sampling_draws_uniformly_from_new_data_and_memory():
+    benchmark = cil_benchmark(per_class=24)
+    recorder = Recorder()
+    strategy = build_strategy("gcl", make_setup(benchmark, mem_size=20, plugins=[recorder], train_mb_size=16))
+    strategy.train(benchmark.train_stream[0], eval_streams=[])
+    strategy.train(benchmark.train_stream[1], eval_streams=[])
+    second = [b for b in recorder.batches if b["experience"] == 1]
+    seen = torch.cat([b["index"] for b in second])
+    new_ids = set(int(i) for i in getattr(benchmark.train_stream[1].dataset, SAMPLE_INDEX_ATTR))
+    # one epoch over D_1 ∪ M: every sample exactly once, 48 new + 20 from memory
+    assert len(seen) == len(set(seen.tolist())) == 48 + 20
+    assert len(set(seen.tolist()) & new_ids) == 48
+    assert len(second) == -(-68 // 16)
+
+
+def test_share_sampling_puts_a_fixed_memory_share_in_every_batch():
+    benchmark = cil_benchmark(per_class=24)
+    recorder = Recorder()
+    strategy = build_strategy("gcl", make_setup(benchmark, mem_size=20, plugins=[recorder], train_mb_size=16),
+                              replay_sampling="share", memory_share=0.25)
+    strategy.train(benchmark.train_stream[0], eval_streams=[])
+    strategy.train(benchmark.train_stream[1], eval_streams=[])
+    new_ids = set(int(i) for i in getattr(benchmark.train_stream[1].dataset, SAMPLE_INDEX_ATTR))
+    for batch in (b for b in recorder.batches if b["experience"] == 1):
+        from_memory = [i for i in batch["index"].tolist() if i not in new_ids]
+        assert len(from_memory) == 4  # round(0.25 × 16)
