@@ -1,0 +1,5 @@
+import sys
+
+from avalanche_clip.cli import main
+
+sys.exit(main())

@@ -1,0 +1,166 @@
+"""Run and sweep configs: YAML defaults, then ``key=value`` overrides, then validation.
+
+A run is one (scenario × strategy × memory × seed). A sweep config is a run config plus the grid
+keys ``strategies``, ``mem_sizes``, ``seeds`` and optionally ``scenarios`` (a list of mappings
+that override the scenario keys, each with a ``label``). Every key, its default and meaning is in
+:data:`RUN_KEYS`; unknown keys are errors. Overrides use dotted keys and YAML values::
+
+    avalanche-clip run --config experiments/cifar10_proxy.yaml mem_size=200 \\
+        strategy_options.gcl.tau=0.1 seed=2
+
+The resolved config is written next to the results; checkpoints carry it, so a resumed run can
+refuse state that was produced by a different config. Relative ``data_root`` / ``cache_dir``
+paths are resolved against the working directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: Every run key: (default, description).
+RUN_KEYS: dict[str, tuple[Any, str]] = {
+    "scenario": ("digits", "registered scenario name (avalanche-clip list)"),
+    "label": (None, "name of the scenario in records and reports (default: the scenario name)"),
+    "data_root": (None, "data root of the scenario (not needed by digits)"),
+    "n_experiences": (None, "stream length (default: the scenario's)"),
+    "domains": (None, "domain-incremental: domain names in stream order"),
+    "scenario_options": ({}, "extra build_scenario options (max_train_per_class, decode_cache, ...)"),
+    "model": ("effnet-lite0-clip", "open_clip architecture or offline config"),
+    "pretrained": ("imagenet", "open_clip tag, offline tag or local checkpoint path (null: random)"),
+    "image_size": (None, "input resolution override"),
+    "templates": ("photo", "prompt template set or list of '{}' templates"),
+    "trainable": ("projections", "what trains: all, image, text, projections, last:K, none"),
+    "strategy": ("gcl", "registered strategy name"),
+    "strategy_options": ({}, "per-strategy hyper-parameters: {strategy: {name: value}}"),
+    "mem_size": (0, "total replay memory (samples)"),
+    "train_epochs": (1, "epochs per experience"),
+    "train_mb_size": (32, "training mini-batch size"),
+    "eval_mb_size": (256, "evaluation mini-batch size"),
+    "lr": (1e-3, "learning rate (same for every method)"),
+    "weight_decay": (0.1, "weight decay (same for every method)"),
+    "optimizer": ("adamw", "adamw or sgd (same for every method)"),
+    "amp": ("fp32", "mixed precision on CUDA: fp32, bf16, fp16"),
+    "seed": (0, "seed of the class order, initialisation and sampling"),
+    "device": ("cpu", "cpu, cuda, cuda:N"),
+    "num_workers": (0, "data-loader worker processes"),
+    "feature_cache": ("auto", "reuse frozen image-trunk features across runs: auto (when the trunk is frozen), true (required), false"),
+    "cache_dir": (None, "feature cache folder (default: $AVALANCHE_CLIP_CACHE or ~/.cache/avalanche-clip)"),
+    "zero_shot_floor": (True, "record the zero-shot accuracy of the untrained model"),
+    "checkpoint": (True, "checkpoint at every experience boundary (resumable runs)"),
+    "progress": (True, "progress bars"),
+}
+#: Grid keys of a sweep config.
+SWEEP_KEYS: dict[str, tuple[Any, str]] = {
+    "strategies": (["zero-shot", "ce", "gcl", "gdro"], "strategies to compare"),
+    "mem_sizes": ([0, 100], "memory sizes"),
+    "seeds": ([0], "seeds"),
+    "scenarios": (None, "list of scenario overrides, e.g. [{label: cifar10, scenario: ..., data_root: ...}]"),
+}
+SCENARIO_KEYS = ("scenario", "label", "data_root", "n_experiences", "domains", "scenario_options")
+_POSITIVE_INTS = ("train_mb_size", "eval_mb_size")
+_NON_NEGATIVE_INTS = ("train_epochs", "mem_size", "num_workers", "seed")
+
+
+class ConfigError(ValueError):
+    """A config value or key is invalid; the message names it and what was expected."""
+
+
+def default_run_config() -> dict[str, Any]:
+    return {key: copy.deepcopy(default) for key, (default, _) in RUN_KEYS.items()}
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    with path.open() as stream:
+        data = yaml.safe_load(stream) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, not {type(data).__name__}")
+    return data
+
+
+def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=[1, 2]"]`` → ``{"a": {"b": 1}, "c": [1, 2]}`` (values parsed as YAML)."""
+    result: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        node = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with another override of {part!r}")
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    return result
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``update`` into a copy of ``base`` (mappings merge, everything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_config(
+    sources: Sequence[dict[str, Any]], *, sweep: bool = False
+) -> dict[str, Any]:
+    """Defaults, then each source in order; unknown keys are an error listing the known ones."""
+    allowed = dict(RUN_KEYS) | (SWEEP_KEYS if sweep else {})
+    config = default_run_config()
+    if sweep:
+        config.update({k: copy.deepcopy(v) for k, (v, _) in SWEEP_KEYS.items()})
+    for source in sources:
+        unknown = sorted(set(source) - set(allowed))
+        if unknown:
+            hint = " (strategies, mem_sizes, seeds and scenarios belong to sweep configs)" if not sweep and set(unknown) & set(SWEEP_KEYS) else ""
+            raise ConfigError(
+                f"unknown config key(s) {', '.join(map(repr, unknown))}{hint}; known keys: "
+                f"{', '.join(sorted(allowed))}"
+            )
+        config = merge(config, source)
+    for key in ("data_root", "cache_dir"):
+        if config.get(key):
+            config[key] = str(Path(os.path.expandvars(str(config[key]))).expanduser().resolve())
+    return config
+
+
+def check_common(config: dict[str, Any]) -> None:
+    """Type and range checks that need no registry (the rest is in ``experiment.validate``)."""
+    for key in _POSITIVE_INTS + _NON_NEGATIVE_INTS:
+        value = config.get(key)
+        if value is None and key in ("seed",):
+            continue
+        minimum = 1 if key in _POSITIVE_INTS else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    for key in ("lr",):
+        if not isinstance(config[key], (int, float)) or config[key] <= 0:
+            raise ConfigError(f"{key} must be a number > 0, got {config[key]!r}")
+    if not isinstance(config["weight_decay"], (int, float)) or config["weight_decay"] < 0:
+        raise ConfigError(f"weight_decay must be a number >= 0, got {config['weight_decay']!r}")
+    if not isinstance(config["strategy_options"], dict) or not all(
+        isinstance(v, dict) for v in config["strategy_options"].values()
+    ):
+        raise ConfigError(
+            "strategy_options must map strategy names to mappings of hyper-parameters, e.g. "
+            "{gcl: {tau: 0.05}}"
+        )
+    if not isinstance(config["scenario_options"], dict):
+        raise ConfigError(f"scenario_options must be a mapping, got {config['scenario_options']!r}")
+
+
+def dump_yaml(config: dict[str, Any]) -> str:
+    return yaml.safe_dump(config, sort_keys=True, default_flow_style=False)

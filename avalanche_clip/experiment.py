@@ -1,0 +1,213 @@
+"""One run from a resolved config: validate, build, train, record.
+
+``validate_run_config`` checks every name and value before anything heavy happens;
+``prepare_run`` builds the model, the stream (through the feature cache when the image trunk is
+frozen), the classifier and the strategy; ``execute_run`` trains with records and checkpoints in
+a run folder::
+
+    <out>/config.yaml      the resolved config
+    <out>/results.jsonl    one record per evaluation (see avalanche_clip.runner)
+    <out>/checkpoint.pt    the last experience boundary (deleted once the run has finished)
+    <out>/avalanche.log    Avalanche's text log of every metric
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from avalanche_clip.config import ConfigError, check_common, dump_yaml
+from avalanche_clip.features import FEATURE_CACHE_CHOICES, apply_feature_cache, default_cache_dir
+from avalanche_clip.hyperparameters import check_hyperparameters
+from avalanche_clip.models import CLIPClassifier, create_clip, set_trainable
+from avalanche_clip.models.factory import _resolve_pretrained, list_models
+from avalanche_clip.models.precision import AMP_CHOICES
+from avalanche_clip.models.prompts import resolve_templates
+from avalanche_clip.models.trainable import parse_trainable
+from avalanche_clip.runner import ContinualRun, make_evaluator, read_records
+from avalanche_clip.scenarios import SCENARIOS, build_scenario, scenario_kind
+from avalanche_clip.strategies import StrategySetup, build_strategy, check_strategy, strategy_info
+from avalanche_clip.strategies.setup import OPTIMIZERS
+
+NEEDS_NO_ROOT = ("digits",)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def validate_run_config(config: dict[str, Any]) -> None:
+    """Every check that needs no training data or model weights; raises ConfigError & co."""
+    check_common(config)
+    SCENARIOS.get(config["scenario"])
+    root = config.get("data_root")
+    if config["scenario"] not in NEEDS_NO_ROOT:
+        if not root:
+            raise ConfigError(f"scenario {config['scenario']!r} needs data_root (a folder with its data)")
+        if not Path(root).exists():
+            raise ConfigError(f"data_root {root!r} does not exist (scenario {config['scenario']!r})")
+    if config["model"] not in list_models():
+        raise ConfigError(f"unknown model {config['model']!r}; see 'avalanche-clip list' or open_clip.list_models()")
+    _resolve_pretrained(config["model"], config["pretrained"])
+    parse_trainable(config["trainable"])
+    resolve_templates(config["templates"])
+    for key, choices in (("amp", AMP_CHOICES), ("optimizer", OPTIMIZERS),
+                         ("feature_cache", FEATURE_CACHE_CHOICES)):
+        if config[key] not in choices:
+            raise ConfigError(f"{key}={config[key]!r}; expected one of {choices}")
+    hparams = config["strategy_options"].get(config["strategy"], {})
+    check_strategy(config["strategy"], scenario_kind=scenario_kind(config["scenario"]),
+                   mem_size=config["mem_size"], hparams=hparams)
+    check_hyperparameters(config["strategy"], hparams)
+
+
+def scenario_label(config: dict[str, Any]) -> str:
+    return config.get("label") or config["scenario"]
+
+
+def run_id(config: dict[str, Any]) -> str:
+    return f"{scenario_label(config)}__{config['strategy']}__m{config['mem_size']}__s{config['seed']}"
+
+
+@dataclass
+class PreparedRun:
+    """Everything one run needs, built and ready to train."""
+
+    config: dict[str, Any]
+    strategy: Any
+    benchmark: Any
+    classifier: CLIPClassifier
+    identity: dict[str, Any]
+
+
+def build_benchmark_and_classifier(config: dict[str, Any], *, with_index: bool) -> tuple[Any, CLIPClassifier]:
+    """The (possibly feature-cached) stream and a fresh zero-shot classifier for ``config``."""
+    seed_everything(config["seed"])
+    model, train_tf, eval_tf, tokenizer = create_clip(
+        config["model"], config["pretrained"], device=config["device"],
+        image_size=config["image_size"],
+    )
+    set_trainable(model, config["trainable"])
+    benchmark = build_scenario(
+        config["scenario"], root=config["data_root"], n_experiences=config["n_experiences"],
+        seed=config["seed"], domains=config["domains"], with_index=with_index,
+        train_transform=train_tf, eval_transform=eval_tf, **config["scenario_options"],
+    )
+    classifier = CLIPClassifier(model, tokenizer, benchmark.class_names, config["templates"])
+    benchmark = apply_feature_cache(
+        benchmark, classifier, mode=config["feature_cache"], trainable=config["trainable"],
+        cache_dir=config["cache_dir"] or default_cache_dir(), device=config["device"],
+        batch_size=config["eval_mb_size"], num_workers=config["num_workers"],
+        progress=config["progress"],
+    )
+    return benchmark, classifier.to(config["device"])
+
+
+def zero_shot_accuracy(classifier: CLIPClassifier, benchmark: Any, *, device: str,
+                       batch_size: int, num_workers: int = 0) -> float:
+    """Accuracy of the untrained classifier on the whole test stream, every class visible."""
+    mask = classifier.classes
+    saved = mask.eval_classes
+    mask.eval_classes = "all"
+    correct = total = 0
+    classifier.eval()
+    try:
+        with torch.no_grad():
+            for experience in benchmark.test_stream:
+                loader = torch.utils.data.DataLoader(experience.dataset.eval(), batch_size=batch_size,
+                                                     num_workers=num_workers)
+                for x, y, *_ in loader:
+                    predictions = classifier(x.to(device)).argmax(1).cpu()
+                    correct += int((predictions == y).sum())
+                    total += len(y)
+    finally:
+        mask.eval_classes = saved
+    return correct / total
+
+
+def prepare_run(config: dict[str, Any], *, loggers: tuple = (), plugins: tuple = (),
+                zero_shot: float | None = None) -> PreparedRun:
+    """Validate ``config`` and build its strategy (see the module docstring)."""
+    validate_run_config(config)
+    info = strategy_info(config["strategy"])
+    benchmark, classifier = build_benchmark_and_classifier(config, with_index=info.uses_index)
+    if config["zero_shot_floor"] and zero_shot is None:
+        zero_shot = zero_shot_accuracy(classifier, benchmark, device=config["device"],
+                                       batch_size=config["eval_mb_size"],
+                                       num_workers=config["num_workers"])
+    setup = StrategySetup(
+        classifier=classifier, benchmark=benchmark, device=config["device"],
+        mem_size=config["mem_size"], train_mb_size=config["train_mb_size"],
+        eval_mb_size=config["eval_mb_size"], train_epochs=config["train_epochs"],
+        lr=config["lr"], weight_decay=config["weight_decay"], optimizer=config["optimizer"],
+        amp=config["amp"], plugins=list(plugins), evaluator=make_evaluator(loggers),
+    )
+    seed_everything(config["seed"])
+    strategy = build_strategy(config["strategy"], setup,
+                              **config["strategy_options"].get(config["strategy"], {}))
+    identity = {
+        "run_id": run_id(config), "scenario": scenario_label(config),
+        "scenario_name": config["scenario"], "strategy": config["strategy"],
+        "mem_size": config["mem_size"], "seed": config["seed"], "model": config["model"],
+        "pretrained": config["pretrained"], "trainable": config["trainable"],
+        "zero_shot_accuracy": zero_shot,
+    }
+    return PreparedRun(config, strategy, benchmark, classifier, identity)
+
+
+def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = False,
+                zero_shot: float | None = None) -> list[dict[str, Any]]:
+    """Run ``config`` in ``out_dir`` (see the module docstring); returns its records.
+
+    A finished run is returned as is. An unfinished one continues only with ``resume=True``
+    (from its checkpoint, or from the start when the strategy cannot be checkpointed); without
+    it, an existing unfinished run is an error rather than something silently overwritten.
+    """
+    out = Path(out_dir)
+    records_path, config_path = out / "results.jsonl", out / "config.yaml"
+    existing = read_records(records_path)
+    if existing and existing[-1].get("final"):
+        return existing
+    if config_path.is_file():
+        _check_same_config(config_path, config)
+        if not resume and existing:
+            raise ConfigError(f"{out} holds an unfinished run; pass --resume to continue it or choose another --out")
+    validate_run_config(config)
+    out.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(dump_yaml(config))
+    from avalanche.logging import TextLogger
+
+    with (out / "avalanche.log").open("a") as log:
+        prepared = prepare_run(config, loggers=(TextLogger(log),), zero_shot=zero_shot)
+        info = strategy_info(config["strategy"])
+        checkpoint = out / "checkpoint.pt" if config["checkpoint"] else None
+        run = ContinualRun(
+            prepared.strategy, prepared.benchmark, identity=prepared.identity,
+            records_path=records_path, checkpoint_path=checkpoint, config=config,
+            joint=info.joint, checkpointable=info.checkpointable, progress=config["progress"],
+        )
+        records = run.run(resume=resume)
+    if checkpoint is not None and records and records[-1]["final"]:
+        checkpoint.unlink(missing_ok=True)  # the records are the result; checkpoints are large
+    return records
+
+
+def _check_same_config(path: Path, config: dict[str, Any]) -> None:
+    import yaml
+
+    from avalanche_clip.checkpoint import config_differences
+
+    saved = yaml.safe_load(path.read_text()) or {}
+    differences = config_differences(saved, config)
+    if differences:
+        raise ConfigError(
+            f"{path.parent} holds a run with another config ({'; '.join(differences)}); "
+            "choose another --out"
+        )

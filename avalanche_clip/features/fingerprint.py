@@ -1,0 +1,80 @@
+"""Stable fingerprints of what a cached feature depends on: data, weights, transform, split.
+
+A change to any of them must change the cache key, so a stale feature is never read:
+
+- data: for image files, their paths, sizes and modification times plus the labels; for
+  in-memory images, the pixel bytes and labels;
+- weights: every tensor (name, dtype, shape, bytes) of the frozen part of the tower;
+- transform: its ``repr`` (torchvision transforms print every parameter);
+- split point and model identity (name, pretrained tag, image size).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Subset
+
+from avalanche_clip.scenarios import ArrayImageDataset, ImageFileDataset, TensorInputs
+
+
+class UnfingerprintableDataError(TypeError):
+    """The data set's identity cannot be established, so its features cannot be cached safely."""
+
+
+def _update(digest: Any, value: Any) -> None:
+    digest.update(json.dumps(value, sort_keys=True, default=str).encode())
+
+
+def data_fingerprint(dataset: Any) -> str:
+    """A hex digest identifying the samples of ``dataset`` and their order."""
+    digest = hashlib.sha256()
+    _data_digest(dataset, digest)
+    return digest.hexdigest()
+
+
+def _data_digest(dataset: Any, digest: Any) -> None:
+    if isinstance(dataset, ImageFileDataset):
+        _update(digest, ["files", dataset.targets])
+        for path in dataset.paths:
+            stat = os.stat(path)
+            _update(digest, [path, stat.st_size, stat.st_mtime_ns])
+    elif isinstance(dataset, ArrayImageDataset):
+        _update(digest, ["array", list(dataset.images.shape), dataset.indices, dataset.targets])
+        digest.update(np.ascontiguousarray(dataset.images).tobytes())
+    elif isinstance(dataset, TensorInputs):
+        _update(digest, ["tensor", list(dataset.inputs.shape), dataset.targets])
+        digest.update(dataset.inputs.detach().cpu().contiguous().numpy().tobytes())
+    elif isinstance(dataset, Subset):
+        _update(digest, ["subset", [int(i) for i in dataset.indices]])
+        _data_digest(dataset.dataset, digest)
+    else:
+        raise UnfingerprintableDataError(
+            f"cannot fingerprint a {type(dataset).__name__} data set for the feature cache "
+            "(supported: image files, in-memory image arrays, tensors and their subsets)"
+        )
+
+
+def weights_fingerprint(module: nn.Module) -> str:
+    """A hex digest of every parameter and buffer of ``module``."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        _update(digest, [name, str(tensor.dtype), list(tensor.shape)])
+        if tensor.dtype == torch.bfloat16:
+            tensor = tensor.view(torch.int16)
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def combine(parts: dict[str, Any]) -> str:
+    """The cache key of a mapping of named parts."""
+    digest = hashlib.sha256()
+    _update(digest, parts)
+    return digest.hexdigest()

@@ -1,0 +1,123 @@
+"""Sweeps: the grid of scenarios × seeds × strategies × memory sizes, resumable, then a report.
+
+Memory sizes apply as each strategy uses memory: methods without one run once per seed (at
+``mem_size = 0``), methods that need one skip ``mem_size = 0``, ours run at every size.
+Strategies that do not support a scenario kind (iCaRL on domain-incremental data) are skipped,
+and the skip is reported.
+
+Layout of ``out``::
+
+    <out>/sweep.yaml              the resolved sweep config
+    <out>/runs/<run_id>/          one run folder each (see avalanche_clip.experiment)
+    <out>/failures.jsonl          runs that raised, with the error (the sweep goes on)
+    <out>/report/                 tables and figures (avalanche_clip.reporting)
+
+Re-running a sweep skips finished runs, resumes interrupted ones from their checkpoints and
+never rewrites a finished record.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from avalanche_clip.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError, dump_yaml
+from avalanche_clip.experiment import execute_run, run_id, scenario_label, validate_run_config
+from avalanche_clip.runner import read_records
+from avalanche_clip.scenarios import scenario_kind
+from avalanche_clip.strategies import strategy_info
+
+
+@dataclass
+class SweepPlan:
+    """The runs of a sweep, and what was left out and why."""
+
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _grid_list(config: dict[str, Any], key: str) -> list[Any]:
+    value = config[key]
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{key} must be a non-empty list, got {value!r}")
+    return value
+
+
+def plan_sweep(config: dict[str, Any]) -> SweepPlan:
+    """Expand and validate every run of ``config`` (before any training)."""
+    base = {k: v for k, v in config.items() if k not in SWEEP_KEYS}
+    scenarios = config.get("scenarios") or [{}]
+    if not isinstance(scenarios, list) or not all(isinstance(s, dict) for s in scenarios):
+        raise ConfigError("scenarios must be a list of mappings of scenario keys")
+    plan = SweepPlan()
+    seen_ids: set[str] = set()
+    for override in scenarios:
+        unknown = sorted(set(override) - set(SCENARIO_KEYS))
+        if unknown:
+            raise ConfigError(f"scenarios entries take {SCENARIO_KEYS}; got unknown {unknown}")
+        scenario_config = {**copy.deepcopy(base), **copy.deepcopy(override)}
+        kind = scenario_kind(scenario_config["scenario"])
+        for seed in _grid_list(config, "seeds"):
+            for strategy in _grid_list(config, "strategies"):
+                info = strategy_info(strategy)
+                if kind not in info.scenarios:
+                    plan.skipped.append(f"{strategy} on {scenario_label(scenario_config)}: supports {', '.join(info.scenarios)} only")
+                    continue
+                for mem_size in _memory_sizes(info.memory, _grid_list(config, "mem_sizes")):
+                    run = {**scenario_config, "strategy": strategy, "mem_size": mem_size, "seed": seed}
+                    validate_run_config(run)
+                    identifier = run_id(run)
+                    if identifier in seen_ids:
+                        raise ConfigError(f"two runs share the id {identifier!r}; give the scenarios distinct labels")
+                    seen_ids.add(identifier)
+                    plan.runs.append(run)
+    return plan
+
+
+def _memory_sizes(memory: str, sizes: list[int]) -> list[int]:
+    if memory == "none":
+        return [0]
+    if memory == "required":
+        return [m for m in sizes if m > 0]
+    return list(sizes)
+
+
+def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Run every planned run in ``out_dir`` (skipping finished ones), then write the report."""
+    plan = plan_sweep(config)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.yaml").write_text(dump_yaml(config))
+    floors: dict[tuple[str, int], float | None] = {}
+    failures = []
+    bar = tqdm(plan.runs, desc="runs", disable=not progress)
+    for run in bar:
+        identifier = run_id(run)
+        bar.set_postfix_str(identifier)
+        run_dir = out / "runs" / identifier
+        finished = read_records(run_dir / "results.jsonl")
+        if finished and finished[-1].get("final"):
+            floors.setdefault((scenario_label(run), run["seed"]), finished[-1].get("zero_shot_accuracy"))
+            continue
+        try:
+            records = execute_run(run, run_dir, resume=True,
+                                  zero_shot=floors.get((scenario_label(run), run["seed"])))
+        except Exception as err:  # one failing run must not discard the others
+            failures.append({"run_id": identifier, "error": f"{type(err).__name__}: {err}",
+                             "traceback": traceback.format_exc()})
+            continue
+        floors.setdefault((scenario_label(run), run["seed"]), records[-1].get("zero_shot_accuracy"))
+    if failures:
+        with (out / "failures.jsonl").open("a") as stream:
+            for failure in failures:
+                stream.write(json.dumps(failure) + "\n")
+    from avalanche_clip.reporting import write_report
+
+    report = write_report(out)
+    return {"report": report, "runs": len(plan.runs), "skipped": plan.skipped, "failures": failures}
