@@ -51,7 +51,7 @@ def validate_run_config(config: dict[str, Any]) -> None:
     if config["scenario"] not in NEEDS_NO_ROOT:
         if not root:
             raise ConfigError(f"scenario {config['scenario']!r} needs data_root (a folder with its data)")
-        if not Path(root).exists():
+        if not Path(root).exists() and not config["scenario_options"].get("download"):
             raise ConfigError(f"data_root {root!r} does not exist (scenario {config['scenario']!r})")
     if config["model"] not in list_models():
         raise ConfigError(f"unknown model {config['model']!r}; see 'avalanche-clip list' or open_clip.list_models()")

@@ -63,8 +63,13 @@ def _data_digest(dataset: Any, digest: Any) -> None:
 
 def weights_fingerprint(module: nn.Module) -> str:
     """A hex digest of every parameter and buffer of ``module``."""
+    return tensors_fingerprint(module.state_dict())
+
+
+def tensors_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
+    """A hex digest of named tensors (names, dtypes, shapes and values)."""
     digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
+    for name, tensor in tensors.items():
         tensor = tensor.detach().cpu().contiguous()
         _update(digest, [name, str(tensor.dtype), list(tensor.shape)])
         if tensor.dtype == torch.bfloat16:

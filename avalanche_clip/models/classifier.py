@@ -13,8 +13,10 @@ class-id space Avalanche's accuracy metrics use.
 
 Prompt embeddings are cached while the text tower is frozen, and in eval mode (the cache is
 dropped when training resumes, when weights are loaded, and when the module moves), so
-evaluation encodes each prompt once. While the text tower trains they are recomputed on every
-call, for the requested classes only.
+evaluation encodes each prompt once. When only the text projection trains, the pooled text
+features before it are cached instead and the projection is applied on every call (a [K·T, W]
+× [W, D] product instead of a transformer pass). While the text transformer trains, prompts
+are recomputed on every call, for the requested classes only.
 
 Example::
 
@@ -107,6 +109,7 @@ class CLIPClassifier(nn.Module):
             persistent=False,
         )
         self._prompt_cache: torch.Tensor | None = None
+        self._pooled_cache: torch.Tensor | None = None  # [K, T, W] text features before the projection
         # A replacement for clip.visual on the image path (e.g. the trainable tail of the tower
         # when a feature cache feeds precomputed trunk features). Kept out of the module tree:
         # its parameters belong to ``clip`` already and must not appear twice in state_dict.
@@ -131,8 +134,20 @@ class CLIPClassifier(nn.Module):
 
     def text_trainable(self) -> bool:
         """Whether any parameter on the text path requires a gradient."""
-        return any(
-            p.requires_grad
+        return any(p.requires_grad for _, p in self._text_parameters())
+
+    def text_trunk_frozen(self) -> bool:
+        """Whether everything on the text path but the final projection is frozen (and the
+        model is open_clip's built-in CLIP text tower, whose pooled features we can read)."""
+        if not hasattr(self.clip, "token_embedding") or not hasattr(self.clip, "text_projection"):
+            return False
+        return not any(
+            p.requires_grad for name, p in self._text_parameters() if name != "text_projection"
+        )
+
+    def _text_parameters(self):  # type: ignore[no-untyped-def]
+        return (
+            (name, p)
             for name, p in self.clip.named_parameters()
             if not name.startswith("visual.") and name not in ("logit_scale", "logit_bias")
         )
@@ -167,23 +182,47 @@ class CLIPClassifier(nn.Module):
             freeze_frozen_batchnorm(self.clip)
             if self.text_trainable():
                 self._prompt_cache = None
+            if not self.text_trunk_frozen():
+                self._pooled_cache = None
         return self
 
     def _use_cache(self) -> bool:
         return not self.text_trainable() or (not self.training and not torch.is_grad_enabled())
 
     def _encode_prompts(self, class_ids: torch.Tensor) -> torch.Tensor:
-        tokens = self.prompt_tokens[class_ids]  # [k, T, L]
-        k, n_templates, length = tokens.shape
-        per_template = self.clip.encode_text(tokens.reshape(k * n_templates, length))
-        per_template = F.normalize(per_template.float(), dim=-1).view(k, n_templates, -1)
+        if self.text_trunk_frozen():
+            if self._pooled_cache is None:
+                with torch.no_grad():
+                    self._pooled_cache = self._pooled_text(self.prompt_tokens)
+            projection = self.clip.text_projection
+            pooled = self._pooled_cache[class_ids]
+            per_template = projection(pooled) if isinstance(projection, nn.Linear) else pooled @ projection
+        else:
+            tokens = self.prompt_tokens[class_ids]  # [k, T, L]
+            k, n_templates, length = tokens.shape
+            per_template = self.clip.encode_text(tokens.reshape(k * n_templates, length))
+            per_template = per_template.view(k, n_templates, -1)
+        per_template = F.normalize(per_template.float(), dim=-1)
         return F.normalize(per_template.mean(dim=1), dim=-1)
+
+    def _pooled_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """open_clip's ``CLIP.encode_text`` up to (not including) the projection: ``[k, T, W]``."""
+        from open_clip.transformer import text_global_pool
+
+        clip = self.clip
+        k, n_templates, length = tokens.shape
+        text = tokens.reshape(k * n_templates, length)
+        cast_dtype = clip.transformer.get_cast_dtype()
+        x = clip.token_embedding(text).to(cast_dtype) + clip.positional_embedding.to(cast_dtype)
+        x = clip.ln_final(clip.transformer(x, attn_mask=clip.attn_mask))
+        x = text_global_pool(x, text, clip.text_pool_type, eos_token_id=getattr(clip, "text_eos_id", None))
+        return x.view(k, n_templates, -1)
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         # .to() / .double() / .cuda(): a cached tensor on the old device or dtype is stale.
-        self._prompt_cache = None
+        self._prompt_cache = self._pooled_cache = None
         return super()._apply(fn, recurse)
 
     def _load_from_state_dict(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self._prompt_cache = None
+        self._prompt_cache = self._pooled_cache = None
         return super()._load_from_state_dict(*args, **kwargs)

@@ -82,12 +82,14 @@ def test_frozen_text_tower_encodes_prompts_once(tiny):
     model, _, _, tokenizer = tiny
     set_trainable(model, "image")
     clf = CLIPClassifier(model, tokenizer, NAMES).train()
-    counter = _CountingText(model)
+    calls = []
+    original = clf._encode_prompts
+    clf._encode_prompts = lambda ids: calls.append(ids.tolist()) or original(ids)
     x = torch.randn(4, 3, 32, 32)
     for _ in range(3):
         clf(x).sum().backward()
         clf.class_embeddings(torch.tensor([0, 2]))
-    assert counter.prompts == len(NAMES)  # one pass over all K prompts, then cached
+    assert calls == [list(range(len(NAMES)))]  # one pass over all K prompts, then cached
 
 
 def test_trainable_text_tower_recomputes_requested_prompts_with_gradient(tiny):
@@ -146,3 +148,23 @@ def test_linear_head_starts_at_the_zero_shot_point(tiny):
         torch.testing.assert_close(head(x), clf(x))
     assert head.num_classes == 4
     assert not any(name.startswith("text") for name, _ in head.named_parameters())
+
+
+def test_trainable_projection_only_reuses_pooled_text_features(tiny):
+    model, _, _, tokenizer = tiny
+    set_trainable(model, "projections")
+    templates = ["a photo of a {}.", "a drawing of a {}."]
+    clf = CLIPClassifier(model, tokenizer, NAMES, templates).train()
+    counter = _CountingText(model)
+    emb = clf.class_embeddings(torch.tensor([2, 0]))
+    emb.sum().backward()
+    assert model.text_projection.grad.abs().sum() > 0
+    optimizer = torch.optim.SGD([model.text_projection], lr=0.5)
+    optimizer.step()
+    clf.class_embeddings(torch.tensor([1]))
+    assert counter.prompts == 0  # the transformer never ran through encode_text
+    # and the logits are exactly CLIP's, with the updated projection
+    clf.eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(clf(x), _reference_logits(model, tokenizer, NAMES, templates, x))

@@ -12,7 +12,7 @@ from avalanche_clip.checkpoint import CheckpointMismatchError, load_checkpoint
 from avalanche_clip.runner import ContinualRun, read_records
 from avalanche_clip.strategies import build_strategy
 
-from conftest import cil_benchmark, make_setup
+from strategy_fixtures import cil_benchmark, make_setup
 
 COMPARED = ("experience", "stream_accuracy", "accuracy_per_experience", "forgetting", "final")
 
@@ -92,3 +92,20 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
     memory = payload["strategy"]["plugins"]["ClassBalancedReplayPlugin"]
     assert sum(len(ids) for ids in memory["ids"]) == 20
     assert set(payload["strategy"]["loss"]) == {"log_u", "log_v"}
+
+
+def test_checkpoint_keeps_frozen_weights_as_a_fingerprint_and_checks_it(tmp_path):
+    with pytest.raises(Crash):
+        _run(tmp_path, "gcl", plugins=[CrashBeforeExperience(1)])
+    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    saved = payload["strategy"]["model"]
+    assert "clip.visual.conv1.weight" not in saved  # frozen under trainable="last:1"
+    assert "clip.visual.proj" in saved and "classes.seen" in saved
+
+    benchmark = cil_benchmark()
+    strategy = build_strategy("gcl", make_setup(benchmark))
+    with torch.no_grad():
+        strategy.model.clip.visual.conv1.weight.add_(1e-3)  # other "pretrained" weights
+    with pytest.raises(CheckpointMismatchError, match="frozen weights of this model differ"):
+        load_checkpoint(tmp_path / "checkpoint.pt", strategy=strategy,
+                        train_stream=benchmark.train_stream, config={"strategy": "gcl", "mem_size": 20})
