@@ -1,11 +1,10 @@
-"""Small, fast streams and a tiny CLIP for strategy tests."""
+"""Small, fast streams and a tiny CLIP for strategy tests (imported by the test modules)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
@@ -36,11 +35,6 @@ def write_domain_tree(root: Path, per_class: int = 8, size: int = 16) -> Path:
         (root / f"{domain}_train.txt").write_text("\n".join(train_lines) + "\n")
         (root / f"{domain}_test.txt").write_text("\n".join(test_lines) + "\n")
     return root
-
-
-@pytest.fixture(scope="session")
-def dil_root(tmp_path_factory) -> Path:
-    return write_domain_tree(tmp_path_factory.mktemp("domains"))
 
 
 def tiny_transforms():

@@ -10,7 +10,7 @@ from avalanche_clip.runner import ContinualRun
 from avalanche_clip.scenarios import SAMPLE_INDEX_ATTR, seen_test_experiences
 from avalanche_clip.strategies import build_strategy
 
-from conftest import cil_benchmark, make_setup
+from strategy_fixtures import cil_benchmark, make_setup
 
 
 class Recorder(SupervisedPlugin):

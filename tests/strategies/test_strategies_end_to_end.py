@@ -10,7 +10,7 @@ from avalanche.logging import TextLogger
 from avalanche_clip.runner import ContinualRun
 from avalanche_clip.strategies import STRATEGIES, build_strategy, strategy_info
 
-from conftest import cil_benchmark, dil_benchmark, make_setup
+from strategy_fixtures import cil_benchmark, dil_benchmark, make_setup
 
 
 def _run(name, benchmark, mem_size):
