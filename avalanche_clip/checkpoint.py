@@ -4,7 +4,7 @@ A checkpoint holds the model's trainable state (its frozen parameters only as a 
 they are rebuilt from the config and checked on resume), the optimizer, the loss's estimators, the replay memory by global
 sample id (with its reservoir weights), the seen classes, Avalanche's clock, every RNG state,
 the index of the last finished experience and the resolved run config. It is written
-atomically (temporary file, then ``os.replace``) and read with ``weights_only=True``.
+atomically (``avalanche_clip.atomic``) and read with ``weights_only=True``.
 
 Avalanche's own ``save_checkpoint`` pickles the whole strategy with dill and fails on torch 2.14
 optimizers, and a pickled strategy is fragile anyway; this module saves only tensors, numbers,
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.plugins.clock import Clock
 from avalanche.training.templates.base_sgd import PeriodicEval
 
+from avalanche_clip.atomic import atomic_write
 from avalanche_clip.features.fingerprint import tensors_fingerprint
 
 CHECKPOINT_VERSION = 1
@@ -160,19 +160,7 @@ def save_checkpoint(path: str | os.PathLike, *, strategy: Any, experience: int,
         "strategy": strategy_state(strategy),
         "rng": capture_rng_state(),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda stream: torch.save(payload, stream))
 
 
 def load_checkpoint(path: str | os.PathLike, *, strategy: Any, train_stream: Any,

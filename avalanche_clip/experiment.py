@@ -13,6 +13,7 @@ a run folder::
 
 from __future__ import annotations
 
+import difflib
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +22,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.config import ConfigError, check_common, dump_yaml
 from avalanche_clip.features import FEATURE_CACHE_CHOICES, apply_feature_cache, default_cache_dir
 from avalanche_clip.hyperparameters import check_hyperparameters
-from avalanche_clip.models import CLIPClassifier, create_clip, set_trainable
+from avalanche_clip.models import OFFLINE_MODELS, CLIPClassifier, create_clip, set_trainable
 from avalanche_clip.models.factory import _resolve_pretrained, list_models
 from avalanche_clip.models.precision import AMP_CHOICES
 from avalanche_clip.models.prompts import resolve_templates
 from avalanche_clip.models.trainable import parse_trainable
 from avalanche_clip.runner import ContinualRun, make_evaluator, read_records
-from avalanche_clip.scenarios import SCENARIOS, build_scenario, scenario_kind
+from avalanche_clip.scenarios import (
+    COMMON_OPTIONS,
+    SCENARIOS,
+    build_scenario,
+    scenario_kind,
+    source_options,
+)
 from avalanche_clip.strategies import StrategySetup, build_strategy, check_strategy, strategy_info
 from avalanche_clip.strategies.setup import OPTIMIZERS
 
@@ -47,20 +55,32 @@ def validate_run_config(config: dict[str, Any]) -> None:
     """Every check that needs no training data or model weights; raises ConfigError & co."""
     check_common(config)
     SCENARIOS.get(config["scenario"])
+    accepted = sorted(COMMON_OPTIONS) + source_options(config["scenario"])
+    unknown = sorted(set(config["scenario_options"]) - set(accepted))
+    if unknown:  # else build_scenario fails later, after the run folder was written
+        raise ConfigError(f"unknown scenario_options {unknown} for scenario {config['scenario']!r}; "
+                          f"accepted: {', '.join(accepted)}")
     root = config.get("data_root")
     if config["scenario"] not in NEEDS_NO_ROOT:
         if not root:
             raise ConfigError(f"scenario {config['scenario']!r} needs data_root (a folder with its data)")
         if not Path(root).exists() and not config["scenario_options"].get("download"):
             raise ConfigError(f"data_root {root!r} does not exist (scenario {config['scenario']!r})")
-    if config["model"] not in list_models():
-        raise ConfigError(f"unknown model {config['model']!r}; see 'avalanche-clip list' or open_clip.list_models()")
+    models = list_models()
+    if config["model"] not in models:
+        close = difflib.get_close_matches(str(config["model"]), models, n=3)
+        raise ConfigError(
+            f"unknown model {config['model']!r}; expected an open_clip architecture "
+            f"(open_clip.list_models(), see 'avalanche-clip list') or one of {sorted(OFFLINE_MODELS)}"
+            + (f"; closest: {', '.join(close)}" if close else "")
+        )
     _resolve_pretrained(config["model"], config["pretrained"])
     parse_trainable(config["trainable"])
     resolve_templates(config["templates"])
     for key, choices in (("amp", AMP_CHOICES), ("optimizer", OPTIMIZERS),
                          ("feature_cache", FEATURE_CACHE_CHOICES)):
-        if config[key] not in choices:
+        # by type too: 0 == False and 1 == True, but feature_cache=0 must not mean "auto"
+        if not any(config[key] == c and type(config[key]) is type(c) for c in choices):
             raise ConfigError(f"{key}={config[key]!r}; expected one of {choices}")
     hparams = config["strategy_options"].get(config["strategy"], {})
     check_strategy(config["strategy"], scenario_kind=scenario_kind(config["scenario"]),
@@ -87,8 +107,13 @@ class PreparedRun:
     identity: dict[str, Any]
 
 
-def build_benchmark_and_classifier(config: dict[str, Any], *, with_index: bool) -> tuple[Any, CLIPClassifier]:
-    """The (possibly feature-cached) stream and a fresh zero-shot classifier for ``config``."""
+def build_benchmark_and_classifier(config: dict[str, Any], *, with_index: bool,
+                                   augment: bool = True) -> tuple[Any, CLIPClassifier]:
+    """The (possibly feature-cached) stream and a fresh zero-shot classifier for ``config``.
+
+    ``augment=False`` trains on eval-transformed images, as training on the feature cache
+    does (which encodes each image once, with the eval transform); for comparing the two.
+    """
     seed_everything(config["seed"])
     model, train_tf, eval_tf, tokenizer = create_clip(
         config["model"], config["pretrained"], device=config["device"],
@@ -98,7 +123,8 @@ def build_benchmark_and_classifier(config: dict[str, Any], *, with_index: bool) 
     benchmark = build_scenario(
         config["scenario"], root=config["data_root"], n_experiences=config["n_experiences"],
         seed=config["seed"], domains=config["domains"], with_index=with_index,
-        train_transform=train_tf, eval_transform=eval_tf, **config["scenario_options"],
+        train_transform=train_tf if augment else eval_tf, eval_transform=eval_tf,
+        **config["scenario_options"],
     )
     classifier = CLIPClassifier(model, tokenizer, benchmark.class_names, config["templates"])
     benchmark = apply_feature_cache(
@@ -133,11 +159,13 @@ def zero_shot_accuracy(classifier: CLIPClassifier, benchmark: Any, *, device: st
 
 
 def prepare_run(config: dict[str, Any], *, loggers: tuple = (), plugins: tuple = (),
-                zero_shot: float | None = None) -> PreparedRun:
-    """Validate ``config`` and build its strategy (see the module docstring)."""
+                zero_shot: float | None = None, augment: bool = True) -> PreparedRun:
+    """Validate ``config`` and build its strategy (see the module docstring; ``augment``: see
+    :func:`build_benchmark_and_classifier`)."""
     validate_run_config(config)
     info = strategy_info(config["strategy"])
-    benchmark, classifier = build_benchmark_and_classifier(config, with_index=info.uses_index)
+    benchmark, classifier = build_benchmark_and_classifier(config, with_index=info.uses_index,
+                                                           augment=augment)
     if config["zero_shot_floor"] and zero_shot is None:
         zero_shot = zero_shot_accuracy(classifier, benchmark, device=config["device"],
                                        batch_size=config["eval_mb_size"],
@@ -173,15 +201,16 @@ def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = F
     out = Path(out_dir)
     records_path, config_path = out / "results.jsonl", out / "config.yaml"
     existing = read_records(records_path)
+    if config_path.is_file():  # before returning a finished run: it must be the same run
+        _check_same_config(config_path, config)
     if existing and existing[-1].get("final"):
         return existing
     if config_path.is_file():
-        _check_same_config(config_path, config)
         if not resume and existing:
             raise ConfigError(f"{out} holds an unfinished run; pass --resume to continue it or choose another --out")
     validate_run_config(config)
     out.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(dump_yaml(config))
+    atomic_write_text(config_path, dump_yaml(config))
     from avalanche.logging import TextLogger
 
     with (out / "avalanche.log").open("a") as log:

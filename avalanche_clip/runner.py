@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics, l
 from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
+from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.checkpoint import load_checkpoint, save_checkpoint
 from avalanche_clip.scenarios import seen_test_experiences
 
@@ -69,19 +69,8 @@ def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 def write_records(path: str | os.PathLike, records: Sequence[dict[str, Any]]) -> None:
     """Replace ``path`` with ``records`` as JSON lines, atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            for record in records:
-                stream.write(json.dumps(record, sort_keys=True) + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
+    atomic_write_text(path, text)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError, dump_yaml
 from avalanche_clip.experiment import execute_run, run_id, scenario_label, validate_run_config
 from avalanche_clip.runner import read_records
@@ -93,7 +94,7 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = T
     plan = plan_sweep(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.yaml").write_text(dump_yaml(config))
+    atomic_write_text(out / "sweep.yaml", dump_yaml(config))
     floors: dict[tuple[str, int], float | None] = {}
     failures = []
     bar = tqdm(plan.runs, desc="runs", disable=not progress)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,8 @@ from typing import Any
 
 import torch
 from filelock import FileLock
+
+from avalanche_clip.atomic import atomic_write, atomic_write_text
 
 _MEMORY: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
 _MEMORY_ENTRIES = 2  # a sweep alternates between few entries; each can be large
@@ -34,40 +35,28 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("AVALANCHE_CLIP_CACHE", Path.home() / ".cache" / "avalanche-clip"))
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_or_build(cache_dir: str | os.PathLike, key: str, meta: dict[str, Any],
                   build: Callable[[str], torch.Tensor]) -> tuple[dict[str, torch.Tensor], bool]:
     """The ``{"train", "test"}`` features of ``key``, built with ``build(split)`` if absent.
 
     Returns the features and whether they were built now (False: read from disk or memory).
     """
-    if key in _MEMORY:
-        _MEMORY.move_to_end(key)
-        return _MEMORY[key], False
     entry = Path(cache_dir) / "features" / key
+    remembered = str(entry.resolve())  # per folder: another cache_dir must get its own files
+    if remembered in _MEMORY:
+        _MEMORY.move_to_end(remembered)
+        return _MEMORY[remembered], False
     entry.mkdir(parents=True, exist_ok=True)
     built = False
     with FileLock(str(entry) + ".lock"):
         if not (entry / "meta.json").is_file():
             for split in ("train", "test"):
-                _atomic_save(build(split).contiguous(), entry / f"{split}.pt")
-            handle, tmp = tempfile.mkstemp(dir=entry, suffix=".tmp")
-            with os.fdopen(handle, "w") as stream:
-                json.dump(meta, stream, indent=2, sort_keys=True, default=str)
-            os.replace(tmp, entry / "meta.json")
+                features = build(split).contiguous()
+                atomic_write(entry / f"{split}.pt", lambda stream, f=features: torch.save(f, stream))
+            atomic_write_text(entry / "meta.json", json.dumps(meta, indent=2, sort_keys=True, default=str))
             built = True
     features = {split: torch.load(entry / f"{split}.pt", weights_only=True) for split in ("train", "test")}
-    _MEMORY[key] = features
+    _MEMORY[remembered] = features
     while len(_MEMORY) > _MEMORY_ENTRIES:
         _MEMORY.popitem(last=False)
     return features, built

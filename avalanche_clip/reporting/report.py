@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import TypedDict
 
-from avalanche_clip.reporting._atomic import atomic_write_text
+from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.reporting.plots import write_figures
 from avalanche_clip.reporting.records import (
     TruncatedLineWarning,

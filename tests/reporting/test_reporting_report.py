@@ -17,6 +17,7 @@ from sweep_fakes import (
     write_sweep,
 )
 
+from avalanche_clip.atomic import atomic_write, atomic_write_text
 from avalanche_clip.reporting import (
     NoRecordsError,
     TruncatedLineWarning,
@@ -25,7 +26,6 @@ from avalanche_clip.reporting import (
     to_markdown,
     write_report,
 )
-from avalanche_clip.reporting._atomic import atomic_write, atomic_write_text
 
 ONE_SCENARIO = ("split-cifar10",)  # the one with the killed run; half the figures to draw
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from strategy_fixtures import write_domain_tree
 
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import pytest
-
-pytestmark = pytest.mark.filterwarnings("ignore:plugin CrashBeforeExperience has no state_dict")
 import torch
 from avalanche.core import SupervisedPlugin
+from strategy_fixtures import cil_benchmark, make_setup
 
 from avalanche_clip.checkpoint import CheckpointMismatchError, load_checkpoint
 from avalanche_clip.runner import ContinualRun, read_records
 from avalanche_clip.strategies import build_strategy
 
-from strategy_fixtures import cil_benchmark, make_setup
-
+pytestmark = pytest.mark.filterwarnings("ignore:plugin CrashBeforeExperience has no state_dict")
 COMPARED = ("experience", "stream_accuracy", "accuracy_per_experience", "forgetting", "final")
 
 

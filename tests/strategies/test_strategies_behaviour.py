@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import torch
 from avalanche.core import SupervisedPlugin
+from strategy_fixtures import cil_benchmark, make_setup
 
 from avalanche_clip.runner import ContinualRun
 from avalanche_clip.scenarios import SAMPLE_INDEX_ATTR, seen_test_experiences
 from avalanche_clip.strategies import build_strategy
-
-from strategy_fixtures import cil_benchmark, make_setup
 
 
 class Recorder(SupervisedPlugin):

@@ -6,11 +6,10 @@ import io
 
 import pytest
 from avalanche.logging import TextLogger
+from strategy_fixtures import cil_benchmark, dil_benchmark, make_setup
 
 from avalanche_clip.runner import ContinualRun
 from avalanche_clip.strategies import STRATEGIES, build_strategy, strategy_info
-
-from strategy_fixtures import cil_benchmark, dil_benchmark, make_setup
 
 
 def _run(name, benchmark, mem_size):
