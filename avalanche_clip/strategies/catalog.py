@@ -114,6 +114,11 @@ def build_ewc(setup: StrategySetup, *, ewc_lambda: float = 100.0, mode: str = "s
                    "from a class-balanced memory)")
 def build_der(setup: StrategySetup, *, alpha: float = 0.1, beta: float = 0.5,
               batch_size_mem: int | None = None) -> DER:
+    # Avalanche's DER replays nothing while the memory holds fewer samples than its memory
+    # batch (default: train_mb_size), silently turning into Naive at small memory sizes; cap
+    # the memory batch at the memory size so DER replays at every size a sweep asks for.
+    if batch_size_mem is None:
+        batch_size_mem = min(setup.train_mb_size, setup.mem_size)
     return DER(mem_size=setup.mem_size, alpha=alpha, beta=beta, batch_size_mem=batch_size_mem,
                **_baseline(setup, _linear_head(setup)))
 

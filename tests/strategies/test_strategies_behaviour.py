@@ -146,3 +146,21 @@ def test_share_sampling_puts_a_fixed_memory_share_in_every_batch():
     for batch in (b for b in recorder.batches if b["experience"] == 1):
         from_memory = [i for i in batch["index"].tolist() if i not in new_ids]
         assert len(from_memory) == 4  # round(0.25 × 16)
+
+
+def test_der_replays_even_when_memory_is_smaller_than_a_batch():
+    class BatchSizes(SupervisedPlugin):
+        def __init__(self):
+            super().__init__()
+            self.sizes = []
+
+        def after_forward(self, strategy, **kwargs):
+            self.sizes.append((strategy.experience.current_experience, len(strategy.mb_x)))
+
+    benchmark = cil_benchmark(with_index=False)
+    sizes = BatchSizes()
+    strategy = build_strategy("der", make_setup(benchmark, mem_size=6, train_mb_size=16, plugins=[sizes]))
+    strategy.train(benchmark.train_stream[0], eval_streams=[])
+    strategy.train(benchmark.train_stream[1], eval_streams=[])
+    second = [n for experience, n in sizes.sizes if experience == 1]
+    assert second and all(n == 16 + 6 for n in second[:-1])  # every batch carries 6 memory samples
