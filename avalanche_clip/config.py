@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,16 @@ _POSITIVE_INTS = ("train_mb_size", "eval_mb_size")
 _NON_NEGATIVE_INTS = ("train_epochs", "mem_size", "num_workers", "seed")
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, also reading ``1e-3`` as a float (YAML 1.2; PyYAML's YAML 1.1
+    rules need a dot, ``1.0e-3``, and would make ``lr=1e-3`` the string '1e-3')."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
 class ConfigError(ValueError):
     """A config value or key is invalid; the message names it and what was expected."""
 
@@ -80,7 +91,10 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     with path.open() as stream:
-        data = yaml.safe_load(stream) or {}
+        try:
+            data = yaml.load(stream, Loader=_Loader) or {}
+        except yaml.YAMLError as err:  # not a ValueError: name the file instead of a traceback
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping, not {type(data).__name__}")
     return data
@@ -99,7 +113,11 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r} conflicts with another override of {part!r}")
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            node[parts[-1]] = yaml.load(raw, Loader=_Loader) if raw.strip() else None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({err.__class__.__name__}: "
+                              f"{getattr(err, 'problem', None) or err}); quote it, e.g. key='value'") from None
     return result
 
 

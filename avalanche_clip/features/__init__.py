@@ -11,10 +11,10 @@ un-augmented images (the cache encodes each image once, with the eval transform)
                                     cache_dir="~/.cache/avalanche-clip", device="cuda")
 """
 
+from avalanche_clip.features.apply import FEATURE_CACHE_CHOICES, apply_feature_cache, encode
 from avalanche_clip.features.cache import clear_memory, default_cache_dir, load_or_build
 from avalanche_clip.features.fingerprint import UnfingerprintableDataError, data_fingerprint
 from avalanche_clip.features.split import TowerSplit, TowerSplitError, split_image_tower
-from avalanche_clip.features.apply import FEATURE_CACHE_CHOICES, apply_feature_cache, encode
 
 __all__ = [
     "FEATURE_CACHE_CHOICES",

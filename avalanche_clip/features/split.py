@@ -87,16 +87,30 @@ class _TimmTail(nn.Module):
 
 
 class _ViTFrozen(nn.Module):
+    """Embeddings and the first ``n_blocks`` blocks (None: all blocks, then pooling).
+
+    Only those parts are registered (the tower itself is kept out of the module tree), so the
+    parameters and ``state_dict`` of this module are exactly the frozen, cached part: the
+    trainable projection / last blocks must not fail the frozen check nor enter the cache key.
+    """
+
     def __init__(self, visual: nn.Module, n_blocks: int | None) -> None:
         super().__init__()
-        self.visual = visual
+        self._tower = (visual,)  # a tuple: not a submodule
         self.n_blocks = n_blocks  # None: all blocks, then pool
+        for name in ("conv1", "class_embedding", "positional_embedding", "patch_dropout", "ln_pre"):
+            setattr(self, name, getattr(visual, name))
+        blocks = visual.transformer.resblocks
+        self.blocks = blocks if n_blocks is None else blocks[:n_blocks]
+        if n_blocks is None:
+            self.ln_post = visual.ln_post
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.visual._embeds(x)
+        visual = self._tower[0]
+        x = visual._embeds(x)
         if self.n_blocks is None:
-            return self.visual._pool(self.visual.transformer(x))[0]
-        for block in self.visual.transformer.resblocks[: self.n_blocks]:
+            return visual._pool(visual.transformer(x))[0]
+        for block in self.blocks:
             x = block(x)
         return x
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 from avalanche.benchmarks.utils.data_loader import ReplayDataLoader
-from avalanche.training.plugins import ReplayPlugin
 from avalanche.benchmarks.utils.utils import concat_datasets
+from avalanche.training.plugins import ReplayPlugin
 from avalanche.training.storage_policy import ClassBalancedBuffer, ReservoirSamplingBuffer
 
 from avalanche_clip.scenarios import SAMPLE_INDEX_ATTR

@@ -1,0 +1,135 @@
+"""Configs: ``key=value`` overrides, defaults and merge order, unknown keys, relative paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from avalanche_clip.config import (
+    RUN_KEYS,
+    SWEEP_KEYS,
+    ConfigError,
+    default_run_config,
+    load_yaml,
+    parse_overrides,
+    resolve_config,
+)
+
+
+def test_overrides_use_dotted_keys_and_yaml_values():
+    parsed = parse_overrides([
+        "mem_size=200", "strategy_options.gcl.tau=0.1", "strategy_options.gcl.gamma=0.9",
+        "strategy_options.gdro.margin=0.5", "seeds=[0, 1, 2]", "pretrained=null", "label=",
+        "feature_cache=false", "trainable=last:2", "templates=['a {}', 'the {}']",
+        "scenario_options={max_train_per_class: 5}", "note=a=b",
+    ])
+    assert parsed == {
+        "mem_size": 200,
+        "strategy_options": {"gcl": {"tau": 0.1, "gamma": 0.9}, "gdro": {"margin": 0.5}},
+        "seeds": [0, 1, 2],
+        "pretrained": None,
+        "label": None,  # an empty value is null
+        "feature_cache": False,
+        "trainable": "last:2",
+        "templates": ["a {}", "the {}"],
+        "scenario_options": {"max_train_per_class": 5},
+        "note": "a=b",  # only the first '=' separates key and value
+    }
+
+
+def test_scientific_notation_is_a_number():
+    # PyYAML's YAML 1.1 rules read 1e-3 as the string '1e-3'; lr=1e-3 must be the float 0.001.
+    parsed = parse_overrides(["lr=1e-3", "weight_decay=5E-4", "strategy_options.gcl.tau=2e-2",
+                              "n=1e3", "name=1e"])
+    assert parsed == {"lr": 1e-3, "weight_decay": 5e-4, "strategy_options": {"gcl": {"tau": 2e-2}},
+                      "n": 1000.0, "name": "1e"}
+    assert all(isinstance(v, float) for v in (parsed["lr"], parsed["weight_decay"], parsed["n"]))
+
+
+def test_yaml_files_read_scientific_notation_too(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 1e-4\nweight_decay: 1.0e-2\n")
+    assert load_yaml(path) == {"lr": 1e-4, "weight_decay": 1e-2}
+
+
+@pytest.mark.parametrize("bad", ["mem_size", "=3", "mem_size:3"])
+def test_override_without_key_and_value_is_an_error(bad):
+    with pytest.raises(ConfigError, match=r"not of the form key=value"):
+        parse_overrides([bad])
+
+
+@pytest.mark.parametrize("bad", ["templates=[a {}, b {}]", "seeds=[0, 1"])
+def test_override_with_malformed_yaml_is_a_config_error_naming_it(bad):
+    with pytest.raises(ConfigError, match=r"override .*not valid YAML"):
+        parse_overrides([bad])
+
+
+def test_malformed_yaml_file_is_a_config_error_naming_it(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("strategies: [gcl, naive\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml is not valid YAML"):
+        load_yaml(path)
+
+
+def test_override_of_a_value_and_of_its_subkey_conflict():
+    with pytest.raises(ConfigError, match=r"conflicts with another override of 'seed'"):
+        parse_overrides(["seed=1", "seed.x=2"])
+
+
+def test_defaults_fill_every_run_key():
+    config = resolve_config([])
+    assert config == default_run_config()
+    assert set(config) == set(RUN_KEYS)
+    assert config["strategy"] == "gcl" and config["mem_size"] == 0 and config["feature_cache"] == "auto"
+
+
+def test_sources_merge_in_order_and_mappings_merge_deeply():
+    file_config = {"mem_size": 100, "seed": 3,
+                   "strategy_options": {"gcl": {"tau": 0.05, "gamma": 0.9}, "gdro": {"margin": 0.5}}}
+    overrides = parse_overrides(["mem_size=200", "strategy_options.gcl.tau=0.1"])
+    config = resolve_config([file_config, overrides])
+    assert config["mem_size"] == 200  # the later source wins
+    assert config["seed"] == 3  # kept from the file
+    assert config["strategy_options"] == {"gcl": {"tau": 0.1, "gamma": 0.9}, "gdro": {"margin": 0.5}}
+    assert config["train_epochs"] == RUN_KEYS["train_epochs"][0]  # default
+    assert file_config["mem_size"] == 100  # sources are not modified
+
+
+def test_unknown_key_is_an_error_listing_the_known_keys():
+    with pytest.raises(ConfigError) as info:
+        resolve_config([{"mem_sise": 10}])
+    message = str(info.value)
+    assert "'mem_sise'" in message
+    assert "known keys:" in message
+    for key in RUN_KEYS:
+        assert key in message
+
+
+def test_sweep_keys_in_a_run_config_are_rejected_with_a_hint():
+    with pytest.raises(ConfigError, match=r"'mem_sizes', 'strategies'.*belong to sweep configs"):
+        resolve_config([{"strategies": ["gcl"], "mem_sizes": [0]}])
+
+
+def test_sweep_configs_accept_and_default_the_grid_keys():
+    config = resolve_config([{"strategies": ["gcl", "naive"]}], sweep=True)
+    assert config["strategies"] == ["gcl", "naive"]
+    assert config["mem_sizes"] == SWEEP_KEYS["mem_sizes"][0]
+    assert config["seeds"] == SWEEP_KEYS["seeds"][0]
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) 'strategys'"):
+        resolve_config([{"strategys": ["gcl"]}], sweep=True)
+
+
+def test_relative_paths_resolve_against_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = resolve_config([{"data_root": "data/cifar10", "cache_dir": "../cache"}])
+    assert config["data_root"] == str((tmp_path / "data" / "cifar10").resolve())
+    assert config["cache_dir"] == str((tmp_path.parent / "cache").resolve())
+    assert Path(config["data_root"]).is_absolute()
+
+
+def test_absolute_and_home_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = resolve_config([{"data_root": "~/data", "cache_dir": str(tmp_path / "c")}])
+    assert config["data_root"] == str((tmp_path / "data").resolve())
+    assert config["cache_dir"] == str((tmp_path / "c").resolve())
