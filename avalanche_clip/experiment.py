@@ -202,7 +202,7 @@ def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = F
     records_path, config_path = out / "results.jsonl", out / "config.yaml"
     existing = read_records(records_path)
     if config_path.is_file():  # before returning a finished run: it must be the same run
-        _check_same_config(config_path, config)
+        check_same_config(config_path, config)
     if existing and existing[-1].get("final"):
         return existing
     if config_path.is_file():
@@ -210,11 +210,12 @@ def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = F
             raise ConfigError(f"{out} holds an unfinished run; pass --resume to continue it or choose another --out")
     validate_run_config(config)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(config_path, dump_yaml(config))
     from avalanche.logging import TextLogger
 
     with (out / "avalanche.log").open("a") as log:
         prepared = prepare_run(config, loggers=(TextLogger(log),), zero_shot=zero_shot)
+        # written once the run is built, so a config that fails to build can be corrected
+        atomic_write_text(config_path, dump_yaml(config))
         info = strategy_info(config["strategy"])
         checkpoint = out / "checkpoint.pt" if config["checkpoint"] else None
         run = ContinualRun(
@@ -228,7 +229,7 @@ def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = F
     return records
 
 
-def _check_same_config(path: Path, config: dict[str, Any]) -> None:
+def check_same_config(path: Path, config: dict[str, Any]) -> None:
     import yaml
 
     from avalanche_clip.checkpoint import config_differences

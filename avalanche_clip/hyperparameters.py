@@ -21,7 +21,14 @@ _NON_NEGATIVE = ("ewc_lambda", "alpha", "beta")
 
 
 def check_hyperparameters(strategy: str, hparams: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming the first hyper-parameter value that is out of range."""
+    """Raise ``ValueError`` naming the strategy and the first out-of-range value."""
+    try:
+        _check(strategy, hparams)
+    except ValueError as err:
+        raise ValueError(f"strategy {strategy!r}: {err}") from None
+
+
+def _check(strategy: str, hparams: dict[str, Any]) -> None:
     if strategy in _LOSS_KEYS:
         loss_class, keys = _LOSS_KEYS[strategy]
         kwargs = {k: hparams[k] for k in keys if k in hparams}

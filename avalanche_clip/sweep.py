@@ -29,7 +29,13 @@ from tqdm.auto import tqdm
 
 from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError, dump_yaml
-from avalanche_clip.experiment import execute_run, run_id, scenario_label, validate_run_config
+from avalanche_clip.experiment import (
+    check_same_config,
+    execute_run,
+    run_id,
+    scenario_label,
+    validate_run_config,
+)
 from avalanche_clip.runner import read_records
 from avalanche_clip.scenarios import scenario_kind
 from avalanche_clip.strategies import strategy_info
@@ -93,6 +99,10 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = T
     """Run every planned run in ``out_dir`` (skipping finished ones), then write the report."""
     plan = plan_sweep(config)
     out = Path(out_dir)
+    for run in plan.runs:  # a changed sweep config must not silently reuse old results
+        saved = out / "runs" / run_id(run) / "config.yaml"
+        if saved.is_file():
+            check_same_config(saved, run)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "sweep.yaml", dump_yaml(config))
     floors: dict[tuple[str, int], float | None] = {}

@@ -116,3 +116,20 @@ def test_strategies_that_do_not_support_the_scenario_kind_are_reported_as_skippe
     records = read_jsonl(tmp_path / "out" / "runs" / "domain-folder__zero-shot__m0__s0" / "results.jsonl")
     assert [r["experience"] for r in records] == [0, 1]  # one experience per domain
     assert "1 runs in" in stdout
+
+
+def test_rerunning_a_sweep_with_a_changed_config_is_refused(swept, capsys, monkeypatch):
+    config, out, _, _ = swept
+    forbid_training(monkeypatch)
+    before = {run: read_jsonl(out / "runs" / run / "results.jsonl") for run in EXPECTED_RUNS}
+    code, _, err = cli(capsys, "sweep", "--config", config, "--out", out, "lr=0.5")
+    assert code == 2
+    assert "holds a run with another config" in err and "lr:" in err
+    assert {run: read_jsonl(out / "runs" / run / "results.jsonl") for run in EXPECTED_RUNS} == before
+
+
+def test_hyperparameter_errors_name_the_strategy(swept, capsys, monkeypatch):
+    config, out, _, _ = swept
+    forbid_training(monkeypatch)
+    code, _, err = cli(capsys, "sweep", "--config", config, "--out", out, "strategy_options.gcl.gamma=1.5")
+    assert code == 2 and "strategy 'gcl': gamma must be in (0.0, 1.0], got 1.5" in err
