@@ -37,8 +37,12 @@ from avalanche_clip.atomic import atomic_write
 from avalanche_clip.features.fingerprint import tensors_fingerprint
 
 CHECKPOINT_VERSION = 1
-#: Config keys that may differ between a checkpoint and the run resuming it.
-RESUME_NEUTRAL_KEYS = frozenset({"out", "resume", "device", "num_workers", "progress", "checkpoint"})
+#: Config keys that may differ between a checkpoint (or a finished run) and the run resuming it:
+#: where things run and where files live. ``data_root`` is resolved to an absolute path, so a
+#: clone elsewhere or moved data must still match its committed runs.
+RESUME_NEUTRAL_KEYS = frozenset(
+    {"out", "resume", "device", "num_workers", "progress", "checkpoint", "data_root", "cache_dir"}
+)
 _STATELESS_PLUGINS = (EvaluationPlugin, Clock, PeriodicEval)
 
 

@@ -133,3 +133,11 @@ def test_absolute_and_home_paths(tmp_path, monkeypatch):
     config = resolve_config([{"data_root": "~/data", "cache_dir": str(tmp_path / "c")}])
     assert config["data_root"] == str((tmp_path / "data").resolve())
     assert config["cache_dir"] == str((tmp_path / "c").resolve())
+
+
+def test_moved_data_and_cache_folders_do_not_make_another_run():
+    from avalanche_clip.checkpoint import config_differences
+
+    saved = {"data_root": "/old/place/cifar10", "cache_dir": "/old/cache", "lr": 0.001}
+    assert config_differences(saved, {**saved, "data_root": "/new/cifar10", "cache_dir": None}) == []
+    assert config_differences(saved, {**saved, "lr": 0.01}) == ["lr: checkpoint 0.001 vs now 0.01"]
