@@ -46,18 +46,21 @@ BAD_RUNS = {
 def test_bad_run_input_fails_before_training(case, tmp_path, capsys, monkeypatch):
     overrides, fragments = BAD_RUNS[case]
     config = write_config(tmp_path / "run.yaml", tiny_config(tmp_path / "cache"))
+    _assert_refused_before_training("run", config, overrides, fragments, tmp_path, capsys, monkeypatch)
+    assert not (tmp_path / "cache").exists()
+
+
+def _assert_refused_before_training(command, config, overrides, fragments, tmp_path, capsys, monkeypatch):
+    """``command`` exits 2 with every fragment in its message, no traceback, nothing written."""
     forbid_training(monkeypatch)
     out = tmp_path / "out"
-
-    code, stdout, stderr = cli(capsys, "run", "--config", config, "--out", out, *overrides)
-
+    code, _, stderr = cli(capsys, command, "--config", config, "--out", out, *overrides)
     assert code == 2, stderr
-    assert stderr.startswith("avalanche-clip run: error: ")
+    assert stderr.startswith(f"avalanche-clip {command}: error: ")
     for fragment in fragments:
         assert fragment in stderr, f"{fragment!r} missing from: {stderr}"
     assert "Traceback" not in stderr
     assert not out.exists()
-    assert not (tmp_path / "cache").exists()
 
 
 def test_missing_data_root_fails_before_training(tmp_path, capsys, monkeypatch):
@@ -122,13 +125,4 @@ def test_missing_config_file_fails(tmp_path, capsys, monkeypatch):
 def test_bad_sweep_input_fails_before_any_run(overrides, fragments, tmp_path, capsys, monkeypatch):
     # The whole grid is validated first: a bad entry anywhere means no run starts.
     config = write_config(tmp_path / "sweep.yaml", tiny_sweep_config(tmp_path / "cache"))
-    forbid_training(monkeypatch)
-    out = tmp_path / "out"
-
-    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", out, *overrides)
-
-    assert code == 2, stderr
-    assert stderr.startswith("avalanche-clip sweep: error: ")
-    for fragment in fragments:
-        assert fragment in stderr, f"{fragment!r} missing from: {stderr}"
-    assert not out.exists()
+    _assert_refused_before_training("sweep", config, overrides, fragments, tmp_path, capsys, monkeypatch)
