@@ -29,3 +29,13 @@ def data_root() -> Path:
 def _deterministic_torch():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """One torch thread: these tests run small models, where a second OpenMP thread gains little
+    and, on a shared 2-core machine, busy-waiting workers made forward passes up to 100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
