@@ -1,10 +1,9 @@
-"""Fixtures for the scenario tests: the real data root and writers of small fake data sets in the
+"""Fixtures for the scenario tests: the real CIFAR-10 / PACS roots and writers of small fake data sets in the
 real on-disk formats (CIFAR-100 pickles, ImageNet ImageFolder tree, DomainNet tree + split files).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -18,23 +17,7 @@ from scenario_fakes import (  # noqa: E402
     write_fake_imagenet,
 )
 
-TESTS_DIR = Path(__file__).resolve().parent
-DEFAULT_DATA_ROOT = TESTS_DIR.parents[1] / ".." / "shared" / "data"  # <repo>/../shared/data
-
-
-def _data_root() -> Path:
-    return Path(os.environ.get("AVALANCHE_CLIP_DATA", DEFAULT_DATA_ROOT)).resolve()
-
-
-@pytest.fixture(scope="session")
-def data_root() -> Path:
-    """The real data root (env AVALANCHE_CLIP_DATA, default <repo>/../shared/data)."""
-    root = _data_root()
-    if not root.is_dir():
-        pytest.skip(
-            f"real data root {root} is absent (set AVALANCHE_CLIP_DATA to the folder holding cifar10/ and pacs/)"
-        )
-    return root
+# ``data_root`` (the real data, skipped when absent) comes from tests/conftest.py.
 
 
 @pytest.fixture(scope="session")
