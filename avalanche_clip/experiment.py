@@ -32,13 +32,7 @@ from avalanche_clip.models.precision import AMP_CHOICES
 from avalanche_clip.models.prompts import resolve_templates
 from avalanche_clip.models.trainable import parse_trainable
 from avalanche_clip.runner import ContinualRun, make_evaluator, read_records
-from avalanche_clip.scenarios import (
-    COMMON_OPTIONS,
-    SCENARIOS,
-    build_scenario,
-    scenario_kind,
-    source_options,
-)
+from avalanche_clip.scenarios import build_scenario, check_scenario_options, scenario_kind
 from avalanche_clip.strategies import StrategySetup, build_strategy, check_strategy, strategy_info
 from avalanche_clip.strategies.setup import OPTIMIZERS
 
@@ -54,12 +48,7 @@ def seed_everything(seed: int) -> None:
 def validate_run_config(config: dict[str, Any]) -> None:
     """Every check that needs no training data or model weights; raises ConfigError & co."""
     check_common(config)
-    SCENARIOS.get(config["scenario"])
-    accepted = sorted(COMMON_OPTIONS) + source_options(config["scenario"])
-    unknown = sorted(set(config["scenario_options"]) - set(accepted))
-    if unknown:  # else build_scenario fails later, after the run folder was written
-        raise ConfigError(f"unknown scenario_options {unknown} for scenario {config['scenario']!r}; "
-                          f"accepted: {', '.join(accepted)}")
+    check_scenario_options(config["scenario"], config["scenario_options"])
     root = config.get("data_root")
     if config["scenario"] not in NEEDS_NO_ROOT:
         if not root:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
@@ -100,6 +100,18 @@ def default_transform() -> Callable:
     return ToTensor()
 
 
+def check_scenario_options(name: str, options: Mapping[str, Any]) -> None:
+    """``TypeError`` naming every option ``build_scenario(name, ...)`` would not accept."""
+    accepted = sorted(COMMON_OPTIONS) + source_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"build_scenario({name!r}): unknown option(s) {unknown}; accepted: {accepted} "
+            "(besides root, n_experiences, seed, domains, with_index, train_transform, "
+            "eval_transform)"
+        )
+
+
 def build_scenario(
     name: str,
     *,
@@ -136,14 +148,8 @@ def build_scenario(
         ``num_train_samples``, ``scenario_kind``, ``source``, ``stream_options``, ...).
     """
     kind = scenario_kind(name)
+    check_scenario_options(name, options)
     common = {k: options.pop(k) for k in list(options) if k in COMMON_OPTIONS}
-    unknown = sorted(set(options) - set(source_options(name)))
-    if unknown:
-        raise TypeError(
-            f"build_scenario({name!r}): unknown option(s) {unknown}; accepted: "
-            f"{sorted(COMMON_OPTIONS) + source_options(name)} (besides root, n_experiences, seed, "
-            "domains, with_index, train_transform, eval_transform)"
-        )
     class_order = common.pop("class_order", None)
     if class_order is not None and kind != CLASS_INCREMENTAL:
         raise ValueError(f"class_order applies to class-incremental scenarios; {name!r} is {kind}")
