@@ -133,9 +133,11 @@ class PairwiseMovingAverage(nn.Module):
 
     @torch.no_grad()
     def reset(self) -> None:
-        """Forget every estimate (all buffers back to NaN), e.g. at a task start for ablations."""
-        for buf in self.buffers():
-            buf.fill_(math.nan)
+        """Forget every estimate (all state buffers back to NaN), e.g. at a task start for
+        ablations. Non-persistent buffers (settings of the current experience) are kept."""
+        for name, buf in self.named_buffers(recurse=False):
+            if name not in self._non_persistent_buffers_set:
+                buf.fill_(math.nan)
 
     @torch.no_grad()
     def sample_objective(self, ids: Tensor | Iterable[int] | None = None) -> Tensor:

@@ -41,6 +41,19 @@ class GDROLoss(PairwiseMovingAverage):
     samples in the batch weighs as much as a new class with sixty. With the full data set as
     one batch and ``γ = γ_c = 1`` the gradient is exactly ``∇F_GDRO``.
 
+    Step 4 averages over the classes *present in the batch*, which is unbiased only when every
+    seen class is in every batch. Under uniform sampling from ``D_t ∪ M`` a memory class with few
+    samples is often absent, and that average under-weights exactly the classes DRO favours.
+    :meth:`set_class_inclusion` gives the loss ``π_k``, the probability that class ``k`` is in a
+    batch (the strategy computes it from its sampler), and step 4 becomes the Horvitz–Thompson
+    estimator over the ``K`` classes with ``π_k > 0`` and ``z_k`` set::
+
+        loss = Σ_{k∈C_B} softmax(z/λ)_k / π_k · (1/|B_k|) Σ_{i∈B_k} Σ_{j∈B_i} [...]
+
+    with the softmax over those ``K`` classes, so ``E[∇loss] = Σ_k softmax(z/λ)_k ∇L̂_k`` whatever
+    the batch composition. A class with ``π_k = 0`` (no sample left in ``D_t ∪ M``) leaves the
+    softmax, and its ``z_k`` is kept for later.
+
     Args:
         num_samples: ``N``, size of the full training set (ids in ``[0, N)``).
         num_classes: number of classes (labels in ``[0, num_classes)``).
@@ -75,6 +88,25 @@ class GDROLoss(PairwiseMovingAverage):
         self.dro_lambda = check_real(dro_lambda, "dro_lambda", 0.0)
         self.class_gamma = check_real(class_gamma, "class_gamma", 0.0, 1.0, high_open=False)
         self.register_buffer("class_loss", torch.full((self.num_classes,), math.nan))
+        # π_k of the current experience (NaN: unset); set by the strategy, not part of the state.
+        self.register_buffer("class_inclusion", torch.full((self.num_classes,), math.nan),
+                             persistent=False)
+
+    @torch.no_grad()
+    def set_class_inclusion(self, probabilities: Tensor | None) -> None:
+        """Use the Horvitz–Thompson class weights with ``π = probabilities`` (``[num_classes]``,
+        each in ``[0, 1]``, 0 for classes absent from the training set), or, with ``None``,
+        average over the classes present in each batch (the class docstring's step 4)."""
+        if probabilities is None:
+            self.class_inclusion.fill_(math.nan)
+            return
+        pi = torch.as_tensor(probabilities, dtype=torch.float64).flatten()
+        if pi.shape != (self.num_classes,):
+            raise ValueError(f"class inclusion probabilities must have shape [{self.num_classes}], "
+                             f"got {tuple(pi.shape)}")
+        if bool(((pi < 0) | (pi > 1) | torch.isnan(pi)).any()):
+            raise ValueError("class inclusion probabilities must lie in [0, 1]")
+        self.class_inclusion.copy_(pi.to(self.class_inclusion))
 
     def forward(self, image_features: Tensor, text_features: Tensor, labels: Tensor,
                 index: Tensor) -> Tensor:
@@ -125,8 +157,18 @@ class GDROLoss(PairwiseMovingAverage):
         if self.training:
             self.class_loss.copy_(z.to(self.class_loss))
 
-        q = _class_weights(z, self.dro_lambda)
-        per_class = torch.where(present, q / (count.clamp_min(1) * present.sum()), 0.0)
+        pi = self.class_inclusion.to(device=device, dtype=dtype)
+        if bool(torch.isnan(pi).any()):  # average over the classes present in this batch
+            q = _class_weights(z, self.dro_lambda)
+            per_class = torch.where(present, q / (count.clamp_min(1) * present.sum()), 0.0)
+        else:  # Horvitz–Thompson over every class that can be drawn
+            if bool((present & (pi <= 0)).any()):
+                bad = int(torch.nonzero(present & (pi <= 0))[0])
+                raise ValueError(f"class {bad} is in the batch but its inclusion probability is 0")
+            available = pi > 0
+            share = _class_weights(torch.where(available, z, math.nan), self.dro_lambda)
+            share = share / share.nan_to_num(0.0).sum()  # softmax(z/λ) over the drawable classes
+            per_class = torch.where(present, share / (pi.clamp_min(1e-300) * count.clamp_min(1)), 0.0)
         return torch.where(valid, per_class[labels], 0.0)
 
     @torch.no_grad()
