@@ -14,9 +14,10 @@ A strategy can be checkpointed when each of its plugins is stateless for this pu
 (evaluation, loggers, clock, periodic eval), one of ours with ``state_dict`` /
 ``load_state_dict``, or a user plugin (assumed stateless without ``state_dict``, with a warning).
 Avalanche plugins with hidden state (EWC's importances, iCaRL's exemplars) raise
-:class:`NotCheckpointableError`, and strategies that keep state outside plugins (DER's logit
-memory) are registered as not checkpointable; runs of those restart from the first experience
-on resume, which gives the same records because runs are deterministic.
+:class:`NotCheckpointableError`, and strategies registered as not checkpointable restart from
+the first experience on resume, which gives the same records because runs are deterministic.
+State a strategy keeps outside its plugins (DER's logit memory) is saved through its
+``checkpoint_state`` / ``load_checkpoint_state`` methods.
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ def strategy_state(strategy: Any) -> dict[str, Any]:
     criterion = strategy._criterion
     if isinstance(criterion, torch.nn.Module):
         state["loss"] = criterion.state_dict()
+    if hasattr(strategy, "checkpoint_state"):  # state a strategy keeps outside plugins (DER)
+        state["extra"] = strategy.checkpoint_state()
     return state
 
 
@@ -143,6 +146,8 @@ def load_strategy_state(strategy: Any, state: dict[str, Any], train_stream: Any)
         setattr(strategy.clock, key, value)
     if "loss" in state:
         strategy._criterion.load_state_dict(state["loss"])
+    if "extra" in state:
+        strategy.load_checkpoint_state(state["extra"])
     by_name = {type(p).__name__: p for p in strategy.plugins}
     for name, plugin_state in state["plugins"].items():
         if name not in by_name:

@@ -38,9 +38,14 @@ RUN_KEYS: dict[str, tuple[Any, str]] = {
     "templates": ("photo", "prompt template set or list of '{}' templates"),
     "trainable": ("projections", "what trains: all, image, text, projections, last:K, none"),
     "strategy": ("gcl", "registered strategy name"),
+    "strategy_label": (None, "name of the method in records and reports (default: the strategy name; sweep variants set it)"),
     "strategy_options": ({}, "per-strategy hyper-parameters: {strategy: {name: value}}"),
     "mem_size": (0, "total replay memory (samples)"),
-    "train_epochs": (1, "epochs per experience"),
+    "train_epochs": (1, "epochs per experience: passes over each experience's new data (the step budget)"),
+    "steps_per_experience": (None, "explicit step budget per experience, the same for every method (null: train_epochs passes over the new data)"),
+    "replay_sampling": ("union", "batch composition of every replay method: union (uniform over new data ∪ memory) or share"),
+    "memory_share": (0.5, "memory fraction of each batch with replay_sampling=share"),
+    "head": ("text", "classifier of every method: text (CLIP prompts over the seen classes) or linear (ablation)"),
     "train_mb_size": (32, "training mini-batch size"),
     "eval_mb_size": (256, "evaluation mini-batch size"),
     "lr": (1e-3, "learning rate (same for every method)"),
@@ -58,7 +63,7 @@ RUN_KEYS: dict[str, tuple[Any, str]] = {
 }
 #: Grid keys of a sweep config.
 SWEEP_KEYS: dict[str, tuple[Any, str]] = {
-    "strategies": (["zero-shot", "ce", "gcl", "gdro"], "strategies to compare"),
+    "strategies": (["zero-shot", "ce", "gcl", "gdro"], "strategies to compare: names, or variants {label: NAME, strategy: REGISTERED, options: {...}}"),
     "mem_sizes": ([0, 100], "memory sizes"),
     "seeds": ([0], "seeds"),
     "scenarios": (None, "list of scenario overrides, e.g. [{label: cifar10, scenario: ..., data_root: ...}]"),

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from avalanche_clip.atomic import atomic_write_text
+from avalanche_clip.batching import check_composition
 from avalanche_clip.config import ConfigError, check_common, dump_yaml
 from avalanche_clip.features import FEATURE_CACHE_CHOICES, apply_feature_cache, default_cache_dir
 from avalanche_clip.hyperparameters import check_hyperparameters
@@ -34,7 +35,7 @@ from avalanche_clip.models.trainable import parse_trainable
 from avalanche_clip.runner import ContinualRun, make_evaluator, read_records
 from avalanche_clip.scenarios import build_scenario, check_scenario_options, scenario_kind
 from avalanche_clip.strategies import StrategySetup, build_strategy, check_strategy, strategy_info
-from avalanche_clip.strategies.setup import OPTIMIZERS
+from avalanche_clip.strategies.setup import HEADS, OPTIMIZERS
 
 NEEDS_NO_ROOT = ("digits",)
 
@@ -71,10 +72,24 @@ def validate_run_config(config: dict[str, Any]) -> None:
         # by type too: 0 == False and 1 == True, but feature_cache=0 must not mean "auto"
         if not any(config[key] == c and type(config[key]) is type(c) for c in choices):
             raise ConfigError(f"{key}={config[key]!r}; expected one of {choices}")
+    check_protocol(config)
     hparams = config["strategy_options"].get(config["strategy"], {})
     check_strategy(config["strategy"], scenario_kind=scenario_kind(config["scenario"]),
                    mem_size=config["mem_size"], hparams=hparams)
     check_hyperparameters(config["strategy"], hparams)
+
+
+def check_protocol(config: dict[str, Any]) -> None:
+    """The comparison-protocol keys: batch composition, head, step budget."""
+    try:
+        check_composition(config["replay_sampling"], config["memory_share"])
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if config["head"] not in HEADS:
+        raise ConfigError(f"head={config['head']!r}; expected one of {HEADS}")
+    steps = config["steps_per_experience"]
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ConfigError(f"steps_per_experience must be an integer >= 1 or null, got {steps!r}")
 
 
 def scenario_label(config: dict[str, Any]) -> str:
@@ -82,7 +97,13 @@ def scenario_label(config: dict[str, Any]) -> str:
 
 
 def run_id(config: dict[str, Any]) -> str:
-    return f"{scenario_label(config)}__{config['strategy']}__m{config['mem_size']}__s{config['seed']}"
+    return f"{scenario_label(config)}__{strategy_label(config)}__m{config['mem_size']}__s{config['seed']}"
+
+
+def strategy_label(config: dict[str, Any]) -> str:
+    """The method's name in records and reports: ``strategy_label`` (a sweep variant such as
+    ``gcl-reset``) or the registered strategy name."""
+    return config.get("strategy_label") or config["strategy"]
 
 
 @dataclass
@@ -165,13 +186,17 @@ def prepare_run(config: dict[str, Any], *, loggers: tuple = (), plugins: tuple =
         eval_mb_size=config["eval_mb_size"], train_epochs=config["train_epochs"],
         lr=config["lr"], weight_decay=config["weight_decay"], optimizer=config["optimizer"],
         amp=config["amp"], plugins=list(plugins), evaluator=make_evaluator(loggers),
+        seed=config["seed"], replay_sampling=config["replay_sampling"],
+        memory_share=config["memory_share"], steps_per_experience=config["steps_per_experience"],
+        head=config["head"],
     )
     seed_everything(config["seed"])
     strategy = build_strategy(config["strategy"], setup,
                               **config["strategy_options"].get(config["strategy"], {}))
     identity = {
         "run_id": run_id(config), "scenario": scenario_label(config),
-        "scenario_name": config["scenario"], "strategy": config["strategy"],
+        "scenario_name": config["scenario"], "strategy": strategy_label(config),
+        "method": config["strategy"],
         "mem_size": config["mem_size"], "seed": config["seed"], "model": config["model"],
         "pretrained": config["pretrained"], "trainable": config["trainable"],
         "zero_shot_accuracy": zero_shot,

@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from avalanche_clip.losses import GCLLoss, GDROLoss
-from avalanche_clip.plugins import ClassBalancedReplayPlugin
 
 _LOSS_KEYS = {
     "gcl": (GCLLoss, ("tau", "gamma", "negatives")),
     "gdro": (GDROLoss, ("tau", "margin", "dro_lambda", "gamma", "class_gamma")),
 }
 _NON_NEGATIVE = ("ewc_lambda", "alpha", "beta")
+_POSITIVE = ("lr", "budget_scale")
+_CHOICES = {"train_logits": ("seen", "batch")}
 
 
 def check_hyperparameters(strategy: str, hparams: dict[str, Any]) -> None:
@@ -28,6 +29,10 @@ def check_hyperparameters(strategy: str, hparams: dict[str, Any]) -> None:
         raise ValueError(f"strategy {strategy!r}: {err}") from None
 
 
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float))
+
+
 def _check(strategy: str, hparams: dict[str, Any]) -> None:
     if strategy in _LOSS_KEYS:
         loss_class, keys = _LOSS_KEYS[strategy]
@@ -35,16 +40,17 @@ def _check(strategy: str, hparams: dict[str, Any]) -> None:
         if loss_class is GDROLoss:
             kwargs["num_classes"] = 1
         loss_class(num_samples=1, **kwargs)
-    if "replay_sampling" in hparams or "memory_share" in hparams:
-        ClassBalancedReplayPlugin(
-            0,
-            sampling=hparams.get("replay_sampling", "union"),
-            memory_share=hparams.get("memory_share", 0.5),
-        )
     for key in _NON_NEGATIVE:
-        if key in hparams and (not isinstance(hparams[key], (int, float)) or hparams[key] < 0):
+        if key in hparams and (not _is_number(hparams[key]) or hparams[key] < 0):
             raise ValueError(f"{key} must be a number >= 0, got {hparams[key]!r}")
-    if "batch_size_mem" in hparams and hparams["batch_size_mem"] is not None and (
-        not isinstance(hparams["batch_size_mem"], int) or hparams["batch_size_mem"] < 1
+    for key in _POSITIVE:
+        if key in hparams and (not _is_number(hparams[key]) or not hparams[key] > 0):
+            raise ValueError(f"{key} must be a number > 0, got {hparams[key]!r}")
+    if "train_epochs" in hparams and (
+        isinstance(hparams["train_epochs"], bool) or not isinstance(hparams["train_epochs"], int)
+        or hparams["train_epochs"] < 1
     ):
-        raise ValueError(f"batch_size_mem must be an integer >= 1 or null, got {hparams['batch_size_mem']!r}")
+        raise ValueError(f"train_epochs must be an integer >= 1, got {hparams['train_epochs']!r}")
+    for key, choices in _CHOICES.items():
+        if key in hparams and hparams[key] not in choices:
+            raise ValueError(f"{key}={hparams[key]!r}; expected one of {choices}")

@@ -8,6 +8,17 @@ experience, so forgetting is computed from them:
     A[t][e]      accuracy on test experience e after training experience t    (e ≤ t)
     F_t = mean_{e<t} ( max_{t'∈[e, t−1]} A[t'][e] − A[t][e] )                (None for t = 0)
 
+and, with ``a[j][j]`` the accuracy on experience ``j`` right after training it,
+
+    BWT_t        = mean_{j<t} ( A[t][j] − A[j][j] )      backward transfer (None for t = 0)
+    plasticity_t = mean_{j≤t} A[j][j]                    accuracy on each task just after it
+
+Every record also carries what the experience cost and held: ``optimizer_steps`` and
+``samples_seen`` (this experience), and ``memory_digest``, the SHA-256 of the sorted global ids
+in the replay memory after it (comma-separated decimals; the digest of the empty string for an
+empty memory; None for a method with its own exemplars such as iCaRL, or a strategy outside
+the protocol).
+
 A run resumes from its checkpoint: records after the checkpointed experience are dropped and
 regenerated; a run whose final record exists is finished and never touched again. Strategies
 that cannot be checkpointed restart from the first experience, which reproduces the same
@@ -56,6 +67,21 @@ def forgetting(accuracy_history: Sequence[Sequence[float]]) -> float | None:
         for e in range(t)
     ]
     return sum(drops) / len(drops)
+
+
+def backward_transfer(accuracy_history: Sequence[Sequence[float]]) -> float | None:
+    """``BWT_t`` of the module docstring for the last row of ``accuracy_history``."""
+    t = len(accuracy_history) - 1
+    if t < 1:
+        return None
+    return sum(accuracy_history[t][j] - accuracy_history[j][j] for j in range(t)) / t
+
+
+def plasticity(accuracy_history: Sequence[Sequence[float]]) -> float | None:
+    """``plasticity_t`` of the module docstring (mean accuracy on each task just after it)."""
+    if not accuracy_history:
+        return None
+    return sum(row[j] for j, row in enumerate(accuracy_history)) / len(accuracy_history)
 
 
 def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -150,6 +176,8 @@ class ContinualRun:
                 elapsed: float) -> dict[str, Any]:
         per_experience = [float(metrics[ACCURACY_KEY.format(e)]) for e in range(t + 1)]
         history = [r["accuracy_per_experience"] for r in previous] + [per_experience]
+        budget = getattr(self.strategy, "budget_record", dict)()
+        digest = getattr(self.strategy, "memory_digest", lambda: None)()
         return {
             **self.identity,
             "experience": t,
@@ -157,6 +185,11 @@ class ContinualRun:
             "stream_accuracy": float(metrics[STREAM_ACCURACY_KEY]),
             "accuracy_per_experience": per_experience,
             "forgetting": None if self.joint else forgetting(history),
+            "backward_transfer": None if self.joint else backward_transfer(history),
+            "plasticity": None if self.joint else plasticity(history),
+            "optimizer_steps": budget.get("optimizer_steps"),
+            "samples_seen": budget.get("samples_seen"),
+            "memory_digest": digest,
             "wall_time_s": round(elapsed, 3),
             "final": t == self.n_experiences - 1,
         }

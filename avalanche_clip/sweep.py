@@ -71,13 +71,15 @@ def plan_sweep(config: dict[str, Any]) -> SweepPlan:
         scenario_config = {**copy.deepcopy(base), **copy.deepcopy(override)}
         kind = scenario_kind(scenario_config["scenario"])
         for seed in _grid_list(config, "seeds"):
-            for strategy in _grid_list(config, "strategies"):
+            for label, strategy, options in strategy_entries(config):
                 info = strategy_info(strategy)
                 if kind not in info.scenarios:
-                    plan.skipped.append(f"{strategy} on {scenario_label(scenario_config)}: supports {', '.join(info.scenarios)} only")
+                    plan.skipped.append(f"{label} on {scenario_label(scenario_config)}: supports {', '.join(info.scenarios)} only")
                     continue
                 for mem_size in _memory_sizes(info.memory, _grid_list(config, "mem_sizes")):
-                    run = {**scenario_config, "strategy": strategy, "mem_size": mem_size, "seed": seed}
+                    run = {**scenario_config, "strategy": strategy, "mem_size": mem_size, "seed": seed,
+                           "strategy_label": label if label != strategy else None,
+                           "strategy_options": {strategy: options} if options else {}}
                     validate_run_config(run)
                     identifier = run_id(run)
                     if identifier in seen_ids:
@@ -85,6 +87,35 @@ def plan_sweep(config: dict[str, Any]) -> SweepPlan:
                     seen_ids.add(identifier)
                     plan.runs.append(run)
     return plan
+
+
+def strategy_entries(config: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(label, registered strategy, options)`` of each entry of ``strategies``.
+
+    An entry is a registered name (its options: ``strategy_options[name]``) or a variant
+    ``{label: gcl-reset, strategy: gcl, options: {reset_loss_state: true}}`` (its options:
+    ``strategy_options[strategy]`` updated by ``options``). Labels must be unique.
+    """
+    shared = config.get("strategy_options") or {}
+    entries, labels = [], set()
+    for entry in _grid_list(config, "strategies"):
+        if isinstance(entry, str):
+            label, strategy, extra = entry, entry, {}
+        elif isinstance(entry, dict) and set(entry) <= {"label", "strategy", "options"} and "strategy" in entry:
+            strategy = entry["strategy"]
+            label, extra = entry.get("label") or strategy, entry.get("options") or {}
+            if not isinstance(extra, dict):
+                raise ConfigError(f"strategies entry {entry!r}: options must be a mapping")
+        else:
+            raise ConfigError(
+                f"strategies entry {entry!r}: expected a strategy name or a mapping "
+                "{label: NAME, strategy: REGISTERED, options: {...}}"
+            )
+        if label in labels:
+            raise ConfigError(f"two strategies entries are labelled {label!r}; give variants distinct labels")
+        labels.add(label)
+        entries.append((label, strategy, {**shared.get(strategy, {}), **extra}))
+    return entries
 
 
 def _memory_sizes(memory: str, sizes: list[int]) -> list[int]:

@@ -43,6 +43,11 @@ OPTIONAL_KEYS: tuple[str, ...] = (
     "final",
     "accuracy_per_experience",
     "forgetting",
+    "backward_transfer",
+    "plasticity",
+    "optimizer_steps",
+    "samples_seen",
+    "memory_digest",
     "wall_time_s",
     "model",
     "pretrained",
@@ -117,7 +122,7 @@ def _validate(record: Any, where: str) -> dict[str, Any]:
             continue
         if not _is_number(value) or not 0.0 <= value <= 1.0:
             raise RecordError(f"{where}: {key} must be a fraction in [0, 1], got {value!r}")
-    for key in ("forgetting", "wall_time_s"):
+    for key in ("forgetting", "backward_transfer", "plasticity", "wall_time_s"):
         if record.get(key) is not None and not _is_number(record[key]):
             raise RecordError(
                 f"{where}: {key} must be a finite number or null, got {record[key]!r}"
@@ -206,7 +211,8 @@ def load_records(path: str | os.PathLike[str]) -> pd.DataFrame:
     frame = frame[known + sorted(set(frame.columns) - set(known))]
     for key in (*_INT_KEYS, "line"):
         frame[key] = frame[key].astype("int64")
-    for key in ("stream_accuracy", "forgetting", "wall_time_s", "zero_shot_accuracy"):
+    for key in ("stream_accuracy", "forgetting", "backward_transfer", "plasticity", "wall_time_s",
+                "zero_shot_accuracy"):
         frame[key] = pd.to_numeric(frame[key], errors="raise").astype("float64")
     frame["final"] = frame["final"].astype(bool)
     frame["run_id"] = frame["run_id"].astype(str)

@@ -38,8 +38,11 @@ NOTES = (
     "only; — = not available). *Final acc.*: accuracy on the whole test stream after the last "
     "experience. *Avg. acc.*: average incremental accuracy, the mean over experiences t of the "
     "accuracy on the test data of experiences 0..t after training experience t. *Forgetting*: "
-    "as recorded by each run after its last experience. *Zero-shot*: the pretrained model on "
-    "the full test set before any training (the floor)."
+    "as recorded by each run after its last experience. *BWT*: backward transfer, the mean over "
+    "earlier experiences j of (final accuracy on j − accuracy on j right after training j); "
+    "negative values are forgetting. *Plasticity*: the mean accuracy on each experience right "
+    "after training it. *Zero-shot*: the pretrained model on the full test set before any "
+    "training (the floor). *Seeds*: the number of seeds each cell averages."
 )
 
 

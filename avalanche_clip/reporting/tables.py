@@ -9,7 +9,11 @@ is its accuracy on test experience ``j`` after training experience ``t``.
   recorded (all ``T`` for a continual learner; only the last for a ``joint`` run, whose average
   is then its final accuracy);
 - forgetting: the ``forgetting`` field of the final record, as the run computed it, usually
-  ``(1/(T-1)) * sum_{j<T-1} (max_{j<=t<T-1} a_{t,j} - a_{T-1,j})``; null when ``T == 1``.
+  ``(1/(T-1)) * sum_{j<T-1} (max_{j<=t<T-1} a_{t,j} - a_{T-1,j})``; null when ``T == 1``;
+- backward transfer: the final record's ``backward_transfer``,
+  ``(1/(T-1)) * sum_{j<T-1} (a_{T-1,j} - a_{j,j})`` (negative: forgetting);
+- plasticity: the final record's ``plasticity``, ``(1/T) * sum_j a_{j,j}``, the accuracy on each
+  experience right after training it.
 
 Each is aggregated over the seeds of a (scenario, strategy, mem_size) cell as a mean and a
 sample standard deviation (``ddof=1``; undefined, NaN, for a single seed). Only finished runs
@@ -41,6 +45,10 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "avg_acc_std",
     "forgetting_mean",
     "forgetting_std",
+    "bwt_mean",
+    "bwt_std",
+    "plasticity_mean",
+    "plasticity_std",
     "zero_shot_mean",
 )
 CURVE_COLUMNS: tuple[str, ...] = (*GROUP_KEYS, "experience", "acc_mean", "acc_std", "n_runs")
@@ -55,14 +63,23 @@ _MARKDOWN_COLUMNS: tuple[tuple[str, str, str, str | None, bool], ...] = (
     ("Final acc. (%)", "right", "final_acc_mean", "final_acc_std", True),
     ("Avg. acc. (%)", "right", "avg_acc_mean", "avg_acc_std", True),
     ("Forgetting (%)", "right", "forgetting_mean", "forgetting_std", True),
+    ("BWT (%)", "right", "bwt_mean", "bwt_std", True),
+    ("Plasticity (%)", "right", "plasticity_mean", "plasticity_std", True),
     ("Zero-shot (%)", "right", "zero_shot_mean", None, True),
     ("Seeds", "right", "n_seeds", None, False),
 )
 
 
 def method_rank(name: str) -> int:
-    """Position of ``name`` in :data:`METHOD_ORDER` (ties among ``"*"`` methods break by name)."""
-    return METHOD_ORDER.index(name) if name in METHOD_ORDER else METHOD_ORDER.index("*")
+    """Position of ``name`` in :data:`METHOD_ORDER` (ties among ``"*"`` methods break by name);
+    a variant ``<method>-<suffix>`` of a listed method (``gcl-reset``, ``joint-converged``)
+    sorts with that method."""
+    if name in METHOD_ORDER:
+        return METHOD_ORDER.index(name)
+    for listed in METHOD_ORDER:
+        if listed != "*" and name.startswith(f"{listed}-"):
+            return METHOD_ORDER.index(listed)
+    return METHOD_ORDER.index("*")
 
 
 def sort_methods(names: list[str] | set[str] | pd.Series) -> list[str]:
@@ -120,6 +137,10 @@ def summary_table(records: pd.DataFrame) -> pd.DataFrame:
                 "avg_acc_std": _std(runs["avg_acc"]),
                 "forgetting_mean": _mean(runs["forgetting"]),
                 "forgetting_std": _std(runs["forgetting"]),
+                "bwt_mean": _mean(runs["backward_transfer"]),
+                "bwt_std": _std(runs["backward_transfer"]),
+                "plasticity_mean": _mean(runs["plasticity"]),
+                "plasticity_std": _std(runs["plasticity"]),
                 "zero_shot_mean": _mean(runs["zero_shot_accuracy"]),
             }
         )

@@ -5,7 +5,8 @@ item, in the order the attributes were given, and ``SupervisedProblem.mb_task_id
 ``mbatch[-1]``. So the index attribute is registered *before* the task labels, and items are::
 
     with_index=True :  (x, y, idx, t)     idx = mbatch[SAMPLE_INDEX_POSITION], t = mbatch[-1]
-    with_index=False:  (x, y, t)          what Avalanche's baselines (DER, iCaRL, EWC) expect
+    with_index=False:  (x, y, t)          what Avalanche's iCaRL expects (``dataset.sample_idx``
+                                          still holds the ids, outside the items)
 
 ``idx`` is the sample's position in the benchmark's full train set (for test streams, its
 position in the full test set). Subsets, concatenations and Avalanche's replay buffers keep the
@@ -50,7 +51,8 @@ def make_stream_dataset(
     Args:
         data: ``data[i] -> (input, label)``; position ``i`` becomes the sample index.
         targets: label per item (the ``targets`` attribute Avalanche splits and balances on).
-        with_index: add the ``sample_idx`` attribute (items ``(x, y, idx, t)``).
+        with_index: put the ``sample_idx`` attribute into the items (``(x, y, idx, t)``); it
+            is attached either way (``dataset.sample_idx``), out of the items when False.
         train_transform, eval_transform: the ``"train"`` / ``"eval"`` transform groups
             (``None``: no transform).
         initial_group: which group is active on the returned dataset.
@@ -60,8 +62,9 @@ def make_stream_dataset(
     if len(targets) != n:
         raise ValueError(f"{n} items but {len(targets)} targets")
     attributes = [DataAttribute(list(targets), "targets")]
-    if with_index:
-        attributes.append(DataAttribute(list(range(n)), SAMPLE_INDEX_ATTR, use_in_getitem=True))
+    # Without the index in the items, the attribute still exists (not in getitem), so a shared
+    # replay memory can tell samples apart for strategies that must not see it in batches.
+    attributes.append(DataAttribute(list(range(n)), SAMPLE_INDEX_ATTR, use_in_getitem=with_index))
     attributes.append(TaskLabels(ConstantSequence(int(task_label), n)))
     ds = TaskAwareSupervisedClassificationDataset(
         [data],

@@ -6,11 +6,15 @@ What it adds to the template:
   the mini-batch into ``self.mb_index`` before anything reads it, so ``mbatch`` is the
   ``[x, y, t]`` Avalanche expects and ``mb_task_id`` (``mbatch[-1]``) is the task label — the
   accuracy metrics group by task, never by sample id.
-- **Seen classes and replay.** A :class:`SeenClassesPlugin` marks each experience's classes on
-  the classifier; with ``mem_size > 0`` a :class:`ClassBalancedReplayPlugin` keeps the memory.
-- **Evaluation.** ``forward`` returns logits over global class ids (unseen classes −∞), and the
-  eval "loss" is the cross-entropy over samples whose class is visible. A stateful training
-  loss is never called outside training.
+- **The comparison protocol** (:class:`~avalanche_clip.strategies.budget.BudgetedTrainingMixin`):
+  the same optimizer steps per experience, batch composition and batches for every method of a
+  seed, and a class-balanced memory (:class:`ClassBalancedReplayPlugin`) whose exemplars depend
+  only on the seed.
+- **Seen classes.** A :class:`SeenClassesPlugin` marks each experience's classes on the
+  classifier; ``forward`` returns logits over global class ids with unseen classes at −∞, in
+  training too, so training accuracy and logit-based plugins (LwF) see the classes seen so far.
+- **Evaluation.** The eval "loss" is the cross-entropy over samples whose class is visible. A
+  stateful training loss is never called outside training.
 - **Mixed precision** (``amp="bf16"`` / ``"fp16"`` autocast on CUDA; CPU stays fp32).
 
 Subclasses implement :meth:`training_forward` and :meth:`training_loss`.
@@ -30,7 +34,11 @@ from torch import nn
 
 from avalanche_clip.models.precision import autocast, effective_amp, grad_scaler
 from avalanche_clip.plugins import ClassBalancedReplayPlugin, SeenClassesPlugin
+from avalanche_clip.plugins.memory import ids_digest
 from avalanche_clip.scenarios import SAMPLE_INDEX_POSITION
+from avalanche_clip.strategies.budget import BudgetedTrainingMixin
+
+_CLASSIFIER_API = ("encode_images", "class_embeddings", "mark_seen", "num_classes", "logit_scale")
 
 
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -45,17 +53,30 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.T
     return F.cross_entropy(logits[visible].float(), targets[visible])
 
 
-class CLIPStrategyBase(SupervisedTemplate):
+def check_classifier(model: nn.Module, owner: str) -> None:
+    """``TypeError`` unless ``model`` offers the classifier interface our strategies use."""
+    for attribute in _CLASSIFIER_API:
+        if not hasattr(model, attribute):
+            raise TypeError(
+                f"{owner} needs a CLIPClassifier-like model (missing .{attribute}); "
+                f"got {type(model).__name__}"
+            )
+
+
+class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
     """Base for strategies that train a :class:`~avalanche_clip.models.CLIPClassifier`.
 
     Args:
-        model: the classifier (``encode_images``, ``class_embeddings``, ``mark_seen``).
+        model: the classifier (``CLIPClassifier`` or ``LinearHeadClassifier``).
         optimizer: a torch optimizer (Avalanche adds every model parameter to it on the first
             experience; freeze with ``requires_grad=False``).
         criterion: the training loss module.
         mem_size: total replay memory (0: no replay).
         replay_sampling: ``"union"`` (uniform over new data ∪ memory) or ``"share"``.
         memory_share: memory fraction of a batch with ``replay_sampling="share"``.
+        seed: seeds the batches and the memory's exemplars (None: drawn from torch's RNG).
+        steps_per_experience: explicit step budget (None: ``train_epochs`` passes over each
+            experience's new data).
         amp: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast on CUDA only).
         train_mb_size, train_epochs, eval_mb_size, device, plugins, evaluator, eval_every:
             as in Avalanche's ``SupervisedTemplate``.
@@ -64,12 +85,14 @@ class CLIPStrategyBase(SupervisedTemplate):
     def __init__(
         self,
         *,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        criterion: nn.Module,
+        model: nn.Module | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        criterion: nn.Module | None = None,
         mem_size: int = 0,
         replay_sampling: str = "union",
         memory_share: float = 0.5,
+        seed: int | None = None,
+        steps_per_experience: int | None = None,
         amp: str = "fp32",
         train_mb_size: int = 32,
         train_epochs: int = 1,
@@ -80,22 +103,20 @@ class CLIPStrategyBase(SupervisedTemplate):
         eval_every: int = -1,
         **base_kwargs: Any,
     ) -> None:
-        for attribute in ("encode_images", "class_embeddings", "mark_seen", "num_classes"):
-            if not hasattr(model, attribute):
-                raise TypeError(
-                    f"{type(self).__name__} needs a CLIPClassifier-like model (missing "
-                    f".{attribute}); got {type(model).__name__}"
-                )
+        name = type(self).__name__
+        if model is None or optimizer is None:
+            raise TypeError(f"{name} needs a model and an optimizer: {name}(model=..., optimizer=...)")
+        check_classifier(model, name)
         effective_amp(amp, device)  # validates the name
-        self.replay = ClassBalancedReplayPlugin(
-            mem_size, sampling=replay_sampling, memory_share=memory_share
-        )
+        self._setup_budget(seed=seed, replay_sampling=replay_sampling, memory_share=memory_share,
+                           steps_per_experience=steps_per_experience)
+        self.replay = ClassBalancedReplayPlugin(mem_size, seed=self.seed)
         self.seen_classes = SeenClassesPlugin(model.num_classes)
         own_plugins = [self.seen_classes, self.replay, *self._state_plugins()]
         super().__init__(
             model=model,
             optimizer=optimizer,
-            criterion=criterion,
+            criterion=nn.CrossEntropyLoss() if criterion is None else criterion,
             train_mb_size=train_mb_size,
             train_epochs=train_epochs,
             eval_mb_size=eval_mb_size,
@@ -115,12 +136,16 @@ class CLIPStrategyBase(SupervisedTemplate):
         return []
 
     def training_forward(self) -> torch.Tensor:
-        """Output of a training step (``[B, K]`` logits for Avalanche's training metrics)."""
+        """Output of a training step: ``[B, K]`` logits over global class ids, −∞ on classes not
+        seen yet, with gradient."""
         return self.model(self.mb_x)
 
     def training_loss(self) -> torch.Tensor:
         """The training loss of the current mini-batch."""
         return masked_cross_entropy(self.mb_output, self.mb_y)
+
+    def memory_digest(self) -> str:
+        return self.replay.digest() if self.replay.mem_size > 0 else ids_digest([])
 
     # -- SupervisedTemplate overrides --------------------------------------------------------
     def _unpack_minibatch(self) -> None:

@@ -1,145 +1,144 @@
 """The registered strategies: ours, the paper's CE baseline, Avalanche's baselines, bounds.
 
-Every factory starts from ``setup.classifier``, the zero-shot CLIP classifier of the run, so
-every method starts from the zero-shot point. Linear-head baselines swap the text tower for a
-head initialised from the class-prompt embeddings (:class:`LinearHeadClassifier`).
+Every factory starts from ``setup.model()``: the run's zero-shot classifier with the protocol's
+head (the CLIP prompt head over the seen classes by default; ``head: linear`` swaps in a
+prompt-initialised linear head for every method), so every method starts from the zero-shot
+point and predicts the same way. Every method takes the protocol's step budget and batch
+composition, and every replay method but iCaRL (whose herding is its method) the shared,
+seed-determined memory (``setup.protocol()``).
+
+Under this protocol Avalanche's ``Naive`` and ``Replay`` are cross-entropy fine-tuning without
+and with the memory: ``naive`` and ``replay`` are the ``ce`` strategy restricted to those memory
+uses (a test checks that Avalanche's own ``Naive`` class with the same plugins gives the same
+records). EWC is Avalanche's ``EWCPlugin`` on that strategy, exactly as Avalanche's ``EWC`` is the
+plugin on ``Naive``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from avalanche.models import TrainEvalModel  # noqa: F401  (documented type of iCaRL's model)
-from avalanche.training import DER, EWC, ICaRL, JointTraining, Naive
+from avalanche.training.plugins import EWCPlugin
 from torch import nn
 
-from avalanche_clip.models import LinearHeadClassifier
-from avalanche_clip.plugins import ClassBalancedReplayPlugin, SeenClassesPlugin
+from avalanche_clip.models.linear_head import NormalizedImageEncoder
+from avalanche_clip.plugins import SeenClassesPlugin
 from avalanche_clip.strategies.contrastive import GCLStrategy, GDROStrategy
 from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
-from avalanche_clip.strategies.icarl import attach_icarl_benchmark_info
+from avalanche_clip.strategies.der import DERStrategy
+from avalanche_clip.strategies.icarl import BudgetedICaRL, PromptHead, attach_icarl_benchmark_info
+from avalanche_clip.strategies.joint import CLIPJointStrategy
 from avalanche_clip.strategies.registry import CLASS_INCREMENTAL, register_strategy
 from avalanche_clip.strategies.setup import StrategySetup
 
 
-def _ours(setup: StrategySetup, replay_sampling: str, memory_share: float) -> dict[str, Any]:
+def _ours(setup: StrategySetup, *extra_plugins: Any, mem_size: int | None = None) -> dict[str, Any]:
+    model = setup.model()
     return {
-        "model": setup.classifier,
-        "optimizer": setup.make_optimizer(setup.classifier),
-        "mem_size": setup.mem_size,
-        "replay_sampling": replay_sampling,
-        "memory_share": memory_share,
+        "model": model,
+        "optimizer": setup.make_optimizer(model),
+        "mem_size": setup.mem_size if mem_size is None else mem_size,
         "amp": setup.amp,
-        "plugins": list(setup.plugins),
+        "plugins": [*setup.plugins, *extra_plugins],
+        **setup.protocol(),
         **setup.common(),
     }
 
 
 @register_strategy("gcl", description="GCL: global contrastive loss between images and label "
-                   "prompts with moving-average estimators, class-balanced replay (ours)")
+                   "prompts with moving-average estimators (ours)")
 def build_gcl(setup: StrategySetup, *, tau: float = 0.05, gamma: float = 0.9,
               negatives: str = "instance", reset_loss_state: bool = False,
-              replay_sampling: str = "union", memory_share: float = 0.5) -> GCLStrategy:
+              train_logits: str = "seen") -> GCLStrategy:
     return GCLStrategy(num_samples=setup.benchmark.num_train_samples, tau=tau, gamma=gamma,
                        negatives=negatives, reset_loss_state=reset_loss_state,
-                       **_ours(setup, replay_sampling, memory_share))
+                       train_logits=train_logits, **_ours(setup))
 
 
-@register_strategy("gdro", description="GDRO: class-wise contrastive losses under KL group DRO, "
-                   "class-balanced replay (ours)")
+@register_strategy("gdro", description="GDRO: class-wise contrastive losses under KL group DRO "
+                   "(ours)")
 def build_gdro(setup: StrategySetup, *, tau: float = 0.5, margin: float = 0.5,
                dro_lambda: float = 1.0, gamma: float = 0.9, class_gamma: float = 0.9,
-               reset_loss_state: bool = False, replay_sampling: str = "union",
-               memory_share: float = 0.5) -> GDROStrategy:
+               reset_loss_state: bool = False, inclusion_weights: bool = True,
+               train_logits: str = "seen") -> GDROStrategy:
     return GDROStrategy(num_samples=setup.benchmark.num_train_samples, tau=tau, margin=margin,
                         dro_lambda=dro_lambda, gamma=gamma, class_gamma=class_gamma,
-                        reset_loss_state=reset_loss_state,
-                        **_ours(setup, replay_sampling, memory_share))
+                        reset_loss_state=reset_loss_state, inclusion_weights=inclusion_weights,
+                        train_logits=train_logits, **_ours(setup))
 
 
-@register_strategy("ce", description="fine-tune CLIP with cross-entropy on prompt logits "
-                   "(the paper's CE baseline), same replay as GCL/GDRO")
-def build_ce(setup: StrategySetup, *, replay_sampling: str = "union",
-             memory_share: float = 0.5) -> CLIPCrossEntropyStrategy:
-    return CLIPCrossEntropyStrategy(**_ours(setup, replay_sampling, memory_share))
+@register_strategy("ce", description="fine-tune CLIP with cross-entropy on the seen classes "
+                   "(the paper's CE baseline; with memory, Avalanche's Replay)")
+def build_ce(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
+    return CLIPCrossEntropyStrategy(**_ours(setup))
 
 
-@register_strategy("zero-shot", memory="none", description="the pretrained CLIP classifier, "
-                   "never trained: the floor")
+@register_strategy("zero-shot", memory="none", description="the pretrained model, never "
+                   "trained: the floor")
 def build_zero_shot(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
-    kwargs = _ours(setup, "union", 0.5)
-    kwargs.update(mem_size=0, train_epochs=0)
+    kwargs = _ours(setup, mem_size=0)
+    kwargs.update(train_epochs=0)
     return CLIPCrossEntropyStrategy(**kwargs)
 
 
-def _linear_head(setup: StrategySetup) -> LinearHeadClassifier:
-    return LinearHeadClassifier.from_clip_classifier(setup.classifier)
+@register_strategy("naive", memory="none", description="Avalanche's Naive under the protocol: "
+                   "cross-entropy fine-tuning without memory")
+def build_naive(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
+    return CLIPCrossEntropyStrategy(**_ours(setup, mem_size=0))
 
 
-def _baseline(setup: StrategySetup, model: nn.Module, *extra_plugins: Any) -> dict[str, Any]:
-    return {
-        "model": model,
-        "optimizer": setup.make_optimizer(model),
-        "criterion": nn.CrossEntropyLoss(),
-        "plugins": [*setup.plugins, SeenClassesPlugin(setup.classifier.num_classes), *extra_plugins],
-        **setup.common(),
-    }
+@register_strategy("replay", memory="required", description="Avalanche's Replay under the "
+                   "protocol: cross-entropy fine-tuning with the shared memory")
+def build_replay(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
+    return CLIPCrossEntropyStrategy(**_ours(setup))
 
 
-@register_strategy("naive", memory="none", description="Avalanche Naive: fine-tune a "
-                   "prompt-initialised linear head and the image tower with cross-entropy")
-def build_naive(setup: StrategySetup) -> Naive:
-    return Naive(**_baseline(setup, _linear_head(setup)))
-
-
-@register_strategy("replay", memory="required", description="Avalanche Naive + ReplayPlugin "
-                   "with a class-balanced buffer (half of each batch from memory by default)")
-def build_replay(setup: StrategySetup, *, replay_sampling: str = "share",
-                 memory_share: float = 0.5) -> Naive:
-    replay = ClassBalancedReplayPlugin(setup.mem_size, sampling=replay_sampling,
-                                       memory_share=memory_share)
-    return Naive(**_baseline(setup, _linear_head(setup), replay))
-
-
-@register_strategy("ewc", memory="none", checkpointable=False, description="Avalanche EWC "
-                   "(elastic weight consolidation) on the linear-head model")
+@register_strategy("ewc", memory="none", checkpointable=False, description="Avalanche's EWC "
+                   "(elastic weight consolidation) plugin on cross-entropy fine-tuning")
 def build_ewc(setup: StrategySetup, *, ewc_lambda: float = 100.0, mode: str = "separate",
-              decay_factor: float | None = None) -> EWC:
-    return EWC(ewc_lambda=ewc_lambda, mode=mode, decay_factor=decay_factor,
-               **_baseline(setup, _linear_head(setup)))
+              decay_factor: float | None = None) -> CLIPCrossEntropyStrategy:
+    plugin = EWCPlugin(ewc_lambda=ewc_lambda, mode=mode, decay_factor=decay_factor)
+    return CLIPCrossEntropyStrategy(**_ours(setup, plugin, mem_size=0))
 
 
-@register_strategy("der", memory="required", uses_index=False, checkpointable=False,
-                   description="Avalanche DER (dark experience replay: logit distillation "
-                   "from a class-balanced memory)")
-def build_der(setup: StrategySetup, *, alpha: float = 0.1, beta: float = 0.5,
-              batch_size_mem: int | None = None) -> DER:
-    # Avalanche's DER replays nothing while the memory holds fewer samples than its memory
-    # batch (default: train_mb_size), silently turning into Naive at small memory sizes; cap
-    # the memory batch at the memory size so DER replays at every size a sweep asks for.
-    if batch_size_mem is None:
-        batch_size_mem = min(setup.train_mb_size, setup.mem_size)
-    return DER(mem_size=setup.mem_size, alpha=alpha, beta=beta, batch_size_mem=batch_size_mem,
-               **_baseline(setup, _linear_head(setup)))
+@register_strategy("der", memory="required", description="Avalanche's DER (dark experience "
+                   "replay: logit distillation and CE on memory samples) on the shared memory")
+def build_der(setup: StrategySetup, *, alpha: float = 0.1, beta: float = 0.5) -> DERStrategy:
+    return DERStrategy(alpha=alpha, beta=beta, **_ours(setup))
 
 
 @register_strategy("icarl", scenarios=(CLASS_INCREMENTAL,), memory="required", uses_index=False,
-                   checkpointable=False, description="Avalanche iCaRL (herding exemplars, "
-                   "distillation, nearest-mean classifier)")
-def build_icarl(setup: StrategySetup, *, fixed_memory: bool = True) -> ICaRL:
+                   checkpointable=False, description="Avalanche's iCaRL (herding exemplars, "
+                   "distillation, nearest-mean classifier) with the protocol's budget and head")
+def build_icarl(setup: StrategySetup, *, fixed_memory: bool = True) -> BudgetedICaRL:
+    if setup.mem_size < setup.classifier.num_classes:
+        raise ValueError(
+            f"icarl's nearest-mean classifier needs an exemplar of every class: mem_size must be "
+            f">= {setup.classifier.num_classes} (the number of classes), got {setup.mem_size}"
+        )
     attach_icarl_benchmark_info(setup.benchmark.train_stream)
-    head = _linear_head(setup)
-    kwargs = _baseline(setup, head)
-    kwargs.pop("model"), kwargs.pop("criterion")
-    kwargs["optimizer"] = setup.make_optimizer(head)
-    return ICaRL(feature_extractor=head.features, classifier=head.head,
-                 memory_size=setup.mem_size, buffer_transform=None, fixed_memory=fixed_memory,
-                 **kwargs)
+    model = setup.model()
+    features = NormalizedImageEncoder(model.clip.visual) if setup.head == "text" else model.features
+    if setup.head == "text":
+        features.set_image_input(model._image_input)
+        head: nn.Module = PromptHead(model)
+    else:
+        head = model.head
+    trained = nn.ModuleDict({"features": features, "head": head})
+    return BudgetedICaRL(feature_extractor=features, classifier=head,
+                         optimizer=setup.make_optimizer(trained), memory_size=setup.mem_size,
+                         buffer_transform=None, fixed_memory=fixed_memory,
+                         plugins=[*setup.plugins, SeenClassesPlugin(model.num_classes)],
+                         **setup.protocol(), **setup.common())
 
 
-@register_strategy("joint", memory="none", joint=True, description="upper bound: fine-tune CLIP "
-                   "with cross-entropy on prompt logits over the whole stream at once")
-def build_joint(setup: StrategySetup) -> JointTraining:
-    classifier = setup.classifier
-    classifier.mark_seen(range(classifier.num_classes))
-    return JointTraining(**_baseline(setup, classifier))
+@register_strategy("joint", memory="none", joint=True, description="upper bound: cross-entropy "
+                   "on the whole stream at once, with the continual methods' total steps")
+def build_joint(setup: StrategySetup) -> CLIPJointStrategy:
+    return CLIPJointStrategy(**_ours(setup, mem_size=0))
+
+
+@register_strategy("joint-converged", memory="none", joint=True, description="upper bound "
+                   "trained towards convergence: joint with budget_scale times the total steps")
+def build_joint_converged(setup: StrategySetup, *, budget_scale: float = 4.0) -> CLIPJointStrategy:
+    return CLIPJointStrategy(budget_scale=budget_scale, **_ours(setup, mem_size=0))

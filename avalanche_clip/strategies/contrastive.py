@@ -18,6 +18,8 @@ from avalanche_clip.losses import GCLLoss, GDROLoss
 from avalanche_clip.plugins import LossStatePlugin
 from avalanche_clip.strategies.base import CLIPStrategyBase
 
+TRAIN_LOGITS = ("seen", "batch")
+
 
 class ContrastiveCLIPStrategy(CLIPStrategyBase):
     """A :class:`CLIPStrategyBase` whose loss takes ``(image, text, labels, ids)``.
@@ -25,14 +27,25 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
     Args:
         loss: a stateful loss such as :class:`GCLLoss` or :class:`GDROLoss`.
         reset_loss_state: reset the loss's estimators at every experience start (ablation).
+        train_logits: ``"seen"`` or ``"batch"`` (see :meth:`training_forward`).
         **kwargs: :class:`CLIPStrategyBase` arguments.
     """
 
-    def __init__(self, *, loss: nn.Module, reset_loss_state: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
+                 criterion: Any = None, loss: nn.Module, reset_loss_state: bool = False,
+                 train_logits: str = "seen", **kwargs: Any) -> None:
+        if criterion is not None:
+            raise TypeError(
+                f"{type(self).__name__} trains with its own loss ({type(loss).__name__}) and takes "
+                f"no criterion (got {criterion!r}); set the loss's hyper-parameters instead"
+            )
+        if train_logits not in TRAIN_LOGITS:
+            raise ValueError(f"train_logits={train_logits!r}; expected one of {TRAIN_LOGITS}")
+        self.train_logits = train_logits
         self.loss_state = LossStatePlugin(
             loss, num_samples=loss.log_u.numel(), reset_each_experience=reset_loss_state
         )
-        super().__init__(criterion=loss, **kwargs)
+        super().__init__(model=model, optimizer=optimizer, criterion=loss, **kwargs)
         self.loss_state.replay = self.replay
         self.mb_features: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -40,18 +53,26 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
         return [self.loss_state]
 
     def training_forward(self) -> torch.Tensor:
+        """Logits over the seen classes, with gradient (``train_logits="seen"``: for training
+        metrics and logit-based plugins such as LwF), or over the batch's classes only
+        (``"batch"``: a trainable text tower then encodes only those prompts, much cheaper with
+        many classes); keeps the batch's image and label-prompt features for the loss."""
         if self.mb_index is None:
             raise RuntimeError(
                 f"{type(self).__name__} needs each sample's global index: build the stream "
                 "with build_scenario(..., with_index=True)"
             )
         image = self.model.encode_images(self.mb_x)
-        classes, inverse = torch.unique(self.mb_y, return_inverse=True)
-        prompts = self.model.class_embeddings(classes).to(image.dtype)
-        self.mb_features = (image, prompts[inverse])
-        with torch.no_grad():  # logits over the batch's classes, for training metrics only
-            logits = self.model.logit_scale() * image @ prompts.t()
-            return self.model.classes.scatter(logits, classes)
+        if self.train_logits == "seen":
+            classes = self.model.classes.visible()
+            position = torch.searchsorted(classes, self.mb_y).clamp_max(len(classes) - 1)
+            if not bool((classes[position] == self.mb_y).all()):
+                raise ValueError("a training label is not among the classes marked seen")
+        else:
+            classes, position = torch.unique(self.mb_y, return_inverse=True)
+        prompts = self.model.class_embeddings(classes).to(image.dtype)  # [k, D]
+        self.mb_features = (image, prompts[position])  # row j: the prompt of sample j's label
+        return self.model.classes.scatter(self.model.logit_scale() * image @ prompts.t(), classes)
 
     def training_loss(self) -> torch.Tensor:
         assert self.mb_features is not None and self.mb_index is not None
@@ -63,38 +84,59 @@ class GCLStrategy(ContrastiveCLIPStrategy):
     """Global contrastive loss between images and label prompts (see :class:`GCLLoss`).
 
     Args:
+        model, optimizer: the classifier and its optimizer (positional, as in Avalanche).
         num_samples: ``N``, the size of the benchmark's train set (its global id space).
         tau: temperature ``τ``; gamma: moving-average weight ``γ ∈ (0, 1]`` on the new estimate;
         negatives: ``"instance"`` or ``"class"``.
         **kwargs: :class:`ContrastiveCLIPStrategy` / :class:`CLIPStrategyBase` arguments
-            (``model``, ``optimizer``, ``mem_size``, ``train_mb_size``, ``device`` ...).
+            (``mem_size``, ``train_mb_size``, ``device``, ``plugins``, ``evaluator`` ...).
 
     Example::
 
-        strategy = GCLStrategy(model=classifier, optimizer=AdamW(...),
+        strategy = GCLStrategy(classifier, AdamW(classifier.parameters()),
                                num_samples=benchmark.num_train_samples, mem_size=200,
                                train_mb_size=64, device="cuda")
     """
 
-    def __init__(self, *, num_samples: int, tau: float = 0.05, gamma: float = 0.9,
+    def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
+                 criterion: Any = None, num_samples: int, tau: float = 0.05, gamma: float = 0.9,
                  negatives: str = "instance", **kwargs: Any) -> None:
         loss = GCLLoss(num_samples=num_samples, tau=tau, gamma=gamma, negatives=negatives)
-        super().__init__(loss=loss, **kwargs)
+        super().__init__(model=model, optimizer=optimizer, criterion=criterion, loss=loss, **kwargs)
 
 
 class GDROStrategy(ContrastiveCLIPStrategy):
     """Class-level group DRO over squared-hinge contrastive losses (see :class:`GDROLoss`).
 
     Args:
+        model, optimizer: the classifier and its optimizer (positional, as in Avalanche).
         num_samples: ``N``, the size of the benchmark's train set.
         tau, margin, dro_lambda, gamma, class_gamma: the loss's hyper-parameters.
+        inclusion_weights: weight classes by the inverse of their probability ``π_k`` of being
+            in a batch, computed from this strategy's sampler at each experience start
+            (:meth:`GDROLoss.set_class_inclusion`), so the expected class weights follow the DRO
+            objective whatever the batch composition; False: average over the classes present
+            in each batch.
         **kwargs: :class:`ContrastiveCLIPStrategy` / :class:`CLIPStrategyBase` arguments.
     """
 
-    def __init__(self, *, model: nn.Module, num_samples: int, tau: float = 0.5,
-                 margin: float = 0.5, dro_lambda: float = 1.0, gamma: float = 0.9,
-                 class_gamma: float = 0.9, **kwargs: Any) -> None:
+    def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
+                 criterion: Any = None, num_samples: int, tau: float = 0.5, margin: float = 0.5,
+                 dro_lambda: float = 1.0, gamma: float = 0.9, class_gamma: float = 0.9,
+                 inclusion_weights: bool = True, **kwargs: Any) -> None:
+        if model is None:
+            raise TypeError("GDROStrategy needs a model and an optimizer: GDROStrategy(model=..., optimizer=...)")
         loss = GDROLoss(num_samples=num_samples, num_classes=model.num_classes, tau=tau,
                         margin=margin, dro_lambda=dro_lambda, gamma=gamma,
                         class_gamma=class_gamma)
-        super().__init__(model=model, loss=loss, **kwargs)
+        self.inclusion_weights = bool(inclusion_weights)
+        super().__init__(model=model, optimizer=optimizer, criterion=criterion, loss=loss, **kwargs)
+
+    def _batches_planned(self, sampler: Any) -> None:
+        if not self.inclusion_weights:
+            self._criterion.set_class_inclusion(None)
+            return
+        targets = [int(t) for t in self.adapted_dataset.targets]
+        self._criterion.set_class_inclusion(
+            sampler.inclusion_probabilities(targets, self._criterion.num_classes)
+        )

@@ -15,7 +15,13 @@ from avalanche_clip.strategies.base import CLIPStrategyBase
 
 
 class CLIPCrossEntropyStrategy(CLIPStrategyBase):
-    """Cross-entropy over seen-class prompt logits (see :class:`CLIPStrategyBase` for args)."""
+    """Cross-entropy over seen-class prompt logits (see :class:`CLIPStrategyBase` for args).
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(criterion=nn.CrossEntropyLoss(), **kwargs)
+    Takes Avalanche's argument order, ``CLIPCrossEntropyStrategy(model, optimizer)``; the
+    training loss is the cross-entropy over the rows whose class is visible (a ``criterion``
+    argument, if given, is what plugins such as EWC call as ``strategy._criterion(out, y)``).
+    """
+
+    def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
+                 criterion: nn.Module | None = None, **kwargs: Any) -> None:
+        super().__init__(model=model, optimizer=optimizer, criterion=criterion, **kwargs)

@@ -1,8 +1,21 @@
-"""Avalanche's iCaRL on the current benchmark API.
+"""Avalanche's iCaRL under the comparison protocol.
 
-Avalanche 0.6's iCaRL plugin reads ``experience.benchmark.n_classes_per_exp`` and
-``.classes_order``, which streams built with ``class_incremental_benchmark`` do not have. The
-shim attaches exactly those two fields to every train experience.
+iCaRL (Rebuffi et al., CVPR 2017) is Avalanche's ``ICaRL``: herding exemplars, binary
+cross-entropy with distillation on the old classes' outputs, and a nearest-mean-of-exemplars
+classifier at evaluation. Herding is the method, so iCaRL keeps its own exemplars (its memory
+digest is not comparable with the shared memory's). What the protocol changes around it:
+
+- **budget**: the :class:`BudgetedTrainingMixin` step budget and batch composition over
+  ``[new data ; exemplars]`` (Avalanche appends the exemplars after the new data);
+- **memory size**: Avalanche keeps ``⌈M/C⌉`` exemplars per class, up to ``C − 1`` more than
+  ``M`` in all; we keep the top of each class's herding order up to the same per-class
+  capacities as the shared memory (``balanced_capacities``), so the total is exactly ``M``;
+- **head**: the training classifier is the CLIP prompt head over all classes
+  (:class:`PromptHead`, ``s·a·b_kᵀ``; iCaRL's BCE needs every class's output) or, for
+  ``head: linear``, the linear head.
+
+The current benchmark API lacks ``experience.benchmark.n_classes_per_exp`` / ``classes_order``,
+which Avalanche 0.6's iCaRL reads; :func:`attach_icarl_benchmark_info` attaches them.
 """
 
 from __future__ import annotations
@@ -10,7 +23,14 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import torch
+from avalanche.training import ICaRL
+from avalanche.training.supervised.icarl import _ICaRLPlugin
+from torch import nn
+
+from avalanche_clip.plugins.memory import balanced_capacities
 from avalanche_clip.plugins.seen_classes import experience_classes
+from avalanche_clip.strategies.budget import BudgetedTrainingMixin
 
 
 def attach_icarl_benchmark_info(train_stream: Any) -> None:
@@ -22,3 +42,64 @@ def attach_icarl_benchmark_info(train_stream: Any) -> None:
     )
     for experience in train_stream:
         experience.benchmark = info
+
+
+class PromptHead(nn.Module):
+    """``[B, D]`` normalised image features → ``[B, K]`` logits ``s·a·b_kᵀ`` over all classes,
+    with the prompt embeddings of a :class:`~avalanche_clip.models.CLIPClassifier` (trainable
+    with its text tower)."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        prompts = self.classifier.class_embeddings().to(features.dtype)
+        return self.classifier.logit_scale() * features @ prompts.t()
+
+
+class _BudgetICaRLPlugin(_ICaRLPlugin):
+    """Avalanche's iCaRL plugin with exactly ``M`` exemplars, and the exemplars' count handed
+    to the step budget."""
+
+    def after_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
+        super().after_train_dataset_adaptation(strategy, **kwargs)
+        if strategy.clock.train_exp_counter != 0:
+            strategy.memory_tail_size = sum(len(x) for x in self.x_memory)
+
+    def reduce_exemplar_set(self, strategy: Any) -> None:
+        super().reduce_exemplar_set(strategy)  # ⌈M/C⌉ per class
+        capacity = balanced_capacities(list(self.observed_classes), self.memory_size)
+        for i, labels in enumerate(self.y_memory):
+            keep = capacity[labels[0]] if labels else 0
+            ranked = torch.argsort(self.order[i])[:keep]  # herding order: best first
+            ranked = torch.sort(ranked).values
+            self.x_memory[i] = self.x_memory[i][ranked]
+            self.y_memory[i] = self.y_memory[i][:keep]
+            self.order[i] = self.order[i][ranked]
+
+    def stored(self) -> int:
+        return sum(len(x) for x in self.x_memory)
+
+
+class BudgetedICaRL(BudgetedTrainingMixin, ICaRL):
+    """Avalanche's ``ICaRL`` with the protocol's budget and exact memory (module docstring).
+
+    Args:
+        seed, replay_sampling, memory_share, steps_per_experience: the step budget.
+        **kwargs: Avalanche ``ICaRL`` arguments (``feature_extractor``, ``classifier``,
+            ``optimizer``, ``memory_size``, ``buffer_transform``, ``fixed_memory``, ...).
+    """
+
+    def __init__(self, *, seed: int | None = None, replay_sampling: str = "union",
+                 memory_share: float = 0.5, steps_per_experience: int | None = None,
+                 **kwargs: Any) -> None:
+        self._setup_budget(seed=seed, replay_sampling=replay_sampling, memory_share=memory_share,
+                           steps_per_experience=steps_per_experience)
+        super().__init__(**kwargs)
+        for i, plugin in enumerate(self.plugins):
+            if type(plugin) is _ICaRLPlugin:
+                exact = _BudgetICaRLPlugin(plugin.memory_size, plugin.buffer_transform,
+                                           plugin.fixed_memory)
+                self.plugins[i] = exact
+                self.exemplars = exact

@@ -9,6 +9,7 @@ whole stream (an upper bound rather than a continual learner).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,14 +51,20 @@ def strategy_info(name: str) -> StrategyInfo:
     return STRATEGIES.info(name)["info"]
 
 
+#: Options every strategy takes besides its own hyper-parameters: per-method overrides of the
+#: run's learning rate and epochs (what the paper tunes per method; None = the run's value).
+PER_METHOD_OPTIONS: dict[str, Any] = {"lr": None, "train_epochs": None}
+
+
 def strategy_hparams(name: str) -> dict[str, Any]:
-    """The method's own hyper-parameters and their defaults."""
+    """The method's own hyper-parameters and their defaults, then :data:`PER_METHOD_OPTIONS`."""
     signature = inspect.signature(STRATEGIES.get(name))
-    return {
+    own = {
         p.name: p.default
         for p in signature.parameters.values()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
     }
+    return {**own, **PER_METHOD_OPTIONS}
 
 
 def check_strategy(name: str, *, scenario_kind: str, mem_size: int, hparams: dict[str, Any]) -> None:
@@ -81,11 +88,16 @@ def check_strategy(name: str, *, scenario_kind: str, mem_size: int, hparams: dic
 
 
 def build_strategy(name: str, setup: StrategySetup, **hparams: Any) -> Any:
-    """Build the registered strategy ``name`` for ``setup`` (see :func:`check_strategy`)."""
+    """Build the registered strategy ``name`` for ``setup`` (see :func:`check_strategy`);
+    ``lr`` / ``train_epochs`` among ``hparams`` replace the setup's for this method."""
     check_strategy(
         name,
         scenario_kind=getattr(setup.benchmark, "scenario_kind", CLASS_INCREMENTAL),
         mem_size=setup.mem_size,
         hparams=hparams,
     )
+    overrides = {k: hparams.pop(k) for k in list(hparams) if k in PER_METHOD_OPTIONS}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides:
+        setup = dataclasses.replace(setup, **overrides)
     return STRATEGIES.get(name)(setup, **hparams)

@@ -8,14 +8,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from avalanche_clip.models import CLIPClassifier
+from avalanche_clip.batching import check_composition
+from avalanche_clip.models import CLIPClassifier, LinearHeadClassifier
 
 OPTIMIZERS = ("adamw", "sgd")
+HEADS = ("text", "linear")
 
 
 @dataclass
 class StrategySetup:
-    """Shared settings of a comparison: same encoder, batch size, optimizer and budget.
+    """Shared settings of a comparison: same encoder, head, optimizer, budget, batches, memory.
 
     Attributes:
         classifier: a fresh zero-shot :class:`CLIPClassifier` for this run (its trainable
@@ -28,6 +30,12 @@ class StrategySetup:
         amp: mixed precision for our strategies (``fp32``/``bf16``/``fp16``; CUDA only).
         plugins: extra Avalanche plugins for every strategy.
         evaluator: the ``EvaluationPlugin`` (or None for Avalanche's default).
+        seed: seeds every method's batches and the shared memory's exemplars.
+        replay_sampling, memory_share: the batch composition of every replay method.
+        steps_per_experience: explicit step budget (None: ``train_epochs`` passes over each
+            experience's new data).
+        head: ``"text"`` (the CLIP prompt head over the seen classes, for every method) or
+            ``"linear"`` (a prompt-initialised linear head, for every method: the ablation).
     """
 
     classifier: CLIPClassifier
@@ -43,8 +51,16 @@ class StrategySetup:
     amp: str = "fp32"
     plugins: list[Any] = field(default_factory=list)
     evaluator: Any = None
+    seed: int = 0
+    replay_sampling: str = "union"
+    memory_share: float = 0.5
+    steps_per_experience: int | None = None
+    head: str = "text"
 
     def __post_init__(self) -> None:
+        check_composition(self.replay_sampling, self.memory_share)
+        if self.head not in HEADS:
+            raise ValueError(f"head={self.head!r}; expected one of {HEADS}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer={self.optimizer!r}; expected one of {OPTIMIZERS}")
         if self.lr <= 0:
@@ -68,6 +84,21 @@ class StrategySetup:
         if self.optimizer == "sgd":
             return torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay)
         return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+
+    def model(self) -> nn.Module:
+        """The run's classifier with the protocol's head (the same for every method)."""
+        if self.head == "linear":
+            return LinearHeadClassifier.from_clip_classifier(self.classifier)
+        return self.classifier
+
+    def protocol(self) -> dict[str, Any]:
+        """Keyword arguments of the step budget and the shared memory."""
+        return {
+            "seed": self.seed,
+            "replay_sampling": self.replay_sampling,
+            "memory_share": self.memory_share,
+            "steps_per_experience": self.steps_per_experience,
+        }
 
     def common(self) -> dict[str, Any]:
         """Keyword arguments every Avalanche strategy constructor takes."""

@@ -127,20 +127,21 @@ def test_format_percent():
 def test_markdown_is_exact():
     summary = pd.DataFrame(
         [
-            ["cifar|x", "zero-shot", 0, 3, 0.41, 0.0081, 0.41, 0.0081, math.nan, math.nan, 0.41],
-            ["cifar|x", "gcl", 200, 1, 0.6134, math.nan, 0.7, math.nan, -0.0123, math.nan, math.nan],
+            ["cifar|x", "zero-shot", 0, 3, 0.41, 0.0081, 0.41, 0.0081, math.nan, math.nan, math.nan, math.nan, 0.41, 0.0081, 0.41],
+            ["cifar|x", "gcl", 200, 1, 0.6134, math.nan, 0.7, math.nan, -0.0123, math.nan, -0.1, math.nan, 0.8, math.nan, math.nan],
         ],
         columns=[
             "scenario", "strategy", "mem_size", "n_seeds", "final_acc_mean", "final_acc_std",
-            "avg_acc_mean", "avg_acc_std", "forgetting_mean", "forgetting_std", "zero_shot_mean",
+            "avg_acc_mean", "avg_acc_std", "forgetting_mean", "forgetting_std", "bwt_mean", "bwt_std",
+            "plasticity_mean", "plasticity_std", "zero_shot_mean",
         ],
     )  # fmt: skip
     assert to_markdown(summary) == (
-        "| Scenario | Method    | Memory | Final acc. (%) | Avg. acc. (%) | Forgetting (%) | Zero-shot (%) | Seeds |\n"
-        "| :------- | :-------- | -----: | -------------: | ------------: | -------------: | ------------: | ----: |\n"
-        "| cifar\\|x | zero-shot |      0 |     41.0 ± 0.8 |    41.0 ± 0.8 |              — |          41.0 |     3 |\n"
-        "| cifar\\|x | gcl       |    200 |           61.3 |          70.0 |           -1.2 |             — |     1 |\n"
-    )
+        "| Scenario | Method    | Memory | Final acc. (%) | Avg. acc. (%) | Forgetting (%) | BWT (%) | Plasticity (%) | Zero-shot (%) | Seeds |\n"
+        "| :------- | :-------- | -----: | -------------: | ------------: | -------------: | ------: | -------------: | ------------: | ----: |\n"
+        "| cifar\\|x | zero-shot |      0 |     41.0 ± 0.8 |    41.0 ± 0.8 |              — |       — |     41.0 ± 0.8 |          41.0 |     3 |\n"
+        "| cifar\\|x | gcl       |    200 |           61.3 |          70.0 |           -1.2 |   -10.0 |           80.0 |             — |     1 |\n"
+    )  # fmt: skip
 
 
 def test_markdown_of_the_sweep(summary):
@@ -149,7 +150,7 @@ def test_markdown_of_the_sweep(summary):
     assert len({len(line) for line in lines}) == 1  # padded: every row as wide as the header
     row = next(line for line in lines if "split-cifar10 | gcl " in line and "|     20 |" in line)
     assert [cell.strip() for cell in row.strip("|").split("|")] == [
-        "split-cifar10", "gcl", "20", "42.6 ± 2.2", "47.6 ± 2.2", "4.0 ± 1.0", "41.0", "3",
+        "split-cifar10", "gcl", "20", "42.6 ± 2.2", "47.6 ± 2.2", "4.0 ± 1.0", "—", "—", "41.0", "3",
     ]  # fmt: skip
 
 

@@ -62,7 +62,7 @@ def make_setup(benchmark, *, mem_size: int = 20, seed: int = 0, loggers=(), **ov
     model, _, _, tokenizer = create_clip("tiny-clip")
     set_trainable(model, "last:1")
     classifier = CLIPClassifier(model, tokenizer, benchmark.class_names)
-    settings = dict(mem_size=mem_size, train_mb_size=16, eval_mb_size=64, train_epochs=1, lr=1e-3,
+    settings = dict(mem_size=mem_size, seed=seed, train_mb_size=16, eval_mb_size=64, train_epochs=1, lr=1e-3,
                     evaluator=make_evaluator(loggers))
     settings.update(overrides)
     return StrategySetup(classifier=classifier, benchmark=benchmark, **settings)

@@ -41,7 +41,7 @@ def _run(tmp_path, name, *, plugins=(), resume=False, config=None, mem_size=20):
     return run.run(resume=resume), strategy
 
 
-@pytest.mark.parametrize("name", ["gdro", "replay"])
+@pytest.mark.parametrize("name", ["gdro", "replay", "der"])
 def test_resumed_run_equals_uninterrupted_run(tmp_path, name):
     reference, ref_strategy = _run(tmp_path / "reference", name)
 
@@ -57,6 +57,9 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, name):
     for (key, a), (_, b) in zip(ref_strategy.model.state_dict().items(),
                                 strategy.model.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=key)
+    if name == "der":
+        assert torch.equal(ref_strategy.stored_ids, strategy.stored_ids)
+        torch.testing.assert_close(strategy.stored_logits, ref_strategy.stored_logits, rtol=0, atol=0)
     if name == "gdro":
         for key, value in ref_strategy._criterion.state_dict().items():
             torch.testing.assert_close(strategy._criterion.state_dict()[key], value, rtol=0, atol=0,
@@ -88,7 +91,7 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
     payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert payload["experience"] == 0
     memory = payload["strategy"]["plugins"]["ClassBalancedReplayPlugin"]
-    assert sum(len(ids) for ids in memory["ids"]) == 20
+    assert sum(len(ids) for ids in memory["members"]) == 20
     assert set(payload["strategy"]["loss"]) == {"log_u", "log_v"}
 
 
