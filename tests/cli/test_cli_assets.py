@@ -16,6 +16,7 @@ import pytest
 import torch
 from cli_fixtures import cli, read_jsonl, tiny_config, tiny_sweep_config, write_config
 
+from avalanche_clip.assets.weights import weight_asset
 from avalanche_clip.models import create_clip, list_models
 from avalanche_clip.models.hub import locate_pretrained
 from avalanche_clip.models.offline import CONFIG_DIR
@@ -93,6 +94,10 @@ def test_a_cached_open_clip_tag_loads_with_no_network_call(tagged_model, no_netw
 
 def test_an_uncached_tag_is_not_found_without_network(hub_cache, no_network):
     assert locate_pretrained("ViT-B-16", "laion2b_s34b_b88k") is None
+    missing = weight_asset("ViT-B-16", "default")  # the model's own tag, laion400m_e31
+    assert not missing.present and "'laion400m_e31'" in missing.name and str(hub_cache) in missing.location
+    assert weight_asset("effnet-lite0-clip", "default").present  # shipped in a pip package
+    assert weight_asset("tiny-clip", "default") is None  # random init reads nothing
     assert no_network == []
 
 
