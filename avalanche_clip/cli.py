@@ -87,11 +87,9 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def _keys_help(*, sweep: bool) -> str:
     """Every config key with the default that applies here, for ``--help``."""
-    from avalanche_clip.config import RUN_KEYS, SWEEP_KEYS, load_yaml
+    from avalanche_clip.config import RUN_KEYS, SWEEP_KEYS
 
-    embedded = load_yaml(DEFAULT_CONFIG)
-    if not sweep:
-        embedded = {k: v for k, v in embedded.items() if k not in _SWEEP_ONLY} | {"strategy": "gcl", "mem_size": 100}
+    embedded = _embedded(sweep=sweep)
     lines = [textwrap.fill(f"without --config: the embedded comparison{'' if sweep else ' (its GCL run)'}: "
                            + ", ".join(f"{k}={v}" for k, v in embedded.items()), 100,
                            subsequent_indent="  "),
@@ -116,17 +114,27 @@ def _default_tags() -> str:
     return ", ".join(f"{name}: {default_pretrained(name) or 'none'}" for name in names)
 
 
+def _embedded(*, sweep: bool) -> dict[str, Any]:
+    """The embedded comparison (``run``: its GCL run at memory 100)."""
+    from avalanche_clip.config import load_yaml
+
+    source = load_yaml(DEFAULT_CONFIG)
+    if sweep:
+        return source
+    return {k: v for k, v in source.items() if k not in _SWEEP_ONLY} | {"strategy": "gcl", "mem_size": 100}
+
+
 def _config(path: Path | None, overrides: Sequence[str], *, sweep: bool | None) -> dict[str, Any]:
     """The resolved config; ``sweep=None`` takes a run or a sweep config, whichever it is."""
     from avalanche_clip.config import load_yaml, parse_overrides, resolve_config
 
-    source = load_yaml(path or DEFAULT_CONFIG)
     parsed = parse_overrides(overrides)
+    if path is None:
+        sweep = True if sweep is None else sweep
+        return resolve_config([_embedded(sweep=sweep), parsed], sweep=sweep)
+    source = load_yaml(path)
     if sweep is None:
-        sweep = path is None or any(key in source or key in parsed for key in _SWEEP_ONLY)
-    if not sweep and path is None:
-        source = {k: v for k, v in source.items() if k not in _SWEEP_ONLY}
-        source.update(strategy="gcl", mem_size=100)
+        sweep = any(key in source or key in parsed for key in _SWEEP_ONLY)
     return resolve_config([source, parsed], sweep=sweep)
 
 
