@@ -4,7 +4,8 @@ Each run is one Ray task calling :func:`avalanche_clip.sweep_runs.run_planned`, 
 serial sweep calls, in a worker process whose torch intra-op threads are ``threads`` (default
 ``cores // workers``, :mod:`avalanche_clip.threads`). The driver (this process) keeps the
 :class:`~avalanche_clip.sweep_runs.SweepLedger`, so skipping, resuming, failures and the early stop
-are those of a serial sweep, and the records are the same:
+are those of a serial sweep, and so are the records (bit for bit at the same ``threads``: the
+thread count can change the order of float reductions):
 
 - at most ``workers`` runs are in flight;
 - a run waits while another run of its (scenario, seed) is measuring the zero-shot floor it
