@@ -42,7 +42,8 @@ CHECKPOINT_VERSION = 1
 #: where things run and where files live. ``data_root`` is resolved to an absolute path, so a
 #: clone elsewhere or moved data must still match its committed runs.
 RESUME_NEUTRAL_KEYS = frozenset(
-    {"out", "resume", "device", "num_workers", "progress", "checkpoint", "data_root", "cache_dir"}
+    {"out", "resume", "device", "num_workers", "threads", "progress", "checkpoint", "data_root",
+     "cache_dir"}
 )
 _STATELESS_PLUGINS = (EvaluationPlugin, Clock, PeriodicEval)
 

@@ -1,60 +1,159 @@
 """The ``avalanche-clip`` command line (also ``python -m avalanche_clip``).
 
-    avalanche-clip run    [--config FILE] [--out DIR] [--resume] [key=value ...]
-    avalanche-clip sweep  [--config FILE] [--out DIR] [key=value ...]
-    avalanche-clip report DIR [--out DIR]
+    avalanche-clip run     [--config FILE] [--out DIR] [--resume] [key=value ...]
+    avalanche-clip sweep   [--config FILE] [--out DIR] [--workers N] [--ray-address ADDR] [key=value ...]
+    avalanche-clip prepare [--config FILE] [--check] [key=value ...]
+    avalanche-clip report  DIR [--out DIR]
     avalanche-clip list
 
 Without ``--config``, ``sweep`` runs the embedded default comparison
-(``avalanche_clip/defaults/comparison.yaml``) and ``run`` its GCL run. Bad names and values fail
-before any training, with a message naming the value and the choices (exit code 2).
+(``avalanche_clip/defaults/comparison.yaml``) and ``run`` its GCL run. ``key=value`` overrides may
+stand anywhere on the line. Bad names and values, and weights or data that are not on this
+machine, fail before any training with a message naming them (exit code 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "comparison.yaml"
+_SWEEP_ONLY = ("strategies", "mem_sizes", "seeds", "scenarios")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="avalanche-clip", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="one run (scenario × strategy × memory × seed)")
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose epilog is built only when help is shown (the defaults it lists
+    need the model registry, which is slow to import)."""
+
+    def __init__(self, *args: Any, epilog_fn: Callable[[], str] | None = None, **kwargs: Any) -> None:
+        self._epilog_fn = epilog_fn
+        super().__init__(*args, **kwargs)
+
+    def format_help(self) -> str:
+        if self._epilog_fn is not None:
+            self.epilog = self._epilog_fn()
+        return super().format_help()
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = _Parser(prog="avalanche-clip", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    raw = argparse.RawDescriptionHelpFormatter
+    overrides = {"nargs": "*", "metavar": "key=value", "help": "config overrides (dotted keys), anywhere on the line"}
+    run = sub.add_parser("run", help="one run (scenario × strategy × memory × seed)", formatter_class=raw,
+                         epilog_fn=lambda: _keys_help(sweep=False))
     run.add_argument("--config", type=Path, help="YAML run config (default: the embedded comparison's GCL run)")
     run.add_argument("--out", type=Path, help="run folder (default: runs/<run_id>)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
-    run.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (dotted keys)")
-    sweep = commands.add_parser("sweep", help="strategies × memory sizes × seeds (× scenarios), then a report")
+    run.add_argument("overrides", **overrides)
+    sweep = sub.add_parser("sweep", help="strategies × memory sizes × seeds (× scenarios), then a report",
+                           formatter_class=raw, epilog_fn=lambda: _keys_help(sweep=True))
     sweep.add_argument("--config", type=Path, help="YAML sweep config (default: the embedded comparison)")
     sweep.add_argument("--out", type=Path, help="sweep folder (default: runs/<config name>)")
-    sweep.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (dotted keys)")
-    report = commands.add_parser("report", help="tables and figures from a sweep or run folder")
+    sweep.add_argument("--workers", type=int, default=1,
+                       help="runs in parallel through Ray (default: 1, one after another; needs the "
+                       "'cluster' extra); each run gets threads = cores // workers unless threads= is set")
+    sweep.add_argument("--ray-address", help="Ray cluster to join, e.g. auto or ray://head:10001 "
+                       "(default: start a local Ray instance); --out must be on a shared file system")
+    sweep.add_argument("overrides", **overrides)
+    prepare = sub.add_parser("prepare", help="fetch the weights and data a run or sweep config needs "
+                             "(on a machine with network), or say what is missing", formatter_class=raw)
+    prepare.add_argument("--config", type=Path, help="YAML run or sweep config (default: the embedded comparison)")
+    prepare.add_argument("--check", action="store_true", help="only report what is present and missing; download nothing")
+    prepare.add_argument("overrides", **overrides)
+    report = sub.add_parser("report", help="tables and figures from a sweep or run folder")
     report.add_argument("dir", type=Path)
     report.add_argument("--out", type=Path, help="report folder (default: DIR/report)")
-    commands.add_parser("list", help="registered scenarios, strategies and models")
-    return parser
+    sub.add_parser("list", help="registered scenarios, strategies and models, with their defaults")
+    return parser, sub.choices
 
 
-def _config(path: Path | None, overrides: Sequence[str], *, sweep: bool) -> dict[str, Any]:
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse ``argv``; a command's options and ``key=value`` overrides may interleave (argparse's
+    intermixed parsing, which subparsers do not support, so each command's parser runs it)."""
+    parser, commands = _parser()
+    if argv and argv[0] in commands:
+        args = commands[argv[0]].parse_intermixed_args(argv[1:])
+        args.command = argv[0]
+        return args
+    return parser.parse_args(argv)
+
+
+def _keys_help(*, sweep: bool) -> str:
+    """Every config key with the default that applies here, for ``--help``."""
+    from avalanche_clip.config import RUN_KEYS, SWEEP_KEYS
+
+    embedded = _embedded(sweep=sweep)
+    lines = [textwrap.fill(f"without --config: the embedded comparison{'' if sweep else ' (its GCL run)'}: "
+                           + ", ".join(f"{k}={v}" for k, v in embedded.items()), 100,
+                           subsequent_indent="  "),
+             "", "config keys (in --config or as key=value) and their defaults when a config omits them:"]
+    for key, (default, meaning) in {**RUN_KEYS, **(SWEEP_KEYS if sweep else {})}.items():
+        shown = "null" if default is None else str(default)
+        if key == "pretrained":
+            shown, meaning = "model's own", f"{meaning}; {_default_tags()}"
+        elif key == "threads":
+            cores = os.cpu_count() or 1
+            shown = f"{cores} (cores) / --workers" if sweep else f"{cores} (cores here)"
+        lines.append(f"  {key:<17} {shown:<22} {meaning}")
+    return "\n".join(lines)
+
+
+def _default_tags() -> str:
+    """``"effnet-lite0-clip: imagenet, tiny-clip: none, ..."`` (offline configs and examples)."""
+    from avalanche_clip.models import OFFLINE_MODELS
+    from avalanche_clip.models.factory import default_pretrained
+
+    names = [*sorted(OFFLINE_MODELS), "ViT-B-16", "ViT-B-16-quickgelu"]
+    return ", ".join(f"{name}: {default_pretrained(name) or 'none'}" for name in names)
+
+
+def _embedded(*, sweep: bool) -> dict[str, Any]:
+    """The embedded comparison (``run``: its GCL run at memory 100)."""
+    from avalanche_clip.config import load_yaml
+
+    source = load_yaml(DEFAULT_CONFIG)
+    if sweep:
+        return source
+    return {k: v for k, v in source.items() if k not in _SWEEP_ONLY} | {"strategy": "gcl", "mem_size": 100}
+
+
+def _config(path: Path | None, overrides: Sequence[str], *, sweep: bool | None) -> dict[str, Any]:
+    """The resolved config; ``sweep=None`` takes a run or a sweep config, whichever it is."""
     from avalanche_clip.config import load_yaml, parse_overrides, resolve_config
 
-    source = load_yaml(path or DEFAULT_CONFIG)
-    if not sweep and path is None:
-        source = {k: v for k, v in source.items() if k not in ("strategies", "mem_sizes", "seeds")}
-        source.update(strategy="gcl", mem_size=100)
-    return resolve_config([source, parse_overrides(overrides)], sweep=sweep)
+    parsed = parse_overrides(overrides)
+    if path is None:
+        sweep = True if sweep is None else sweep
+        return resolve_config([_embedded(sweep=sweep), parsed], sweep=sweep)
+    source = load_yaml(path)
+    if sweep is None:
+        sweep = any(key in source or key in parsed for key in _SWEEP_ONLY)
+    return resolve_config([source, parsed], sweep=sweep)
+
+
+def _prepare_command(args: argparse.Namespace) -> str:
+    """The ``prepare`` command for the config and overrides of ``args``."""
+    parts = ["avalanche-clip", "prepare"]
+    if args.config:
+        parts += ["--config", str(args.config)]
+    return shlex.join(parts + list(args.overrides))
 
 
 def _run(args: argparse.Namespace) -> int:
-    from avalanche_clip.experiment import execute_run, run_id
+    from avalanche_clip.experiment import execute_run, run_id, validate_run_config
+    from avalanche_clip.threads import apply_threads
 
     config = _config(args.config, args.overrides, sweep=False)
     out = args.out or Path("runs") / run_id(config)
+    validate_run_config(config)  # before this process changes: threads must be valid
+    apply_threads(config["threads"])
     records = execute_run(config, out, resume=args.resume)
     final = records[-1]
     print(f"{final['run_id']}: final accuracy {100 * final['stream_accuracy']:.1f}% "
@@ -65,17 +164,39 @@ def _run(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from avalanche_clip.sweep import run_sweep
 
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers > 1:  # before any work: Ray is an optional dependency
+        from avalanche_clip.parallel import MissingRayError, import_ray
+
+        try:
+            import_ray()
+        except MissingRayError as err:
+            raise ValueError(str(err)) from None
     config = _config(args.config, args.overrides, sweep=True)
     name = args.config.stem if args.config else "default"
     out = args.out or Path("runs") / name
-    result = run_sweep(config, out, progress=config["progress"])
-    print(result["report"]["table"])
+    result = run_sweep(config, out, progress=config["progress"], workers=args.workers,
+                       ray_address=args.ray_address)
+    report = result["report"]
+    if report is not None:
+        print(report["table"])
     for line in result["skipped"]:
         print(f"skipped: {line}")
-    print(f"\n{result['runs']} runs in {out}; report: {result['report']['report_md']}")
-    for failure in result["failures"]:
-        print(f"FAILED {failure['run_id']}: {failure['error']}", file=sys.stderr)
+    print(f"\n{result['runs']} runs in {out}; report: {report['report_md'] if report else 'none (no run has records)'}")
+    if result["stopped"]:
+        print(f"sweep stopped early: {result['stopped']}", file=sys.stderr)
+    if result["failures"]:
+        print(f"{len(result['failures'])} run(s) failed; errors and tracebacks in "
+              f"{out / 'failures.jsonl'}", file=sys.stderr)
     return 1 if result["failures"] else 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from avalanche_clip.assets import prepare_assets
+
+    config = _config(args.config, args.overrides, sweep=None)
+    return prepare_assets(config, download=not args.check, printer=print)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -88,7 +209,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _list(_: argparse.Namespace) -> int:
-    from avalanche_clip.models import OFFLINE_MODELS, list_pretrained_tags
+    from avalanche_clip.models import OFFLINE_MODELS
+    from avalanche_clip.models.factory import default_pretrained
     from avalanche_clip.scenarios import SCENARIOS
     from avalanche_clip.strategies import STRATEGIES, strategy_info
 
@@ -101,22 +223,31 @@ def _list(_: argparse.Namespace) -> int:
         info = strategy_info(name)
         kinds = "+".join("CIL" if k.startswith("class") else "DIL" for k in info.scenarios)
         print(f"  {name:<10} {kinds:<8} memory={info.memory:<8} {info.description}")
+    examples = ", ".join(f"{m}: {default_pretrained(m)}" for m in ("ViT-B-16", "ViT-B-16-quickgelu"))
     print("\nmodels: any open_clip architecture (open_clip.list_models()) with its pretrained tags, "
-          "or a local checkpoint file; offline configs:")
-    for name in sorted(OFFLINE_MODELS):
-        tags = list_pretrained_tags(name)
-        print(f"  {name:<18} pretrained: {', '.join(tags) if tags else 'none (random init)'}")
+          "or a local checkpoint file. Without a pretrained line a run loads the model's default: "
+          "for an open_clip architecture the first tag open_clip lists whose activation matches it "
+          f"({examples}), none if it has no tags; offline configs:")
+    for name, tags in sorted(OFFLINE_MODELS.items()):
+        default = default_pretrained(name)
+        listed = ", ".join(tags) if tags else "none (random init)"
+        print(f"  {name:<22} default pretrained: {default or 'none (random init)'}; tags: {listed}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 for bad input, before any training)."""
-    args = _parser().parse_args(argv)
-    handlers = {"run": _run, "sweep": _sweep, "report": _report, "list": _list}
+    """Entry point; returns the exit code (2 for bad input or missing assets, before any training)."""
+    args = _parse(list(sys.argv[1:] if argv is None else argv))
+    handlers = {"run": _run, "sweep": _sweep, "prepare": _prepare, "report": _report, "list": _list}
+    from avalanche_clip.assets import MissingAssetError
     from avalanche_clip.registry import UnknownNameError
 
     try:
         return handlers[args.command](args)
+    except MissingAssetError as err:
+        err.prepare_command = _prepare_command(args)
+        print(f"avalanche-clip {args.command}: error: {err}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, UnknownNameError, TypeError) as err:
         print(f"avalanche-clip {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -33,7 +33,8 @@ RUN_KEYS: dict[str, tuple[Any, str]] = {
     "domains": (None, "domain-incremental: domain names in stream order"),
     "scenario_options": ({}, "extra build_scenario options (max_train_per_class, decode_cache, ...)"),
     "model": ("effnet-lite0-clip", "open_clip architecture or offline config"),
-    "pretrained": ("imagenet", "open_clip tag, offline tag or local checkpoint path (null: random)"),
+    "pretrained": ("default", "open_clip tag, offline tag or local checkpoint path (null: random "
+                   "init); default: the model's own (avalanche-clip list); records name the tag that ran"),
     "image_size": (None, "input resolution override"),
     "templates": ("photo", "prompt template set or list of '{}' templates"),
     "trainable": ("projections", "what trains: all, image, text, projections, last:K, none"),
@@ -55,6 +56,8 @@ RUN_KEYS: dict[str, tuple[Any, str]] = {
     "seed": (0, "seed of the class order, initialisation and sampling"),
     "device": ("cpu", "cpu, cuda, cuda:N"),
     "num_workers": (0, "data-loader worker processes"),
+    "threads": (None, "torch intra-op threads of each run (default: torch's, one per core; "
+                "cores / workers under sweep --workers); threads=1 beside other jobs"),
     "feature_cache": ("auto", "reuse frozen image-trunk features across runs: auto (when the trunk is frozen), true (required), false"),
     "cache_dir": (None, "feature cache folder (default: $AVALANCHE_CLIP_CACHE or ~/.cache/avalanche-clip)"),
     "zero_shot_floor": (True, "record the zero-shot accuracy of the untrained model"),
@@ -157,7 +160,17 @@ def resolve_config(
     for key in ("data_root", "cache_dir"):
         if config.get(key):
             config[key] = str(Path(os.path.expandvars(str(config[key]))).expanduser().resolve())
+    _resolve_default_pretrained(config)
     return config
+
+
+def _resolve_default_pretrained(config: dict[str, Any]) -> None:
+    """``pretrained: default`` → the model's own tag, so config.yaml and the records name the tag
+    that ran (an unknown model is left for validation to report)."""
+    from avalanche_clip.models.factory import DEFAULT_PRETRAINED, default_pretrained, list_models
+
+    if config.get("pretrained") == DEFAULT_PRETRAINED and config.get("model") in list_models():
+        config["pretrained"] = default_pretrained(config["model"])
 
 
 def check_common(config: dict[str, Any]) -> None:
@@ -169,6 +182,9 @@ def check_common(config: dict[str, Any]) -> None:
         minimum = 1 if key in _POSITIVE_INTS else 0
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    threads = config.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads must be an integer >= 1 or null (torch's default), got {threads!r}")
     for key in ("lr",):
         if not isinstance(config[key], (int, float)) or config[key] <= 0:
             raise ConfigError(f"{key} must be a number > 0, got {config[key]!r}")

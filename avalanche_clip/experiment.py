@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from avalanche_clip.assets import check_assets
 from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.batching import check_composition
 from avalanche_clip.config import ConfigError, check_common, dump_yaml
@@ -50,12 +51,9 @@ def validate_run_config(config: dict[str, Any]) -> None:
     """Every check that needs no training data or model weights; raises ConfigError & co."""
     check_common(config)
     check_scenario_options(config["scenario"], config["scenario_options"])
-    root = config.get("data_root")
-    if config["scenario"] not in NEEDS_NO_ROOT:
-        if not root:
-            raise ConfigError(f"scenario {config['scenario']!r} needs data_root (a folder with its data)")
-        if not Path(root).exists() and not config["scenario_options"].get("download"):
-            raise ConfigError(f"data_root {root!r} does not exist (scenario {config['scenario']!r})")
+    if config["scenario"] not in NEEDS_NO_ROOT and not config.get("data_root"):
+        # whether the data are there is checked with the weights (avalanche_clip.assets)
+        raise ConfigError(f"scenario {config['scenario']!r} needs data_root (a folder with its data)")
     models = list_models()
     if config["model"] not in models:
         close = difflib.get_close_matches(str(config["model"]), models, n=3)
@@ -223,6 +221,7 @@ def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = F
         if not resume and existing:
             raise ConfigError(f"{out} holds an unfinished run; pass --resume to continue it or choose another --out")
     validate_run_config(config)
+    check_assets([config])  # missing weights or data: one error now, not minutes of retries later
     out.mkdir(parents=True, exist_ok=True)
     from avalanche.logging import TextLogger
 

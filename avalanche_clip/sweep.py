@@ -9,8 +9,9 @@ Layout of ``out``::
 
     <out>/sweep.yaml              the resolved sweep config
     <out>/runs/<run_id>/          one run folder each (see avalanche_clip.experiment)
-    <out>/failures.jsonl          runs that raised, with the error (the sweep goes on)
-    <out>/report/                 tables and figures (avalanche_clip.reporting)
+    <out>/failures.jsonl          runs that raised, with the error, as they fail (the sweep goes
+                                  on, unless its first runs all fail alike: avalanche_clip.sweep_runs)
+    <out>/report/                 tables and figures (avalanche_clip.reporting), once a run has records
 
 Re-running a sweep skips finished runs, resumes interrupted ones from their checkpoints and
 never rewrites a finished record.
@@ -19,26 +20,23 @@ never rewrites a finished record.
 from __future__ import annotations
 
 import copy
-import json
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from avalanche_clip.assets import check_assets
 from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError, dump_yaml
 from avalanche_clip.experiment import (
     check_same_config,
-    execute_run,
     run_id,
     scenario_label,
     validate_run_config,
 )
-from avalanche_clip.runner import read_records
 from avalanche_clip.scenarios import scenario_kind
 from avalanche_clip.strategies import strategy_info
+from avalanche_clip.sweep_runs import SweepLedger, finished_outcome, run_dir, run_serial
+from avalanche_clip.threads import apply_threads
 
 
 @dataclass
@@ -126,40 +124,38 @@ def _memory_sizes(memory: str, sizes: list[int]) -> list[int]:
     return list(sizes)
 
 
-def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
-    """Run every planned run in ``out_dir`` (skipping finished ones), then write the report."""
+def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = True,
+              workers: int = 1, ray_address: str | None = None) -> dict[str, Any]:
+    """Run every planned run in ``out_dir`` (skipping finished ones), then write the report.
+
+    Missing weights or data of the runs still to do are one error before the first run starts
+    (:func:`avalanche_clip.assets.check_assets`). ``workers > 1`` runs them in parallel through
+    Ray (:mod:`avalanche_clip.parallel`; ``ray_address``: a cluster, default a local instance),
+    with the same records as one after another.
+    """
     plan = plan_sweep(config)
     out = Path(out_dir)
     for run in plan.runs:  # a changed sweep config must not silently reuse old results
         saved = out / "runs" / run_id(run) / "config.yaml"
         if saved.is_file():
             check_same_config(saved, run)
+    pending = [run for run in plan.runs if finished_outcome(run, run_dir(out, run)) is None]
+    check_assets(pending)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "sweep.yaml", dump_yaml(config))
-    floors: dict[tuple[str, int], float | None] = {}
-    failures = []
-    bar = tqdm(plan.runs, desc="runs", disable=not progress)
-    for run in bar:
-        identifier = run_id(run)
-        bar.set_postfix_str(identifier)
-        run_dir = out / "runs" / identifier
-        finished = read_records(run_dir / "results.jsonl")
-        if finished and finished[-1].get("final"):
-            floors.setdefault((scenario_label(run), run["seed"]), finished[-1].get("zero_shot_accuracy"))
-            continue
-        try:
-            records = execute_run(run, run_dir, resume=True,
-                                  zero_shot=floors.get((scenario_label(run), run["seed"])))
-        except Exception as err:  # one failing run must not discard the others
-            failures.append({"run_id": identifier, "error": f"{type(err).__name__}: {err}",
-                             "traceback": traceback.format_exc()})
-            continue
-        floors.setdefault((scenario_label(run), run["seed"]), records[-1].get("zero_shot_accuracy"))
-    if failures:
-        with (out / "failures.jsonl").open("a") as stream:
-            for failure in failures:
-                stream.write(json.dumps(failure) + "\n")
+    ledger = SweepLedger(out)
+    if workers > 1 and pending:
+        from avalanche_clip.parallel import run_parallel
+
+        run_parallel(plan.runs, out, ledger, workers=workers, ray_address=ray_address,
+                     threads=config.get("threads"), progress=progress)
+    else:
+        apply_threads(config.get("threads"))
+        run_serial(plan.runs, out, ledger, progress=progress)
     from avalanche_clip.reporting import write_report
 
-    report = write_report(out)
-    return {"report": report, "runs": len(plan.runs), "skipped": plan.skipped, "failures": failures}
+    # no report when no run left a record (every run failed): the failures say why
+    recorded = any((run_dir(out, run) / "results.jsonl").is_file() for run in plan.runs)
+    report = write_report(out) if recorded else None
+    return {"report": report, "runs": len(plan.runs), "skipped": plan.skipped,
+            "failures": ledger.failures, "stopped": ledger.stopped}

@@ -4,8 +4,9 @@
 package's offline configs (``tiny-clip``, ``effnet-lite0-clip``), and a ``pretrained`` source:
 
 - ``None``: random initialisation;
-- an open_clip tag (``laion2b_s34b_b88k``, ``openai``, ...): downloaded by open_clip where a
-  network exists (or found in its cache);
+- ``"default"``: the model's own default tag (:func:`default_pretrained`);
+- an open_clip tag (``laion2b_s34b_b88k``, ``openai``, ...): loaded from open_clip's cache with no
+  network call when it is there (:mod:`avalanche_clip.models.hub`), else downloaded by open_clip;
 - ``"imagenet"`` for ``effnet-lite0-clip``: the offline ImageNet image trunk;
 - a local checkpoint file (a CLIP ``state_dict``, as open_clip saves it), loaded with
   ``weights_only=True``.
@@ -30,6 +31,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from avalanche_clip.models.hub import locate_pretrained, tag_preprocess
 from avalanche_clip.models.offline import (
     OFFLINE_MODELS,
     OFFLINE_PREPROCESS,
@@ -38,7 +40,9 @@ from avalanche_clip.models.offline import (
 )
 from avalanche_clip.registry import UnknownNameError
 
-_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+#: The ``pretrained`` value that means "the model's own default" (:func:`default_pretrained`).
+DEFAULT_PRETRAINED = "default"
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 PRECISIONS = ("fp32", "fp16", "bf16", "pure_fp16", "pure_bf16", "amp", "amp_bf16", "amp_fp16")
 
 
@@ -77,6 +81,28 @@ def list_pretrained_tags(name: str) -> list[str]:
     return list(open_clip.list_pretrained_tags_by_model(name))
 
 
+def default_pretrained(name: str) -> str | None:
+    """The tag ``name`` loads when a config gives no ``pretrained``.
+
+    - an offline config: the first tag its :data:`OFFLINE_MODELS` entry declares (None if it
+      declares none: random initialisation);
+    - an open_clip architecture: the first tag open_clip lists for it whose activation matches
+      the architecture (open_clip lists ``openai`` first, but OpenAI's weights use QuickGELU and
+      belong to the ``-quickgelu`` names: ``ViT-B-16`` → ``laion400m_e31``,
+      ``ViT-B-16-quickgelu`` → ``openai``); None for an architecture without tags.
+    """
+    import open_clip
+
+    if name in OFFLINE_MODELS:
+        return next(iter(OFFLINE_MODELS[name]), None)
+    tags = list(open_clip.list_pretrained_tags_by_model(name))
+    if not tags:
+        return None
+    quick_gelu = bool((open_clip.get_model_config(name) or {}).get("quick_gelu", False))
+    matching = [t for t in tags if bool(open_clip.get_pretrained_cfg(name, t).get("quick_gelu", False)) == quick_gelu]
+    return (matching or tags)[0]
+
+
 def create_clip(
     name: str,
     pretrained: str | Path | None = None,
@@ -90,12 +116,14 @@ def create_clip(
 
     Args:
         name: open_clip architecture (``open_clip.list_models()``) or an offline config.
-        pretrained: ``None``, an open_clip / offline tag, or a local checkpoint path.
+        pretrained: ``None``, ``"default"`` (:func:`default_pretrained`), an open_clip /
+            offline tag, or a local checkpoint path.
         device: where the model lives (``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...).
         precision: open_clip precision of the weights; ``"fp32"`` keeps fp32 weights (use
             autocast in training for mixed precision).
         image_size: override the config's input resolution (transforms follow).
-        cache_dir: open_clip's download cache for tagged weights.
+        cache_dir: open_clip's download cache for tagged weights (default: its own, the
+            Hugging Face Hub cache).
 
     Raises:
         UnknownNameError: ``name`` is not a known architecture.
@@ -118,8 +146,16 @@ def create_clip(
     if image_size is not None and (not isinstance(image_size, int) or image_size < 8):
         raise ValueError(f"image_size must be an int >= 8 or None, got {image_size!r}")
 
+    if pretrained == DEFAULT_PRETRAINED:
+        pretrained = default_pretrained(name)
     source, offline_tag = _resolve_pretrained(name, pretrained)
     preprocess = OFFLINE_PREPROCESS.get((name, offline_tag), {}) if offline_tag else {}
+    if source is not None and not Path(source).is_file():
+        # an open_clip tag found in the cache loads as a local file: no network call at all
+        # (open_clip's own path asks the Hub first and retries for a minute without network)
+        cached = locate_pretrained(name, source, cache_dir)
+        if cached is not None:
+            source, preprocess = str(cached), tag_preprocess(name, source)
     with _quiet_open_clip(), _checkpoint_errors(name, source):
         model, train_tf, eval_tf = open_clip.create_model_and_transforms(
             name,
@@ -130,6 +166,7 @@ def create_clip(
             image_mean=preprocess.get("mean"),
             image_std=preprocess.get("std"),
             image_interpolation=preprocess.get("interpolation"),
+            image_resize_mode=preprocess.get("resize_mode"),
             cache_dir=cache_dir,
             weights_only=True,
         )
@@ -146,6 +183,8 @@ def _resolve_pretrained(name: str, pretrained: str | Path | None) -> tuple[str |
     """Map ``pretrained`` to (what open_clip should load, our offline tag or None)."""
     import open_clip
 
+    if pretrained == DEFAULT_PRETRAINED:
+        pretrained = default_pretrained(name)
     if pretrained is None or pretrained == "":
         return None, None
     text = str(pretrained)
@@ -154,7 +193,7 @@ def _resolve_pretrained(name: str, pretrained: str | Path | None) -> tuple[str |
         return str(path), None
     if name in OFFLINE_MODELS and text in OFFLINE_MODELS[name]:
         return None, text
-    if isinstance(pretrained, Path) or "/" in text or text.endswith(_CHECKPOINT_SUFFIXES):
+    if isinstance(pretrained, Path) or "/" in text or text.endswith(CHECKPOINT_SUFFIXES):
         raise FileNotFoundError(
             f"no checkpoint file at {str(path)!r} (pretrained for {name!r}); expected an existing "
             f"CLIP state_dict file or one of the tags {list_pretrained_tags(name)}"

@@ -27,7 +27,8 @@ from torch import nn
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
-#: Offline configs shipped with the package → their pretrained tags and what each tag loads.
+#: Offline configs shipped with the package → their pretrained tags and what each tag loads. The
+#: first tag of an entry is the model's default (what a config without ``pretrained`` loads).
 OFFLINE_MODELS: dict[str, dict[str, str]] = {
     "tiny-clip": {},
     "effnet-lite0-clip": {

@@ -79,7 +79,7 @@ def test_override_of_a_value_and_of_its_subkey_conflict():
 
 def test_defaults_fill_every_run_key():
     config = resolve_config([])
-    assert config == default_run_config()
+    assert config == {**default_run_config(), "pretrained": "imagenet"}  # the default model's own tag
     assert set(config) == set(RUN_KEYS)
     assert config["strategy"] == "gcl" and config["mem_size"] == 0 and config["feature_cache"] == "auto"
 

@@ -7,6 +7,7 @@ import re
 from cli_fixtures import cli
 
 from avalanche_clip.models import OFFLINE_MODELS
+from avalanche_clip.models.factory import default_pretrained
 from avalanche_clip.scenarios import SCENARIOS, scenario_kind
 from avalanche_clip.strategies import STRATEGIES, strategy_info
 
@@ -43,5 +44,8 @@ def test_list_prints_every_scenario_strategy_and_offline_model(capsys):
 
     models = {line.split()[0]: line for line in _section(out.split("models:", 1)[1], "offline configs")}
     assert set(models) == set(OFFLINE_MODELS)
-    assert "imagenet" in models["effnet-lite0-clip"]
-    assert "random init" in models["tiny-clip"]
+    for name, line in models.items():  # each offline model with the default a run without a pretrained line loads
+        assert f"default pretrained: {default_pretrained(name) or 'none (random init)'};" in line
+    assert "default pretrained: imagenet;" in models["effnet-lite0-clip"]
+    assert "default pretrained: none (random init);" in models["tiny-clip"]
+    assert "ViT-B-16: laion400m_e31" in out  # and the rule for open_clip architectures

@@ -1,10 +1,12 @@
 """``avalanche-clip sweep``: the memory rules of the grid, the report, re-runs that retrain nothing,
-and strategies skipped on scenario kinds they do not support."""
+strategies skipped on scenario kinds they do not support, and ``--workers`` (Ray) giving the
+records of the serial sweep."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import sys
 
 import pytest
 from cli_fixtures import (
@@ -15,6 +17,7 @@ from cli_fixtures import (
     read_jsonl,
     sweep_records,
     tiny_sweep_config,
+    without_time,
     write_config,
     write_domain_tree,
 )
@@ -133,3 +136,49 @@ def test_hyperparameter_errors_name_the_strategy(swept, capsys, monkeypatch):
     forbid_training(monkeypatch)
     code, _, err = cli(capsys, "sweep", "--config", config, "--out", out, "strategy_options.gcl.gamma=1.5")
     assert code == 2 and "strategy 'gcl': gamma must be in (0.0, 1.0], got 1.5" in err
+
+
+def test_a_parallel_sweep_gives_the_records_of_the_serial_sweep(swept, capsys, tmp_path, monkeypatch):
+    config, serial, _, serial_stdout = swept
+    out = tmp_path / "parallel"
+
+    # threads=1 as in the serial sweep (the suite runs torch on one thread): bit-equal records need
+    # the same reduction order, which the thread count can change on a machine with more cores
+    code, stdout, stderr = cli(capsys, "sweep", "--config", config, "--out", out, "--workers", "2", "threads=1")
+
+    assert code == 0, stderr
+    runs = sweep_records(out)
+    assert sorted(runs) == EXPECTED_RUNS
+    expected = sweep_records(serial)
+    for run_id, records in runs.items():
+        assert without_time(records) == without_time(expected[run_id]), run_id
+    assert (out / "report" / "summary.md").read_text() == (serial / "report" / "summary.md").read_text()
+    table = [line for line in stdout.splitlines() if line.startswith("|")]
+    assert table and table == [line for line in serial_stdout.splitlines() if line.startswith("|")]
+    assert not (out / "failures.jsonl").exists()
+
+    # re-run: nothing left to run, so no Ray, nothing retrained, every record untouched
+    import avalanche_clip.parallel as parallel
+
+    before = {p: p.read_bytes() for p in out.glob("runs/*/results.jsonl")}
+    forbid_training(monkeypatch)
+    monkeypatch.setattr(parallel, "run_parallel", lambda *a, **k: pytest.fail("Ray started with nothing to run"))
+    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", out, "--workers", "2")
+    assert code == 0, stderr
+    assert {p: p.read_bytes() for p in out.glob("runs/*/results.jsonl")} == before
+    # and a changed config is refused before anything starts, as in a serial sweep
+    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", out, "--workers", "2", "lr=0.5")
+    assert code == 2 and "holds a run with another config" in stderr
+
+
+def test_workers_without_ray_name_the_extra_to_install(swept, capsys, tmp_path, monkeypatch):
+    config, _, _, _ = swept
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", tmp_path / "out", "--workers", "2")
+    assert code == 2
+    assert "pip install 'avalanche-clip[cluster]'" in stderr and "--workers 1" in stderr
+    assert not (tmp_path / "out").exists()
+    # a serial sweep never imports Ray
+    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", tmp_path / "serial",
+                          "strategies=[zero-shot]", "seeds=[0]")
+    assert code == 0, stderr

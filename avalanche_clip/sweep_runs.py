@@ -1,0 +1,129 @@
+"""The runs of a sweep, one at a time or many at once: one function runs a planned run, one
+ledger keeps what the sweep learns from each outcome.
+
+:func:`run_planned` is what a sweep does with each run, in this process (serial sweeps) or in a
+Ray worker (``sweep --workers N``, :mod:`avalanche_clip.parallel`): skip it when its final
+record exists, else run (or resume) it, and return an :class:`Outcome` instead of raising, so one
+failing run does not discard the others. :class:`SweepLedger` takes the outcomes in the order
+they arrive:
+
+- the zero-shot floor of each (scenario, seed) is measured by the first run of the pair that
+  succeeds and handed to the pair's later runs (:meth:`SweepLedger.floor`);
+- each failure is appended to ``failures.jsonl`` and printed when it happens;
+- when the first :data:`STOP_AFTER` runs the sweep attempts all fail with the same error (a
+  missing GPU, a broken install, ...), the sweep stops instead of repeating it for every run,
+  and says why (:attr:`SweepLedger.stopped`, also a line of ``failures.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from avalanche_clip.experiment import execute_run, run_id, scenario_label
+from avalanche_clip.runner import read_records
+
+#: A sweep stops when this many first attempted runs all fail with the same error.
+STOP_AFTER = 2
+
+
+@dataclass
+class Outcome:
+    """What became of one planned run: ``"finished"`` before this sweep, ``"ran"``, ``"failed"``."""
+
+    run_id: str
+    status: str
+    zero_shot: float | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+
+def run_dir(out: Path, run: dict[str, Any]) -> Path:
+    return Path(out) / "runs" / run_id(run)
+
+
+def finished_outcome(run: dict[str, Any], folder: Path) -> Outcome | None:
+    """The outcome of a run whose final record exists (None if it still has to run)."""
+    records = read_records(folder / "results.jsonl")
+    if records and records[-1].get("final"):
+        return Outcome(run_id(run), "finished", zero_shot=records[-1].get("zero_shot_accuracy"))
+    return None
+
+
+def run_planned(run: dict[str, Any], folder: Path, zero_shot: float | None) -> Outcome:
+    """Run (or resume, or skip when finished) one planned run in ``folder``; never raises for an
+    error of the run itself (see the module docstring)."""
+    done = finished_outcome(run, folder)
+    if done is not None:
+        return done
+    try:
+        records = execute_run(run, folder, resume=True, zero_shot=zero_shot)
+    except Exception as err:  # one failing run must not discard the others
+        return Outcome(run_id(run), "failed", error=f"{type(err).__name__}: {err}",
+                       traceback=traceback.format_exc())
+    return Outcome(run_id(run), "ran", zero_shot=records[-1].get("zero_shot_accuracy"))
+
+
+def floor_key(run: dict[str, Any]) -> tuple[str, Any]:
+    return scenario_label(run), run["seed"]
+
+
+@dataclass
+class SweepLedger:
+    """Floors, failures and the early stop of one sweep over ``out`` (module docstring)."""
+
+    out: Path
+    floors: dict[tuple[str, Any], float | None] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    attempted: list[Outcome] = field(default_factory=list)
+    stopped: str | None = None
+
+    def floor(self, run: dict[str, Any]) -> float | None:
+        return self.floors.get(floor_key(run))
+
+    def has_floor(self, run: dict[str, Any]) -> bool:
+        return floor_key(run) in self.floors
+
+    def record(self, run: dict[str, Any], outcome: Outcome) -> None:
+        if outcome.status != "failed":
+            self.floors.setdefault(floor_key(run), outcome.zero_shot)
+        if outcome.status != "finished":
+            self.attempted.append(outcome)
+        if outcome.status == "failed":
+            failure = {"run_id": outcome.run_id, "error": outcome.error, "traceback": outcome.traceback}
+            self.failures.append(failure)
+            self._append(failure)
+            tqdm.write(f"FAILED {outcome.run_id}: {outcome.error}", file=sys.stderr)
+            self._check_stop()
+
+    def _check_stop(self) -> None:
+        first = self.attempted[:STOP_AFTER]
+        if self.stopped or len(first) < STOP_AFTER or any(o.status != "failed" for o in first):
+            return
+        if len({o.error for o in first}) == 1:
+            self.stopped = (f"its first {STOP_AFTER} runs failed with the same error, so the others "
+                            f"would too: {first[0].error} (fix it and re-run the sweep; finished "
+                            "runs are kept)")
+            self._append({"run_id": None, "error": f"sweep stopped: {self.stopped}", "traceback": None,
+                          "stopped": True})
+            tqdm.write(f"sweep stopped: {self.stopped}", file=sys.stderr)
+
+    def _append(self, line: dict[str, Any]) -> None:
+        with (self.out / "failures.jsonl").open("a") as stream:
+            stream.write(json.dumps(line) + "\n")
+
+
+def run_serial(runs: list[dict[str, Any]], out: Path, ledger: SweepLedger, *, progress: bool) -> None:
+    """Every run of ``runs`` in this process, in plan order (until the ledger stops the sweep)."""
+    bar = tqdm(runs, desc="runs", disable=not progress)
+    for run in bar:
+        bar.set_postfix_str(run_id(run))
+        ledger.record(run, run_planned(run, run_dir(out, run), ledger.floor(run)))
+        if ledger.stopped:
+            break
