@@ -16,6 +16,7 @@ from typing import TypedDict
 
 from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.reporting.plots import write_figures
+from avalanche_clip.reporting.protocol import protocol_checks
 from avalanche_clip.reporting.records import (
     TruncatedLineWarning,
     final_records,
@@ -138,6 +139,10 @@ def write_report(
             NOTES,
             "",
             table,
+            "## Protocol",
+            "",
+            *protocol_checks(records[records["run_id"].isin(finals["run_id"])]),
+            "",
             "Data: [summary.csv](summary.csv) · [summary.md](summary.md)",
             "",
             *_figure_section(figures, out),

@@ -1,0 +1,39 @@
+"""The report's protocol checks catch unequal budgets, different exemplars and a short joint."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from avalanche_clip.reporting.protocol import protocol_checks
+
+
+def _records(steps_ce=3, digest_der="a", joint_steps=6):
+    rows = []
+    for strategy, mem, steps, digest in (("ce", 20, steps_ce, "a"), ("gcl", 20, 3, "a"),
+                                         ("der", 20, 3, digest_der), ("icarl", 20, 3, None),
+                                         ("ewc", 0, 3, "e"), ("zero-shot", 0, 0, "e")):
+        for experience in (0, 1):
+            rows.append({"scenario": "s", "strategy": strategy, "mem_size": mem, "seed": 0,
+                         "experience": experience, "optimizer_steps": steps, "memory_digest": digest})
+    rows.append({"scenario": "s", "strategy": "joint", "mem_size": 0, "seed": 0, "experience": 1,
+                 "optimizer_steps": joint_steps, "memory_digest": "e"})
+    return pd.DataFrame(rows)
+
+
+def test_a_fair_sweep_passes_every_check():
+    (line,) = protocol_checks(_records())
+    assert "equal optimizer steps for all 5 trained continual methods (3, 3 per experience)" in line
+    assert "identical exemplars after every experience across ce, der, gcl" in line
+    assert "joint took the continual total of 6 steps" in line
+    assert "**" not in line.replace("**s**", "")
+
+
+def test_each_violation_is_named():
+    assert "**unequal optimizer steps** in 2" in protocol_checks(_records(steps_ce=4))[0]
+    assert "**different exemplars**" in protocol_checks(_records(digest_der="x"))[0]
+    assert "**joint took [5] steps" in protocol_checks(_records(joint_steps=5))[0]
+
+
+def test_old_records_say_there_is_nothing_to_check():
+    old = _records().assign(optimizer_steps=None)
+    assert "nothing to check" in protocol_checks(old)[0]
