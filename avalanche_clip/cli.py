@@ -2,9 +2,10 @@
 
     avalanche-clip run     [--config FILE] [--out DIR] [--resume] [key=value ...]
     avalanche-clip sweep   [--config FILE] [--out DIR] [--workers N] [--ray-address ADDR] [key=value ...]
+    avalanche-clip tune    [--config FILE] [--out DIR] [--trials N] [--storage URL] [key=value ...]
     avalanche-clip prepare [--config FILE] [--check] [key=value ...]
     avalanche-clip report  DIR [--out DIR]
-    avalanche-clip list
+    avalanche-clip list    [--spaces]
 
 Without ``--config``, ``sweep`` runs the embedded default comparison
 (``avalanche_clip/defaults/comparison.yaml``) and ``run`` its GCL run. ``key=value`` overrides may
@@ -61,7 +62,19 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                        "'cluster' extra); each run gets threads = cores // workers unless threads= is set")
     sweep.add_argument("--ray-address", help="Ray cluster to join, e.g. auto or ray://head:10001 "
                        "(default: start a local Ray instance); --out must be on a shared file system")
+    sweep.add_argument("--tuned", type=Path, help="apply the per-strategy values of a tuned.yaml "
+                       "written by avalanche-clip tune (same as the config key tuned=PATH)")
     sweep.add_argument("overrides", **overrides)
+    tune = sub.add_parser("tune", help="tune every strategy of a sweep config on a validation split "
+                          "(same trial budget each; the test split is never read)",
+                          formatter_class=raw)
+    tune.add_argument("--config", type=Path, help="YAML sweep config (default: the embedded comparison)")
+    tune.add_argument("--out", type=Path, help="tune folder (default: runs/<config name>-tune); "
+                      "writes tuned.yaml, the trials' runs and the study")
+    tune.add_argument("--trials", type=int, help="trials per strategy (default: the config's tune.trials, else 20)")
+    tune.add_argument("--storage", help="Optuna storage URL shared by several machines, e.g. "
+                      "postgresql://user@host/db (default: sqlite under --out)")
+    tune.add_argument("overrides", **overrides)
     prepare = sub.add_parser("prepare", help="fetch the weights and data a run or sweep config needs "
                              "(on a machine with network), or say what is missing", formatter_class=raw)
     prepare.add_argument("--config", type=Path, help="YAML run or sweep config (default: the embedded comparison)")
@@ -70,7 +83,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     report = sub.add_parser("report", help="tables and figures from a sweep or run folder")
     report.add_argument("dir", type=Path)
     report.add_argument("--out", type=Path, help="report folder (default: DIR/report)")
-    sub.add_parser("list", help="registered scenarios, strategies and models, with their defaults")
+    listing = sub.add_parser("list", help="registered scenarios, strategies and models, with their defaults")
+    listing.add_argument("--spaces", action="store_true", help="also each strategy's search space for tune")
     return parser, sub.choices
 
 
@@ -174,6 +188,8 @@ def _sweep(args: argparse.Namespace) -> int:
         except MissingRayError as err:
             raise ValueError(str(err)) from None
     config = _config(args.config, args.overrides, sweep=True)
+    if args.tuned:
+        config["tuned"] = str(args.tuned.expanduser().resolve())
     name = args.config.stem if args.config else "default"
     out = args.out or Path("runs") / name
     result = run_sweep(config, out, progress=config["progress"], workers=args.workers,
@@ -192,6 +208,25 @@ def _sweep(args: argparse.Namespace) -> int:
     return 1 if result["failures"] else 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from avalanche_clip.threads import apply_threads
+    from avalanche_clip.tuning import run_tune
+
+    config = _config(args.config, args.overrides, sweep=True)
+    name = args.config.stem if args.config else "default"
+    out = args.out or Path("runs") / f"{name}-tune"
+    apply_threads(config.get("threads"))
+    result = run_tune(config, out, trials=args.trials, storage=args.storage, progress=config["progress"])
+    for label, tuned in result["strategies"].items():
+        values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in tuned.params.items())
+        print(f"{label:<16} validation accuracy {100 * tuned.value:5.1f}%  ({tuned.trials} trials, "
+              f"{tuned.wall_time_s:.0f} s)  {values or 'nothing to tune'}")
+    print(f"
+tuned values in {result['tuned']} ({result['wall_time_s']:.0f} s); apply with "
+          f"avalanche-clip sweep --config {args.config or '<config>'} --tuned {result['tuned']}")
+    return 0
+
+
 def _prepare(args: argparse.Namespace) -> int:
     from avalanche_clip.assets import prepare_assets
 
@@ -208,7 +243,7 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(_: argparse.Namespace) -> int:
+def _list(args: argparse.Namespace) -> int:
     from avalanche_clip.models import OFFLINE_MODELS
     from avalanche_clip.models.factory import default_pretrained
     from avalanche_clip.scenarios import SCENARIOS
@@ -223,6 +258,16 @@ def _list(_: argparse.Namespace) -> int:
         info = strategy_info(name)
         kinds = "+".join("CIL" if k.startswith("class") else "DIL" for k in info.scenarios)
         print(f"  {name:<10} {kinds:<8} memory={info.memory:<8} {info.description}")
+        if getattr(args, "spaces", False):
+            from avalanche_clip.strategies.registry import search_space
+            from avalanche_clip.strategies.spaces import describe
+
+            space = search_space(name, tune_epochs=True)
+            for key, spec in space.items():
+                note = " (only with tune.tune_epochs: true)" if key == "train_epochs" else ""
+                print(f"  {'':<10}   search {key}: {describe(spec)}{note}")
+            if not space:
+                print(f"  {'':<10}   search: nothing (never trains)")
     examples = ", ".join(f"{m}: {default_pretrained(m)}" for m in ("ViT-B-16", "ViT-B-16-quickgelu"))
     print("\nmodels: any open_clip architecture (open_clip.list_models()) with its pretrained tags, "
           "or a local checkpoint file. Without a pretrained line a run loads the model's default: "
@@ -238,7 +283,8 @@ def _list(_: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input or missing assets, before any training)."""
     args = _parse(list(sys.argv[1:] if argv is None else argv))
-    handlers = {"run": _run, "sweep": _sweep, "prepare": _prepare, "report": _report, "list": _list}
+    handlers = {"run": _run, "sweep": _sweep, "tune": _tune, "prepare": _prepare, "report": _report,
+                "list": _list}
     from avalanche_clip.assets import MissingAssetError
     from avalanche_clip.registry import UnknownNameError
 

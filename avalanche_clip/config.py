@@ -70,6 +70,8 @@ SWEEP_KEYS: dict[str, tuple[Any, str]] = {
     "mem_sizes": ([0, 100], "memory sizes"),
     "seeds": ([0], "seeds"),
     "scenarios": (None, "list of scenario overrides, e.g. [{label: cifar10, scenario: ..., data_root: ...}]"),
+    "tune": ({}, "avalanche-clip tune settings: trials, validation_fraction, mem_size, seeds, tune_epochs, sampler_seed, strategies"),
+    "tuned": (None, "a tuned.yaml written by avalanche-clip tune whose values the sweep applies"),
 }
 SCENARIO_KEYS = ("scenario", "label", "data_root", "n_experiences", "domains", "scenario_options")
 _POSITIVE_INTS = ("train_mb_size", "eval_mb_size")
@@ -157,7 +159,7 @@ def resolve_config(
                 f"{', '.join(sorted(allowed))}"
             )
         config = merge(config, source)
-    for key in ("data_root", "cache_dir"):
+    for key in ("data_root", "cache_dir", "tuned"):
         if config.get(key):
             config[key] = str(Path(os.path.expandvars(str(config[key]))).expanduser().resolve())
     _resolve_default_pretrained(config)

@@ -98,6 +98,14 @@ def run_id(config: dict[str, Any]) -> str:
     return f"{scenario_label(config)}__{strategy_label(config)}__m{config['mem_size']}__s{config['seed']}"
 
 
+def run_hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
+    """What the method ran with: its learning rate and epochs (the per-method value, else the
+    run's) and every option given to it (defaults of options not given are the registry's)."""
+    options = dict(config["strategy_options"].get(config["strategy"], {}))
+    return {"lr": options.pop("lr", None) or config["lr"],
+            "train_epochs": options.pop("train_epochs", None) or config["train_epochs"], **options}
+
+
 def strategy_label(config: dict[str, Any]) -> str:
     """The method's name in records and reports: ``strategy_label`` (a sweep variant such as
     ``gcl-reset``) or the registered strategy name."""
@@ -197,6 +205,7 @@ def prepare_run(config: dict[str, Any], *, loggers: tuple = (), plugins: tuple =
         "method": config["strategy"],
         "mem_size": config["mem_size"], "seed": config["seed"], "model": config["model"],
         "pretrained": config["pretrained"], "trainable": config["trainable"],
+        "hyperparameters": run_hyperparameters(config),
         "zero_shot_accuracy": zero_shot,
     }
     return PreparedRun(config, strategy, benchmark, classifier, identity)

@@ -133,6 +133,10 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = T
     Ray (:mod:`avalanche_clip.parallel`; ``ray_address``: a cluster, default a local instance),
     with the same records as one after another.
     """
+    if config.get("tuned"):
+        from avalanche_clip.tuned import apply_tuned
+
+        config = apply_tuned(config, config["tuned"])
     plan = plan_sweep(config)
     out = Path(out_dir)
     for run in plan.runs:  # a changed sweep config must not silently reuse old results

@@ -33,6 +33,7 @@ from .source import (
     subsample_source,
 )
 from .streams import StreamOptions, build_streams, check_class_order, seeded_class_order
+from .validation import carve_validation
 
 SCENARIOS: Registry[Callable[..., DataSource]] = Registry("scenario")
 """Registered source factories; ``SCENARIOS.info(name)`` gives ``kind`` and ``description``."""
@@ -48,6 +49,9 @@ COMMON_OPTIONS: dict[str, str] = {
     "default False; split-cifar100 and digits are in memory already)",
     "cache_dir": "with decode_cache: persist the decoded array as .npy here",
     "decode_workers": "with decode_cache: worker processes used to decode (default 0)",
+    "validation_fraction": "evaluate on a stratified validation split of this fraction carved from "
+    "the training data (seeded by seed) instead of the test split, which is then never read "
+    "(for tuning)",
 }
 
 _BUILD_PARAMS = ("root", "domains")
@@ -161,6 +165,9 @@ def build_scenario(
         max_test_per_class=common.pop("max_test_per_class", None),
         seed=int(common.pop("subsample_seed", 0)),
     )
+    validation = common.pop("validation_fraction", None)
+    if validation is not None:
+        source = carve_validation(source, float(validation), seed)
     source = prepare_source(source, **common)
 
     if kind == CLASS_INCREMENTAL:

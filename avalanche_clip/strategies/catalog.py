@@ -46,7 +46,9 @@ def _ours(setup: StrategySetup, *extra_plugins: Any, mem_size: int | None = None
 
 
 @register_strategy("gcl", description="GCL: global contrastive loss between images and label "
-                   "prompts with moving-average estimators (ours)")
+                   "prompts with moving-average estimators (ours)",
+                   search_space={"tau": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
+                                 "gamma": {"type": "float", "low": 0.1, "high": 1.0}})
 def build_gcl(setup: StrategySetup, *, tau: float = 0.05, gamma: float = 0.9,
               negatives: str = "instance", reset_loss_state: bool = False,
               train_logits: str = "seen") -> GCLStrategy:
@@ -56,7 +58,11 @@ def build_gcl(setup: StrategySetup, *, tau: float = 0.05, gamma: float = 0.9,
 
 
 @register_strategy("gdro", description="GDRO: class-wise contrastive losses under KL group DRO "
-                   "(ours)")
+                   "(ours)",
+                   search_space={"tau": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
+                                 "margin": {"type": "float", "low": 0.1, "high": 1.0},
+                                 "dro_lambda": {"type": "float", "low": 0.05, "high": 5.0, "log": True},
+                                 "gamma": {"type": "float", "low": 0.1, "high": 1.0}})
 def build_gdro(setup: StrategySetup, *, tau: float = 0.5, margin: float = 0.5,
                dro_lambda: float = 1.0, gamma: float = 0.9, class_gamma: float = 0.9,
                reset_loss_state: bool = False, inclusion_weights: bool = True,
@@ -73,8 +79,8 @@ def build_ce(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
     return CLIPCrossEntropyStrategy(**_ours(setup))
 
 
-@register_strategy("zero-shot", memory="none", description="the pretrained model, never "
-                   "trained: the floor")
+@register_strategy("zero-shot", memory="none", trains=False, description="the pretrained model, "
+                   "never trained: the floor")
 def build_zero_shot(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
     kwargs = _ours(setup, mem_size=0)
     kwargs.update(train_epochs=0)
@@ -94,7 +100,8 @@ def build_replay(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
 
 
 @register_strategy("ewc", memory="none", checkpointable=False, description="Avalanche's EWC "
-                   "(elastic weight consolidation) plugin on cross-entropy fine-tuning")
+                   "(elastic weight consolidation) plugin on cross-entropy fine-tuning",
+                   search_space={"ewc_lambda": {"type": "float", "low": 1.0, "high": 1e6, "log": True}})
 def build_ewc(setup: StrategySetup, *, ewc_lambda: float = 100.0, mode: str = "separate",
               decay_factor: float | None = None) -> CLIPCrossEntropyStrategy:
     plugin = EWCPlugin(ewc_lambda=ewc_lambda, mode=mode, decay_factor=decay_factor)
@@ -102,7 +109,9 @@ def build_ewc(setup: StrategySetup, *, ewc_lambda: float = 100.0, mode: str = "s
 
 
 @register_strategy("der", memory="required", description="Avalanche's DER (dark experience "
-                   "replay: logit distillation and CE on memory samples) on the shared memory")
+                   "replay: logit distillation and CE on memory samples) on the shared memory",
+                   search_space={"alpha": {"type": "float", "low": 0.01, "high": 1.0, "log": True},
+                                 "beta": {"type": "float", "low": 0.0, "high": 1.0}})
 def build_der(setup: StrategySetup, *, alpha: float = 0.1, beta: float = 0.5) -> DERStrategy:
     return DERStrategy(alpha=alpha, beta=beta, **_ours(setup))
 
@@ -139,6 +148,7 @@ def build_joint(setup: StrategySetup) -> CLIPJointStrategy:
 
 
 @register_strategy("joint-converged", memory="none", joint=True, description="upper bound "
-                   "trained towards convergence: joint with budget_scale times the total steps")
+                   "trained towards convergence: joint with budget_scale times the total steps",
+                   search_space={"budget_scale": {"type": "float", "low": 1.0, "high": 8.0}})
 def build_joint_converged(setup: StrategySetup, *, budget_scale: float = 4.0) -> CLIPJointStrategy:
     return CLIPJointStrategy(budget_scale=budget_scale, **_ours(setup, mem_size=0))

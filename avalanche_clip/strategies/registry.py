@@ -9,14 +9,16 @@ whole stream (an upper bound rather than a continual learner).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from avalanche_clip.registry import Registry
 from avalanche_clip.strategies.setup import StrategySetup
+from avalanche_clip.strategies.spaces import COMMON_SPACE, check_space
 
 CLASS_INCREMENTAL = "class-incremental"
 DOMAIN_INCREMENTAL = "domain-incremental"
@@ -33,17 +35,34 @@ class StrategyInfo:
     memory: str = "optional"
     checkpointable: bool = True
     joint: bool = False
+    trains: bool = True
+    search_space: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 STRATEGIES: Registry[Callable[..., Any]] = Registry("strategy")
 
 
 def register_strategy(name: str, **info: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a factory ``(setup, **hparams) -> strategy`` under ``name``."""
+    """Register a factory ``(setup, **hparams) -> strategy`` under ``name``.
+
+    ``search_space`` (see :mod:`avalanche_clip.strategies.spaces`) lists the method's own tunable
+    hyper-parameters; ``trains=False`` marks a strategy that never trains (nothing to tune).
+    """
     parsed = StrategyInfo(**info)
     if parsed.memory not in MEMORY_USES:
         raise ValueError(f"memory={parsed.memory!r}; expected one of {MEMORY_USES}")
+    check_space(parsed.search_space)
     return STRATEGIES.register(name, info=parsed)
+
+
+def search_space(name: str, *, tune_epochs: bool = False) -> dict[str, dict[str, Any]]:
+    """Everything ``tune`` may choose for strategy ``name``: the learning rate (and the epochs
+    with ``tune_epochs``) then the method's own space; empty for a strategy that never trains."""
+    info = strategy_info(name)
+    if not info.trains:
+        return {}
+    common = {k: v for k, v in COMMON_SPACE.items() if tune_epochs or k != "train_epochs"}
+    return {**copy.deepcopy(common), **copy.deepcopy(info.search_space)}
 
 
 def strategy_info(name: str) -> StrategyInfo:

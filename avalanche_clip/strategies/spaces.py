@@ -1,0 +1,81 @@
+"""Hyper-parameter search spaces: what ``avalanche-clip tune`` may choose for each strategy.
+
+A space maps a hyper-parameter name to a spec (plain data, so it prints and serialises)::
+
+    {"type": "float", "low": 1e-4, "high": 1.0, "log": True}
+    {"type": "int", "low": 1, "high": 10}
+    {"type": "categorical", "choices": ["instance", "class"]}
+
+Every trained strategy shares :data:`COMMON_SPACE` (learning rate and epochs, what the paper tunes
+per method); a registration adds the method's own (``register_strategy(..., search_space=...)``).
+The tuned values are checked against the space when read back, so a value no tune could have
+chosen is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+SPEC_TYPES = ("float", "int", "categorical")
+
+#: Tuned for every trained strategy: the learning rate, and (only when a tune asks for it, as
+#: it breaks the equal step budget) the epochs per experience.
+COMMON_SPACE: dict[str, dict[str, Any]] = {
+    "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+    "train_epochs": {"type": "int", "low": 1, "high": 10},
+}
+
+
+def check_spec(name: str, spec: Mapping[str, Any]) -> None:
+    """``ValueError`` naming a malformed spec."""
+    kind = spec.get("type")
+    if kind not in SPEC_TYPES:
+        raise ValueError(f"search space of {name!r}: type={kind!r}; expected one of {SPEC_TYPES}")
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, (list, tuple)) or not choices:
+            raise ValueError(f"search space of {name!r}: categorical needs a non-empty 'choices' list")
+        return
+    low, high = spec.get("low"), spec.get("high")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or not low < high:
+        raise ValueError(f"search space of {name!r}: needs numbers low < high, got {low!r}, {high!r}")
+    if spec.get("log") and low <= 0:
+        raise ValueError(f"search space of {name!r}: a log scale needs low > 0, got {low!r}")
+
+
+def check_space(space: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A checked copy of ``space``."""
+    for name, spec in space.items():
+        check_spec(name, spec)
+    return {name: dict(spec) for name, spec in space.items()}
+
+
+def in_space(value: Any, spec: Mapping[str, Any]) -> bool:
+    """Whether ``value`` is one the spec can produce."""
+    kind = spec["type"]
+    if kind == "categorical":
+        return value in spec["choices"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    if kind == "int" and int(value) != value:
+        return False
+    return spec["low"] <= value <= spec["high"]
+
+
+def describe(spec: Mapping[str, Any]) -> str:
+    """``"float in [1e-05, 0.1], log"`` and the like, for ``avalanche-clip list --spaces``."""
+    if spec["type"] == "categorical":
+        return f"one of {list(spec['choices'])}"
+    scale = ", log" if spec.get("log") else ""
+    return f"{spec['type']} in [{spec['low']:g}, {spec['high']:g}]{scale}"
+
+
+def suggest(trial: Any, name: str, spec: Mapping[str, Any]) -> Any:
+    """Draw ``name`` from an Optuna ``trial`` according to ``spec``."""
+    if spec["type"] == "float":
+        return trial.suggest_float(name, spec["low"], spec["high"], log=bool(spec.get("log")))
+    if spec["type"] == "int":
+        return trial.suggest_int(name, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log")))
+    return trial.suggest_categorical(name, list(spec["choices"]))

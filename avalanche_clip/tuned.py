@@ -1,0 +1,140 @@
+"""``tuned.yaml``: what a tune chose for each strategy, and how a sweep applies it.
+
+Written by ``avalanche-clip tune`` (:mod:`avalanche_clip.tuning`)::
+
+    tuned_for: {scenarios: [cifar10], model: ..., replay_sampling: union, ...}   # the protocol tuned
+    settings: {trials: 20, validation_fraction: 0.1, mem_size: 50, seeds: [0], tune_epochs: false}
+    strategies:
+      gcl:
+        strategy: gcl
+        params: {lr: 0.0021, tau: 0.07, gamma: 0.62}    # what the sweep will run
+        value: 0.731                                       # best validation accuracy
+        trials: 20
+        wall_time_s: 143.2
+        space: {lr: {type: float, low: 1.0e-05, high: 0.1, log: true}, ...}
+
+``sweep --tuned tuned.yaml`` (or the config key ``tuned``) puts each strategy's ``params`` into its
+options (``lr`` and ``train_epochs`` as per-method options), after checking every value against
+the strategy's current search space: a value no tune could have chosen is refused. Each run
+records the options it ran with (``hyperparameters`` in its records).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from avalanche_clip.atomic import atomic_write_text
+from avalanche_clip.config import ConfigError
+
+#: Config keys a tune's result depends on besides the strategies: a sweep applying tuned values
+#: that were tuned under other values of these is refused.
+PROTOCOL_KEYS = ("model", "pretrained", "image_size", "trainable", "templates", "train_mb_size",
+                 "optimizer", "weight_decay", "replay_sampling", "memory_share",
+                 "steps_per_experience", "head")
+
+
+@dataclass
+class TunedStrategy:
+    """The outcome of one strategy's study."""
+
+    strategy: str
+    params: dict[str, Any]
+    value: float
+    trials: int
+    wall_time_s: float
+    space: dict[str, dict[str, Any]]
+
+
+def tuned_for(config: dict[str, Any]) -> dict[str, Any]:
+    """The protocol a tune ran under (compared when a sweep applies its values)."""
+    from avalanche_clip.experiment import scenario_label
+
+    scenarios = [{**config, **override} for override in (config.get("scenarios") or [{}])]
+    return {"scenarios": [scenario_label(s) for s in scenarios],
+            **{key: config.get(key) for key in PROTOCOL_KEYS},
+            "train_epochs": config.get("train_epochs")}
+
+
+def write_tuned(path: Path, config: dict[str, Any], settings: Any,
+                results: dict[str, TunedStrategy], storage: str) -> Path:
+    document = {
+        "tuned_for": tuned_for(config),
+        "settings": {**asdict(settings), "storage": storage},
+        "strategies": {label: asdict(result) for label, result in results.items()},
+    }
+    header = ("# Written by `avalanche-clip tune`: the best validation values of each strategy.\n"
+              "# Apply with `avalanche-clip sweep --tuned <this file>` (values are checked against\n"
+              "# each strategy's search space when read).\n")
+    return atomic_write_text(path, header + yaml.safe_dump(document, sort_keys=True))
+
+
+def read_tuned(path: str | Path) -> dict[str, Any]:
+    """The document of a ``tuned.yaml``, every value checked against its strategy's space."""
+    from avalanche_clip.strategies.registry import search_space
+    from avalanche_clip.strategies.spaces import describe, in_space
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"tuned file {path} does not exist (write one with avalanche-clip tune)")
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"tuned file {path} is not valid YAML: {err}") from None
+    strategies = document.get("strategies") if isinstance(document, dict) else None
+    if not isinstance(strategies, dict):
+        raise ConfigError(f"tuned file {path} has no 'strategies' mapping")
+    tune_epochs = bool((document.get("settings") or {}).get("tune_epochs", False))
+    for label, entry in strategies.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("params"), dict) or "strategy" not in entry:
+            raise ConfigError(f"tuned file {path}: strategy {label!r} needs 'strategy' and 'params'")
+        space = search_space(entry["strategy"], tune_epochs=tune_epochs)
+        for name, value in entry["params"].items():
+            if name not in space:
+                raise ConfigError(
+                    f"tuned file {path}: {label}.{name} is not in the search space of "
+                    f"{entry['strategy']!r} ({', '.join(space) or 'empty'})"
+                )
+            if not in_space(value, space[name]):
+                raise ConfigError(
+                    f"tuned file {path}: {label}.{name}={value!r} is outside its search space "
+                    f"({describe(space[name])})"
+                )
+    return document
+
+
+def apply_tuned(config: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """``config`` (a sweep config) with the tuned values of ``path`` in its strategies' options.
+
+    Raises ``ConfigError`` when the tune ran under another protocol (:data:`PROTOCOL_KEYS`), a
+    value is outside its space, or a strategy of the file is not in the sweep.
+    """
+    document = read_tuned(path)
+    recorded = document.get("tuned_for") or {}
+    current = tuned_for(config)
+    differing = [key for key in PROTOCOL_KEYS if key in recorded and recorded[key] != current[key]]
+    if differing:
+        detail = "; ".join(f"{k}: tuned {recorded[k]!r} vs now {current[k]!r}" for k in differing)
+        raise ConfigError(f"tuned file {path} was tuned under another protocol ({detail})")
+    out = copy.deepcopy(config)
+    entries = []
+    tuned = document["strategies"]
+    labels = set()
+    for entry in out["strategies"]:
+        label = entry if isinstance(entry, str) else (entry.get("label") or entry["strategy"])
+        labels.add(label)
+        if label not in tuned:
+            entries.append(entry)
+            continue
+        base = {"label": label, "strategy": entry} if isinstance(entry, str) else dict(entry)
+        base["options"] = {**(base.get("options") or {}), **tuned[label]["params"]}
+        entries.append(base)
+    unknown = sorted(set(tuned) - labels)
+    if unknown:
+        raise ConfigError(f"tuned file {path} has values for {unknown}, which the sweep does not run")
+    out["strategies"] = entries
+    return out

@@ -1,0 +1,201 @@
+"""Per-method tuning on a validation split: ``avalanche-clip tune``.
+
+Every strategy of a sweep config gets the same number of Optuna trials (TPE, seeded). A trial
+draws the strategy's search space (:func:`~avalanche_clip.strategies.registry.search_space`:
+the learning rate, the method's own hyper-parameters, and the epochs only with
+``tune_epochs: true``, since per-method epochs break the equal step budget) and runs the
+strategy under the sweep's protocol on every scenario of the config, with the test split
+replaced by a stratified validation split carved from each experience's training data
+(``validation_fraction``; the test split is never read). The objective is the final accuracy
+on the validation data of all seen classes, averaged over the scenarios and the tune seeds.
+
+The tune section of a sweep config (all optional)::
+
+    tune:
+      trials: 20                 # per strategy
+      validation_fraction: 0.1
+      mem_size: null             # memory of the trials (default: the middle of mem_sizes)
+      seeds: null                # default: the sweep's first seed
+      tune_epochs: false
+      sampler_seed: 0
+      strategies: null           # default: every trained strategy of the sweep
+
+Studies live in ``--storage`` (any Optuna database URL; default SQLite under the output
+folder), one per strategy, so several machines can work on one study and a killed tune resumes:
+finished trials are never repeated (a trial killed mid-way is failed by Optuna's heartbeat and
+re-drawn). Each strategy's best values go to ``<out>/tuned.yaml`` as soon as its study is
+complete (:mod:`avalanche_clip.tuned`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from avalanche_clip.config import ConfigError
+from avalanche_clip.experiment import execute_run, scenario_label
+from avalanche_clip.plugins.finite_guard import DivergedTrainingError
+from avalanche_clip.strategies import strategy_info
+from avalanche_clip.strategies.registry import search_space
+from avalanche_clip.strategies.spaces import suggest
+from avalanche_clip.sweep import plan_sweep, strategy_entries
+from avalanche_clip.tuned import TunedStrategy, write_tuned
+
+TUNE_DEFAULTS: dict[str, Any] = {
+    "trials": 20,
+    "validation_fraction": 0.1,
+    "mem_size": None,
+    "seeds": None,
+    "tune_epochs": False,
+    "sampler_seed": 0,
+    "strategies": None,
+}
+#: Seconds between a running trial's heartbeats, and after which a silent one is failed.
+HEARTBEAT_S, GRACE_S = 10, 30
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    trials: int
+    validation_fraction: float
+    mem_size: int
+    seeds: list[int]
+    tune_epochs: bool
+    sampler_seed: int
+    strategies: list[str]
+
+
+def tune_settings(config: dict[str, Any], trials: int | None = None) -> TuneSettings:
+    """The checked ``tune`` section of a sweep config (``trials`` overrides it)."""
+    section = config.get("tune") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"tune must be a mapping of {sorted(TUNE_DEFAULTS)}, got {section!r}")
+    unknown = sorted(set(section) - set(TUNE_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown tune key(s) {unknown}; known: {sorted(TUNE_DEFAULTS)}")
+    merged = {**TUNE_DEFAULTS, **section}
+    if trials is not None:
+        merged["trials"] = trials
+    n = merged["trials"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"tune.trials must be an integer >= 1, got {n!r}")
+    fraction = merged["validation_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ConfigError(f"tune.validation_fraction must lie in (0, 1), got {fraction!r}")
+    sizes = sorted(m for m in config["mem_sizes"] if m > 0) or [0]
+    mem_size = merged["mem_size"] if merged["mem_size"] is not None else sizes[(len(sizes) - 1) // 2]
+    if isinstance(mem_size, bool) or not isinstance(mem_size, int) or mem_size < 0:
+        raise ConfigError(f"tune.mem_size must be an integer >= 0, got {mem_size!r}")
+    seeds = merged["seeds"] if merged["seeds"] is not None else [config["seeds"][0]]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"tune.seeds must be a non-empty list of integers, got {seeds!r}")
+    if not isinstance(merged["tune_epochs"], bool):
+        raise ConfigError(f"tune.tune_epochs must be true or false, got {merged['tune_epochs']!r}")
+    labels = [label for label, strategy, _ in strategy_entries(config) if strategy_info(strategy).trains]
+    wanted = merged["strategies"] if merged["strategies"] is not None else labels
+    missing = sorted(set(wanted) - set(labels))
+    if missing:
+        raise ConfigError(f"tune.strategies {missing} are not trained strategies of the sweep ({labels})")
+    return TuneSettings(n, float(fraction), mem_size, list(seeds), merged["tune_epochs"],
+                        int(merged["sampler_seed"]), [label for label in labels if label in wanted])
+
+
+def trial_runs(config: dict[str, Any], settings: TuneSettings, label: str,
+               params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run configs of one trial: the sweep's runs of ``label`` at the tune memory and seeds,
+    on the validation split, with ``params`` as the strategy's options."""
+    single = {**config, "seeds": settings.seeds, "mem_sizes": [settings.mem_size]}
+    single["strategies"] = [entry for entry in config["strategies"] if _label(entry) == label]
+    runs = []
+    for run in plan_sweep(single).runs:
+        run = copy.deepcopy(run)
+        strategy = run["strategy"]
+        run["strategy_options"] = {strategy: {**run["strategy_options"].get(strategy, {}), **params}}
+        run["scenario_options"] = {**run["scenario_options"],
+                                   "validation_fraction": settings.validation_fraction}
+        run.update(checkpoint=False, zero_shot_floor=False, progress=False)
+        runs.append(run)
+    if not runs:
+        raise ConfigError(f"strategy {label!r} has no run at tune memory {settings.mem_size}")
+    return runs
+
+
+def _label(entry: Any) -> str:
+    return entry if isinstance(entry, str) else (entry.get("label") or entry["strategy"])
+
+
+def run_tune(config: dict[str, Any], out_dir: str | Path, *, trials: int | None = None,
+             storage: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Tune every strategy of the sweep ``config`` into ``out_dir`` (module docstring)."""
+    import optuna
+
+    settings = tune_settings(config, trials)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    storage_url = storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
+    db = optuna.storages.RDBStorage(storage_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    entries = {label: strategy for label, strategy, _ in strategy_entries(config)}
+    results: dict[str, TunedStrategy] = {}
+    began = time.perf_counter()
+    for label in settings.strategies:
+        space = search_space(entries[label], tune_epochs=settings.tune_epochs)
+        results[label] = _tune_one(config, settings, label, space, db, out, progress)
+        write_tuned(out / "tuned.yaml", config, settings, results, storage_url)
+    return {"tuned": out / "tuned.yaml", "strategies": results,
+            "wall_time_s": time.perf_counter() - began, "storage": storage_url}
+
+
+def _tune_one(config: dict[str, Any], settings: TuneSettings, label: str,
+              space: dict[str, dict[str, Any]], db: Any, out: Path, progress: bool) -> TunedStrategy:
+    import optuna
+    from optuna.trial import TrialState
+
+    sampler = optuna.samplers.TPESampler(seed=settings.sampler_seed)
+    study = optuna.create_study(study_name=label, storage=db, direction="maximize",
+                                sampler=sampler, load_if_exists=True)
+    optuna.storages.fail_stale_trials(study)  # trials of a killed tune: failed, then re-drawn
+
+    def objective(trial: Any) -> float:
+        params = {name: suggest(trial, name, spec) for name, spec in space.items()}
+        values = []
+        for run in trial_runs(config, settings, label, params):
+            folder = out / "trials" / label / f"{trial.number:04d}" / f"{scenario_label(run)}__s{run['seed']}"
+            try:
+                records = execute_run(run, folder)
+            except DivergedTrainingError as err:  # a poor setting, not a bug: the worst score
+                trial.set_user_attr("error", f"{type(err).__name__}: {err}")
+                return 0.0
+            values.append(records[-1]["stream_accuracy"])
+        trial.set_user_attr("runs", len(values))
+        return statistics.fmean(values)
+
+    def done() -> int:
+        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+    began = time.perf_counter()
+    remaining = settings.trials - done()
+    if remaining > 0 and not space:  # nothing to choose: one trial of the defaults
+        remaining = 1 if done() == 0 else 0
+    if remaining > 0:
+        stop = optuna.study.MaxTrialsCallback(settings.trials, states=(TrialState.COMPLETE, TrialState.RUNNING))
+        study.optimize(objective, n_trials=remaining, callbacks=[stop], show_progress_bar=progress,
+                       catch=())
+    best = study.best_trial
+    return TunedStrategy(
+        strategy=config_strategy(config, label), params=dict(best.params),
+        value=float(best.value) if best.value is not None else math.nan,
+        trials=done(), wall_time_s=round(time.perf_counter() - began, 1), space=space,
+    )
+
+
+def config_strategy(config: dict[str, Any], label: str) -> str:
+    return {lab: strategy for lab, strategy, _ in strategy_entries(config)}[label]
+
+
+__all__ = ["TUNE_DEFAULTS", "TuneSettings", "run_tune", "trial_runs", "tune_settings"]
