@@ -113,11 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, before any training)."""
     args = _parser().parse_args(argv)
     handlers = {"run": _run, "sweep": _sweep, "report": _report, "list": _list}
+    from avalanche_clip.errors import AvalancheClipError
     from avalanche_clip.registry import UnknownNameError
 
     try:
         return handlers[args.command](args)
-    except (ValueError, FileNotFoundError, UnknownNameError, TypeError) as err:
+    except (AvalancheClipError, ValueError, FileNotFoundError, UnknownNameError, TypeError) as err:
         print(f"avalanche-clip {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -24,6 +24,7 @@ import torch
 
 from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.config import ConfigError, check_common, dump_yaml
+from avalanche_clip.device import check_device
 from avalanche_clip.features import FEATURE_CACHE_CHOICES, apply_feature_cache, default_cache_dir
 from avalanche_clip.hyperparameters import check_hyperparameters
 from avalanche_clip.models import OFFLINE_MODELS, CLIPClassifier, create_clip, set_trainable
@@ -31,12 +32,15 @@ from avalanche_clip.models.factory import _resolve_pretrained, list_models
 from avalanche_clip.models.precision import AMP_CHOICES
 from avalanche_clip.models.prompts import resolve_templates
 from avalanche_clip.models.trainable import parse_trainable
+from avalanche_clip.paths import check_safe_name
 from avalanche_clip.runner import ContinualRun, make_evaluator, read_records
 from avalanche_clip.scenarios import build_scenario, check_scenario_options, scenario_kind
 from avalanche_clip.strategies import StrategySetup, build_strategy, check_strategy, strategy_info
 from avalanche_clip.strategies.setup import OPTIMIZERS
 
 NEEDS_NO_ROOT = ("digits",)
+#: Strategies that never train (``train_epochs`` does not apply); every other one needs >= 1.
+NEVER_TRAINS = ("zero-shot",)
 
 
 def seed_everything(seed: int) -> None:
@@ -49,12 +53,24 @@ def validate_run_config(config: dict[str, Any]) -> None:
     """Every check that needs no training data or model weights; raises ConfigError & co."""
     check_common(config)
     check_scenario_options(config["scenario"], config["scenario_options"])
+    if config.get("label") is not None:  # null: the (registered, safe) scenario name
+        check_safe_name(config["label"], "label")
+    check_safe_name(config["strategy"], "strategy")
+    if config["train_epochs"] == 0 and config["strategy"] not in NEVER_TRAINS:
+        raise ConfigError(
+            f"train_epochs=0 with strategy {config['strategy']!r} would record an untrained model "
+            f"as its result; use train_epochs >= 1 (the untrained model is strategy 'zero-shot')"
+        )
+    check_device(config["device"])
     root = config.get("data_root")
     if config["scenario"] not in NEEDS_NO_ROOT:
         if not root:
             raise ConfigError(f"scenario {config['scenario']!r} needs data_root (a folder with its data)")
         if not Path(root).exists() and not config["scenario_options"].get("download"):
             raise ConfigError(f"data_root {root!r} does not exist (scenario {config['scenario']!r})")
+        if Path(root).exists() and not Path(root).is_dir():
+            raise ConfigError(f"data_root {root!r} is a file; expected the folder holding the data "
+                              f"of scenario {config['scenario']!r}")
     models = list_models()
     if config["model"] not in models:
         close = difflib.get_close_matches(str(config["model"]), models, n=3)
