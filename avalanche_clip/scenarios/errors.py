@@ -28,3 +28,7 @@ def missing_root_message(what: str, root: object, layout: str, how_to_get: str) 
         f"Expected layout:\n{layout}\n"
         f"How to get the data: {how_to_get}"
     )
+
+
+class DataLayoutWarning(UserWarning):
+    """Something in the data was skipped or changed on reading; the message says what and why."""
