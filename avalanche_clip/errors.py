@@ -41,15 +41,27 @@ def write_error(err: OSError, path: str | os.PathLike[str], *, exact: bool = Fal
     can't-write error, e.g. a missing file, which the caller should re-raise as it is).
 
     The message names the file the error names, else ``path``; ``exact=True``: always ``path``
-    (e.g. the target of an atomic write rather than its temporary file)."""
+    (e.g. the target of an atomic write rather than its temporary file). Without ``exact``, an
+    error naming a file outside ``path`` (reading a model file, say) is not translated.
+    """
     if isinstance(err, AvalancheClipError) or err.errno not in _WRITE_ADVICE:
         return None
-    where = err.filename if err.filename is not None and not exact else path
+    if exact or err.filename is None:
+        where = path
+    elif _inside(os.fsdecode(err.filename), os.fspath(path)):
+        where = err.filename
+    else:
+        return None
     translated = OutputWriteError(
         f"cannot write {os.fsdecode(where)}: {os.strerror(err.errno)}; {_WRITE_ADVICE[err.errno]}"
     )
     translated.errno = err.errno  # set after: OSError(errno, text) would prefix "[Errno N]"
     return translated
+
+
+def _inside(name: str, folder: str) -> bool:
+    name, folder = os.path.abspath(name), os.path.abspath(folder)
+    return name == folder or name.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 @contextlib.contextmanager
@@ -69,7 +81,7 @@ def check_writable_dir(path: str | os.PathLike[str]) -> None:
     """Create ``path`` if needed and prove a file can be created in it (then removed), so a
     read-only or full output folder is reported before any work starts."""
     folder = os.fspath(path)
-    with writing(folder):
+    with writing(folder, exact=True):
         os.makedirs(folder, exist_ok=True)
         probe = os.path.join(folder, f".write-probe-{os.getpid()}")
         with open(probe, "wb") as handle:

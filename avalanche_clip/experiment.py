@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import torch
 from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.config import ConfigError, check_common, dump_yaml
 from avalanche_clip.device import check_device
+from avalanche_clip.errors import check_writable_dir, writing
 from avalanche_clip.features import FEATURE_CACHE_CHOICES, apply_feature_cache, default_cache_dir
 from avalanche_clip.hyperparameters import check_hyperparameters
 from avalanche_clip.models import OFFLINE_MODELS, CLIPClassifier, create_clip, set_trainable
@@ -33,6 +35,7 @@ from avalanche_clip.models.precision import AMP_CHOICES
 from avalanche_clip.models.prompts import resolve_templates
 from avalanche_clip.models.trainable import parse_trainable
 from avalanche_clip.paths import check_safe_name
+from avalanche_clip.plugins.finite_guard import FiniteGuardPlugin
 from avalanche_clip.runner import ContinualRun, make_evaluator, read_records
 from avalanche_clip.scenarios import build_scenario, check_scenario_options, scenario_kind
 from avalanche_clip.strategies import StrategySetup, build_strategy, check_strategy, strategy_info
@@ -41,6 +44,10 @@ from avalanche_clip.strategies.setup import OPTIMIZERS
 NEEDS_NO_ROOT = ("digits",)
 #: Strategies that never train (``train_epochs`` does not apply); every other one needs >= 1.
 NEVER_TRAINS = ("zero-shot",)
+
+
+class MemorySizeWarning(UserWarning):
+    """``mem_size`` exceeds what the memory can ever hold."""
 
 
 def seed_everything(seed: int) -> None:
@@ -171,6 +178,12 @@ def prepare_run(config: dict[str, Any], *, loggers: tuple = (), plugins: tuple =
     info = strategy_info(config["strategy"])
     benchmark, classifier = build_benchmark_and_classifier(config, with_index=info.uses_index,
                                                            augment=augment)
+    if config["mem_size"] > benchmark.num_train_samples:
+        warnings.warn(
+            f"mem_size={config['mem_size']} is larger than the training set "
+            f"({benchmark.num_train_samples} samples): the memory never fills, and the run is "
+            "one with a memory holding every training sample", MemorySizeWarning, stacklevel=2,
+        )
     if config["zero_shot_floor"] and zero_shot is None:
         zero_shot = zero_shot_accuracy(classifier, benchmark, device=config["device"],
                                        batch_size=config["eval_mb_size"],
@@ -180,7 +193,7 @@ def prepare_run(config: dict[str, Any], *, loggers: tuple = (), plugins: tuple =
         mem_size=config["mem_size"], train_mb_size=config["train_mb_size"],
         eval_mb_size=config["eval_mb_size"], train_epochs=config["train_epochs"],
         lr=config["lr"], weight_decay=config["weight_decay"], optimizer=config["optimizer"],
-        amp=config["amp"], plugins=list(plugins), evaluator=make_evaluator(loggers),
+        amp=config["amp"], plugins=[FiniteGuardPlugin(), *plugins], evaluator=make_evaluator(loggers),
     )
     seed_everything(config["seed"])
     strategy = build_strategy(config["strategy"], setup,
@@ -211,13 +224,13 @@ def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = F
     if existing and existing[-1].get("final"):
         return existing
     if config_path.is_file():
-        if not resume and existing:
+        if not resume and (existing or (out / "checkpoint.pt").is_file()):
             raise ConfigError(f"{out} holds an unfinished run; pass --resume to continue it or choose another --out")
     validate_run_config(config)
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable_dir(out)  # a read-only or full folder: one clear error before any work
     from avalanche.logging import TextLogger
 
-    with (out / "avalanche.log").open("a") as log:
+    with writing(out), (out / "avalanche.log").open("a") as log:
         prepared = prepare_run(config, loggers=(TextLogger(log),), zero_shot=zero_shot)
         # written once the run is built, so a config that fails to build can be corrected
         atomic_write_text(config_path, dump_yaml(config))
