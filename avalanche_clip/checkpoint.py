@@ -44,6 +44,9 @@ CHECKPOINT_VERSION = 1
 RESUME_NEUTRAL_KEYS = frozenset(
     {"out", "resume", "device", "num_workers", "progress", "checkpoint", "data_root", "cache_dir"}
 )
+#: Keys added to checkpoints later: a checkpoint without one was made before it existed, and its
+#: value is unknown rather than different (see avalanche_clip.data_identity).
+UNKNOWN_WHEN_ABSENT = frozenset({"data_fingerprint"})
 _STATELESS_PLUGINS = (EvaluationPlugin, Clock, PeriodicEval)
 
 
@@ -241,8 +244,10 @@ def check_records_cover(records: list[dict[str, Any]], experience: int, *,
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Human-readable differences between two configs, ignoring resume-neutral keys."""
+    """Human-readable differences between two configs, ignoring resume-neutral keys (and
+    :data:`UNKNOWN_WHEN_ABSENT` keys that ``saved`` predates)."""
     keys = (set(saved) | set(current)) - RESUME_NEUTRAL_KEYS
+    keys -= {key for key in UNKNOWN_WHEN_ABSENT if key not in saved}
     missing = object()
     out = []
     for key in sorted(keys):

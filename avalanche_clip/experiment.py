@@ -25,6 +25,7 @@ import torch
 
 from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.config import ConfigError, check_common, dump_yaml
+from avalanche_clip.data_identity import FIELD, check_same_data, run_data_fingerprint, warn_unknown_data
 from avalanche_clip.device import check_device
 from avalanche_clip.errors import check_writable_dir, writing
 from avalanche_clip.features import FEATURE_CACHE_CHOICES, apply_feature_cache, default_cache_dir
@@ -171,10 +172,14 @@ def zero_shot_accuracy(classifier: CLIPClassifier, benchmark: Any, *, device: st
 
 
 def prepare_run(config: dict[str, Any], *, loggers: tuple = (), plugins: tuple = (),
-                zero_shot: float | None = None, augment: bool = True) -> PreparedRun:
+                zero_shot: float | None = None, augment: bool = True,
+                data_fingerprint: str | None = None) -> PreparedRun:
     """Validate ``config`` and build its strategy (see the module docstring; ``augment``: see
-    :func:`build_benchmark_and_classifier`)."""
+    :func:`build_benchmark_and_classifier`; ``data_fingerprint``: see
+    :mod:`avalanche_clip.data_identity`, computed when not given)."""
     validate_run_config(config)
+    if data_fingerprint is None:
+        data_fingerprint = run_data_fingerprint(config)
     info = strategy_info(config["strategy"])
     benchmark, classifier = build_benchmark_and_classifier(config, with_index=info.uses_index,
                                                            augment=augment)
@@ -203,42 +208,49 @@ def prepare_run(config: dict[str, Any], *, loggers: tuple = (), plugins: tuple =
         "scenario_name": config["scenario"], "strategy": config["strategy"],
         "mem_size": config["mem_size"], "seed": config["seed"], "model": config["model"],
         "pretrained": config["pretrained"], "trainable": config["trainable"],
-        "zero_shot_accuracy": zero_shot,
+        "zero_shot_accuracy": zero_shot, "data_fingerprint": data_fingerprint,
     }
     return PreparedRun(config, strategy, benchmark, classifier, identity)
 
 
 def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = False,
-                zero_shot: float | None = None) -> list[dict[str, Any]]:
+                zero_shot: float | None = None,
+                data_fingerprint: str | None = None) -> list[dict[str, Any]]:
     """Run ``config`` in ``out_dir`` (see the module docstring); returns its records.
 
     A finished run is returned as is. An unfinished one continues only with ``resume=True``
     (from its checkpoint, or from the start when the strategy cannot be checkpointed); without
-    it, an existing unfinished run is an error rather than something silently overwritten.
+    it, an existing unfinished run is an error rather than something silently overwritten. Either
+    is reused only for the same data (``data_fingerprint``: computed when not given).
     """
     out = Path(out_dir)
     records_path, config_path = out / "results.jsonl", out / "config.yaml"
+    validate_run_config(config)
     existing = read_records(records_path)
     if config_path.is_file():  # before returning a finished run: it must be the same run
         check_same_config(config_path, config)
+    fingerprint = data_fingerprint or run_data_fingerprint(config)
+    if existing and not check_same_data(existing, fingerprint, out):
+        warn_unknown_data([out])
     if existing and existing[-1].get("final"):
         return existing
     if config_path.is_file():
         if not resume and (existing or (out / "checkpoint.pt").is_file()):
             raise ConfigError(f"{out} holds an unfinished run; pass --resume to continue it or choose another --out")
-    validate_run_config(config)
     check_writable_dir(out)  # a read-only or full folder: one clear error before any work
     from avalanche.logging import TextLogger
 
     with writing(out), (out / "avalanche.log").open("a") as log:
-        prepared = prepare_run(config, loggers=(TextLogger(log),), zero_shot=zero_shot)
+        prepared = prepare_run(config, loggers=(TextLogger(log),), zero_shot=zero_shot,
+                               data_fingerprint=fingerprint)
         # written once the run is built, so a config that fails to build can be corrected
         atomic_write_text(config_path, dump_yaml(config))
         info = strategy_info(config["strategy"])
         checkpoint = out / "checkpoint.pt" if config["checkpoint"] else None
         run = ContinualRun(
             prepared.strategy, prepared.benchmark, identity=prepared.identity,
-            records_path=records_path, checkpoint_path=checkpoint, config=config,
+            records_path=records_path, checkpoint_path=checkpoint,
+            config={**config, FIELD: fingerprint},  # checkpoints refuse other data on resume
             joint=info.joint, checkpointable=info.checkpointable, progress=config["progress"],
         )
         records = run.run(resume=resume)

@@ -7,13 +7,15 @@ and the skip is reported.
 
 Layout of ``out``::
 
-    <out>/sweep.yaml              the resolved sweep config
+    <out>/sweep.yaml              the resolved sweep config (earlier ones: sweep-history/)
     <out>/runs/<run_id>/          one run folder each (see avalanche_clip.experiment)
     <out>/failures.jsonl          runs that raised, with the error (the sweep goes on)
     <out>/report/                 tables and figures (avalanche_clip.reporting)
 
 Re-running a sweep skips finished runs, resumes interrupted ones from their checkpoints and
-never rewrites a finished record.
+never rewrites a finished record. It is refused before anything is trained when a run folder
+was made with other settings (:mod:`avalanche_clip.sweep_state`) or other data
+(:mod:`avalanche_clip.data_identity`).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from avalanche_clip.atomic import atomic_write_text
-from avalanche_clip.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError, dump_yaml
+from avalanche_clip.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError
+from avalanche_clip.data_identity import check_same_data, run_data_fingerprint, warn_unknown_data
+from avalanche_clip.errors import check_writable_dir, writing
 from avalanche_clip.experiment import (
     check_same_config,
     execute_run,
@@ -39,6 +42,7 @@ from avalanche_clip.experiment import (
 from avalanche_clip.runner import read_records
 from avalanche_clip.scenarios import scenario_kind
 from avalanche_clip.strategies import strategy_info
+from avalanche_clip.sweep_state import check_run_folders, record_sweep_config
 
 
 @dataclass
@@ -87,6 +91,25 @@ def plan_sweep(config: dict[str, Any]) -> SweepPlan:
     return plan
 
 
+class _DataFingerprints:
+    """The data fingerprint of each scenario of a sweep, computed once (when first needed)."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, str] = {}
+
+    def of(self, run: dict[str, Any]) -> str:
+        key = json.dumps({k: run.get(k) for k in (*SCENARIO_KEYS, "cache_dir")}, sort_keys=True, default=str)
+        if key not in self._known:
+            self._known[key] = run_data_fingerprint(run)
+        return self._known[key]
+
+    def check_records(self, run: dict[str, Any], run_dir: Path) -> bool:
+        """Whether the run folder's records (if any) carry this data's fingerprint (False: they
+        carry none); refuses records of other data before anything is trained."""
+        records = read_records(run_dir / "results.jsonl")
+        return not records or check_same_data(records, self.of(run), run_dir)
+
+
 def _memory_sizes(memory: str, sizes: list[int]) -> list[int]:
     if memory == "none":
         return [0]
@@ -103,8 +126,13 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = T
         saved = out / "runs" / run_id(run) / "config.yaml"
         if saved.is_file():
             check_same_config(saved, run)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "sweep.yaml", dump_yaml(config))
+    check_run_folders(config, out)  # nor mix runs of another setting into its report
+    fingerprints = _DataFingerprints()
+    unknown = [out / "runs" / run_id(run) for run in plan.runs
+               if not fingerprints.check_records(run, out / "runs" / run_id(run))]
+    warn_unknown_data(unknown)
+    check_writable_dir(out)
+    record_sweep_config(config, out)
     floors: dict[tuple[str, int], float | None] = {}
     failures = []
     bar = tqdm(plan.runs, desc="runs", disable=not progress)
@@ -118,14 +146,15 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = T
             continue
         try:
             records = execute_run(run, run_dir, resume=True,
-                                  zero_shot=floors.get((scenario_label(run), run["seed"])))
+                                  zero_shot=floors.get((scenario_label(run), run["seed"])),
+                                  data_fingerprint=fingerprints.of(run))
         except Exception as err:  # one failing run must not discard the others
             failures.append({"run_id": identifier, "error": f"{type(err).__name__}: {err}",
                              "traceback": traceback.format_exc()})
             continue
         floors.setdefault((scenario_label(run), run["seed"]), records[-1].get("zero_shot_accuracy"))
     if failures:
-        with (out / "failures.jsonl").open("a") as stream:
+        with writing(out), (out / "failures.jsonl").open("a") as stream:
             for failure in failures:
                 stream.write(json.dumps(failure) + "\n")
     from avalanche_clip.reporting import write_report
