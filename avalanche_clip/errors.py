@@ -16,12 +16,35 @@ from collections.abc import Iterator
 
 
 class AvalancheClipError(Exception):
-    """Base of the errors that say what is wrong and what to do (CLI: one line, exit code 2)."""
+    """Base of the errors that say what is wrong and what to do (CLI: one line, exit code 2).
+
+    Raised in a DataLoader worker process, such an error is re-created in the main process by
+    torch with the worker's whole traceback as its message; the message is cut back to the
+    original one (plus where it happened), so it stays one clear line there too.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        if len(args) == 1 and isinstance(args[0], str) and _WORKER_TRACEBACK in args[0]:
+            self.args = (_original_message(args[0], type(self)),)
 
 
 class OutputWriteError(AvalancheClipError, OSError):
     """A result, checkpoint, cache entry or report could not be written (full disk, read-only
     folder); the file that was there before, if any, is unchanged."""
+
+
+_WORKER_TRACEBACK = "\nOriginal Traceback (most recent call last):\n"
+
+
+def _original_message(wrapped: str, cls: type) -> str:
+    """The message of ``cls`` at the end of a worker traceback that torch wrapped."""
+    where = wrapped.split("\n", 1)[0].removeprefix(f"Caught {cls.__name__} ").rstrip(".")
+    marker = f"{cls.__module__}.{cls.__qualname__}: "
+    start = wrapped.rfind(marker)
+    if start < 0:
+        return wrapped
+    return f"{wrapped[start + len(marker):].strip()} ({where})"
 
 
 #: errno values that mean "this place cannot take the write", with what to do about each.

@@ -125,14 +125,14 @@ def test_diverged_training_stops_with_a_clear_error_and_no_final_record(referenc
     assert [r["experience"] for r in records] == [0] and not records[-1]["final"]
 
 
-@pytest.mark.parametrize("damage", ["zero bytes", "truncated"])
-def test_an_unreadable_image_is_one_line_naming_the_file(tmp_path, capsys, damage):
+@pytest.mark.parametrize("damage, workers", [("zero bytes", 0), ("truncated", 0), ("truncated", 1)])
+def test_an_unreadable_image_is_one_line_naming_the_file(tmp_path, capsys, damage, workers):
     root = write_domain_tree(tmp_path / "domains", per_class=3)
     image = root / "photo" / "dog" / "1.png"
     image.write_bytes(b"" if damage == "zero bytes" else image.read_bytes()[:60])
     config = write_config(tmp_path / "run.yaml", tiny_config(
         tmp_path / "cache", scenario="domain-folder", data_root=str(root), n_experiences=None,
-        scenario_options={}, strategy="naive", mem_size=0))
+        scenario_options={}, strategy="naive", mem_size=0, num_workers=workers))
 
     code, _, stderr = cli(capsys, "run", "--config", config, "--out", tmp_path / "out")
 
@@ -177,6 +177,15 @@ def test_a_read_only_output_folder_is_refused_before_training(reference, read_on
     code, _, stderr = cli(capsys, "run", "--config", config, "--out", out)
     reason = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
     _refused(code, stderr, f"cannot write {out}: {reason}", "choose a writable folder")
+
+
+def test_a_read_only_cache_folder_is_one_line_naming_it(reference, read_only_folder, tmp_path, capsys):
+    config, _ = reference
+    reason = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+    code, _, stderr = cli(capsys, "run", "--config", config, "--out", tmp_path / "out",
+                          f"cache_dir={read_only_folder}")
+    _refused(code, stderr, f"cannot write {read_only_folder / 'features'}: {reason}", "choose a writable folder")
+    assert not (tmp_path / "out" / "results.jsonl").exists()
 
 
 @pytest.fixture
