@@ -113,13 +113,19 @@ def test_resume_refuses_a_checkpoint_whose_records_are_missing(reference, tmp_pa
     assert without_time(read_jsonl(results)) == without_time(finished)
 
 
-def test_diverged_training_stops_with_a_clear_error_and_no_final_record(reference, tmp_path, capsys):
+@pytest.mark.parametrize("strategy, caught", [
+    ("gcl", "the loss is nan"),  # caught at the next mini-batch's loss
+    ("naive", "trainable weights features.image_encoder.proj, head.weight, head.bias are not finite"),
+])
+def test_diverged_training_stops_with_a_clear_error_and_no_final_record(reference, tmp_path, capsys,
+                                                                       strategy, caught):
     config, _ = reference
     out = tmp_path / "run"
 
-    code, _, stderr = cli(capsys, "run", "--config", config, "--out", out, "lr=1e6")
+    code, _, stderr = cli(capsys, "run", "--config", config, "--out", out, "lr=1e6",
+                          f"strategy={strategy}", f"mem_size={10 if strategy == 'gcl' else 0}")
 
-    _refused(code, stderr, "training diverged at experience 1", "the loss is nan",
+    _refused(code, stderr, "training diverged at experience 1", caught,
              "learning rate 1e+06; lower lr", "No record was written for this experience")
     records = read_jsonl(out / "results.jsonl")
     assert [r["experience"] for r in records] == [0] and not records[-1]["final"]
