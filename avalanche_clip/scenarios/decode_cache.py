@@ -9,9 +9,10 @@ ordered list of the files' *content* digests (:mod:`.file_digests`): editing, re
 or reordering files gives a new key, never a stale hit, while the same files moved elsewhere
 keep it. Next to it, ``decoded-<N>-<key>.json`` holds the array's checksum (written after the
 array); a load checks it, and an array that fails the check is decoded again with a
-:class:`DecodeCacheWarning`, never read. Files are written to unique temporary names in the same folder and moved into place
-with ``os.replace`` (atomic on POSIX), so two processes building the same array at once both
-succeed and a reader never sees a partial file. Later builds memory-map it.
+:class:`DecodeCacheWarning`, never read. Files are written to unique temporary names in the
+same folder and moved into place with ``os.replace`` (atomic on POSIX), so two processes
+building the same array at once both succeed and a reader never sees a partial file. Later
+builds memory-map it.
 """
 
 from __future__ import annotations

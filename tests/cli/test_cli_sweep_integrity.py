@@ -11,14 +11,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from cli_fixtures import cli, forbid_training, read_jsonl, sweep_records, tiny_sweep_config, write_config
+from cli_fixtures import (
+    cli,
+    forbid_training,
+    read_jsonl,
+    sweep_records,
+    tiny_sweep_config,
+    write_config,
+    write_domain_tree,
+)
 from PIL import Image
 
 from avalanche_clip.checkpoint import config_differences
 from avalanche_clip.data_identity import DataFingerprintWarning
 from avalanche_clip.reporting import TruncatedLineWarning
 from avalanche_clip.sweep_state import SweepConfigWarning
-from strategy_fixtures import write_domain_tree
 
 RUN = "domain-folder__gcl__m10__s0"
 
