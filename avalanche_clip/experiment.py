@@ -69,7 +69,6 @@ def validate_run_config(config: dict[str, Any]) -> None:
             f"train_epochs=0 with strategy {config['strategy']!r} would record an untrained model "
             f"as its result; use train_epochs >= 1 (the untrained model is strategy 'zero-shot')"
         )
-    check_device(config["device"])
     root = config.get("data_root")
     if config["scenario"] not in NEEDS_NO_ROOT:
         if not root:
@@ -237,6 +236,7 @@ def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = F
     if config_path.is_file():
         if not resume and (existing or (out / "checkpoint.pt").is_file()):
             raise ConfigError(f"{out} holds an unfinished run; pass --resume to continue it or choose another --out")
+    check_device(config["device"])  # here, not in validate_run_config: a GPU sweep plans anywhere
     check_writable_dir(out)  # a read-only or full folder: one clear error before any work
     from avalanche.logging import TextLogger
 

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from avalanche_clip.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError
 from avalanche_clip.data_identity import check_same_data, run_data_fingerprint, warn_unknown_data
+from avalanche_clip.device import check_device
 from avalanche_clip.errors import check_writable_dir, writing
 from avalanche_clip.experiment import (
     check_same_config,
@@ -110,6 +111,12 @@ class _DataFingerprints:
         return not records or check_same_data(records, self.of(run), run_dir)
 
 
+def _finished(out: Path, run: dict[str, Any], records: list[dict[str, Any]] | None = None) -> bool:
+    if records is None:
+        records = read_records(out / "runs" / run_id(run) / "results.jsonl")
+    return bool(records) and bool(records[-1].get("final"))
+
+
 def _memory_sizes(memory: str, sizes: list[int]) -> list[int]:
     if memory == "none":
         return [0]
@@ -131,6 +138,8 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = T
     unknown = [out / "runs" / run_id(run) for run in plan.runs
                if not fingerprints.check_records(run, out / "runs" / run_id(run))]
     warn_unknown_data(unknown)
+    for device in sorted({run["device"] for run in plan.runs if not _finished(out, run)}):
+        check_device(device)  # before any run trains, as validate_run_config's checks
     check_writable_dir(out)
     record_sweep_config(config, out)
     floors: dict[tuple[str, int], float | None] = {}
@@ -141,7 +150,7 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = T
         bar.set_postfix_str(identifier)
         run_dir = out / "runs" / identifier
         finished = read_records(run_dir / "results.jsonl")
-        if finished and finished[-1].get("final"):
+        if _finished(out, run, finished):
             floors.setdefault((scenario_label(run), run["seed"]), finished[-1].get("zero_shot_accuracy"))
             continue
         try:

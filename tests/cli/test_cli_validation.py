@@ -90,6 +90,9 @@ def test_an_absent_gpu_fails_before_training(tmp_path, capsys, monkeypatch):
     config = write_config(tmp_path / "run.yaml", tiny_config(tmp_path / "cache"))
     _assert_refused_before_training("run", config, [f"device={device}"],
                                     [f"device={device!r}", fragment], tmp_path, capsys, monkeypatch)
+    sweep = write_config(tmp_path / "sweep.yaml", tiny_sweep_config(tmp_path / "cache"))
+    _assert_refused_before_training("sweep", sweep, [f"device={device}"],
+                                    [f"device={device!r}", fragment], tmp_path, capsys, monkeypatch)
 
 
 def test_duplicate_yaml_key_fails_naming_the_key_and_both_lines(tmp_path, capsys, monkeypatch):
