@@ -107,11 +107,14 @@ def check_writable_dir(path: str | os.PathLike[str]) -> None:
     with writing(folder, exact=True):
         os.makedirs(folder, exist_ok=True)
         probe = os.path.join(folder, f".write-probe-{os.getpid()}")
-        with open(probe, "wb") as handle:
-            handle.write(b"\0")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.unlink(probe)
+        try:
+            with open(probe, "wb") as handle:
+                handle.write(b"\0")
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
 
 
 __all__ = ["AvalancheClipError", "OutputWriteError", "check_writable_dir", "write_error", "writing"]
