@@ -9,6 +9,10 @@ a run folder::
     <out>/results.jsonl    one record per evaluation (see avalanche_clip.runner)
     <out>/checkpoint.pt    the last experience boundary (deleted once the run has finished)
     <out>/avalanche.log    Avalanche's text log of every metric
+
+Records and checkpoints carry the data's fingerprint (:mod:`avalanche_clip.data_identity`): a
+finished or interrupted run is reused only for the same data. Training stops with a clear error
+when it diverges (:mod:`avalanche_clip.plugins.finite_guard`).
 """
 
 from __future__ import annotations
