@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from avalanche_clip.errors import writing
+
 #: Mode of written files; ``mkstemp`` would leave 0600, unreadable to other users of a shared sweep.
 FILE_MODE = 0o644
 
@@ -24,8 +26,14 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     Returns the target path. The parent directory is created when missing.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    with writing(target, exact=True):  # a full disk or read-only folder: one error naming the file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        _write_and_rename(fd, tmp_name, target, write)
+    return target
+
+
+def _write_and_rename(fd: int, tmp_name: str, target: Path, write: Callable[[BinaryIO], object]) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -37,7 +45,6 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    return target
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

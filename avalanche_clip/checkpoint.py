@@ -35,6 +35,7 @@ from avalanche.training.plugins.clock import Clock
 from avalanche.training.templates.base_sgd import PeriodicEval
 
 from avalanche_clip.atomic import atomic_write
+from avalanche_clip.errors import AvalancheClipError
 from avalanche_clip.features.fingerprint import tensors_fingerprint
 
 CHECKPOINT_VERSION = 1
@@ -45,6 +46,9 @@ RESUME_NEUTRAL_KEYS = frozenset(
     {"out", "resume", "device", "num_workers", "threads", "progress", "checkpoint", "data_root",
      "cache_dir"}
 )
+#: Keys added to checkpoints later: a checkpoint without one was made before it existed, and its
+#: value is unknown rather than different (see avalanche_clip.data_identity).
+UNKNOWN_WHEN_ABSENT = frozenset({"data_fingerprint"})
 _STATELESS_PLUGINS = (EvaluationPlugin, Clock, PeriodicEval)
 
 
@@ -52,8 +56,19 @@ class NotCheckpointableError(RuntimeError):
     """The strategy holds state this module cannot save exactly."""
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(AvalancheClipError, ValueError):
     """A checkpoint was made by a run with another config."""
+
+
+class CheckpointDamagedError(AvalancheClipError):
+    """A checkpoint file cannot be read (truncated, overwritten, not a checkpoint)."""
+
+
+class ResumeError(AvalancheClipError):
+    """A run cannot continue from its checkpoint without losing or inventing records."""
+
+
+_PAYLOAD_KEYS = ("version", "experience", "config", "strategy", "rng")
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -185,7 +200,7 @@ def load_checkpoint(path: str | os.PathLike, *, strategy: Any, train_stream: Any
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = _read_payload(path)
     if payload.get("version") != CHECKPOINT_VERSION:
         raise CheckpointMismatchError(
             f"checkpoint {path} has version {payload.get('version')!r}; expected {CHECKPOINT_VERSION}"
@@ -195,14 +210,50 @@ def load_checkpoint(path: str | os.PathLike, *, strategy: Any, train_stream: Any
         raise CheckpointMismatchError(
             f"checkpoint {path} was made with another config: " + "; ".join(differences)
         )
-    load_strategy_state(strategy, payload["strategy"], train_stream)
-    restore_rng_state(payload["rng"])
+    try:
+        load_strategy_state(strategy, payload["strategy"], train_stream)
+        restore_rng_state(payload["rng"])
+    except (KeyError, TypeError, IndexError) as err:  # a readable file without our structure
+        raise CheckpointDamagedError(_damaged(path, f"{type(err).__name__}: {err}")) from err
     return int(payload["experience"])
 
 
+def _damaged(path: Path, reason: str) -> str:
+    return f"checkpoint {path} is damaged ({reason}); delete it to restart the run"
+
+
+def _read_payload(path: Path) -> dict[str, Any]:
+    """The checkpoint's dict; :class:`CheckpointDamagedError` when the file is not one."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... here
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointDamagedError(_damaged(path, reason)) from err
+    missing = [key for key in _PAYLOAD_KEYS if not isinstance(payload, dict) or key not in payload]
+    if missing:
+        raise CheckpointDamagedError(_damaged(path, f"it lacks {', '.join(missing)}"))
+    return payload
+
+
+def check_records_cover(records: list[dict[str, Any]], experience: int, *,
+                        records_path: Any, checkpoint_path: Any) -> None:
+    """Refuse to resume from a checkpoint at ``experience`` unless ``records`` hold exactly one
+    record for each experience ``0..experience``: later records (forgetting, the accuracy
+    history) are computed from the earlier ones, so a gap would make them wrong."""
+    have = [int(r["experience"]) for r in records]
+    if have != list(range(experience + 1)):
+        raise ResumeError(
+            f"cannot resume: checkpoint {checkpoint_path} was saved after experience {experience}, "
+            f"but {records_path} holds records for experiences {have or 'none'} instead of "
+            f"0..{experience}; delete the checkpoint to restart the run from the beginning"
+        )
+
+
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Human-readable differences between two configs, ignoring resume-neutral keys."""
+    """Human-readable differences between two configs, ignoring resume-neutral keys (and
+    :data:`UNKNOWN_WHEN_ABSENT` keys that ``saved`` predates)."""
     keys = (set(saved) | set(current)) - RESUME_NEUTRAL_KEYS
+    keys -= {key for key in UNKNOWN_WHEN_ABSENT if key not in saved}
     missing = object()
     out = []
     for key in sorted(keys):

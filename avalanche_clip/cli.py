@@ -286,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"run": _run, "sweep": _sweep, "tune": _tune, "prepare": _prepare, "report": _report,
                 "list": _list}
     from avalanche_clip.assets import MissingAssetError
+    from avalanche_clip.errors import AvalancheClipError
     from avalanche_clip.registry import UnknownNameError
 
     try:
@@ -294,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.prepare_command = _prepare_command(args)
         print(f"avalanche-clip {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, UnknownNameError, TypeError) as err:
+    except (AvalancheClipError, ValueError, FileNotFoundError, UnknownNameError, TypeError) as err:
         print(f"avalanche-clip {args.command}: error: {err}", file=sys.stderr)
         return 2
 

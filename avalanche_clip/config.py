@@ -16,13 +16,16 @@ paths are resolved against the working directory.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from avalanche_clip.errors import AvalancheClipError
 
 #: Every run key: (default, description).
 RUN_KEYS: dict[str, tuple[Any, str]] = {
@@ -76,11 +79,31 @@ SWEEP_KEYS: dict[str, tuple[Any, str]] = {
 SCENARIO_KEYS = ("scenario", "label", "data_root", "n_experiences", "domains", "scenario_options")
 _POSITIVE_INTS = ("train_mb_size", "eval_mb_size")
 _NON_NEGATIVE_INTS = ("train_epochs", "mem_size", "num_workers", "seed")
+_POSITIVE_INTS_OR_NULL = ("n_experiences", "image_size")  # null: the scenario's / model's own
+_BOOLEANS = ("zero_shot_floor", "checkpoint", "progress")
 
 
 class _Loader(yaml.SafeLoader):
     """PyYAML's safe loader, also reading ``1e-3`` as a float (YAML 1.2; PyYAML's YAML 1.1
-    rules need a dot, ``1.0e-3``, and would make ``lr=1e-3`` the string '1e-3')."""
+    rules need a dot, ``1.0e-3``, and would make ``lr=1e-3`` the string '1e-3'), and refusing a
+    key that appears twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *base" then "key: value" overrides a merged key on purpose
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # the base class refuses it with its own message
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {key!r} (first at line {seen[key].line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -88,7 +111,7 @@ _Loader.add_implicit_resolver(
 )
 
 
-class ConfigError(ValueError):
+class ConfigError(AvalancheClipError, ValueError):
     """A config value or key is invalid; the message names it and what was expected."""
 
 
@@ -98,6 +121,8 @@ def default_run_config() -> dict[str, Any]:
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; expected a YAML file")
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     with path.open() as stream:
@@ -177,21 +202,24 @@ def _resolve_default_pretrained(config: dict[str, Any]) -> None:
 
 def check_common(config: dict[str, Any]) -> None:
     """Type and range checks that need no registry (the rest is in ``experiment.validate``)."""
-    for key in _POSITIVE_INTS + _NON_NEGATIVE_INTS:
+    for key in _POSITIVE_INTS + _NON_NEGATIVE_INTS + _POSITIVE_INTS_OR_NULL:
         value = config.get(key)
-        if value is None and key in ("seed",):
+        if value is None and key in _POSITIVE_INTS_OR_NULL:
             continue
-        minimum = 1 if key in _POSITIVE_INTS else 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
+        minimum = 0 if key in _NON_NEGATIVE_INTS else 1
+        if not _is_int(value) or value < minimum:
+            null = " or null" if key in _POSITIVE_INTS_OR_NULL else ""
+            raise ConfigError(f"{key} must be an integer >= {minimum}{null}, got {value!r}")
+    for key in _BOOLEANS:
+        if not isinstance(config.get(key), bool):
+            raise ConfigError(f"{key} must be true or false, got {config.get(key)!r}")
+    if not _is_finite(config["lr"]) or config["lr"] <= 0:
+        raise ConfigError(f"lr must be a finite number > 0, got {config['lr']!r}")
+    if not _is_finite(config["weight_decay"]) or config["weight_decay"] < 0:
+        raise ConfigError(f"weight_decay must be a finite number >= 0, got {config['weight_decay']!r}")
     threads = config.get("threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads must be an integer >= 1 or null (torch's default), got {threads!r}")
-    for key in ("lr",):
-        if not isinstance(config[key], (int, float)) or config[key] <= 0:
-            raise ConfigError(f"{key} must be a number > 0, got {config[key]!r}")
-    if not isinstance(config["weight_decay"], (int, float)) or config["weight_decay"] < 0:
-        raise ConfigError(f"weight_decay must be a number >= 0, got {config['weight_decay']!r}")
     if not isinstance(config["strategy_options"], dict) or not all(
         isinstance(v, dict) for v in config["strategy_options"].values()
     ):
@@ -201,6 +229,14 @@ def check_common(config: dict[str, Any]) -> None:
         )
     if not isinstance(config["scenario_options"], dict):
         raise ConfigError(f"scenario_options must be a mapping, got {config['scenario_options']!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def dump_yaml(config: dict[str, Any]) -> str:

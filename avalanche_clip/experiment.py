@@ -9,12 +9,17 @@ a run folder::
     <out>/results.jsonl    one record per evaluation (see avalanche_clip.runner)
     <out>/checkpoint.pt    the last experience boundary (deleted once the run has finished)
     <out>/avalanche.log    Avalanche's text log of every metric
+
+Records and checkpoints carry the data's fingerprint (:mod:`avalanche_clip.data_identity`): a
+finished or interrupted run is reused only for the same data. Training stops with a clear error
+when it diverges (:mod:`avalanche_clip.plugins.finite_guard`).
 """
 
 from __future__ import annotations
 
 import difflib
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,9 @@ from avalanche_clip.assets import check_assets
 from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.batching import check_composition
 from avalanche_clip.config import ConfigError, check_common, dump_yaml
+from avalanche_clip.data_identity import FIELD, check_same_data, run_data_fingerprint, warn_unknown_data
+from avalanche_clip.device import check_device
+from avalanche_clip.errors import check_writable_dir, writing
 from avalanche_clip.features import FEATURE_CACHE_CHOICES, apply_feature_cache, default_cache_dir
 from avalanche_clip.hyperparameters import check_hyperparameters
 from avalanche_clip.models import OFFLINE_MODELS, CLIPClassifier, create_clip, set_trainable
@@ -33,12 +41,19 @@ from avalanche_clip.models.factory import _resolve_pretrained, list_models
 from avalanche_clip.models.precision import AMP_CHOICES
 from avalanche_clip.models.prompts import resolve_templates
 from avalanche_clip.models.trainable import parse_trainable
+from avalanche_clip.paths import check_safe_name
+from avalanche_clip.plugins.finite_guard import FiniteGuardPlugin
 from avalanche_clip.runner import ContinualRun, make_evaluator, read_records
 from avalanche_clip.scenarios import build_scenario, check_scenario_options, scenario_kind
 from avalanche_clip.strategies import StrategySetup, build_strategy, check_strategy, strategy_info
 from avalanche_clip.strategies.setup import HEADS, OPTIMIZERS
 
 NEEDS_NO_ROOT = ("digits",)
+#: Strategies that never train (``train_epochs`` does not apply); every other one needs >= 1.
+
+
+class MemorySizeWarning(UserWarning):
+    """``mem_size`` exceeds what the memory can ever hold."""
 
 
 def seed_everything(seed: int) -> None:
@@ -51,9 +66,24 @@ def validate_run_config(config: dict[str, Any]) -> None:
     """Every check that needs no training data or model weights; raises ConfigError & co."""
     check_common(config)
     check_scenario_options(config["scenario"], config["scenario_options"])
-    if config["scenario"] not in NEEDS_NO_ROOT and not config.get("data_root"):
+    if config.get("label") is not None:  # null: the (registered, safe) scenario name
+        check_safe_name(config["label"], "label")
+    check_safe_name(config["strategy"], "strategy")
+    if config.get("strategy_label") is not None:
+        check_safe_name(config["strategy_label"], "strategy_label")
+    if config["train_epochs"] == 0 and strategy_info(config["strategy"]).trains:
+        raise ConfigError(
+            f"train_epochs=0 with strategy {config['strategy']!r} would record an untrained model "
+            f"as its result; use train_epochs >= 1 (the untrained model is strategy 'zero-shot')"
+        )
+    root = config.get("data_root")
+    if config["scenario"] not in NEEDS_NO_ROOT:
+        if not root:
+            raise ConfigError(f"scenario {config['scenario']!r} needs data_root (a folder with its data)")
         # whether the data are there is checked with the weights (avalanche_clip.assets)
-        raise ConfigError(f"scenario {config['scenario']!r} needs data_root (a folder with its data)")
+        if Path(root).exists() and not Path(root).is_dir():
+            raise ConfigError(f"data_root {root!r} is a file; expected the folder holding the data "
+                              f"of scenario {config['scenario']!r}")
     models = list_models()
     if config["model"] not in models:
         close = difflib.get_close_matches(str(config["model"]), models, n=3)
@@ -175,13 +205,23 @@ def zero_shot_accuracy(classifier: CLIPClassifier, benchmark: Any, *, device: st
 
 
 def prepare_run(config: dict[str, Any], *, loggers: tuple = (), plugins: tuple = (),
-                zero_shot: float | None = None, augment: bool = True) -> PreparedRun:
+                zero_shot: float | None = None, augment: bool = True,
+                data_fingerprint: str | None = None) -> PreparedRun:
     """Validate ``config`` and build its strategy (see the module docstring; ``augment``: see
-    :func:`build_benchmark_and_classifier`)."""
+    :func:`build_benchmark_and_classifier`; ``data_fingerprint``: see
+    :mod:`avalanche_clip.data_identity`, computed when not given)."""
     validate_run_config(config)
+    if data_fingerprint is None:
+        data_fingerprint = run_data_fingerprint(config)
     info = strategy_info(config["strategy"])
     benchmark, classifier = build_benchmark_and_classifier(config, with_index=info.uses_index,
                                                            augment=augment)
+    if config["mem_size"] > benchmark.num_train_samples:
+        warnings.warn(
+            f"mem_size={config['mem_size']} is larger than the training set "
+            f"({benchmark.num_train_samples} samples): the memory never fills, and the run is "
+            "one with a memory holding every training sample", MemorySizeWarning, stacklevel=2,
+        )
     if config["zero_shot_floor"] and zero_shot is None:
         zero_shot = zero_shot_accuracy(classifier, benchmark, device=config["device"],
                                        batch_size=config["eval_mb_size"],
@@ -191,7 +231,7 @@ def prepare_run(config: dict[str, Any], *, loggers: tuple = (), plugins: tuple =
         mem_size=config["mem_size"], train_mb_size=config["train_mb_size"],
         eval_mb_size=config["eval_mb_size"], train_epochs=config["train_epochs"],
         lr=config["lr"], weight_decay=config["weight_decay"], optimizer=config["optimizer"],
-        amp=config["amp"], plugins=list(plugins), evaluator=make_evaluator(loggers),
+        amp=config["amp"], plugins=[FiniteGuardPlugin(), *plugins], evaluator=make_evaluator(loggers),
         seed=config["seed"], replay_sampling=config["replay_sampling"],
         memory_share=config["memory_share"], steps_per_experience=config["steps_per_experience"],
         head=config["head"],
@@ -206,43 +246,51 @@ def prepare_run(config: dict[str, Any], *, loggers: tuple = (), plugins: tuple =
         "mem_size": config["mem_size"], "seed": config["seed"], "model": config["model"],
         "pretrained": config["pretrained"], "trainable": config["trainable"],
         "hyperparameters": run_hyperparameters(config),
-        "zero_shot_accuracy": zero_shot,
+        "zero_shot_accuracy": zero_shot, "data_fingerprint": data_fingerprint,
     }
     return PreparedRun(config, strategy, benchmark, classifier, identity)
 
 
 def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = False,
-                zero_shot: float | None = None) -> list[dict[str, Any]]:
+                zero_shot: float | None = None,
+                data_fingerprint: str | None = None) -> list[dict[str, Any]]:
     """Run ``config`` in ``out_dir`` (see the module docstring); returns its records.
 
     A finished run is returned as is. An unfinished one continues only with ``resume=True``
     (from its checkpoint, or from the start when the strategy cannot be checkpointed); without
-    it, an existing unfinished run is an error rather than something silently overwritten.
+    it, an existing unfinished run is an error rather than something silently overwritten. Either
+    is reused only for the same data (``data_fingerprint``: computed when not given).
     """
     out = Path(out_dir)
     records_path, config_path = out / "results.jsonl", out / "config.yaml"
+    validate_run_config(config)
+    check_assets([config])  # missing weights or data: one error now, not minutes of retries later
     existing = read_records(records_path)
     if config_path.is_file():  # before returning a finished run: it must be the same run
         check_same_config(config_path, config)
+    fingerprint = data_fingerprint or run_data_fingerprint(config)
+    if existing and not check_same_data(existing, fingerprint, out):
+        warn_unknown_data([out])
     if existing and existing[-1].get("final"):
         return existing
     if config_path.is_file():
-        if not resume and existing:
+        if not resume and (existing or (out / "checkpoint.pt").is_file()):
             raise ConfigError(f"{out} holds an unfinished run; pass --resume to continue it or choose another --out")
-    validate_run_config(config)
-    check_assets([config])  # missing weights or data: one error now, not minutes of retries later
-    out.mkdir(parents=True, exist_ok=True)
+    check_device(config["device"])  # here, not in validate_run_config: a GPU sweep plans anywhere
+    check_writable_dir(out)  # a read-only or full folder: one clear error before any work
     from avalanche.logging import TextLogger
 
-    with (out / "avalanche.log").open("a") as log:
-        prepared = prepare_run(config, loggers=(TextLogger(log),), zero_shot=zero_shot)
+    with writing(out), (out / "avalanche.log").open("a") as log:
+        prepared = prepare_run(config, loggers=(TextLogger(log),), zero_shot=zero_shot,
+                               data_fingerprint=fingerprint)
         # written once the run is built, so a config that fails to build can be corrected
         atomic_write_text(config_path, dump_yaml(config))
         info = strategy_info(config["strategy"])
         checkpoint = out / "checkpoint.pt" if config["checkpoint"] else None
         run = ContinualRun(
             prepared.strategy, prepared.benchmark, identity=prepared.identity,
-            records_path=records_path, checkpoint_path=checkpoint, config=config,
+            records_path=records_path, checkpoint_path=checkpoint,
+            config={**config, FIELD: fingerprint},  # checkpoints refuse other data on resume
             joint=info.joint, checkpointable=info.checkpointable, progress=config["progress"],
         )
         records = run.run(resume=resume)

@@ -28,6 +28,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from avalanche_clip.experiment import run_id
+from avalanche_clip.experiment import run_id
 from avalanche_clip.sweep_runs import Outcome, SweepLedger, finished_outcome, floor_key, run_dir, run_planned
 from avalanche_clip.threads import apply_threads, run_threads
 
@@ -50,10 +51,10 @@ def import_ray() -> Any:
 
 
 def _run_in_worker(run: dict[str, Any], folder: str, zero_shot: float | None,
-                   threads: int | None) -> Outcome:
+                   threads: int | None, data_fingerprint: str | None = None) -> Outcome:
     """The Ray task: one planned run, with this worker's torch threads."""
     apply_threads(threads)
-    return run_planned(run, Path(folder), zero_shot)
+    return run_planned(run, Path(folder), zero_shot, data_fingerprint)
 
 
 def run_parallel(runs: list[dict[str, Any]], out: Path, ledger: SweepLedger, *, workers: int,
@@ -96,7 +97,8 @@ def _dispatch(ray: Any, runs: list[dict[str, Any]], out: Path, ledger: SweepLedg
         while (waiting or in_flight) and not ledger.stopped:
             for run in _ready(waiting, in_flight, ledger, workers):
                 options = {"num_cpus": 1, "num_gpus": 1 if str(run["device"]).startswith("cuda") else 0}
-                ref = task.options(**options).remote(run, str(run_dir(out, run)), ledger.floor(run), threads)
+                ref = task.options(**options).remote(run, str(run_dir(out, run)), ledger.floor(run), threads,
+                                                     ledger.fingerprints.get(run_id(run)))
                 in_flight[ref] = run
             finished, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in finished:

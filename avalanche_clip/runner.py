@@ -40,7 +40,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
 from avalanche_clip.atomic import atomic_write_text
-from avalanche_clip.checkpoint import load_checkpoint, save_checkpoint
+from avalanche_clip.checkpoint import check_records_cover, load_checkpoint, save_checkpoint
 from avalanche_clip.scenarios import seen_test_experiences
 
 ACCURACY_KEY = "Top1_Acc_Exp/eval_phase/test_stream/Exp{:03d}"
@@ -85,12 +85,14 @@ def plasticity(accuracy_history: Sequence[Sequence[float]]) -> float | None:
 
 
 def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The records in a ``results.jsonl`` (empty if the file does not exist)."""
+    """The records in a ``results.jsonl`` (empty if the file does not exist); a truncated last
+    line (a run killed mid-write) is skipped with a warning naming the file, as reports do."""
     path = Path(path)
     if not path.is_file():
         return []
-    with path.open() as stream:
-        return [json.loads(line) for line in stream if line.strip()]
+    from avalanche_clip.reporting.records import read_json_lines
+
+    return [record for _, record in read_json_lines(path)]
 
 
 def write_records(path: str | os.PathLike, records: Sequence[dict[str, Any]]) -> None:
@@ -143,6 +145,8 @@ class ContinualRun:
             done = load_checkpoint(self.checkpoint_path, strategy=self.strategy,
                                    train_stream=self.benchmark.train_stream, config=self.config)
             records = [r for r in records if r["experience"] <= done]
+            check_records_cover(records, done, records_path=self.records_path,
+                                checkpoint_path=self.checkpoint_path)
             start = done + 1
         else:
             records = []

@@ -7,35 +7,42 @@ and the skip is reported.
 
 Layout of ``out``::
 
-    <out>/sweep.yaml              the resolved sweep config
+    <out>/sweep.yaml              the resolved sweep config (earlier ones: sweep-history/)
     <out>/runs/<run_id>/          one run folder each (see avalanche_clip.experiment)
     <out>/failures.jsonl          runs that raised, with the error, as they fail (the sweep goes
                                   on, unless its first runs all fail alike: avalanche_clip.sweep_runs)
     <out>/report/                 tables and figures (avalanche_clip.reporting), once a run has records
 
 Re-running a sweep skips finished runs, resumes interrupted ones from their checkpoints and
-never rewrites a finished record.
+never rewrites a finished record. It is refused before anything is trained when a run folder
+was made with other settings (:mod:`avalanche_clip.sweep_state`) or other data
+(:mod:`avalanche_clip.data_identity`).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from avalanche_clip.assets import check_assets
-from avalanche_clip.atomic import atomic_write_text
-from avalanche_clip.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError, dump_yaml
+from avalanche_clip.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError
+from avalanche_clip.data_identity import check_same_data, run_data_fingerprint, warn_unknown_data
+from avalanche_clip.device import check_device
+from avalanche_clip.errors import check_writable_dir
 from avalanche_clip.experiment import (
     check_same_config,
     run_id,
     scenario_label,
     validate_run_config,
 )
+from avalanche_clip.runner import read_records
 from avalanche_clip.scenarios import scenario_kind
 from avalanche_clip.strategies import strategy_info
 from avalanche_clip.sweep_runs import SweepLedger, finished_outcome, run_dir, run_serial
+from avalanche_clip.sweep_state import check_run_folders, record_sweep_config
 from avalanche_clip.threads import apply_threads
 
 
@@ -116,6 +123,25 @@ def strategy_entries(config: dict[str, Any]) -> list[tuple[str, str, dict[str, A
     return entries
 
 
+class _DataFingerprints:
+    """The data fingerprint of each scenario of a sweep, computed once (when first needed)."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, str] = {}
+
+    def of(self, run: dict[str, Any]) -> str:
+        key = json.dumps({k: run.get(k) for k in (*SCENARIO_KEYS, "cache_dir")}, sort_keys=True, default=str)
+        if key not in self._known:
+            self._known[key] = run_data_fingerprint(run)
+        return self._known[key]
+
+    def check_records(self, run: dict[str, Any], run_dir: Path) -> bool:
+        """Whether the run folder's records (if any) carry this data's fingerprint (False: they
+        carry none); refuses records of other data before anything is trained."""
+        records = read_records(run_dir / "results.jsonl")
+        return not records or check_same_data(records, self.of(run), run_dir)
+
+
 def _memory_sizes(memory: str, sizes: list[int]) -> list[int]:
     if memory == "none":
         return [0]
@@ -143,11 +169,17 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = T
         saved = out / "runs" / run_id(run) / "config.yaml"
         if saved.is_file():
             check_same_config(saved, run)
+    check_run_folders(config, out)  # nor mix runs of another setting into its report
     pending = [run for run in plan.runs if finished_outcome(run, run_dir(out, run)) is None]
-    check_assets(pending)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "sweep.yaml", dump_yaml(config))
-    ledger = SweepLedger(out)
+    check_assets(pending)  # missing weights or data: one error before the first run
+    fingerprints = _DataFingerprints()
+    unknown = [run_dir(out, run) for run in plan.runs if not fingerprints.check_records(run, run_dir(out, run))]
+    warn_unknown_data(unknown)
+    for device in sorted({run["device"] for run in pending}):
+        check_device(device)  # before any run trains, as validate_run_config's checks
+    check_writable_dir(out)
+    record_sweep_config(config, out)
+    ledger = SweepLedger(out, fingerprints={run_id(run): fingerprints.of(run) for run in pending})
     if workers > 1 and pending:
         from avalanche_clip.parallel import run_parallel
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from avalanche_clip.errors import writing
 from avalanche_clip.experiment import execute_run, run_id, scenario_label
 from avalanche_clip.runner import read_records
 
@@ -56,14 +57,17 @@ def finished_outcome(run: dict[str, Any], folder: Path) -> Outcome | None:
     return None
 
 
-def run_planned(run: dict[str, Any], folder: Path, zero_shot: float | None) -> Outcome:
+def run_planned(run: dict[str, Any], folder: Path, zero_shot: float | None,
+                data_fingerprint: str | None = None) -> Outcome:
     """Run (or resume, or skip when finished) one planned run in ``folder``; never raises for an
-    error of the run itself (see the module docstring)."""
+    error of the run itself (see the module docstring). ``data_fingerprint``: the scenario's,
+    when the sweep computed it already."""
     done = finished_outcome(run, folder)
     if done is not None:
         return done
     try:
-        records = execute_run(run, folder, resume=True, zero_shot=zero_shot)
+        records = execute_run(run, folder, resume=True, zero_shot=zero_shot,
+                              data_fingerprint=data_fingerprint)
     except Exception as err:  # one failing run must not discard the others
         return Outcome(run_id(run), "failed", error=f"{type(err).__name__}: {err}",
                        traceback=traceback.format_exc())
@@ -79,6 +83,7 @@ class SweepLedger:
     """Floors, failures and the early stop of one sweep over ``out`` (module docstring)."""
 
     out: Path
+    fingerprints: dict[str, str] = field(default_factory=dict)  # run id -> its data's fingerprint
     floors: dict[tuple[str, Any], float | None] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
     attempted: list[Outcome] = field(default_factory=list)
@@ -115,7 +120,7 @@ class SweepLedger:
             tqdm.write(f"sweep stopped: {self.stopped}", file=sys.stderr)
 
     def _append(self, line: dict[str, Any]) -> None:
-        with (self.out / "failures.jsonl").open("a") as stream:
+        with writing(self.out), (self.out / "failures.jsonl").open("a") as stream:
             stream.write(json.dumps(line) + "\n")
 
 
@@ -124,6 +129,7 @@ def run_serial(runs: list[dict[str, Any]], out: Path, ledger: SweepLedger, *, pr
     bar = tqdm(runs, desc="runs", disable=not progress)
     for run in bar:
         bar.set_postfix_str(run_id(run))
-        ledger.record(run, run_planned(run, run_dir(out, run), ledger.floor(run)))
+        ledger.record(run, run_planned(run, run_dir(out, run), ledger.floor(run),
+                                       ledger.fingerprints.get(run_id(run))))
         if ledger.stopped:
             break

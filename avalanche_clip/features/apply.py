@@ -57,7 +57,8 @@ def apply_feature_cache(benchmark: Any, classifier: Any, *, mode: Any = "auto",
     visual = classifier.clip.visual
     try:
         split = split_image_tower(visual, trainable)
-        data_keys = {s: data_fingerprint(getattr(benchmark.source, s).dataset) for s in ("train", "test")}
+        data_keys = {s: data_fingerprint(getattr(benchmark.source, s).dataset, memo_dir=cache_dir)
+                     for s in ("train", "test")}
     except (TowerSplitError, UnfingerprintableDataError) as err:
         if mode is True:
             raise
@@ -72,7 +73,7 @@ def apply_feature_cache(benchmark: Any, classifier: Any, *, mode: Any = "auto",
         "weights": weights_fingerprint(split.frozen),
         "transform": repr(benchmark.stream_options.eval_transform),
         "data": data_keys,
-        "format": 1,
+        "format": 2,  # 2: image files keyed by content, entries with checksums
     }
     key = combine(parts)
 

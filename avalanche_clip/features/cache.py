@@ -4,18 +4,24 @@ Layout (``cache_dir`` defaults to ``$AVALANCHE_CLIP_CACHE`` or ``~/.cache/avalan
 
     <cache_dir>/features/<key>/train.pt    [N_train, ...] float32, in global-index order
     <cache_dir>/features/<key>/test.pt     [N_test, ...]
-    <cache_dir>/features/<key>/meta.json   what the key was built from; written last
+    <cache_dir>/features/<key>/meta.json   what the key was built from and the checksum of
+                                           each .pt file; written last
 
 ``key`` hashes the model, the frozen weights, the split point, the eval transform and the data
 (:mod:`avalanche_clip.features.fingerprint`). Two processes building the same entry serialise
 on a file lock; files are written to temporary names and renamed, and an entry counts only once
-its ``meta.json`` exists, so a killed build leaves nothing that is read later.
+its ``meta.json`` exists, so a killed build leaves nothing that is read later. Every load checks
+each file against its checksum: a damaged entry (a zero-filled ``train.pt`` of the right shape,
+a truncated file, an unreadable ``meta.json``) is rebuilt with a :class:`CacheEntryWarning`,
+never read.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -25,9 +31,20 @@ import torch
 from filelock import FileLock
 
 from avalanche_clip.atomic import atomic_write, atomic_write_text
+from avalanche_clip.errors import writing
+from avalanche_clip.scenarios.file_digests import bytes_digest, content_digest
 
 _MEMORY: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
 _MEMORY_ENTRIES = 2  # a sweep alternates between few entries; each can be large
+SPLITS = ("train", "test")
+
+
+class CacheEntryWarning(UserWarning):
+    """A damaged cache entry was found and is being rebuilt."""
+
+
+class _Damaged(Exception):
+    """An entry exists but fails its checks (the message says which)."""
 
 
 def default_cache_dir() -> Path:
@@ -37,29 +54,79 @@ def default_cache_dir() -> Path:
 
 def load_or_build(cache_dir: str | os.PathLike, key: str, meta: dict[str, Any],
                   build: Callable[[str], torch.Tensor]) -> tuple[dict[str, torch.Tensor], bool]:
-    """The ``{"train", "test"}`` features of ``key``, built with ``build(split)`` if absent.
-
-    Returns the features and whether they were built now (False: read from disk or memory).
-    """
+    """The ``{"train", "test"}`` features of ``key``, built with ``build(split)`` if absent or
+    damaged. Returns the features and whether they were built now (False: read from disk or
+    memory)."""
     entry = Path(cache_dir) / "features" / key
     remembered = str(entry.resolve())  # per folder: another cache_dir must get its own files
     if remembered in _MEMORY:
         _MEMORY.move_to_end(remembered)
         return _MEMORY[remembered], False
-    entry.mkdir(parents=True, exist_ok=True)
+    features = _read_quietly(entry)
     built = False
-    with FileLock(str(entry) + ".lock"):
-        if not (entry / "meta.json").is_file():
-            for split in ("train", "test"):
-                features = build(split).contiguous()
-                atomic_write(entry / f"{split}.pt", lambda stream, f=features: torch.save(f, stream))
-            atomic_write_text(entry / "meta.json", json.dumps(meta, indent=2, sort_keys=True, default=str))
-            built = True
-    features = {split: torch.load(entry / f"{split}.pt", weights_only=True) for split in ("train", "test")}
+    if features is None:
+        with writing(entry.parent):  # a read-only or full cache folder: one error naming it
+            entry.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(entry) + ".lock"):
+                try:  # again under the lock: another process may have built it meanwhile
+                    features = _read_verified(entry)
+                except _Damaged as err:
+                    warnings.warn(f"feature cache entry {entry} is damaged ({err}); rebuilding it",
+                                  CacheEntryWarning, stacklevel=2)
+                if features is None:
+                    features = _build(entry, meta, build)
+                    built = True
     _MEMORY[remembered] = features
     while len(_MEMORY) > _MEMORY_ENTRIES:
         _MEMORY.popitem(last=False)
     return features, built
+
+
+def _read_quietly(entry: Path) -> dict[str, torch.Tensor] | None:
+    """The verified entry, or None when it is absent or damaged (decided again under the lock)."""
+    try:
+        return _read_verified(entry)
+    except _Damaged:
+        return None
+
+
+def _read_verified(entry: Path) -> dict[str, torch.Tensor] | None:
+    """The features of a complete entry whose files match their checksums; None if there is no
+    entry; :class:`_Damaged` if there is one that fails a check."""
+    meta_path = entry / "meta.json"
+    if not meta_path.is_file():
+        return None
+    try:
+        checksums = json.loads(meta_path.read_text())["checksums"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise _Damaged(f"meta.json unreadable or without checksums: {type(err).__name__}") from None
+    features = {}
+    for split in SPLITS:
+        path = entry / f"{split}.pt"
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise _Damaged(f"{path.name}: {err.strerror or err}") from None
+        if bytes_digest(data) != checksums.get(path.name):
+            raise _Damaged(f"{path.name} does not match its checksum")
+        try:
+            features[split] = torch.load(io.BytesIO(data), weights_only=True)
+        except Exception as err:  # matching checksum but unreadable: written by something else
+            raise _Damaged(f"{path.name}: {type(err).__name__}: {err}") from None
+    return features
+
+
+def _build(entry: Path, meta: dict[str, Any], build: Callable[[str], torch.Tensor]
+           ) -> dict[str, torch.Tensor]:
+    (entry / "meta.json").unlink(missing_ok=True)  # the entry stops counting until rewritten
+    features, checksums = {}, {}
+    for split in SPLITS:
+        features[split] = build(split).contiguous()
+        path = atomic_write(entry / f"{split}.pt", lambda stream, f=features[split]: torch.save(f, stream))
+        checksums[path.name] = content_digest(str(path))
+    atomic_write_text(entry / "meta.json", json.dumps({**meta, "checksums": checksums}, indent=2,
+                                                      sort_keys=True, default=str))
+    return features
 
 
 def clear_memory() -> None:

@@ -2,8 +2,10 @@
 
 A change to any of them must change the cache key, so a stale feature is never read:
 
-- data: for image files, their paths, sizes and modification times plus the labels; for
-  in-memory images, the pixel bytes and labels;
+- data: for image files, the content digest of each file (in order) plus the labels — not their
+  paths, so the same data moved elsewhere keeps its key (digests are remembered by file identity,
+  see :mod:`avalanche_clip.scenarios.file_digests`); for in-memory images, the pixel bytes and
+  labels;
 - weights: every tensor (name, dtype, shape, bytes) of the frozen part of the tower;
 - transform: its ``repr`` (torchvision transforms print every parameter);
 - split point and model identity (name, pretrained tag, image size).
@@ -21,7 +23,8 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from avalanche_clip.scenarios import ArrayImageDataset, ImageFileDataset, TensorInputs
+from avalanche_clip.scenarios import ArrayImageDataset, DataSource, ImageFileDataset, TensorInputs
+from avalanche_clip.scenarios.file_digests import file_digests
 
 
 class UnfingerprintableDataError(TypeError):
@@ -32,19 +35,31 @@ def _update(digest: Any, value: Any) -> None:
     digest.update(json.dumps(value, sort_keys=True, default=str).encode())
 
 
-def data_fingerprint(dataset: Any) -> str:
-    """A hex digest identifying the samples of ``dataset`` and their order."""
+def data_fingerprint(dataset: Any, memo_dir: str | os.PathLike[str] | None = None) -> str:
+    """A hex digest identifying the samples of ``dataset`` and their order (``memo_dir``: where
+    file digests are remembered between runs)."""
     digest = hashlib.sha256()
-    _data_digest(dataset, digest)
+    _data_digest(dataset, digest, memo_dir)
     return digest.hexdigest()
 
 
-def _data_digest(dataset: Any, digest: Any) -> None:
+def source_fingerprint(source: DataSource, memo_dir: str | os.PathLike[str] | None = None) -> str:
+    """A hex digest of what a run learns from: both splits' samples, labels and domains in
+    order, the class names (they become the prompts) and the domain names."""
+    return combine({
+        "train": data_fingerprint(source.train.dataset, memo_dir),
+        "test": data_fingerprint(source.test.dataset, memo_dir),
+        "targets": [source.train.targets, source.test.targets],
+        "domains": [source.train.domains, source.test.domains],
+        "class_names": source.class_names,
+        "domain_names": source.domain_names,
+    })
+
+
+def _data_digest(dataset: Any, digest: Any, memo_dir: str | os.PathLike[str] | None) -> None:
     if isinstance(dataset, ImageFileDataset):
         _update(digest, ["files", dataset.targets])
-        for path in dataset.paths:
-            stat = os.stat(path)
-            _update(digest, [path, stat.st_size, stat.st_mtime_ns])
+        digest.update("\n".join(file_digests(dataset.paths, memo_dir)).encode())
     elif isinstance(dataset, ArrayImageDataset):
         _update(digest, ["array", list(dataset.images.shape), dataset.indices, dataset.targets])
         digest.update(np.ascontiguousarray(dataset.images).tobytes())
@@ -53,7 +68,7 @@ def _data_digest(dataset: Any, digest: Any) -> None:
         digest.update(dataset.inputs.detach().cpu().contiguous().numpy().tobytes())
     elif isinstance(dataset, Subset):
         _update(digest, ["subset", [int(i) for i in dataset.indices]])
-        _data_digest(dataset.dataset, digest)
+        _data_digest(dataset.dataset, digest, memo_dir)
     else:
         raise UnfingerprintableDataError(
             f"cannot fingerprint a {type(dataset).__name__} data set for the feature cache "

@@ -42,6 +42,14 @@ def resolve_templates(templates: str | Sequence[str]) -> tuple[str, ...]:
     for template in resolved:
         if not isinstance(template, str) or "{}" not in template:
             raise ValueError(f"template {template!r} must be a string containing '{{}}'")
+        try:  # the class name is the one argument: any other placeholder fails at prompt time
+            template.format("class name")
+        except (IndexError, KeyError, ValueError) as err:
+            raise ValueError(
+                f"template {template!r} has a placeholder other than one '{{}}' "
+                f"({type(err).__name__}: {err}); write the class name as '{{}}' and any literal "
+                "brace as '{{' or '}}'"
+            ) from None
     return resolved
 
 

@@ -139,18 +139,22 @@ def _default_run_id(file: Path, root: Path) -> str:
     return file.parent.relative_to(root).as_posix()
 
 
-def _read_file(file: Path, root: Path) -> list[dict[str, Any]]:
+def read_json_lines(file: str | os.PathLike[str]) -> list[tuple[int, Any]]:
+    """``[(line number, decoded JSON value), ...]`` of the non-blank lines of ``file``.
+
+    An undecodable *last* line is skipped with a :class:`TruncatedLineWarning` naming the file
+    and line; one anywhere else is a :class:`RecordError`.
+    """
     # Split bytes, not text: a run killed mid-write can cut a multi-byte character, and that
     # must count as a truncated last line rather than fail the decoding of the whole file.
-    lines = file.read_bytes().split(b"\n")
+    lines = Path(file).read_bytes().split(b"\n")
     numbered = [(n, raw) for n, raw in enumerate(lines, start=1) if raw.strip()]
-    default_run_id = _default_run_id(file, root)
-    records = []
+    values = []
     for position, (lineno, raw) in enumerate(numbered):
-        where = f"{file}:{lineno}"
         try:
-            record = json.loads(raw.decode("utf-8"))
+            values.append((lineno, json.loads(raw.decode("utf-8"))))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            where = f"{file}:{lineno}"
             if position == len(numbered) - 1:
                 warnings.warn(
                     f"{where}: skipped an undecodable last line (a run killed mid-write?): {err}",
@@ -159,6 +163,14 @@ def _read_file(file: Path, root: Path) -> list[dict[str, Any]]:
                 )
                 continue
             raise RecordError(f"{where}: not valid JSON ({err})") from err
+    return values
+
+
+def _read_file(file: Path, root: Path) -> list[dict[str, Any]]:
+    default_run_id = _default_run_id(file, root)
+    records = []
+    for lineno, record in read_json_lines(file):
+        where = f"{file}:{lineno}"
         record = _validate(record, where)
         if record.get("run_id") is None:
             record["run_id"] = default_run_id

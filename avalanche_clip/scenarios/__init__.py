@@ -40,6 +40,7 @@ from .build import (
     default_transform,
     list_scenarios,
     scenario_kind,
+    scenario_source,
     source_options,
 )
 from .catalog import DOMAINNET_DOMAINS, imagenet_class_names
@@ -96,6 +97,7 @@ __all__ = [
     "rebuild_scenario",
     "sample_index",
     "scenario_kind",
+    "scenario_source",
     "seeded_class_order",
     "seen_test_experiences",
     "source_options",

@@ -116,6 +116,31 @@ def check_scenario_options(name: str, options: Mapping[str, Any]) -> None:
         )
 
 
+def _subsampled(source: DataSource, common: dict[str, Any]) -> DataSource:
+    """``source`` subsampled as the common options say (the subsampling keys are popped)."""
+    return subsample_source(
+        source,
+        max_train_per_class=common.pop("max_train_per_class", None),
+        max_test_per_class=common.pop("max_test_per_class", None),
+        seed=int(common.pop("subsample_seed", 0)),
+    )
+
+
+def scenario_source(
+    name: str,
+    *,
+    root: str | os.PathLike | None = None,
+    domains: Sequence[str] | None = None,
+    **options: Any,
+) -> DataSource:
+    """The samples ``build_scenario(name, root=..., domains=..., **options)`` serves, before any
+    image is decoded: the source, subsampled. Options that only change how images are read
+    (``verify``, ``decode_cache``, ...) or the stream order (``class_order``) are ignored."""
+    check_scenario_options(name, options)
+    common = {k: options.pop(k) for k in list(options) if k in COMMON_OPTIONS}
+    return _subsampled(build_source(name, root=root, domains=domains, **options), common)
+
+
 def build_scenario(
     name: str,
     *,
@@ -158,13 +183,7 @@ def build_scenario(
     if class_order is not None and kind != CLASS_INCREMENTAL:
         raise ValueError(f"class_order applies to class-incremental scenarios; {name!r} is {kind}")
 
-    source = build_source(name, root=root, domains=domains, **options)
-    source = subsample_source(
-        source,
-        max_train_per_class=common.pop("max_train_per_class", None),
-        max_test_per_class=common.pop("max_test_per_class", None),
-        seed=int(common.pop("subsample_seed", 0)),
-    )
+    source = _subsampled(build_source(name, root=root, domains=domains, **options), common)
     validation = common.pop("validation_fraction", None)
     if validation is not None:
         source = carve_validation(source, float(validation), seed)
@@ -214,5 +233,6 @@ __all__ = [
     "default_transform",
     "list_scenarios",
     "scenario_kind",
+    "scenario_source",
     "source_options",
 ]

@@ -5,37 +5,48 @@ on one core). For small data sets the whole set fits in memory, so the scenarios
 once (``decode_cache=True``) and serve PIL images from the array.
 
 With a ``cache_dir`` the array is stored as ``decoded-<N>-<key>.npy``, where ``key`` hashes the
-ordered file list with each file's size and mtime: editing, adding or reordering files gives a
-new key, never a stale hit. The file is written to a unique temporary name in the same folder and
-moved into place with ``os.replace`` (atomic on POSIX), so two processes building it at once
-both succeed and a reader never sees a partial file. Later builds memory-map it.
+ordered list of the files' *content* digests (:mod:`.file_digests`): editing, replacing, adding
+or reordering files gives a new key, never a stale hit, while the same files moved elsewhere
+keep it. Next to it, ``decoded-<N>-<key>.json`` holds the array's checksum (written after the
+array); a load checks it, and an array that fails the check is decoded again with a
+:class:`DecodeCacheWarning`, never read. Files are written to unique temporary names in the
+same folder and moved into place with ``os.replace`` (atomic on POSIX), so two processes
+building the same array at once both succeed and a reader never sees a partial file. Later
+builds memory-map it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import uuid
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from avalanche_clip.atomic import atomic_write, atomic_write_text
+
+from .file_digests import content_digest, file_digests
 from .image_files import check_same_shape, iter_decoded
 
 
-def file_list_key(paths: Sequence[str]) -> str:
-    """A hex digest of the ordered paths with their sizes and modification times."""
+class DecodeCacheWarning(UserWarning):
+    """A damaged decoded-image array was found and is decoded again."""
+
+
+def file_list_key(paths: Sequence[str], memo_dir: str | os.PathLike | None = None) -> str:
+    """A hex digest of the ordered files' contents (``memo_dir``: where digests are remembered)."""
     h = hashlib.sha1()
-    for p in paths:
-        st = os.stat(p)
-        h.update(f"{os.path.abspath(p)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    for digest in file_digests(paths, memo_dir):
+        h.update(f"{digest}\n".encode())
     return h.hexdigest()
 
 
 def cache_path(paths: Sequence[str], cache_dir: str | os.PathLike) -> Path:
     """Where the decoded array of ``paths`` is (or will be) stored under ``cache_dir``."""
-    return Path(cache_dir) / f"decoded-{len(paths)}-{file_list_key(paths)[:20]}.npy"
+    return Path(cache_dir) / f"decoded-{len(paths)}-{file_list_key(paths, cache_dir)[:20]}.npy"
 
 
 def _decode_all(paths: Sequence[str], num_workers: int) -> np.ndarray:
@@ -50,6 +61,25 @@ def _decode_all(paths: Sequence[str], num_workers: int) -> np.ndarray:
     return out
 
 
+def _load_verified(target: Path, n: int) -> np.ndarray | None:
+    """The stored array if it and its checksum file agree; None if absent; warns if damaged."""
+    checksum_file = target.with_suffix(".json")
+    if not target.is_file() or not checksum_file.is_file():
+        return None  # not built, or its checksum not written yet (a build in progress)
+    try:
+        expected = json.loads(checksum_file.read_text())["checksum"]
+        if content_digest(str(target)) != expected:
+            raise ValueError("the array does not match its checksum")
+        arr = np.load(target, mmap_mode="r")
+        if arr.shape[0] != n or arr.dtype != np.uint8:
+            raise ValueError(f"shape {arr.shape} / dtype {arr.dtype}, expected {n} uint8 images")
+        return arr
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        warnings.warn(f"decoded-image cache {target} is damaged ({err}); decoding the images again",
+                      DecodeCacheWarning, stacklevel=3)
+        return None
+
+
 def decode_images(
     paths: Sequence[str], cache_dir: str | os.PathLike | None = None, num_workers: int = 0
 ) -> np.ndarray:
@@ -57,28 +87,21 @@ def decode_images(
 
     Args:
         paths: image files, all of one size.
-        cache_dir: if given, load the array from (or save it to) a ``.npy`` keyed by the file
-            list; loaded memory-mapped, read-only.
+        cache_dir: if given, load the array from (or save it to) a ``.npy`` keyed by the files'
+            contents; loaded memory-mapped, read-only, after checking its checksum.
         num_workers: DataLoader worker processes used to decode (0: in this process).
     """
     if cache_dir is None:
         return _decode_all(paths, num_workers)
     target = cache_path(paths, cache_dir)
-    if target.exists():
-        arr = np.load(target, mmap_mode="r")
-        if arr.shape[0] == len(paths) and arr.dtype == np.uint8:
-            return arr
+    stored = _load_verified(target, len(paths))
+    if stored is not None:
+        return stored
     arr = _decode_all(paths, num_workers)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, arr)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(target, lambda stream: np.save(stream, arr))
+    atomic_write_text(target.with_suffix(".json"),
+                      json.dumps({"checksum": content_digest(str(target)), "shape": list(arr.shape)}))
     return np.load(target, mmap_mode="r")
 
 
-__all__ = ["cache_path", "decode_images", "file_list_key"]
+__all__ = ["DecodeCacheWarning", "cache_path", "decode_images", "file_list_key"]

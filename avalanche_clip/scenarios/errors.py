@@ -6,16 +6,18 @@ returns a silently empty stream.
 
 from __future__ import annotations
 
+from avalanche_clip.errors import AvalancheClipError
 
-class DataLayoutError(ValueError):
+
+class DataLayoutError(AvalancheClipError, ValueError):
     """The data root exists but is not laid out as the scenario expects."""
 
 
-class MissingDataError(FileNotFoundError):
+class MissingDataError(AvalancheClipError, FileNotFoundError):
     """The data root, a split file, or an image named by a split file does not exist."""
 
 
-class ImageReadError(OSError):
+class ImageReadError(AvalancheClipError, OSError):
     """An image file exists but cannot be decoded (truncated, corrupt, not an image)."""
 
 
@@ -26,3 +28,7 @@ def missing_root_message(what: str, root: object, layout: str, how_to_get: str) 
         f"Expected layout:\n{layout}\n"
         f"How to get the data: {how_to_get}"
     )
+
+
+class DataLayoutWarning(UserWarning):
+    """Something in the data was skipped or changed on reading; the message says what and why."""

@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .errors import DataLayoutError, MissingDataError, missing_root_message
-from .image_files import IMG_EXTENSIONS, ImageFileDataset, is_image_file
+from .image_files import IMG_EXTENSIONS, ImageFileDataset
 from .source import CLASS_INCREMENTAL, DOMAIN_INCREMENTAL, DataSource, SplitData
+from .walk import image_files_under
 
 IMAGEFOLDER_LAYOUT = "  <root>/{train}/<class>/<image>.jpg\n  <root>/{test}/<class>/<image>.jpg"
 DOMAIN_LAYOUT = (
@@ -56,10 +57,7 @@ def scan_image_folder(split_dir: Path) -> tuple[list[str], list[str], list[int]]
     paths: list[str] = []
     targets: list[int] = []
     for label, cls in enumerate(classes):
-        found = []
-        for dirpath, dirnames, filenames in os.walk(split_dir / cls, followlinks=True):
-            dirnames.sort()
-            found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if is_image_file(f))
+        found = image_files_under(split_dir / cls)
         if not found:
             raise DataLayoutError(
                 f"class folder {split_dir / cls} has no image files (extensions {', '.join(IMG_EXTENSIONS)})"
@@ -224,6 +222,7 @@ def domain_folder_source(
     chosen = select_domains(available, domains if domains is not None else expected_domains, name)
 
     label_to_folder: dict[int, str] = {}
+    labels_of: dict[tuple[str, str], set[int]] = {}  # (domain, split) -> labels listed
     splits: dict[str, tuple[list[str], list[int], list[int]]] = {}
     for split in ("train", "test"):
         paths: list[str] = []
@@ -232,6 +231,7 @@ def domain_folder_source(
         for d_id, dom in enumerate(chosen):
             split_file = base / f"{dom}_{split}.txt"
             rows = read_split_file(split_file)
+            labels_of[dom, split] = {label for _, label in rows}
             for rel, label in rows:
                 folder = Path(rel).parent.name
                 if label < 0:
@@ -249,6 +249,15 @@ def domain_folder_source(
             dom_ids.extend([d_id] * len(rows))
         splits[split] = (paths, targets, dom_ids)
 
+    for dom in chosen:  # as for ImageFolder roots: every domain's test split has its train classes
+        only_train = sorted(labels_of[dom, "train"] - labels_of[dom, "test"])
+        only_test = sorted(labels_of[dom, "test"] - labels_of[dom, "train"])
+        if only_train or only_test:
+            raise DataLayoutError(
+                f"{name}: {dom}_train.txt and {dom}_test.txt must list the same classes; only in "
+                f"train: {[label_to_folder[c] for c in only_train][:5]}, only in test: "
+                f"{[label_to_folder[c] for c in only_test][:5]}"
+            )
     num_classes = max(label_to_folder) + 1
     unnamed = [c for c in range(num_classes) if c not in label_to_folder]
     if unnamed:

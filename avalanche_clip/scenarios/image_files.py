@@ -24,6 +24,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from .errors import DataLayoutError, ImageReadError, MissingDataError
+from .pixel_depth import UnsupportedImageError, to_rgb8
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
@@ -37,7 +38,9 @@ def read_image(path: str) -> Image.Image:
     """Decode ``path`` into an RGB PIL image; errors name the file and say what to do."""
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            return to_rgb8(img)
+    except UnsupportedImageError as e:
+        raise ImageReadError(f"cannot use image {path!r}: {e}") from None
     except FileNotFoundError as e:
         raise MissingDataError(
             f"image file {path!r} does not exist; the data set's file list names it. "

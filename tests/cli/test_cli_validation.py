@@ -35,10 +35,28 @@ BAD_RUNS = {
     "feature cache": (["feature_cache=maybe"], ["feature_cache='maybe'", "'auto', True, False"]),
     # 0 == False in Python, but 0 is not one of the choices (it used to mean "auto")
     "feature cache 0": (["feature_cache=0"], ["feature_cache=0", "'auto', True, False"]),
-    "learning rate": (["lr=0"], ["lr must be a number > 0", "got 0"]),
+    "learning rate": (["lr=0"], ["lr must be a finite number > 0", "got 0"]),
     "pretrained tag": (["pretrained=bogus"], ["unknown pretrained tag 'bogus'", "tiny-clip"]),
     "scenario option": (["scenario_options.max_train_per_klass=3"], ["max_train_per_klass", "max_train_per_class"]),
     "malformed value": (["seed=[0, 1"], ["override 'seed=[0, 1'", "not valid YAML"]),
+    # issue 14: values Python used to accept silently or fail on with its own message
+    "no training epochs": (["train_epochs=0"], ["train_epochs=0", "'gcl'", "untrained", "'zero-shot'"]),
+    "boolean maybe": (["checkpoint=maybe"], ["checkpoint must be true or false", "got 'maybe'"]),
+    "boolean sometimes": (["zero_shot_floor=sometimes"], ["zero_shot_floor must be true or false", "'sometimes'"]),
+    "boolean 1": (["progress=1"], ["progress must be true or false", "got 1"]),
+    "seed null": (["seed=null"], ["seed must be an integer >= 0", "got None"]),
+    "n_experiences word": (["n_experiences=two"], ["n_experiences must be an integer >= 1 or null", "got 'two'"]),
+    "image size 0": (["image_size=0"], ["image_size must be an integer >= 1 or null", "got 0"]),
+    "infinite lr": (["lr=.inf"], ["lr must be a finite number > 0", "got inf"]),
+    "nan lr": (["lr=.nan"], ["lr must be a finite number > 0", "got nan"]),
+    "template placeholder": (["templates=['a {} {kind}']"],
+                             ["template 'a {} {kind}'", "placeholder other than one '{}'", "KeyError: 'kind'"]),
+    "template two slots": (["templates=['{} and {}']"], ["template '{} and {}'", "IndexError"]),
+    "label escapes": (["label=../../escaped"], ["label='../../escaped'", "path separator"]),
+    "label dots": (["label=.."], ["label='..'", "contains '..'"]),
+    "label newline": (['label="a\\nb"'], ["label='a\\nb'", "control character"]),
+    "label empty": (["label=''"], ["label=''", "it is empty"]),
+    "device name": (["device=gpu0"], ["device='gpu0' is not a device", "cpu, cuda or cuda:N"]),
 }
 
 
@@ -61,6 +79,47 @@ def _assert_refused_before_training(command, config, overrides, fragments, tmp_p
         assert fragment in stderr, f"{fragment!r} missing from: {stderr}"
     assert "Traceback" not in stderr
     assert not out.exists()
+
+
+def test_an_absent_gpu_fails_before_training(tmp_path, capsys, monkeypatch):
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    device, fragment = (f"cuda:{count}", f"has {count} CUDA GPU(s)") if count else (
+        "cuda", "no CUDA GPU is available here")
+    config = write_config(tmp_path / "run.yaml", tiny_config(tmp_path / "cache"))
+    _assert_refused_before_training("run", config, [f"device={device}"],
+                                    [f"device={device!r}", fragment], tmp_path, capsys, monkeypatch)
+    sweep = write_config(tmp_path / "sweep.yaml", tiny_sweep_config(tmp_path / "cache"))
+    _assert_refused_before_training("sweep", sweep, [f"device={device}"],
+                                    [f"device={device!r}", fragment], tmp_path, capsys, monkeypatch)
+
+
+def test_duplicate_yaml_key_fails_naming_the_key_and_both_lines(tmp_path, capsys, monkeypatch):
+    config = write_config(tmp_path / "run.yaml", tiny_config(tmp_path / "cache"))
+    config.write_text(config.read_text() + "mem_size: 20\n")  # tiny_config already sets it
+    lines = config.read_text().splitlines()
+    first, second = 1 + lines.index("mem_size: 10"), len(lines)
+    _assert_refused_before_training("run", config, [], [
+        f"config file {config} is not valid YAML", "found duplicate key 'mem_size'",
+        f"first at line {first}", f"line {second}, column 1"], tmp_path, capsys, monkeypatch)
+
+
+def test_config_path_that_is_a_folder(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    _assert_refused_before_training("run", folder, [], [f"config file {folder} is a folder; expected a YAML file"],
+                                    tmp_path, capsys, monkeypatch)
+
+
+def test_data_root_that_is_a_file(tmp_path, capsys, monkeypatch):
+    not_a_folder = tmp_path / "data.zip"
+    not_a_folder.write_bytes(b"PK")
+    config = write_config(tmp_path / "run.yaml", tiny_config(tmp_path / "cache"))
+    _assert_refused_before_training(
+        "run", config, ["scenario=split-imagefolder", f"data_root={not_a_folder}"],
+        [f"data_root '{not_a_folder}' is a file; expected the folder holding the data"],
+        tmp_path, capsys, monkeypatch)
 
 
 def test_missing_data_root_fails_before_training(tmp_path, capsys, monkeypatch):
@@ -121,6 +180,8 @@ def test_missing_config_file_fails(tmp_path, capsys, monkeypatch):
     (["mem_sizes=[10, -5]"], ["mem_size", ">= 0", "-5"]),
     (["seeds=[]"], ["seeds must be a non-empty list"]),
     (["strategy_options.gcl.gamma=2"], ["gamma", "(0.0, 1.0]", "got 2"]),
+    (["scenarios=[{label: ../escaped}]"], ["label='../escaped'", "path separator"]),
+    (["scenarios=[{label: 'ok'}, {label: 'a/b'}]"], ["label='a/b'", "path separator"]),
 ])
 def test_bad_sweep_input_fails_before_any_run(overrides, fragments, tmp_path, capsys, monkeypatch):
     # The whole grid is validated first: a bad entry anywhere means no run starts.

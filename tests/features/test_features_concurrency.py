@@ -21,6 +21,7 @@ import torch
 
 from avalanche_clip.features import clear_memory, load_or_build
 from avalanche_clip.features.fingerprint import tensors_fingerprint
+from avalanche_clip.scenarios.file_digests import content_digest
 
 KEY = "0" * 64
 META = {"model": ["fake"], "format": 1}
@@ -63,7 +64,8 @@ def test_two_processes_building_one_entry_at_once_end_with_one_valid_entry(tmp_p
     assert [fingerprint for *_, fingerprint in outcomes] == [expected, expected]
 
     entry = tmp_path / "features" / KEY
-    assert json.loads((entry / "meta.json").read_text()) == META
+    meta = json.loads((entry / "meta.json").read_text())
+    assert meta == {**META, "checksums": {f"{s}.pt": content_digest(str(entry / f"{s}.pt")) for s in SIZES}}
     on_disk = {split: torch.load(entry / f"{split}.pt", weights_only=True) for split in ("train", "test")}
     assert tensors_fingerprint(on_disk) == expected
     assert sorted(p.name for p in entry.iterdir()) == ["meta.json", "test.pt", "train.pt"]

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 import torch
 from features_fixtures import BuildSpy, cache_key, cached_benchmark, write_image_folder
+from PIL import Image
 from torchvision import transforms as T
 
 from avalanche_clip.features import clear_memory
+from avalanche_clip.scenarios import file_digests
 from avalanche_clip.models import create_clip
 
 
@@ -98,21 +101,43 @@ def test_other_data_changes_the_key(tmp_path, options):
     assert cache_key(tmp_path, **options) != cache_key(tmp_path)
 
 
-def test_image_files_are_keyed_by_path_size_and_modification_time(tmp_path):
+def _replace_keeping_size_and_mtime(image, pixel_value: int) -> None:
+    """New pixels, same byte size and modification time: what a stat-based key cannot see
+    (uncompressed PNGs: the size depends on the image's dimensions only)."""
+    stat = image.stat()
+    with Image.open(image) as img:
+        pixels = np.asarray(img).copy()
+    pixels[0, 0, 0] = pixel_value
+    Image.fromarray(pixels).save(image, compress_level=0)
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (image.stat().st_size, image.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    assert (image.stat().st_size, image.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+
+
+def test_image_files_are_keyed_by_content_not_by_size_and_modification_time(tmp_path, monkeypatch):
     root = write_image_folder(tmp_path / "folder")
+    image = root / "train" / "bee" / "1.png"
+    with Image.open(image) as img:
+        img.load()
+        img.save(image, compress_level=0)
     key = dict(scenario="split-imagefolder", root=root, n_experiences=2)
     cache = tmp_path / "cache"
+    monkeypatch.setattr(file_digests, "RACY_SECONDS", 0.0)  # let digests of these fresh files be remembered
     first = cache_key(cache, **key)
     clear_memory()
     assert cache_key(cache, **key) == first  # nothing changed
 
-    image = root / "train" / "bee" / "1.png"
     stat = image.stat()
-    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # touched
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # touched only
     clear_memory()
-    touched = cache_key(cache, **key)
-    assert touched != first
+    assert cache_key(cache, **key) == first  # same bytes, same features
 
-    (root / "test" / "ant" / "0.png").write_bytes((root / "test" / "ant" / "1.png").read_bytes())
+    _replace_keeping_size_and_mtime(image, pixel_value=255 - int(np.asarray(Image.open(image))[0, 0, 0]))
     clear_memory()
-    assert cache_key(cache, **key) not in (first, touched)  # an image replaced by another
+    replaced = cache_key(cache, **key)
+    assert replaced != first  # the stale features of the old pixels are never read
+
+    moved = tmp_path / "elsewhere"
+    root.rename(moved)
+    clear_memory()
+    assert cache_key(cache, **{**key, "root": moved}) == replaced  # same data elsewhere: same key

@@ -1,4 +1,5 @@
-"""The optional decoded-image cache: same items, persisted keyed by the file list, safe to race."""
+"""The optional decoded-image cache: same items, persisted keyed by the files' contents, checked
+on load, safe to race."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 from PIL import Image
 
 from avalanche_clip.scenarios import ArrayImageDataset, DataLayoutError, build_scenario
-from avalanche_clip.scenarios.decode_cache import cache_path, decode_images
+from avalanche_clip.scenarios.decode_cache import DecodeCacheWarning, cache_path, decode_images
+from avalanche_clip.scenarios.file_digests import MEMO_FILENAME
 
 
 def _all_items(bm):
@@ -45,11 +47,34 @@ def test_persisted_cache_reused_and_keyed_by_files(fake_imagefolder, tmp_path):
     second = build_scenario("split-imagefolder", **kw)
     assert isinstance(second.source.train.dataset.images, np.memmap)  # loaded, not decoded
     _same(_all_items(first), _all_items(second))
-    # touching one image changes the key: a new file, never a stale hit
+    # touching one image keeps its bytes and the key; new bytes of the same size and
+    # modification time give a new key: a new file, never a stale hit
     img = fake_imagefolder / "train" / "ant" / "0.png"
     os.utime(img, ns=(0, 12345))
     build_scenario("split-imagefolder", **kw)
+    assert len(list(cache.glob("decoded-*.npy"))) == 2
+    pixels = np.asarray(Image.open(img)).copy()
+    pixels[0, 0] = 255 - pixels[0, 0]
+    size = img.stat().st_size
+    Image.fromarray(pixels).save(img)  # random pixels: PNG does not compress them, same size
+    assert img.stat().st_size == size
+    os.utime(img, ns=(0, 12345))
+    third = build_scenario("split-imagefolder", **kw)
     assert len(list(cache.glob("decoded-*.npy"))) == 3
+    assert np.array_equal(third.source.train.dataset.images[0], pixels)
+
+
+def test_a_damaged_decoded_array_is_decoded_again(fake_imagefolder, tmp_path):
+    cache = tmp_path / "cache"
+    kw = dict(root=fake_imagefolder, n_experiences=2, decode_cache=True, cache_dir=cache)
+    first = build_scenario("split-imagefolder", **kw)
+    train = np.asarray(first.source.train.dataset.images).copy()
+    for stored in cache.glob("decoded-*.npy"):  # zero-filled, right shape and dtype
+        np.save(stored, np.zeros_like(np.load(stored)))
+    with pytest.warns(DecodeCacheWarning, match=r"decoded-image cache .*decoded-\d+-.*\.npy is damaged "
+                                                r"\(the array does not match its checksum\)"):
+        second = build_scenario("split-imagefolder", **kw)
+    assert np.array_equal(second.source.train.dataset.images, train)
 
 
 def _build_cache(args):
@@ -63,9 +88,9 @@ def test_two_processes_building_the_cache_at_once(fake_imagefolder, tmp_path):
     with mp.get_context("fork").Pool(2) as pool:
         sums = pool.map(_build_cache, [(paths, cache)] * 4, chunksize=1)
     assert len(set(sums)) == 1
-    assert [p.name for p in cache.iterdir()] == [
-        cache_path(paths, cache).name
-    ]  # no temp files left
+    array = cache_path(paths, cache)
+    assert sorted(p.name for p in cache.iterdir()) == sorted(  # no temp files left
+        [array.name, array.with_suffix(".json").name, MEMO_FILENAME])
 
 
 def test_mixed_sizes_refused(tmp_path):

@@ -1,0 +1,69 @@
+"""Stop a run whose training diverged, instead of recording a model with NaN weights.
+
+With a learning rate far too large (``lr=1e6``) the loss and then the weights become inf / NaN;
+evaluation still runs (NaN logits predict some class), so without a check such a run would be
+recorded as a normal result. :class:`FiniteGuardPlugin` checks the loss of every training
+mini-batch before its backward pass and every trainable weight after each epoch (a NaN weight
+makes the next loss NaN, so the per-batch check catches it one step later; the per-epoch check
+catches the last step of an epoch), and raises :class:`DivergedTrainingError` saying where.
+Records are written after an experience has been trained and evaluated, so no record of the
+diverged experience exists; those of earlier experiences stay.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from avalanche.core import SupervisedPlugin
+
+from avalanche_clip.errors import AvalancheClipError
+
+
+class DivergedTrainingError(AvalancheClipError):
+    """The loss or a trainable weight is not finite: the run stopped, nothing was recorded."""
+
+
+class FiniteGuardPlugin(SupervisedPlugin):
+    """Raises :class:`DivergedTrainingError` on a non-finite loss or trainable weight."""
+
+    def before_backward(self, strategy: Any, **kwargs: Any) -> None:
+        loss = strategy.loss
+        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss.detach()).all()):
+            raise DivergedTrainingError(
+                f"training diverged at {_where(strategy)}: the loss is {loss.detach().float().sum().item()}"
+                f"{_advice(strategy)}"
+            )
+
+    def after_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
+        bad = [name for name, p in strategy.model.named_parameters()
+               if p.requires_grad and not bool(torch.isfinite(p.detach()).all())]
+        if bad:
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise DivergedTrainingError(
+                f"training diverged at {_where(strategy)}: trainable weights {shown} are not finite"
+                f"{_advice(strategy)}"
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # stateless; present so checkpoints know it and say nothing
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def _where(strategy: Any) -> str:
+    experience = getattr(getattr(strategy, "experience", None), "current_experience", "?")
+    clock = strategy.clock
+    return (f"experience {experience}, epoch {clock.train_exp_epochs}, "
+            f"iteration {clock.train_epoch_iterations}")
+
+
+def _advice(strategy: Any) -> str:
+    rates = sorted({group["lr"] for group in strategy.optimizer.param_groups})
+    shown = ", ".join(f"{r:g}" for r in rates)
+    return (f" with learning rate {shown}; lower lr (or check the data) and run again. No record "
+            "was written for this experience")
+
+
+__all__ = ["DivergedTrainingError", "FiniteGuardPlugin"]
