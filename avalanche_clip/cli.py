@@ -221,8 +221,7 @@ def _tune(args: argparse.Namespace) -> int:
         values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in tuned.params.items())
         print(f"{label:<16} validation accuracy {100 * tuned.value:5.1f}%  ({tuned.trials} trials, "
               f"{tuned.wall_time_s:.0f} s)  {values or 'nothing to tune'}")
-    print(f"
-tuned values in {result['tuned']} ({result['wall_time_s']:.0f} s); apply with "
+    print(f"\ntuned values in {result['tuned']} ({result['wall_time_s']:.0f} s); apply with "
           f"avalanche-clip sweep --config {args.config or '<config>'} --tuned {result['tuned']}")
     return 0
 

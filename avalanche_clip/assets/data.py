@@ -32,6 +32,7 @@ class Layout:
     fetch: Callable[[str], Any] | None = None
     fetch_host: str | None = None
     verify: Callable[[str], str] | None = None
+    test_only: tuple[str, ...] = ()  # entries of required a train-only run (tuning) never reads
 
 
 def _cifar100(run: dict[str, Any]) -> Layout:
@@ -39,7 +40,8 @@ def _cifar100(run: dict[str, Any]) -> Layout:
 
     return Layout([f"{FOLDER}/{name}" for name in ("train", "test", "meta")], LAYOUT, HOW_TO_GET,
                   "MD5 of the archive and of each file against torchvision's sums",
-                  fetch=_download_cifar100, fetch_host="www.cs.toronto.edu", verify=_verify_cifar100)
+                  fetch=_download_cifar100, fetch_host="www.cs.toronto.edu", verify=_verify_cifar100,
+                  test_only=(f"{FOLDER}/test",))
 
 
 def _download_cifar100(root: str) -> None:
@@ -66,7 +68,7 @@ def _image_folder(train: str, test: str, how_to_get: str) -> Layout:
     from avalanche_clip.scenarios.folders import IMAGEFOLDER_LAYOUT
 
     return Layout([train, test], IMAGEFOLDER_LAYOUT.format(train=train, test=test), how_to_get,
-                  _FOLDER_CHECK)
+                  _FOLDER_CHECK, test_only=(test,))
 
 
 def _split_imagefolder(run: dict[str, Any]) -> Layout:
@@ -85,12 +87,16 @@ def _domain_files(domains: list[str]) -> list[str]:
     return [path for d in domains for path in (d, f"{d}_train.txt", f"{d}_test.txt")]
 
 
+def _test_files(domains: list[str]) -> tuple[str, ...]:
+    return tuple(f"{d}_test.txt" for d in domains)
+
+
 def _domainnet(run: dict[str, Any]) -> Layout:
     from avalanche_clip.scenarios.catalog import DOMAINNET_DOMAINS, DOMAINNET_HOW_TO_GET
     from avalanche_clip.scenarios.folders import DOMAIN_LAYOUT
 
     return Layout(_domain_files(list(DOMAINNET_DOMAINS)), DOMAIN_LAYOUT, DOMAINNET_HOW_TO_GET,
-                  _DOMAIN_CHECK)
+                  _DOMAIN_CHECK, test_only=_test_files(list(DOMAINNET_DOMAINS)))
 
 
 def _domain_folder(run: dict[str, Any]) -> Layout:
@@ -99,7 +105,7 @@ def _domain_folder(run: dict[str, Any]) -> Layout:
     # without domains, every <domain>_train.txt found is a domain: at least one must exist
     required = _domain_files(list(run["domains"])) if run.get("domains") else ["*_train.txt"]
     return Layout(required, DOMAIN_LAYOUT, "arrange the images and split files as shown.",
-                  _DOMAIN_CHECK)
+                  _DOMAIN_CHECK, test_only=_test_files(list(run.get("domains") or [])))
 
 
 #: Scenario name → its layout under ``data_root`` (``digits`` reads no files).
@@ -128,7 +134,9 @@ def data_asset(run: dict[str, Any]) -> Asset | None:
     if not base.is_dir():
         missing = f"data_root {root!r} does not exist"
     else:
-        absent = [p for p in layout.required if not (any(base.glob(p)) if "*" in p else (base / p).exists())]
+        train_only = (run.get("scenario_options") or {}).get("validation_fraction") is not None
+        required = [p for p in layout.required if not (train_only and p in layout.test_only)]
+        absent = [p for p in required if not (any(base.glob(p)) if "*" in p else (base / p).exists())]
         missing = f"missing under data_root: {', '.join(absent[:6])}{' ...' if len(absent) > 6 else ''}" if absent else ""
     return Asset(
         "data", name, str(root), present=not missing, layout=layout.layout, missing=missing,

@@ -54,7 +54,7 @@ COMMON_OPTIONS: dict[str, str] = {
     "(for tuning)",
 }
 
-_BUILD_PARAMS = ("root", "domains")
+_BUILD_PARAMS = ("root", "domains", "train_only")
 
 
 def source_options(name: str) -> list[str]:
@@ -77,12 +77,16 @@ def build_source(
     *,
     root: str | os.PathLike | None = None,
     domains: Sequence[str] | None = None,
+    train_only: bool = False,
     **options: Any,
 ) -> DataSource:
-    """The raw :class:`DataSource` of scenario ``name`` (no subsampling, no streams)."""
+    """The raw :class:`DataSource` of scenario ``name`` (no subsampling, no streams);
+    ``train_only``: the test split is not read (the source's ``test`` is None)."""
     factory = SCENARIOS.get(name)
+    if train_only:
+        options = {**options, "train_only": True}
     accepted = source_options(name)
-    unknown = sorted(set(options) - set(accepted))
+    unknown = sorted(set(options) - set(accepted) - {"train_only"})
     if unknown:
         raise TypeError(
             f"scenario {name!r}: unknown option(s) {unknown}; accepted: {accepted or 'none'} "
@@ -138,7 +142,9 @@ def scenario_source(
     (``verify``, ``decode_cache``, ...) or the stream order (``class_order``) are ignored."""
     check_scenario_options(name, options)
     common = {k: options.pop(k) for k in list(options) if k in COMMON_OPTIONS}
-    return _subsampled(build_source(name, root=root, domains=domains, **options), common)
+    train_only = common.get("validation_fraction") is not None  # the test split is never read
+    return _subsampled(build_source(name, root=root, domains=domains, train_only=train_only,
+                                    **options), common)
 
 
 def build_scenario(
@@ -183,8 +189,9 @@ def build_scenario(
     if class_order is not None and kind != CLASS_INCREMENTAL:
         raise ValueError(f"class_order applies to class-incremental scenarios; {name!r} is {kind}")
 
-    source = _subsampled(build_source(name, root=root, domains=domains, **options), common)
     validation = common.pop("validation_fraction", None)
+    source = _subsampled(build_source(name, root=root, domains=domains,
+                                      train_only=validation is not None, **options), common)
     if validation is not None:
         source = carve_validation(source, float(validation), seed)
     source = prepare_source(source, **common)

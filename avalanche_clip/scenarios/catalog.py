@@ -75,12 +75,14 @@ def imagenet_class_names(wnids: Sequence[str]) -> list[str]:
     description="any train/ + test/ ImageFolder root, class-incremental (default 5 experiences)",
 )
 def split_imagefolder_source(
-    root: str | os.PathLike | None, *, train_dir: str = "train", test_dir: str = "test"
+    root: str | os.PathLike | None, *, train_dir: str = "train", test_dir: str = "test",
+    train_only: bool = False,
 ) -> DataSource:
     """Any ImageFolder root (class folder names, underscores as spaces, are the class names)."""
     return image_folder_source(
         root,
         name="split-imagefolder",
+        train_only=train_only,
         train_dir=train_dir,
         test_dir=test_dir,
         default_n_experiences=5,
@@ -92,11 +94,12 @@ def split_imagefolder_source(
     kind=CLASS_INCREMENTAL,
     description="ImageNet-1K from train/<wnid> + val/<wnid>, 10 experiences of 100 classes",
 )
-def split_imagenet_source(root: str | os.PathLike | None) -> DataSource:
+def split_imagenet_source(root: str | os.PathLike | None, *, train_only: bool = False) -> DataSource:
     """ImageNet-1K in the ImageFolder layout with readable class names."""
     return image_folder_source(
         root,
         name="split-imagenet",
+        train_only=train_only,
         train_dir="train",
         test_dir="val",
         class_name_fn=imagenet_class_names,
@@ -111,10 +114,11 @@ def split_imagenet_source(root: str | os.PathLike | None) -> DataSource:
     description="any DomainNet-layout root (<domain>/<class>/*, <domain>_{train,test}.txt), one experience per domain",
 )
 def domain_folder(
-    root: str | os.PathLike | None, domains: Sequence[str] | None = None
+    root: str | os.PathLike | None, domains: Sequence[str] | None = None, *,
+    train_only: bool = False,
 ) -> DataSource:
     """Any DomainNet-layout root; domains from ``*_train.txt`` (sorted) unless given."""
-    return domain_folder_source(root, domains, name="domain-folder")
+    return domain_folder_source(root, domains, name="domain-folder", train_only=train_only)
 
 
 @SCENARIOS.register(
@@ -123,13 +127,15 @@ def domain_folder(
     description="DomainNet: 6 domains (clipart, infograph, painting, quickdraw, real, sketch), 345 classes",
 )
 def domainnet_source(
-    root: str | os.PathLike | None, domains: Sequence[str] | None = None
+    root: str | os.PathLike | None, domains: Sequence[str] | None = None, *,
+    train_only: bool = False,
 ) -> DataSource:
     """DomainNet in its official layout; all six domains' split files must be present."""
     return domain_folder_source(
         root,
         domains,
         name="domainnet",
+        train_only=train_only,
         expected_domains=DOMAINNET_DOMAINS,
         how_to_get=DOMAINNET_HOW_TO_GET,
     )

@@ -109,8 +109,10 @@ def read_cifar100_names(root: str | os.PathLike) -> list[str]:
     kind=CLASS_INCREMENTAL,
     description="CIFAR-100, 100 classes split into 10 experiences of 10 (torchvision's pickle files)",
 )
-def cifar100_source(root: str | os.PathLike | None, *, download: bool = False) -> DataSource:
-    """CIFAR-100 from ``root/cifar-100-python`` (``download=True``: fetch it with torchvision)."""
+def cifar100_source(root: str | os.PathLike | None, *, download: bool = False,
+                    train_only: bool = False) -> DataSource:
+    """CIFAR-100 from ``root/cifar-100-python`` (``download=True``: fetch it with torchvision;
+    ``train_only``: the test file is not read)."""
     if root is None:
         raise ValueError(
             f"split-cifar100 needs root=<data directory>. Expected layout:\n{LAYOUT}\n{HOW_TO_GET}"
@@ -124,7 +126,7 @@ def cifar100_source(root: str | os.PathLike | None, *, download: bool = False) -
         raise MissingDataError(missing_root_message("split-cifar100", root, LAYOUT, HOW_TO_GET))
     names = read_cifar100_names(root)
     splits = {}
-    for train in (True, False):
+    for train in (True,) if train_only else (True, False):
         images, labels = read_cifar100_split(root, train)
         bad = sorted({y for y in labels if not 0 <= y < len(names)})
         if bad:
@@ -132,13 +134,13 @@ def cifar100_source(root: str | os.PathLike | None, *, download: bool = False) -
                 f"CIFAR-100 labels {bad[:5]} outside the {len(names)} names in meta"
             )
         splits[train] = SplitData(ArrayImageDataset(images, labels), labels)
-    if (len(splits[True]), len(splits[False])) == OFFICIAL_SIZES:
+    if not train_only and (len(splits[True]), len(splits[False])) == OFFICIAL_SIZES:
         check_official_files(root)
     return DataSource(
         name="split-cifar100",
         kind=CLASS_INCREMENTAL,
         train=splits[True],
-        test=splits[False],
+        test=splits.get(False),
         class_names=names,
         default_n_experiences=10,
         root=str(root),

@@ -49,8 +49,10 @@ def digits_source(
     image_size: int = 32,
     test_fraction: float = 0.25,
     split_seed: int = 0,
+    train_only: bool = False,
 ) -> DataSource:
-    """The digits source; ``root`` is ignored (the data ships with scikit-learn)."""
+    """The digits source; ``root`` is ignored (the data ships with scikit-learn).
+    ``train_only``: no test split (the held-out quarter is left out, not used)."""
     from sklearn.model_selection import train_test_split
 
     images, labels = digit_images(image_size)
@@ -68,7 +70,7 @@ def digits_source(
         name="digits",
         kind=CLASS_INCREMENTAL,
         train=splits[0],
-        test=splits[1],
+        test=None if train_only else splits[1],
         class_names=list(DIGIT_NAMES),
         default_n_experiences=5,
     )

@@ -76,16 +76,18 @@ def image_folder_source(
     class_name_fn: Callable[[list[str]], list[str]] | None = None,
     how_to_get: str = "arrange the images as shown (torchvision ImageFolder layout).",
     default_n_experiences: int | None = None,
+    train_only: bool = False,
 ) -> DataSource:
     """A class-incremental source from ``root/<train_dir>`` and ``root/<test_dir>`` ImageFolders.
 
     ``class_name_fn`` maps the sorted folder names to readable class names (default: the folder
-    names with underscores as spaces).
+    names with underscores as spaces). ``train_only``: the test folder is not read (it need not
+    exist); the source has no test split.
     """
     layout = IMAGEFOLDER_LAYOUT.format(train=train_dir, test=test_dir)
     base = require_root(root, name, layout, how_to_get)
     splits = {}
-    for split in (train_dir, test_dir):
+    for split in (train_dir,) if train_only else (train_dir, test_dir):
         d = base / split
         if not d.is_dir():
             raise DataLayoutError(
@@ -98,7 +100,7 @@ def image_folder_source(
                 f"{name}: {e}. Expected layout:\n{layout}\n{how_to_get}"
             ) from None
     train_classes, train_paths, train_targets = splits[train_dir]
-    test_classes, test_paths, test_targets = splits[test_dir]
+    test_classes, test_paths, test_targets = splits.get(test_dir, (train_classes, None, None))
     if train_classes != test_classes:
         only_train = sorted(set(train_classes) - set(test_classes))
         only_test = sorted(set(test_classes) - set(train_classes))
@@ -115,7 +117,7 @@ def image_folder_source(
         name=name,
         kind=CLASS_INCREMENTAL,
         train=SplitData(ImageFileDataset(train_paths, train_targets), train_targets),
-        test=SplitData(ImageFileDataset(test_paths, test_targets), test_targets),
+        test=None if train_only else SplitData(ImageFileDataset(test_paths, test_targets), test_targets),
         class_names=names,
         default_n_experiences=default_n_experiences,
         root=str(base),
@@ -194,6 +196,7 @@ def domain_folder_source(
     expected_domains: Sequence[str] | None = None,
     how_to_get: str = "arrange the images and split files as shown (DomainNet's layout).",
     check_files: bool = True,
+    train_only: bool = False,
 ) -> DataSource:
     """A domain-incremental source from a DomainNet-layout root.
 
@@ -204,6 +207,7 @@ def domain_folder_source(
             of these domains concatenated in this order, so global indices follow it.
         expected_domains: domains that must all be present (DomainNet's six).
         check_files: check that every listed image exists (one directory listing per folder).
+        train_only: the test split files are not read (they need not exist); no test split.
     """
     base = require_root(root, name, DOMAIN_LAYOUT, how_to_get)
     available = discover_domains(base)
@@ -224,7 +228,7 @@ def domain_folder_source(
     label_to_folder: dict[int, str] = {}
     labels_of: dict[tuple[str, str], set[int]] = {}  # (domain, split) -> labels listed
     splits: dict[str, tuple[list[str], list[int], list[int]]] = {}
-    for split in ("train", "test"):
+    for split in ("train",) if train_only else ("train", "test"):
         paths: list[str] = []
         targets: list[int] = []
         dom_ids: list[int] = []
@@ -249,7 +253,7 @@ def domain_folder_source(
             dom_ids.extend([d_id] * len(rows))
         splits[split] = (paths, targets, dom_ids)
 
-    for dom in chosen:  # as for ImageFolder roots: every domain's test split has its train classes
+    for dom in [] if train_only else chosen:  # as for ImageFolder roots: every domain's test split has its train classes
         only_train = sorted(labels_of[dom, "train"] - labels_of[dom, "test"])
         only_test = sorted(labels_of[dom, "test"] - labels_of[dom, "train"])
         if only_train or only_test:
@@ -266,12 +270,15 @@ def domain_folder_source(
         )
     folders = [label_to_folder[c] for c in range(num_classes)]
     train_p, train_t, train_d = splits["train"]
-    test_p, test_t, test_d = splits["test"]
+    test = None
+    if not train_only:
+        test_p, test_t, test_d = splits["test"]
+        test = SplitData(ImageFileDataset(test_p, test_t), test_t, test_d)
     return DataSource(
         name=name,
         kind=DOMAIN_INCREMENTAL,
         train=SplitData(ImageFileDataset(train_p, train_t), train_t, train_d),
-        test=SplitData(ImageFileDataset(test_p, test_t), test_t, test_d),
+        test=test,
         class_names=[f.replace("_", " ") for f in folders],
         domain_names=chosen,
         default_n_experiences=len(chosen),

@@ -78,7 +78,8 @@ class DataSource:
     Attributes:
         name: the scenario / data set name.
         kind: ``"class-incremental"`` or ``"domain-incremental"``.
-        train, test: the splits; position in ``train`` is the global sample index.
+        train, test: the splits; position in ``train`` is the global sample index. ``test`` is
+            None for a train-only source (read for tuning; a validation split replaces it).
         class_names: readable class names, index = class id.
         domain_names: domain names in stream order (domain-incremental sources only).
         default_n_experiences: used when ``build_scenario`` gets no ``n_experiences``.
@@ -88,7 +89,7 @@ class DataSource:
     name: str
     kind: str
     train: SplitData
-    test: SplitData
+    test: SplitData | None
     class_names: list[str]
     domain_names: list[str] | None = None
     default_n_experiences: int | None = None
@@ -100,6 +101,8 @@ class DataSource:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         n = len(self.class_names)
         for split_name, split in (("train", self.train), ("test", self.test)):
+            if split is None and split_name == "test":  # a train-only source (for tuning)
+                continue
             if len(split) == 0:
                 raise ValueError(f"{self.name}: the {split_name} split is empty")
             bad = [t for t in set(split.targets) if not 0 <= t < n]
@@ -156,7 +159,7 @@ def subsample_source(
         train = train.subset(
             balanced_subsample_indices(train.targets, max_train_per_class, seed, train.domains)
         )
-    if max_test_per_class is not None:
+    if max_test_per_class is not None and test is not None:
         test = test.subset(
             balanced_subsample_indices(test.targets, max_test_per_class, seed + 1, test.domains)
         )
@@ -177,6 +180,8 @@ def prepare_source(
     splits = {}
     for name in ("train", "test"):
         split: SplitData = getattr(source, name)
+        if split is None:
+            continue
         ds = split.dataset
         if verify and hasattr(ds, "verify"):
             ds.verify()
