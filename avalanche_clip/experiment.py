@@ -31,7 +31,12 @@ from avalanche_clip.assets import check_assets
 from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.batching import check_composition
 from avalanche_clip.config import ConfigError, check_common, dump_yaml
-from avalanche_clip.data_identity import FIELD, check_same_data, run_data_fingerprint, warn_unknown_data
+from avalanche_clip.data_identity import (
+    FIELD,
+    check_same_data,
+    run_data_fingerprint,
+    warn_unknown_data,
+)
 from avalanche_clip.device import check_device
 from avalanche_clip.errors import check_writable_dir, writing
 from avalanche_clip.features import FEATURE_CACHE_CHOICES, apply_feature_cache, default_cache_dir

@@ -28,8 +28,14 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from avalanche_clip.experiment import run_id
-from avalanche_clip.experiment import run_id
-from avalanche_clip.sweep_runs import Outcome, SweepLedger, finished_outcome, floor_key, run_dir, run_planned
+from avalanche_clip.sweep_runs import (
+    Outcome,
+    SweepLedger,
+    finished_outcome,
+    floor_key,
+    run_dir,
+    run_planned,
+)
 from avalanche_clip.threads import apply_threads, run_threads
 
 CLUSTER_EXTRA = "pip install 'avalanche-clip[cluster]'"

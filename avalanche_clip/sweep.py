@@ -129,11 +129,23 @@ class _DataFingerprints:
     def __init__(self) -> None:
         self._known: dict[str, str] = {}
 
+    @staticmethod
+    def _key(run: dict[str, Any]) -> str:
+        return json.dumps({k: run.get(k) for k in (*SCENARIO_KEYS, "cache_dir")}, sort_keys=True, default=str)
+
     def of(self, run: dict[str, Any]) -> str:
-        key = json.dumps({k: run.get(k) for k in (*SCENARIO_KEYS, "cache_dir")}, sort_keys=True, default=str)
+        key = self._key(run)
         if key not in self._known:
             self._known[key] = run_data_fingerprint(run)
         return self._known[key]
+
+    def known_runs(self, runs: list[dict[str, Any]]) -> dict[str, str]:
+        """run id → fingerprint, for the runs whose scenario's fingerprint is known already."""
+        known = {}
+        for run in runs:
+            if self._key(run) in self._known:
+                known[run_id(run)] = self._known[self._key(run)]
+        return known
 
     def check_records(self, run: dict[str, Any], run_dir: Path) -> bool:
         """Whether the run folder's records (if any) carry this data's fingerprint (False: they
@@ -179,7 +191,9 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = T
         check_device(device)  # before any run trains, as validate_run_config's checks
     check_writable_dir(out)
     record_sweep_config(config, out)
-    ledger = SweepLedger(out, fingerprints={run_id(run): fingerprints.of(run) for run in pending})
+    # runs compute their data's fingerprint themselves (memoised file digests make that cheap),
+    # so data that cannot be read fails those runs, not the whole sweep before it starts
+    ledger = SweepLedger(out, fingerprints=fingerprints.known_runs(plan.runs))
     if workers > 1 and pending:
         from avalanche_clip.parallel import run_parallel
 

@@ -33,6 +33,7 @@ import copy
 import math
 import statistics
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,8 @@ def run_tune(config: dict[str, Any], out_dir: str | Path, *, trials: int | None 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     storage_url = storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
+    # heartbeats (how a killed trial is told from a running one) are "experimental" in Optuna
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     db = optuna.storages.RDBStorage(storage_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     entries = {label: strategy for label, strategy, _ in strategy_entries(config)}

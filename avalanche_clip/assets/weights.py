@@ -24,7 +24,11 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 def weight_asset(model: str, pretrained: str | None) -> Asset | None:
     """The asset of ``model`` loaded with ``pretrained`` (None when nothing is read)."""
     from avalanche_clip.models import OFFLINE_MODELS
-    from avalanche_clip.models.factory import CHECKPOINT_SUFFIXES, DEFAULT_PRETRAINED, default_pretrained
+    from avalanche_clip.models.factory import (
+        CHECKPOINT_SUFFIXES,
+        DEFAULT_PRETRAINED,
+        default_pretrained,
+    )
     from avalanche_clip.models.hub import locate_pretrained, pretrained_location
 
     if pretrained == DEFAULT_PRETRAINED:

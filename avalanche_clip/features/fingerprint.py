@@ -46,11 +46,12 @@ def data_fingerprint(dataset: Any, memo_dir: str | os.PathLike[str] | None = Non
 def source_fingerprint(source: DataSource, memo_dir: str | os.PathLike[str] | None = None) -> str:
     """A hex digest of what a run learns from: both splits' samples, labels and domains in
     order, the class names (they become the prompts) and the domain names."""
+    test = source.test  # None for a train-only source (tuning never reads the test split)
     return combine({
         "train": data_fingerprint(source.train.dataset, memo_dir),
-        "test": data_fingerprint(source.test.dataset, memo_dir),
-        "targets": [source.train.targets, source.test.targets],
-        "domains": [source.train.domains, source.test.domains],
+        "test": None if test is None else data_fingerprint(test.dataset, memo_dir),
+        "targets": [source.train.targets, None if test is None else test.targets],
+        "domains": [source.train.domains, None if test is None else test.domains],
         "class_names": source.class_names,
         "domain_names": source.domain_names,
     })

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from avalanche.core import SupervisedPlugin
 
-from avalanche_clip.plugins.memory import ClassBalancedMemory, id_locator
 from avalanche_clip.batching import COMPOSITIONS
+from avalanche_clip.plugins.memory import ClassBalancedMemory, id_locator
 
 REPLAY_SAMPLING = COMPOSITIONS
 

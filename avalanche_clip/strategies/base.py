@@ -42,14 +42,16 @@ _CLASSIFIER_API = ("encode_images", "class_embeddings", "mark_seen", "num_classe
 
 
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over the rows whose target logit is finite (its class is visible).
+    """Cross-entropy over the rows whose target class is visible (its logit is not −∞).
 
-    ``logits`` ``[B, K]`` with −∞ on masked classes, ``targets`` ``[B]``; 0 when no row counts.
+    ``logits`` ``[B, K]`` with −∞ on masked classes, ``targets`` ``[B]``; 0 (still attached to the
+    graph) when no row counts. A NaN logit is not a masked class: it propagates, so a diverged
+    model shows a NaN loss.
     """
     target_logit = logits.gather(1, targets[:, None]).squeeze(1)
-    visible = torch.isfinite(target_logit)
+    visible = target_logit != float("-inf")
     if not bool(visible.any()):
-        return logits.new_zeros(()).float()
+        return 0.0 * logits.nan_to_num(neginf=0.0).sum().float()
     return F.cross_entropy(logits[visible].float(), targets[visible])
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,23 +158,3 @@ def test_a_copied_run_folder_is_returned_without_training(swept, tmp_path, capsy
     code, stdout, stderr = cli(capsys, "run", "--config", run_config, "--out", copy)
     assert code == 0, stderr
     assert RUN in stdout
-
-
-COMMITTED = Path(__file__).resolve().parents[2] / "experiments" / "results" / "pacs_proxy" / "runs"
-
-
-@pytest.mark.data
-def test_committed_runs_without_fingerprints_are_reused_as_unknown(data_root, tmp_path, capsys, monkeypatch):
-    run = "pacs__naive__m0__s1"
-    if not (COMMITTED / run / "results.jsonl").is_file():
-        pytest.skip(f"committed results absent at {COMMITTED}")
-    copy = tmp_path / run
-    shutil.copytree(COMMITTED / run, copy)
-    assert not any("data_fingerprint" in r for r in read_jsonl(copy / "results.jsonl"))
-    before = _snapshot(copy)
-    forbid_training(monkeypatch)
-    with pytest.warns(DataFingerprintWarning, match=rf"predate data fingerprints .*{run}"):
-        code, stdout, stderr = cli(capsys, "run", "--config", copy / "config.yaml", "--out", copy,
-                                   f"data_root={data_root / 'pacs'}", f"cache_dir={tmp_path / 'cache'}")
-    assert code == 0, stderr
-    assert run in stdout and _snapshot(copy) == before

@@ -14,8 +14,8 @@ from PIL import Image
 from torchvision import transforms as T
 
 from avalanche_clip.features import clear_memory
-from avalanche_clip.scenarios import file_digests
 from avalanche_clip.models import create_clip
+from avalanche_clip.scenarios import file_digests
 
 
 @pytest.fixture(autouse=True)

@@ -57,7 +57,7 @@ def test_der_stores_eval_mode_logits_of_the_samples_that_enter_memory():
     benchmark = cil_benchmark()
     strategy = build_strategy("der", make_setup(benchmark, mem_size=8))
     strategy.train(benchmark.train_stream[0], eval_streams=[])
-    after_first = dict(zip(strategy.stored_ids.tolist(), strategy.stored_logits))
+    after_first = dict(zip(strategy.stored_ids.tolist(), strategy.stored_logits, strict=True))
     assert strategy.stored_ids.tolist() == strategy.replay.buffer_ids().tolist()
     model = strategy.model.eval()
     stored = strategy.replay.memory.dataset().eval()
@@ -67,6 +67,6 @@ def test_der_stores_eval_mode_logits_of_the_samples_that_enter_memory():
     assert torch.isinf(strategy.stored_logits[:, [c for c in range(10) if c not in (0, 1) and
                                                   c not in benchmark.classes_per_experience[0]]]).all()
     strategy.train(benchmark.train_stream[1], eval_streams=[])
-    for sample_id, logits in zip(strategy.stored_ids.tolist(), strategy.stored_logits):
+    for sample_id, logits in zip(strategy.stored_ids.tolist(), strategy.stored_logits, strict=True):
         if sample_id in after_first:  # kept samples keep the logits of when they came in
             assert torch.equal(logits, after_first[sample_id])

@@ -1,0 +1,185 @@
+"""``avalanche-clip tune``: a validation split carved from the training data (the test split is
+never read), the same trial budget for every strategy, resumable studies, tuned values applied by
+``sweep --tuned`` and checked against their search spaces."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from cli_fixtures import cli, read_jsonl, write_config
+from PIL import Image
+
+from avalanche_clip.config import ConfigError
+from avalanche_clip.scenarios import build_scenario
+from avalanche_clip.tuned import apply_tuned
+
+CLASSES = ("ant", "bee", "cat", "dog")
+
+
+def write_image_folder(root: Path, train: int = 10, test: int = 3, size: int = 16) -> Path:
+    """``root/train/<class>/*.png`` and ``root/test/<class>/*.png``, one colour per class."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", train), ("test", test)):
+        for label, name in enumerate(CLASSES):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = np.full((size, size, 3), 40.0)
+                pixels[..., label % 3] += 60.0 * (1 + label // 3)
+                pixels = np.clip(pixels + rng.normal(0, 20, pixels.shape), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory):
+    """A full root, and a copy of its train/ alone (no test split at all)."""
+    full = write_image_folder(tmp_path_factory.mktemp("full"))
+    train_only = tmp_path_factory.mktemp("trainonly")
+    shutil.copytree(full / "train", train_only / "train")
+    return full, train_only
+
+
+def sweep_config(root: Path, cache: Path, **extra):
+    config = {
+        "scenario": "split-imagefolder", "label": "tiny", "data_root": str(root), "n_experiences": 2,
+        "model": "tiny-clip", "pretrained": None, "trainable": "projections", "image_size": 32,
+        "strategies": ["zero-shot", "ce", "gcl"], "mem_sizes": [4], "seeds": [0],
+        "train_epochs": 1, "train_mb_size": 8, "eval_mb_size": 64, "cache_dir": str(cache),
+        "progress": False, "tune": {"trials": 2, "validation_fraction": 0.3},
+    }
+    config.update(extra)
+    return config
+
+
+def test_the_validation_split_is_stratified_held_out_and_the_same_for_a_seed(roots):
+    _, train_only = roots
+    bench = build_scenario("split-imagefolder", root=train_only, n_experiences=2, seed=0,
+                           validation_fraction=0.3)
+    source = bench.source
+    assert source.extra["split"] == "validation"
+    validation = source.test.dataset.paths
+    trains = source.train.dataset.paths
+    assert not set(validation) & set(trains)  # disjoint from the samples that train
+    assert len(validation) + len(trains) == 40
+    per_class = np.bincount(source.test.targets, minlength=4)
+    assert per_class.tolist() == [3, 3, 3, 3]  # round(0.3 × 10) of every class
+    again = build_scenario("split-imagefolder", root=train_only, n_experiences=2, seed=0,
+                           validation_fraction=0.3, max_test_per_class=1)
+    assert set(again.source.test.dataset.paths) <= set(validation)  # same carve for the seed
+    other = build_scenario("split-imagefolder", root=train_only, n_experiences=2, seed=1,
+                           validation_fraction=0.3)
+    assert set(other.source.test.dataset.paths) != set(validation)
+    # test experience t holds the validation samples of train experience t's classes
+    for train_exp, test_exp in zip(bench.train_stream, bench.test_stream, strict=True):
+        assert set(train_exp.classes_in_this_experience) == set(test_exp.classes_in_this_experience)
+
+
+def test_tune_without_a_test_folder_then_the_sweep_applies_its_values(roots, tmp_path, capsys):
+    full, train_only = roots
+    cache = tmp_path / "cache"
+    config = write_config(tmp_path / "tune.yaml", sweep_config(train_only, cache))
+    code, out, err = cli(capsys, "tune", "--config", config, "--out", tmp_path / "tuned")
+    assert code == 0, err
+    document = yaml.safe_load((tmp_path / "tuned" / "tuned.yaml").read_text())
+    strategies = document["strategies"]
+    assert set(strategies) == {"ce", "gcl"}  # zero-shot never trains: nothing to tune
+    assert {s["trials"] for s in strategies.values()} == {2}  # the same budget for each
+    assert set(strategies["gcl"]["params"]) == {"lr", "tau", "gamma"}
+    assert set(strategies["ce"]["params"]) == {"lr"}
+    assert "gcl" in out and "validation accuracy" in out
+    trial_config = yaml.safe_load(next((tmp_path / "tuned" / "trials" / "gcl").rglob("config.yaml")).read_text())
+    assert trial_config["scenario_options"]["validation_fraction"] == 0.3
+
+    sweep = write_config(tmp_path / "sweep.yaml", sweep_config(full, cache))
+    code, _, err = cli(capsys, "sweep", "--config", sweep, "--out", tmp_path / "sweep",
+                       "--tuned", tmp_path / "tuned" / "tuned.yaml")
+    assert code == 0, err
+    record = read_jsonl(tmp_path / "sweep" / "runs" / "tiny__gcl__m4__s0" / "results.jsonl")[-1]
+    assert record["hyperparameters"]["lr"] == pytest.approx(strategies["gcl"]["params"]["lr"])
+    assert record["hyperparameters"]["tau"] == pytest.approx(strategies["gcl"]["params"]["tau"])
+
+
+def test_values_outside_their_space_are_refused_when_read_back(roots, tmp_path):
+    full, _ = roots
+    config = sweep_config(full, tmp_path / "cache")
+    tuned = tmp_path / "tuned.yaml"
+    document = {"strategies": {"gcl": {"strategy": "gcl", "params": {"lr": 0.01, "tau": 5.0}}}}
+    tuned.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError, match=r"gcl.tau=5.0 is outside its search space \(float in \[0.01, 0.5\], log\)"):
+        apply_tuned(config, tuned)
+    document["strategies"]["gcl"]["params"] = {"temperature": 0.1}
+    tuned.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError, match="not in the search space"):
+        apply_tuned(config, tuned)
+    document["strategies"]["gcl"]["params"] = {"lr": 0.01}
+    document["tuned_for"] = {"model": "effnet-lite0-clip"}
+    tuned.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError, match="tuned under another protocol"):
+        apply_tuned(config, tuned)
+
+
+def _complete_trials(db: Path) -> list[tuple[int, str]]:
+    try:
+        with sqlite3.connect(db) as connection:
+            return connection.execute(
+                "SELECT t.number, s.study_name FROM trials t JOIN studies s USING (study_id) "
+                "WHERE t.state = 'COMPLETE' ORDER BY s.study_name, t.number").fetchall()
+    except sqlite3.OperationalError:  # Optuna has not created its tables yet
+        return []
+
+
+def test_a_killed_tune_resumes_without_repeating_finished_trials(roots, tmp_path, capsys, monkeypatch):
+    _, train_only = roots
+    config = write_config(tmp_path / "tune.yaml", sweep_config(
+        train_only, tmp_path / "cache", strategies=["gcl"], tune={"trials": 4, "validation_fraction": 0.3}))
+    out = tmp_path / "tuned"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    process = subprocess.Popen([sys.executable, "-m", "avalanche_clip", "tune", "--config", str(config),
+                                "--out", str(out)], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if (out / "optuna.db").is_file() and _complete_trials(out / "optuna.db"):
+                break
+            time.sleep(0.2)
+        finished = _complete_trials(out / "optuna.db")
+        assert finished and process.poll() is None, "the tune ended before it could be killed"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    finished = _complete_trials(out / "optuna.db")
+    stamps = {n: next((out / "trials" / "gcl" / f"{n:04d}").rglob("results.jsonl")).stat().st_mtime_ns
+              for n, _ in finished}
+
+    import avalanche_clip.tuning as tuning
+
+    monkeypatch.setattr(tuning, "GRACE_S", 1)  # the killed trial's heartbeat is stale at once
+    time.sleep(1.5)
+    code, _, err = cli(capsys, "tune", "--config", config, "--out", out)
+    assert code == 0, err
+    after = _complete_trials(out / "optuna.db")
+    assert len(after) == 4 and set(finished) <= set(after)
+    for number, stamp in stamps.items():  # finished trials were not run again
+        assert next((out / "trials" / "gcl" / f"{number:04d}").rglob("results.jsonl")).stat().st_mtime_ns == stamp
+    assert yaml.safe_load((out / "tuned.yaml").read_text())["strategies"]["gcl"]["trials"] == 4
+
+
+def test_list_shows_every_search_space(capsys):
+    code, out, _ = cli(capsys, "list", "--spaces")
+    assert code == 0
+    assert "search tau: float in [0.01, 0.5], log" in out
+    assert "search lr: float in [1e-05, 0.1], log" in out
+    assert "search ewc_lambda: float in [1, 1e+06], log" in out
+    assert "search: nothing (never trains)" in out
