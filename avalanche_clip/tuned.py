@@ -15,8 +15,10 @@ Written by ``avalanche-clip tune`` (:mod:`avalanche_clip.tuning`)::
 
 ``sweep --tuned tuned.yaml`` (or the config key ``tuned``) puts each strategy's ``params`` into its
 options (``lr`` and ``train_epochs`` as per-method options), after checking every value against
-the strategy's current search space: a value no tune could have chosen is refused. Each run
-records the options it ran with (``hyperparameters`` in its records).
+the strategy's current search space: a value no tune could have chosen is refused. A sweep
+variant (``{label: gcl-reset, strategy: gcl, options: ...}``) takes its strategy's tuned values
+unless it was tuned itself, and keeps the options it sets. Each run records the options it ran
+with (``hyperparameters`` in its records).
 """
 
 from __future__ import annotations
@@ -123,17 +125,20 @@ def apply_tuned(config: dict[str, Any], path: str | Path) -> dict[str, Any]:
     out = copy.deepcopy(config)
     entries = []
     tuned = document["strategies"]
-    labels = set()
+    used = set()
     for entry in out["strategies"]:
-        label = entry if isinstance(entry, str) else (entry.get("label") or entry["strategy"])
-        labels.add(label)
-        if label not in tuned:
+        variant = {"label": entry, "strategy": entry} if isinstance(entry, str) else dict(entry)
+        label = variant.get("label") or variant["strategy"]
+        # a variant (gcl-reset) takes its strategy's tuned values unless it was tuned itself;
+        # what the variant sets (reset_loss_state, gamma=1, ...) stays as it says
+        source = label if label in tuned else variant["strategy"] if variant["strategy"] in tuned else None
+        if source is None:
             entries.append(entry)
             continue
-        base = {"label": label, "strategy": entry} if isinstance(entry, str) else dict(entry)
-        base["options"] = {**(base.get("options") or {}), **tuned[label]["params"]}
-        entries.append(base)
-    unknown = sorted(set(tuned) - labels)
+        used.add(source)
+        variant["options"] = {**tuned[source]["params"], **(variant.get("options") or {})}
+        entries.append(variant)
+    unknown = sorted(set(tuned) - used)
     if unknown:
         raise ConfigError(f"tuned file {path} has values for {unknown}, which the sweep does not run")
     out["strategies"] = entries

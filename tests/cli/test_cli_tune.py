@@ -183,3 +183,16 @@ def test_list_shows_every_search_space(capsys):
     assert "search lr: float in [1e-05, 0.1], log" in out
     assert "search ewc_lambda: float in [1, 1e+06], log" in out
     assert "search: nothing (never trains)" in out
+
+
+def test_variants_take_their_strategys_tuned_values_and_keep_their_own(roots, tmp_path):
+    full, _ = roots
+    config = sweep_config(full, tmp_path / "cache", strategies=[
+        "gcl", {"label": "gcl-gamma1", "strategy": "gcl", "options": {"gamma": 1.0}}])
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text(yaml.safe_dump({"strategies": {
+        "gcl": {"strategy": "gcl", "params": {"lr": 0.002, "tau": 0.1, "gamma": 0.5}}}}))
+    applied = apply_tuned(config, tuned)["strategies"]
+    assert applied[0]["options"] == {"lr": 0.002, "tau": 0.1, "gamma": 0.5}
+    assert applied[1] == {"label": "gcl-gamma1", "strategy": "gcl",
+                          "options": {"lr": 0.002, "tau": 0.1, "gamma": 1.0}}
