@@ -140,13 +140,13 @@ def _embedded(*, sweep: bool) -> dict[str, Any]:
 
 def _config(path: Path | None, overrides: Sequence[str], *, sweep: bool | None) -> dict[str, Any]:
     """The resolved config; ``sweep=None`` takes a run or a sweep config, whichever it is."""
-    from avalanche_clip.config import load_yaml, parse_overrides, resolve_config
+    from avalanche_clip.config import load_config, parse_overrides, resolve_config
 
     parsed = parse_overrides(overrides)
     if path is None:
         sweep = True if sweep is None else sweep
         return resolve_config([_embedded(sweep=sweep), parsed], sweep=sweep)
-    source = load_yaml(path)
+    source = load_config(path)
     if sweep is None:
         sweep = any(key in source or key in parsed for key in _SWEEP_ONLY)
     return resolve_config([source, parsed], sweep=sweep)

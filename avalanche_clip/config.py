@@ -75,6 +75,7 @@ SWEEP_KEYS: dict[str, tuple[Any, str]] = {
     "scenarios": (None, "list of scenario overrides, e.g. [{label: cifar10, scenario: ..., data_root: ...}]"),
     "tune": ({}, "avalanche-clip tune settings: trials, validation_fraction, mem_size, seeds, tune_epochs, sampler_seed, strategies"),
     "tuned": (None, "a tuned.yaml written by avalanche-clip tune whose values the sweep applies"),
+    "tuned_check": (True, "refuse tuned values found under another protocol (false: apply them with a warning)"),
 }
 SCENARIO_KEYS = ("scenario", "label", "data_root", "n_experiences", "domains", "scenario_options")
 _POSITIVE_INTS = ("train_mb_size", "eval_mb_size")
@@ -117,6 +118,23 @@ class ConfigError(AvalancheClipError, ValueError):
 
 def default_run_config() -> dict[str, Any]:
     return {key: copy.deepcopy(default) for key, (default, _) in RUN_KEYS.items()}
+
+
+def load_config(path: str | os.PathLike, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file, with ``extends: other.yaml`` (a path relative to this file) merged under it:
+    the file it extends gives every key this one does not set (mappings merge key by key), so an
+    ablation can name only what it changes. Chains are followed; a cycle is an error."""
+    path = Path(path)
+    data = load_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"config file {path}: extends must be a file name, got {parent!r}")
+    base = (path.parent / parent).resolve()
+    if base in _chain or base == path.resolve():
+        raise ConfigError(f"config file {path}: extends {parent!r} makes a cycle")
+    return merge(load_config(base, (*_chain, path.resolve())), data)
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:

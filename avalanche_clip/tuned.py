@@ -24,6 +24,7 @@ with (``hyperparameters`` in its records).
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,8 @@ def read_tuned(path: str | Path) -> dict[str, Any]:
 def apply_tuned(config: dict[str, Any], path: str | Path) -> dict[str, Any]:
     """``config`` (a sweep config) with the tuned values of ``path`` in its strategies' options.
 
-    Raises ``ConfigError`` when the tune ran under another protocol (:data:`PROTOCOL_KEYS`), a
-    value is outside its space, or a strategy of the file is not in the sweep.
+    Raises ``ConfigError`` when the tune ran under another protocol (:data:`PROTOCOL_KEYS`; with
+    ``tuned_check: false`` in the config, a warning instead) or a value is outside its space.
     """
     document = read_tuned(path)
     recorded = document.get("tuned_for") or {}
@@ -121,11 +122,13 @@ def apply_tuned(config: dict[str, Any], path: str | Path) -> dict[str, Any]:
     differing = [key for key in PROTOCOL_KEYS if key in recorded and recorded[key] != current[key]]
     if differing:
         detail = "; ".join(f"{k}: tuned {recorded[k]!r} vs now {current[k]!r}" for k in differing)
-        raise ConfigError(f"tuned file {path} was tuned under another protocol ({detail})")
+        if config.get("tuned_check", True):
+            raise ConfigError(f"tuned file {path} was tuned under another protocol ({detail}); set "
+                              "tuned_check: false to apply its values anyway (an ablation)")
+        warnings.warn(f"applying values tuned under another protocol ({detail})", stacklevel=2)
     out = copy.deepcopy(config)
     entries = []
     tuned = document["strategies"]
-    used = set()
     for entry in out["strategies"]:
         variant = {"label": entry, "strategy": entry} if isinstance(entry, str) else dict(entry)
         label = variant.get("label") or variant["strategy"]
@@ -135,11 +138,7 @@ def apply_tuned(config: dict[str, Any], path: str | Path) -> dict[str, Any]:
         if source is None:
             entries.append(entry)
             continue
-        used.add(source)
         variant["options"] = {**tuned[source]["params"], **(variant.get("options") or {})}
         entries.append(variant)
-    unknown = sorted(set(tuned) - used)
-    if unknown:
-        raise ConfigError(f"tuned file {path} has values for {unknown}, which the sweep does not run")
-    out["strategies"] = entries
+    out["strategies"] = entries  # entries of the file the sweep does not run are left unused
     return out

@@ -141,3 +141,17 @@ def test_moved_data_and_cache_folders_do_not_make_another_run():
     saved = {"data_root": "/old/place/cifar10", "cache_dir": "/old/cache", "lr": 0.001}
     assert config_differences(saved, {**saved, "data_root": "/new/cifar10", "cache_dir": None}) == []
     assert config_differences(saved, {**saved, "lr": 0.01}) == ["lr: checkpoint 0.001 vs now 0.01"]
+
+
+def test_a_config_extends_another_and_only_names_what_it_changes(tmp_path):
+    from avalanche_clip.config import ConfigError, load_config
+
+    (tmp_path / "base.yaml").write_text("lr: 0.01\ntune: {trials: 4, mem_size: 20}\nstrategies: [ce, gcl]\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "ablation.yaml").write_text(
+        "extends: ../base.yaml\ntune: {trials: 8}\nstrategies: [gcl]\n")
+    assert load_config(tmp_path / "sub" / "ablation.yaml") == {
+        "lr": 0.01, "tune": {"trials": 8, "mem_size": 20}, "strategies": ["gcl"]}
+    (tmp_path / "base.yaml").write_text("extends: sub/ablation.yaml\n")
+    with pytest.raises(ConfigError, match="makes a cycle"):
+        load_config(tmp_path / "sub" / "ablation.yaml")

@@ -1,0 +1,142 @@
+"""Data-parallel training over several processes (``torchrun``), exact to float round-off.
+
+Launch any run under ``torchrun``::
+
+    torchrun --nproc_per_node 4 -m avalanche_clip run --config experiments/paper/cifar100_vitb16.yaml
+
+Every process builds the same benchmark, model, replay memory and batch sampler (all seeded by
+the run alone), so every process draws the same *global* batch of ``train_mb_size`` samples; each
+takes its shard (rows ``rank, rank + W, ...``: :class:`ShardedBatchSampler`) and encodes only
+those. The loss is the single-process loss of the global batch:
+
+- GCL / GDRO gather the image features, label-prompt features, labels and sample ids of every
+  shard (:func:`gather_rows`: the other shards detached, this shard's rows live), compute the
+  loss and update their per-sample state on the global batch — the same computation, hence the
+  same ``u``, ``v`` and class estimates, on every process;
+- cross-entropy sums its shard's per-sample losses over the global batch size.
+
+So each process's gradient is the part of the global gradient that flows through its own rows,
+and their sum (:class:`GradientSumPlugin`, an all-reduce before every optimizer step) is the
+single-process gradient: the result does not depend on the number of processes. Evaluation,
+records and checkpoints happen on rank 0 alone; the others wait. Backends: NCCL on CUDA (each
+process on ``cuda:<local rank>``), gloo on CPU. BatchNorm layers that train keep per-process
+statistics, as in plain PyTorch DDP (the towers we ship freeze theirs).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from avalanche.core import SupervisedPlugin
+from torch.utils.data import Sampler
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def launched() -> bool:
+    """Whether this process was started by ``torchrun`` with more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_from_env(device: str) -> str:
+    """Join the ``torchrun`` process group (once); returns this process's device.
+
+    ``device="cuda"`` becomes ``cuda:<LOCAL_RANK>`` with NCCL; ``"cpu"`` uses gloo.
+    """
+    if not launched():
+        return device
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.device(device).type == "cuda"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    if cuda:
+        torch.cuda.set_device(local_rank)
+        return f"cuda:{local_rank}"
+    return device
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        dist.barrier()
+
+
+def shard(rows: list[int], part: int | None = None, parts: int | None = None) -> list[int]:
+    """Rows ``part, part + parts, ...`` of a global batch (this process's by default)."""
+    part = rank() if part is None else part
+    parts = world_size() if parts is None else parts
+    return rows[part::parts]
+
+
+class ShardedBatchSampler(Sampler[list[int]]):
+    """This process's shard of every global batch of ``sampler`` (see :func:`shard`)."""
+
+    def __init__(self, sampler: Any, part: int | None = None, parts: int | None = None) -> None:
+        self.sampler, self.part, self.parts = sampler, part, parts
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.sampler:
+            yield shard(batch, self.part, self.parts)
+
+
+def gather_rows(local: torch.Tensor) -> torch.Tensor:
+    """The rows of every process, in rank order, with gradient through this process's rows only.
+
+    ``local``: ``[b_r, ...]`` (shards may differ in length by one). Returns ``[Σ b_r, ...]``.
+    """
+    if world_size() == 1:
+        return local
+    sizes = [torch.zeros((), dtype=torch.long, device=local.device) for _ in range(world_size())]
+    dist.all_gather(sizes, torch.tensor(len(local), device=local.device))
+    longest = int(max(sizes))
+    padded = local.new_zeros((longest, *local.shape[1:]))
+    padded[: len(local)] = local.detach()
+    parts = [torch.empty_like(padded) for _ in range(world_size())]
+    dist.all_gather(parts, padded)
+    parts = [part[: int(n)] for part, n in zip(parts, sizes, strict=True)]
+    parts[rank()] = local  # live: this process's rows keep their graph
+    return torch.cat(parts)
+
+
+def global_rows(local_rows: int) -> int:
+    """The global batch size (the sum of every process's rows)."""
+    if world_size() == 1:
+        return local_rows
+    total = torch.tensor(local_rows)
+    dist.all_reduce(total)
+    return int(total)
+
+
+class GradientSumPlugin(SupervisedPlugin):
+    """Sums the gradients of every process before each optimizer step (module docstring)."""
+
+    def before_update(self, strategy: Any, **kwargs: Any) -> None:
+        if world_size() == 1:
+            return
+        trained = [p for p in strategy.model.parameters() if p.requires_grad]
+        for parameter in trained:
+            if parameter.grad is None:  # a process whose shard did not reach it
+                parameter.grad = torch.zeros_like(parameter)
+        flat = torch.cat([p.grad.reshape(-1) for p in trained])  # one all-reduce, not one each
+        dist.all_reduce(flat)
+        offset = 0
+        for parameter in trained:
+            n = parameter.grad.numel()
+            parameter.grad.copy_(flat[offset : offset + n].view_as(parameter.grad))
+            offset += n
