@@ -19,7 +19,10 @@ Frozen BatchNorm layers must also stop updating their running statistics; see
 
 Each tower's parameters are split into groups — ``stem`` (embeddings and everything before the
 blocks), ``block:i``, ``tail`` (after the blocks) and ``proj`` — for open_clip's
-``VisionTransformer`` and ``TimmModel`` image towers and its built-in text transformer.
+``VisionTransformer`` and ``TimmModel`` image towers (whatever module is set as a ``TimmModel``'s
+``head``, e.g. the ConSE head of ``minilm-effnet-conse``, is its ``proj``), its built-in text
+transformer and its Hugging Face text tower (``text.transformer.encoder.layer.i`` are the blocks,
+``text.proj`` the projection).
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from torch import nn
 
 TRAINABLE_CHOICES = ("all", "image", "text", "projections", "last:K", "none")
 
-_BLOCK = re.compile(r"^(?:transformer\.resblocks|trunk\.blocks|trunk\.stages)\.(\d+)\.")
+_BLOCK = re.compile(
+    r"^(?:transformer\.resblocks|trunk\.blocks|trunk\.stages|transformer\.encoder\.layer)\.(\d+)\."
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,8 @@ def image_parameter_groups(visual: nn.Module) -> dict[str, str]:
 
 
 def text_parameter_groups(clip: nn.Module) -> dict[str, str]:
-    """Parameter name (relative to ``clip``) → group for open_clip's built-in text tower."""
+    """Parameter name (relative to ``clip``) → group for open_clip's built-in or Hugging Face
+    text tower."""
     groups = {}
     text_root = "text." if hasattr(clip, "text") else ""
     for name, _ in clip.named_parameters():
@@ -83,9 +89,9 @@ def text_parameter_groups(clip: nn.Module) -> dict[str, str]:
         block = _BLOCK.match(local)
         if block:
             groups[name] = f"block:{block.group(1)}"
-        elif local.startswith("text_projection"):
+        elif local.startswith(("text_projection", "proj.")):
             groups[name] = "proj"
-        elif local.startswith("ln_final"):
+        elif local.startswith(("ln_final", "transformer.pooler.")):
             groups[name] = "tail"
         else:
             groups[name] = "stem"
