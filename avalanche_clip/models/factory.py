@@ -1,12 +1,15 @@
 """Create an open_clip CLIP model with its transforms and tokenizer.
 
 ``create_clip`` accepts any open_clip architecture name (``ViT-B-16``, ``RN50``, ...) plus the
-package's offline configs (``tiny-clip``, ``effnet-lite0-clip``), and a ``pretrained`` source:
+package's offline configs (``tiny-clip``, ``effnet-lite0-clip``, ``minilm-effnet-conse``), and a
+``pretrained`` source:
 
 - ``None``: random initialisation;
 - an open_clip tag (``laion2b_s34b_b88k``, ``openai``, ...): downloaded by open_clip where a
   network exists (or found in its cache);
 - ``"imagenet"`` for ``effnet-lite0-clip``: the offline ImageNet image trunk;
+- ``"imagenet-minilm"`` for ``minilm-effnet-conse``: the offline ConSE dual encoder (not CLIP;
+  see :mod:`avalanche_clip.models.conse`);
 - a local checkpoint file (a CLIP ``state_dict``, as open_clip saves it), loaded with
   ``weights_only=True``.
 
@@ -30,6 +33,15 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from avalanche_clip.models.conse import attach_conse_head
+from avalanche_clip.models.conse_offline import (
+    CONSE_MODEL,
+    CONSE_TAG,
+    conse_text_cfg,
+    conse_tokenizer,
+    init_conse_from_packages,
+    quiet_transformers,
+)
 from avalanche_clip.models.offline import (
     OFFLINE_MODELS,
     OFFLINE_PREPROCESS,
@@ -119,11 +131,15 @@ def create_clip(
         raise ValueError(f"image_size must be an int >= 8 or None, got {image_size!r}")
 
     source, offline_tag = _resolve_pretrained(name, pretrained)
-    preprocess = OFFLINE_PREPROCESS.get((name, offline_tag), {}) if offline_tag else {}
-    with _quiet_open_clip(), _checkpoint_errors(name, source):
+    preprocess = OFFLINE_PREPROCESS.get((name, offline_tag)) or OFFLINE_PREPROCESS.get((name, None), {})
+    conse = name == CONSE_MODEL
+    # ConSE's head is set after open_clip builds the model, so its checkpoints load after that
+    extra = {"text_cfg": conse_text_cfg(pretrained_text=offline_tag == CONSE_TAG)} if conse else {}
+    quiet = quiet_transformers() if conse else contextlib.nullcontext()
+    with _quiet_open_clip(), quiet, _checkpoint_errors(name, source):
         model, train_tf, eval_tf = open_clip.create_model_and_transforms(
             name,
-            pretrained=source,
+            pretrained=None if conse else source,
             device=device,
             precision=precision,
             force_image_size=image_size,
@@ -132,13 +148,23 @@ def create_clip(
             image_interpolation=preprocess.get("interpolation"),
             cache_dir=cache_dir,
             weights_only=True,
+            **extra,
         )
-    if offline_tag == "imagenet":
+        if conse:
+            attach_conse_head(model)
+            if source is not None:
+                open_clip.load_checkpoint(model, source, strict=True, weights_only=True)
+    if offline_tag in ("imagenet", CONSE_TAG):
         load_efficientnet_lite0_trunk(model.visual.trunk)
     model.clip_spec = ModelSpec(
         name=name, pretrained=None if pretrained is None else str(pretrained), image_size=image_size
     )
-    tokenizer = open_clip.get_tokenizer(name)
+    if conse:
+        tokenizer = conse_tokenizer(extra["text_cfg"]["context_length"])
+    else:
+        tokenizer = open_clip.get_tokenizer(name)
+    if offline_tag == CONSE_TAG:
+        init_conse_from_packages(model, tokenizer)
     return CLIPBundle(model, train_tf, eval_tf, tokenizer)
 
 
