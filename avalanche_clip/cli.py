@@ -89,6 +89,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _list(_: argparse.Namespace) -> int:
     from avalanche_clip.models import OFFLINE_MODELS, list_pretrained_tags
+    from avalanche_clip.models.offline import OFFLINE_DESCRIPTIONS
     from avalanche_clip.scenarios import SCENARIOS
     from avalanche_clip.strategies import STRATEGIES, strategy_info
 
@@ -105,7 +106,8 @@ def _list(_: argparse.Namespace) -> int:
           "or a local checkpoint file; offline configs:")
     for name in sorted(OFFLINE_MODELS):
         tags = list_pretrained_tags(name)
-        print(f"  {name:<18} pretrained: {', '.join(tags) if tags else 'none (random init)'}")
+        print(f"  {name:<20} pretrained: {', '.join(tags) if tags else 'none (random init)'}"
+              f"  ({OFFLINE_DESCRIPTIONS.get(name, '')})")
     return 0
 
 

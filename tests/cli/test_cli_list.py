@@ -45,3 +45,5 @@ def test_list_prints_every_scenario_strategy_and_offline_model(capsys):
     assert set(models) == set(OFFLINE_MODELS)
     assert "imagenet" in models["effnet-lite0-clip"]
     assert "random init" in models["tiny-clip"]
+    assert "imagenet-minilm" in models["minilm-effnet-conse"]
+    assert "ConSE dual encoder, not CLIP" in models["minilm-effnet-conse"]
