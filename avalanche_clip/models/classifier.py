@@ -42,7 +42,7 @@ from avalanche_clip.models.text_tower import (
     project_text,
     text_projection_prefix,
 )
-from avalanche_clip.models.trainable import freeze_frozen_batchnorm
+from avalanche_clip.models.trainable import freeze_frozen_modules
 
 EVAL_CLASS_CHOICES = ("seen", "all")
 MAX_LOGIT_SCALE = 100.0
@@ -189,7 +189,7 @@ class CLIPClassifier(nn.Module):
     def train(self, mode: bool = True) -> CLIPClassifier:
         super().train(mode)
         if mode:
-            freeze_frozen_batchnorm(self.clip)
+            freeze_frozen_modules(self.clip)
             if self.text_trainable():
                 self._prompt_cache = None
             if not self.text_trunk_frozen():

@@ -71,7 +71,11 @@ class ConSEHead(nn.Module):
 
 
 def imagenet_concepts() -> tuple[str, ...]:
-    """open_clip's curated names of the 1,000 ImageNet-1k classes, in class-index order."""
+    """open_clip's curated names of the 1,000 ImageNet-1k classes, in class-index order.
+
+    998 are distinct: as in OpenAI's list, "missile" (657, 744) and "sunglasses" (836, 837)
+    name two classes each, whose probability mass then goes to one embedding.
+    """
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
     return tuple(IMAGENET_CLASSNAMES)

@@ -153,7 +153,7 @@ def create_clip(
         if conse:
             attach_conse_head(model)
             if source is not None:
-                open_clip.load_checkpoint(model, source, strict=True, weights_only=True)
+                _load_state_file(model, source)
     if offline_tag in ("imagenet", CONSE_TAG):
         load_efficientnet_lite0_trunk(model.visual.trunk)
     model.clip_spec = ModelSpec(
@@ -191,6 +191,20 @@ def _resolve_pretrained(name: str, pretrained: str | Path | None) -> tuple[str |
         f"unknown pretrained tag {text!r} for {name!r}; expected one of "
         f"{list_pretrained_tags(name)} or a local checkpoint path"
     )
+
+
+def _load_state_file(model: nn.Module, path: str) -> None:
+    """Load a ``state_dict`` file (or ``{"state_dict": ...}``) into ``model``, strictly.
+
+    For models whose head is set after open_clip builds them, so open_clip's own loader (and
+    its conversions of other CLIP formats, which do not apply) cannot be used.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"expected a state_dict (a dict of tensors), got a {type(state).__name__}")
+    model.load_state_dict(state, strict=True)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,8 @@ Choices (``trainable=``):
 Freezing is done with ``requires_grad=False`` (Avalanche puts *every* parameter into the
 optimizer on the first experience, so leaving parameters out of it does not freeze them).
 Frozen BatchNorm layers must also stop updating their running statistics; see
-:func:`freeze_frozen_batchnorm`, which the classifiers call from ``train()``.
+:func:`freeze_frozen_modules` (which also stops dropout in frozen parts), which the classifiers
+call from ``train()``.
 
 Each tower's parameters are split into groups — ``stem`` (embeddings and everything before the
 blocks), ``block:i``, ``tail`` (after the blocks) and ``proj`` — for open_clip's
@@ -122,17 +123,21 @@ def set_trainable(clip: nn.Module, spec: str) -> TrainableSummary:
     return TrainableSummary(spec=spec, trainable=trainable, total=total)
 
 
-def freeze_frozen_batchnorm(module: nn.Module) -> None:
-    """Put BatchNorm layers whose parameters are all frozen into eval mode.
+def freeze_frozen_modules(module: nn.Module) -> None:
+    """Put every submodule whose parameters are all frozen into eval mode.
 
-    A frozen tower in train mode would still update its running mean / variance, so its
-    features would drift (and a feature cache of that tower would be wrong).
+    A frozen part left in train mode would still change what it computes: BatchNorm would
+    update its running mean / variance (features drift, and a feature cache of that tower would
+    be wrong), and dropout (MiniLM's 0.1 in ``minilm-effnet-conse``) would make its outputs
+    random, so a cached prompt embedding would keep one random draw. Modules without parameters
+    of their own (a bare dropout) follow their parent.
     """
-    for child in module.modules():
-        if isinstance(child, nn.modules.batchnorm._BatchNorm):
-            params = list(child.parameters(recurse=False))
-            if params and not any(p.requires_grad for p in params):
-                child.eval()
+    params = list(module.parameters())
+    if params and not any(p.requires_grad for p in params):
+        module.eval()
+        return
+    for child in module.children():
+        freeze_frozen_modules(child)
 
 
 def _last_blocks(groups: dict[str, str], k: int, tower: str) -> set[str]:
