@@ -208,6 +208,17 @@ def test_state_dict_round_trip_is_exact_and_create_clip_loads_it(conse, tmp_path
         assert torch.equal(loaded.encode_text(tokens), source.encode_text(tokens))
 
 
+def test_imagenet_concept_embeddings_are_computed_once_per_process(conse, monkeypatch):
+    from avalanche_clip.models import conse as conse_module
+
+    calls = []
+    original = conse_module.pooled_text
+    monkeypatch.setattr(conse_module, "pooled_text", lambda *a: calls.append(1) or original(*a))
+    again = create_clip(CONSE, CONSE_TAG, image_size=64).model  # after the session's build
+    assert calls == []
+    assert torch.equal(again.visual.head.embed.weight, conse.model.visual.head.embed.weight)
+
+
 def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
     tiny = create_clip("tiny-clip")[0]
     path = tmp_path / "tiny.pt"

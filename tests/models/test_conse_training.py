@@ -1,5 +1,6 @@
 """minilm-effnet-conse trains like the other models: every ``trainable`` choice selects the right
-parameters, and with ``projections`` the classifier reuses MiniLM's pooled prompt features."""
+parameters, with ``projections`` the classifier reuses MiniLM's pooled prompt features, and the
+frozen-trunk feature cache feeds the ConSE head the same logits as the images do."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import copy
 import pytest
 import torch
 
+from avalanche_clip.features import apply_feature_cache
 from avalanche_clip.models import CLIPClassifier, set_trainable
 from avalanche_clip.models.prompts import class_prompts
+from avalanche_clip.scenarios import build_scenario
 
 NAMES = ["dog", "elephant", "sea_turtle", "guitar"]
 TEMPLATES = ["a photo of a {}.", "a sketch of a {}."]
@@ -103,3 +106,21 @@ def test_text_training_reruns_minilm_with_gradient(conse, model):
     clf.class_embeddings(torch.tensor([0, 2])).sum().backward()
     assert counter.sequences == 2 * len(TEMPLATES)
     assert model.text.transformer.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+
+
+def test_feature_cache_gives_the_same_logits_as_images(conse, model, tmp_path):
+    set_trainable(model, "projections")
+    eval_tf = conse.eval_transform
+    benchmark = build_scenario("digits", n_experiences=2, seed=0, train_transform=eval_tf,
+                               eval_transform=eval_tf, max_train_per_class=2, max_test_per_class=2)
+    classifier = CLIPClassifier(model, conse.tokenizer, benchmark.class_names, "digit").eval()
+    images = torch.stack([benchmark.test_stream[0].dataset.eval()[i][0] for i in range(4)])
+    with torch.no_grad():
+        expected = classifier(images)
+    cached = apply_feature_cache(benchmark, classifier, mode=True, trainable="projections",
+                                 cache_dir=tmp_path, batch_size=16, progress=False)
+    assert cached.feature_cache["point"] == "pooled"
+    features = torch.stack([cached.test_stream[0].dataset.eval()[i][0] for i in range(4)])
+    assert features.shape == (4, 1280)
+    with torch.no_grad():
+        torch.testing.assert_close(classifier(features), expected, rtol=0, atol=1e-5)
