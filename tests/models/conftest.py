@@ -4,6 +4,7 @@ import pytest
 
 from avalanche_clip.models import create_clip
 
+
 @pytest.fixture
 def tiny():
     """A fresh tiny-clip bundle (model, train_tf, eval_tf, tokenizer)."""
