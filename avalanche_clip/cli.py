@@ -245,6 +245,7 @@ def _report(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from avalanche_clip.models import OFFLINE_MODELS
     from avalanche_clip.models.factory import default_pretrained
+    from avalanche_clip.models.offline import OFFLINE_DESCRIPTIONS
     from avalanche_clip.scenarios import SCENARIOS
     from avalanche_clip.strategies import STRATEGIES, strategy_info
 
@@ -275,7 +276,8 @@ def _list(args: argparse.Namespace) -> int:
     for name, tags in sorted(OFFLINE_MODELS.items()):
         default = default_pretrained(name)
         listed = ", ".join(tags) if tags else "none (random init)"
-        print(f"  {name:<22} default pretrained: {default or 'none (random init)'}; tags: {listed}")
+        print(f"  {name:<22} default pretrained: {default or 'none (random init)'}; tags: {listed}"
+              f"  ({OFFLINE_DESCRIPTIONS.get(name, '')})")
     return 0
 
 

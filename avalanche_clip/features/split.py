@@ -15,6 +15,8 @@ all, image               no split: the whole tower trains             no split
 
 Both parts are thin wrappers around the tower's own submodules (no copies): the tail's
 parameters are the CLIP model's, so the optimizer, ``requires_grad`` flags and ``.to()`` apply.
+A timm tower's tail ends in whatever module is its ``head`` (a linear projection, or the ConSE
+head of ``minilm-effnet-conse``: the pooled features ``[B, 1280]`` are what is cached).
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ Prompt embeddings are cached while the text tower is frozen, and in eval mode (t
 dropped when training resumes, when weights are loaded, and when the module moves), so
 evaluation encodes each prompt once. When only the text projection trains, the pooled text
 features before it are cached instead and the projection is applied on every call (a [K·T, W]
-× [W, D] product instead of a transformer pass). While the text transformer trains, prompts
-are recomputed on every call, for the requested classes only.
+× [W, D] product instead of a transformer pass; open_clip's built-in and Hugging Face text
+towers, see :mod:`avalanche_clip.models.text_tower`). While the text transformer trains,
+prompts are recomputed on every call, for the requested classes only.
 
 Example::
 
@@ -35,7 +36,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from avalanche_clip.models.prompts import class_prompts, resolve_templates
-from avalanche_clip.models.trainable import freeze_frozen_batchnorm
+from avalanche_clip.models.text_tower import (
+    is_projection_parameter,
+    pooled_text,
+    project_text,
+    text_projection_prefix,
+)
+from avalanche_clip.models.trainable import freeze_frozen_modules
 
 EVAL_CLASS_CHOICES = ("seen", "all")
 MAX_LOGIT_SCALE = 100.0
@@ -138,11 +145,14 @@ class CLIPClassifier(nn.Module):
 
     def text_trunk_frozen(self) -> bool:
         """Whether everything on the text path but the final projection is frozen (and the
-        model is open_clip's built-in CLIP text tower, whose pooled features we can read)."""
-        if not hasattr(self.clip, "token_embedding") or not hasattr(self.clip, "text_projection"):
+        text tower is one whose pooled features we can read, see ``text_tower``)."""
+        prefix = text_projection_prefix(self.clip)
+        if prefix is None:
             return False
         return not any(
-            p.requires_grad for name, p in self._text_parameters() if name != "text_projection"
+            p.requires_grad
+            for name, p in self._text_parameters()
+            if not is_projection_parameter(name, prefix)
         )
 
     def _text_parameters(self):  # type: ignore[no-untyped-def]
@@ -179,7 +189,7 @@ class CLIPClassifier(nn.Module):
     def train(self, mode: bool = True) -> CLIPClassifier:
         super().train(mode)
         if mode:
-            freeze_frozen_batchnorm(self.clip)
+            freeze_frozen_modules(self.clip)
             if self.text_trainable():
                 self._prompt_cache = None
             if not self.text_trunk_frozen():
@@ -194,9 +204,7 @@ class CLIPClassifier(nn.Module):
             if self._pooled_cache is None:
                 with torch.no_grad():
                     self._pooled_cache = self._pooled_text(self.prompt_tokens)
-            projection = self.clip.text_projection
-            pooled = self._pooled_cache[class_ids]
-            per_template = projection(pooled) if isinstance(projection, nn.Linear) else pooled @ projection
+            per_template = project_text(self.clip, self._pooled_cache[class_ids])
         else:
             tokens = self.prompt_tokens[class_ids]  # [k, T, L]
             k, n_templates, length = tokens.shape
@@ -206,17 +214,9 @@ class CLIPClassifier(nn.Module):
         return F.normalize(per_template.mean(dim=1), dim=-1)
 
     def _pooled_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        """open_clip's ``CLIP.encode_text`` up to (not including) the projection: ``[k, T, W]``."""
-        from open_clip.transformer import text_global_pool
-
-        clip = self.clip
+        """``[k, T, L]`` prompt tokens → ``[k, T, W]`` text features before the projection."""
         k, n_templates, length = tokens.shape
-        text = tokens.reshape(k * n_templates, length)
-        cast_dtype = clip.transformer.get_cast_dtype()
-        x = clip.token_embedding(text).to(cast_dtype) + clip.positional_embedding.to(cast_dtype)
-        x = clip.ln_final(clip.transformer(x, attn_mask=clip.attn_mask))
-        x = text_global_pool(x, text, clip.text_pool_type, eos_token_id=getattr(clip, "text_eos_id", None))
-        return x.view(k, n_templates, -1)
+        return pooled_text(self.clip, tokens.reshape(k * n_templates, length)).view(k, n_templates, -1)
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         # .to() / .double() / .cuda(): a cached tensor on the old device or dtype is stale.

@@ -1,13 +1,16 @@
 """Create an open_clip CLIP model with its transforms and tokenizer.
 
 ``create_clip`` accepts any open_clip architecture name (``ViT-B-16``, ``RN50``, ...) plus the
-package's offline configs (``tiny-clip``, ``effnet-lite0-clip``), and a ``pretrained`` source:
+package's offline configs (``tiny-clip``, ``effnet-lite0-clip``, ``minilm-effnet-conse``), and a
+``pretrained`` source:
 
 - ``None``: random initialisation;
 - ``"default"``: the model's own default tag (:func:`default_pretrained`);
 - an open_clip tag (``laion2b_s34b_b88k``, ``openai``, ...): loaded from open_clip's cache with no
   network call when it is there (:mod:`avalanche_clip.models.hub`), else downloaded by open_clip;
 - ``"imagenet"`` for ``effnet-lite0-clip``: the offline ImageNet image trunk;
+- ``"imagenet-minilm"`` for ``minilm-effnet-conse``: the offline ConSE dual encoder (not CLIP;
+  see :mod:`avalanche_clip.models.conse`);
 - a local checkpoint file (a CLIP ``state_dict``, as open_clip saves it), loaded with
   ``weights_only=True``.
 
@@ -31,6 +34,15 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from avalanche_clip.models.conse import attach_conse_head
+from avalanche_clip.models.conse_offline import (
+    CONSE_MODEL,
+    CONSE_TAG,
+    conse_text_cfg,
+    conse_tokenizer,
+    init_conse_from_packages,
+    quiet_transformers,
+)
 from avalanche_clip.models.hub import locate_pretrained, tag_preprocess
 from avalanche_clip.models.offline import (
     OFFLINE_MODELS,
@@ -149,17 +161,21 @@ def create_clip(
     if pretrained == DEFAULT_PRETRAINED:
         pretrained = default_pretrained(name)
     source, offline_tag = _resolve_pretrained(name, pretrained)
-    preprocess = OFFLINE_PREPROCESS.get((name, offline_tag), {}) if offline_tag else {}
+    preprocess = OFFLINE_PREPROCESS.get((name, offline_tag)) or OFFLINE_PREPROCESS.get((name, None), {})
     if source is not None and not Path(source).is_file():
         # an open_clip tag found in the cache loads as a local file: no network call at all
         # (open_clip's own path asks the Hub first and retries for a minute without network)
         cached = locate_pretrained(name, source, cache_dir)
         if cached is not None:
             source, preprocess = str(cached), tag_preprocess(name, source)
-    with _quiet_open_clip(), _checkpoint_errors(name, source):
+    conse = name == CONSE_MODEL
+    # ConSE's head is set after open_clip builds the model, so its checkpoints load after that
+    extra = {"text_cfg": conse_text_cfg(pretrained_text=offline_tag == CONSE_TAG)} if conse else {}
+    quiet = quiet_transformers() if conse else contextlib.nullcontext()
+    with _quiet_open_clip(), quiet, _checkpoint_errors(name, source):
         model, train_tf, eval_tf = open_clip.create_model_and_transforms(
             name,
-            pretrained=source,
+            pretrained=None if conse else source,
             device=device,
             precision=precision,
             force_image_size=image_size,
@@ -169,13 +185,23 @@ def create_clip(
             image_resize_mode=preprocess.get("resize_mode"),
             cache_dir=cache_dir,
             weights_only=True,
+            **extra,
         )
-    if offline_tag == "imagenet":
+        if conse:
+            attach_conse_head(model)
+            if source is not None:
+                _load_state_file(model, source)
+    if offline_tag in ("imagenet", CONSE_TAG):
         load_efficientnet_lite0_trunk(model.visual.trunk)
     model.clip_spec = ModelSpec(
         name=name, pretrained=None if pretrained is None else str(pretrained), image_size=image_size
     )
-    tokenizer = open_clip.get_tokenizer(name)
+    if conse:
+        tokenizer = conse_tokenizer(extra["text_cfg"]["context_length"])
+    else:
+        tokenizer = open_clip.get_tokenizer(name)
+    if offline_tag == CONSE_TAG:
+        init_conse_from_packages(model, tokenizer)
     return CLIPBundle(model, train_tf, eval_tf, tokenizer)
 
 
@@ -204,6 +230,20 @@ def _resolve_pretrained(name: str, pretrained: str | Path | None) -> tuple[str |
         f"unknown pretrained tag {text!r} for {name!r}; expected one of "
         f"{list_pretrained_tags(name)} or a local checkpoint path"
     )
+
+
+def _load_state_file(model: nn.Module, path: str) -> None:
+    """Load a ``state_dict`` file (or ``{"state_dict": ...}``) into ``model``, strictly.
+
+    For models whose head is set after open_clip builds them, so open_clip's own loader (and
+    its conversions of other CLIP formats, which do not apply) cannot be used.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"expected a state_dict (a dict of tensors), got a {type(state).__name__}")
+    model.load_state_dict(state, strict=True)
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avalanche_clip.models.classifier import CLIPClassifier, SeenClassMask
-from avalanche_clip.models.trainable import freeze_frozen_batchnorm
+from avalanche_clip.models.trainable import freeze_frozen_modules
 
 
 class NormalizedImageEncoder(nn.Module):
@@ -43,7 +43,7 @@ class NormalizedImageEncoder(nn.Module):
     def train(self, mode: bool = True) -> NormalizedImageEncoder:
         super().train(mode)
         if mode:
-            freeze_frozen_batchnorm(self.image_encoder)
+            freeze_frozen_modules(self.image_encoder)
         return self
 
 

@@ -15,11 +15,15 @@ Choices (``trainable=``):
 Freezing is done with ``requires_grad=False`` (Avalanche puts *every* parameter into the
 optimizer on the first experience, so leaving parameters out of it does not freeze them).
 Frozen BatchNorm layers must also stop updating their running statistics; see
-:func:`freeze_frozen_batchnorm`, which the classifiers call from ``train()``.
+:func:`freeze_frozen_modules` (which also stops dropout in frozen parts), which the classifiers
+call from ``train()``.
 
 Each tower's parameters are split into groups — ``stem`` (embeddings and everything before the
 blocks), ``block:i``, ``tail`` (after the blocks) and ``proj`` — for open_clip's
-``VisionTransformer`` and ``TimmModel`` image towers and its built-in text transformer.
+``VisionTransformer`` and ``TimmModel`` image towers (whatever module is set as a ``TimmModel``'s
+``head``, e.g. the ConSE head of ``minilm-effnet-conse``, is its ``proj``), its built-in text
+transformer and its Hugging Face text tower (``text.transformer.encoder.layer.i`` are the blocks,
+``text.proj`` the projection).
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from torch import nn
 
 TRAINABLE_CHOICES = ("all", "image", "text", "projections", "last:K", "none")
 
-_BLOCK = re.compile(r"^(?:transformer\.resblocks|trunk\.blocks|trunk\.stages)\.(\d+)\.")
+_BLOCK = re.compile(
+    r"^(?:transformer\.resblocks|trunk\.blocks|trunk\.stages|transformer\.encoder\.layer)\.(\d+)\."
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,8 @@ def image_parameter_groups(visual: nn.Module) -> dict[str, str]:
 
 
 def text_parameter_groups(clip: nn.Module) -> dict[str, str]:
-    """Parameter name (relative to ``clip``) → group for open_clip's built-in text tower."""
+    """Parameter name (relative to ``clip``) → group for open_clip's built-in or Hugging Face
+    text tower."""
     groups = {}
     text_root = "text." if hasattr(clip, "text") else ""
     for name, _ in clip.named_parameters():
@@ -83,9 +90,9 @@ def text_parameter_groups(clip: nn.Module) -> dict[str, str]:
         block = _BLOCK.match(local)
         if block:
             groups[name] = f"block:{block.group(1)}"
-        elif local.startswith("text_projection"):
+        elif local.startswith(("text_projection", "proj.")):
             groups[name] = "proj"
-        elif local.startswith("ln_final"):
+        elif local.startswith(("ln_final", "transformer.pooler.")):
             groups[name] = "tail"
         else:
             groups[name] = "stem"
@@ -116,17 +123,21 @@ def set_trainable(clip: nn.Module, spec: str) -> TrainableSummary:
     return TrainableSummary(spec=spec, trainable=trainable, total=total)
 
 
-def freeze_frozen_batchnorm(module: nn.Module) -> None:
-    """Put BatchNorm layers whose parameters are all frozen into eval mode.
+def freeze_frozen_modules(module: nn.Module) -> None:
+    """Put every submodule whose parameters are all frozen into eval mode.
 
-    A frozen tower in train mode would still update its running mean / variance, so its
-    features would drift (and a feature cache of that tower would be wrong).
+    A frozen part left in train mode would still change what it computes: BatchNorm would
+    update its running mean / variance (features drift, and a feature cache of that tower would
+    be wrong), and dropout (MiniLM's 0.1 in ``minilm-effnet-conse``) would make its outputs
+    random, so a cached prompt embedding would keep one random draw. Modules without parameters
+    of their own (a bare dropout) follow their parent.
     """
-    for child in module.modules():
-        if isinstance(child, nn.modules.batchnorm._BatchNorm):
-            params = list(child.parameters(recurse=False))
-            if params and not any(p.requires_grad for p in params):
-                child.eval()
+    params = list(module.parameters())
+    if params and not any(p.requires_grad for p in params):
+        module.eval()
+        return
+    for child in module.children():
+        freeze_frozen_modules(child)
 
 
 def _last_blocks(groups: dict[str, str], k: int, tower: str) -> set[str]:

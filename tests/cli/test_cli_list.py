@@ -49,3 +49,5 @@ def test_list_prints_every_scenario_strategy_and_offline_model(capsys):
     assert "default pretrained: imagenet;" in models["effnet-lite0-clip"]
     assert "default pretrained: none (random init);" in models["tiny-clip"]
     assert "ViT-B-16: laion400m_e31" in out  # and the rule for open_clip architectures
+    assert "imagenet-minilm" in models["minilm-effnet-conse"]
+    assert "ConSE dual encoder, not CLIP" in models["minilm-effnet-conse"]

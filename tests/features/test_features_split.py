@@ -18,6 +18,8 @@ CASES = [
     ("effnet-lite0-clip", 64, "text", "pooled"),
     ("effnet-lite0-clip", 64, "last:1", "last:1"),
     ("effnet-lite0-clip", 64, "last:2", "last:2"),
+    ("minilm-effnet-conse", 64, "projections", "pooled"),  # timm trunk + ConSE head
+    ("minilm-effnet-conse", 64, "last:1", "last:1"),
 ]
 
 
