@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from avalanche_clip.config import load_yaml, resolve_config
+from avalanche_clip.config import load_config, load_yaml, resolve_config
 from avalanche_clip.sweep import plan_sweep
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -29,3 +29,13 @@ def test_offline_proxy_configs_plan_their_sweeps(name, data_root):
     plan = plan_sweep(config)
     ours = [r for r in plan.runs if r["strategy"] == "gcl"]
     assert len({r["mem_size"] for r in ours}) >= 4 and len({r["seed"] for r in ours}) == 3
+
+
+@pytest.mark.parametrize("path", sorted((EXPERIMENTS / "ablation").glob("*.yaml")), ids=lambda p: p.stem)
+def test_ablation_configs_extend_a_proxy_and_plan_their_sweeps(path, data_root):
+    raw = load_config(path)
+    proxy = raw["label"]
+    config = resolve_config([raw, {"data_root": str(data_root / proxy)}], sweep=True)
+    plan = plan_sweep(config)
+    assert plan.runs and len({r["seed"] for r in plan.runs}) == 3
+    assert raw["model"] == load_yaml(EXPERIMENTS / f"{proxy}_proxy.yaml")["model"]  # inherited
