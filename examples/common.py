@@ -17,18 +17,25 @@ import numpy as np
 import torch
 from avalanche.benchmarks.utils import as_classification_dataset
 from PIL import Image
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset
 
 from avalanche_clip.models import create_clip, set_trainable
 from avalanche_clip.scenarios.digits import DIGIT_NAMES, digit_images
 
 
-class LabelledTensors(TensorDataset):
-    """``(image, label)`` pairs with the ``targets`` list Avalanche's builders split on."""
+class LabelledTensors(Dataset):
+    """``(image, label)`` pairs (an int label, as torchvision's datasets give) with the
+    ``targets`` list Avalanche's builders split on."""
 
     def __init__(self, images: torch.Tensor, labels: list[int]) -> None:
-        super().__init__(images, torch.tensor(labels))
-        self.targets = list(labels)
+        self.images = images
+        self.targets = [int(y) for y in labels]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index], self.targets[index]
 
 
 def digit_datasets(transform: Any, max_per_class: int | None = None, test_fraction: float = 0.25,
