@@ -24,7 +24,7 @@ from torch import nn
 
 from avalanche_clip.losses import GCLLoss, GDROLoss
 from avalanche_clip.plugins import LossStatePlugin
-from avalanche_clip.strategies.base import CLIPStrategyBase
+from avalanche_clip.strategies.base import CLIPStrategyBase, check_classifier
 from avalanche_clip.strategies.batch_criterion import BatchContrastiveCriterion
 
 TRAIN_LOGITS = ("seen", "batch")
@@ -60,6 +60,8 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
         self.loss_state = LossStatePlugin(
             loss, num_samples=loss.num_samples, reset_each_experience=reset_loss_state
         )
+        if model is not None:
+            check_classifier(model, type(self).__name__)
         criterion = BatchContrastiveCriterion(loss, model) if model is not None else None
         super().__init__(model=model, optimizer=optimizer, criterion=criterion, **kwargs)
         self.loss_state.replay = self.replay
@@ -143,6 +145,7 @@ class GDROStrategy(ContrastiveCLIPStrategy):
                  inclusion_weights: bool = True, **kwargs: Any) -> None:
         if model is None:
             raise TypeError("GDROStrategy needs a model and an optimizer: GDROStrategy(model=..., optimizer=...)")
+        check_classifier(model, "GDROStrategy")
         loss = GDROLoss(num_samples=num_samples, num_classes=model.num_classes, tau=tau,
                         margin=margin, dro_lambda=dro_lambda, gamma=gamma,
                         class_gamma=class_gamma)
