@@ -93,7 +93,7 @@ def build_replay(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
     return CLIPCrossEntropyStrategy(**_ours(setup))
 
 
-@register_strategy("ewc", memory="none", checkpointable=False, description="Avalanche's EWC "
+@register_strategy("ewc", memory="none", description="Avalanche's EWC "
                    "(elastic weight consolidation) plugin on cross-entropy fine-tuning")
 def build_ewc(setup: StrategySetup, *, ewc_lambda: float = 100.0, mode: str = "separate",
               decay_factor: float | None = None) -> CLIPCrossEntropyStrategy:

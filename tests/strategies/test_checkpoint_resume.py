@@ -41,7 +41,7 @@ def _run(tmp_path, name, *, plugins=(), resume=False, config=None, mem_size=20):
     return run.run(resume=resume), strategy
 
 
-@pytest.mark.parametrize("name", ["gdro", "replay", "der"])
+@pytest.mark.parametrize("name", ["gdro", "replay", "der", "ewc"])
 def test_resumed_run_equals_uninterrupted_run(tmp_path, name):
     reference, ref_strategy = _run(tmp_path / "reference", name)
 
