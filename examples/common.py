@@ -11,6 +11,7 @@ transform).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -68,16 +69,22 @@ def clip_model(name: str = "tiny-clip", pretrained: str | None = None, trainable
     return clip, eval_tf, tokenizer
 
 
-def arguments(description: str, argv: list[str] | None, **defaults: Any) -> argparse.Namespace:
-    """The options every example takes (model, data size, epochs, device, seed)."""
+def arguments(description: str, argv: list[str] | None,
+              extra: Callable[[argparse.ArgumentParser], Any] | None = None,
+              **defaults: Any) -> argparse.Namespace:
+    """The options every example takes (model, data size, epochs, device, seed), the example's
+    own (``extra(parser)`` adds them) and defaults for any of them."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default="tiny-clip", help="an open_clip name or tiny-clip")
     parser.add_argument("--pretrained", default=None, help="weights tag or file (default: none)")
-    parser.add_argument("--max-per-class", type=int, default=defaults.get("max_per_class"),
+    parser.add_argument("--max-per-class", type=int, default=None,
                         help="samples per class to keep (default: all)")
-    parser.add_argument("--epochs", type=int, default=defaults.get("epochs", 1))
-    parser.add_argument("--batch-size", type=int, default=defaults.get("batch_size", 32))
-    parser.add_argument("--lr", type=float, default=defaults.get("lr", 1e-3))
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    if extra is not None:
+        extra(parser)
+    parser.set_defaults(**defaults)
     return parser.parse_args(argv)

@@ -14,13 +14,15 @@ number of visible samples::
 
     Loss = Σ_b loss_b · v_b / Σ_b v_b,     v_b = #{i in batch b : logits[i, y_i] is finite}
 
-and emits nothing for an experience (or stream) with ``Σ v_b = 0``: such experiences are left out
-of the loss, not counted as 0. In training every sample is visible, so the training metrics
-equal Avalanche's.
+so an experience with no seen class is left out of the stream's (and epoch's) loss instead of
+pulling it down, and its own ``Loss_Exp`` is NaN — undefined, not 0 (Avalanche's CSV and text
+loggers would print 0 for a value that is not there). In training every sample is visible, so
+the training metrics equal Avalanche's.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -37,8 +39,8 @@ def visible_samples(output: Any, targets: torch.Tensor) -> int:
     return int(torch.isfinite(target_logit).sum())
 
 
-class VisibleLoss(Metric[float | None]):
-    """Running mean of a loss weighted by the visible samples (None when there were none)."""
+class VisibleLoss(Metric[float]):
+    """Running mean of a loss weighted by the visible samples (NaN when there were none)."""
 
     def __init__(self) -> None:
         self._mean = Mean()
@@ -48,14 +50,14 @@ class VisibleLoss(Metric[float | None]):
         if visible > 0:
             self._mean.update(float(torch.as_tensor(loss).float().mean()), weight=visible)
 
-    def result(self) -> float | None:
-        return None if self._mean.weight == 0 else self._mean.result()
+    def result(self) -> float:
+        return math.nan if self._mean.weight == 0 else self._mean.result()
 
     def reset(self) -> None:
         self._mean.reset()
 
 
-class VisibleLossPluginMetric(GenericPluginMetric[float | None, VisibleLoss]):
+class VisibleLossPluginMetric(GenericPluginMetric[float, VisibleLoss]):
     """A loss plugin metric over visible samples (see the module docstring)."""
 
     def __init__(self, name: str, reset_at: str, emit_at: str, mode: str) -> None:
@@ -65,14 +67,11 @@ class VisibleLossPluginMetric(GenericPluginMetric[float | None, VisibleLoss]):
     def reset(self) -> None:
         self._metric.reset()
 
-    def result(self) -> float | None:
+    def result(self) -> float:
         return self._metric.result()
 
     def update(self, strategy: Any) -> None:
         self._metric.update(strategy.loss, visible_samples(strategy.mb_output, strategy.mb_y))
-
-    def _package_result(self, strategy: Any) -> Any:
-        return [] if self.result() is None else super()._package_result(strategy)
 
     def __str__(self) -> str:
         return self._name
