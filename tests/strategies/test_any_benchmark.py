@@ -76,7 +76,7 @@ def test_training_on_a_benchmark_from_avalanche_builders(kind, builder):
     sizes = [len(e.dataset) for e in benchmark.train_stream[:3]]
     assert strategy.sample_ids.next_id == sum(sizes)  # offsets: sizes of the earlier experiences
     labels = _true_labels(benchmark)
-    for index, y, _, t in batches.train:
+    for index, y, _, _ in batches.train:
         assert [labels[i] for i in index.tolist()] == y.tolist()  # each id names its own sample
         assert len(set(index.tolist())) == len(index)
     memory = strategy.replay.buffer_ids()

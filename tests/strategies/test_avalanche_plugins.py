@@ -19,7 +19,7 @@ from avalanche.training.plugins import (
     LRSchedulerPlugin,
     LwFPlugin,
 )
-from avalanche.training.plugins import SynapticIntelligencePlugin as AvalancheSI
+from avalanche.training.plugins.synaptic_intelligence import SynapticIntelligencePlugin as AvalancheSI
 from avalanche_fixtures import avalanche_benchmark, digits, optimizer, tiny_classifier
 from test_batch_criterion import reference_gcl
 from torch import nn
@@ -132,7 +132,7 @@ def test_lwf_penalty_is_positive_with_a_gradient_when_batches_miss_the_old_class
     (first, *later) = probe.seen
     assert abs(first[0]) < 1e-6 and first[1]  # the first step starts from the previous model
     assert len(later) == 3
-    for value, has_grad, grad_norm, old_in_batch in later:
+    for value, has_grad, grad_norm, _ in later:
         assert value > 0 and has_grad and grad_norm > 0
     assert not any(old for *_, old in probe.seen)  # no memory: batches miss old classes 0, 1
     logged = strategy.evaluator.get_last_metrics()

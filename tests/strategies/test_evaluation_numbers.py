@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics, forward_transfer_metrics
-from avalanche.evaluation.metrics import loss_metrics as avalanche_loss_metrics
+from avalanche.evaluation.metrics.loss import loss_metrics as avalanche_loss_metrics
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche_fixtures import avalanche_benchmark, digits, optimizer, tiny_classifier
 from strategy_fixtures import cil_benchmark, make_setup
