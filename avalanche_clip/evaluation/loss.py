@@ -12,7 +12,7 @@ stream that contains one) and over-weights partly visible mini-batches.
 LR schedulers and early stopping read them as usual) that weights each mini-batch's loss by its
 number of visible samples::
 
-    Loss = Σ_b loss_b · v_b / Σ_b v_b,     v_b = #{i in batch b : logits[i, y_i] is finite}
+    Loss = Σ_b loss_b · v_b / Σ_b v_b,     v_b = #{i in batch b : logits[i, y_i] ≠ −∞}
 
 so an experience with no seen class is left out of the stream's (and epoch's) loss instead of
 pulling it down, and its own ``Loss_Exp`` is NaN — undefined, not 0 (Avalanche's CSV and text
@@ -31,12 +31,13 @@ from avalanche.evaluation.metrics.mean import Mean
 
 
 def visible_samples(output: Any, targets: torch.Tensor) -> int:
-    """Rows of ``output`` (``[B, K]`` logits) whose target logit is finite (all rows when the
-    output is not a logit matrix)."""
+    """Rows of ``output`` (``[B, K]`` logits) whose target logit is not −∞, i.e. whose class is
+    visible (all rows when the output is not a logit matrix). A NaN logit counts: a diverged
+    model's NaN loss must show."""
     if not torch.is_tensor(output) or output.dim() != 2 or len(output) != len(targets):
         return len(targets)
     target_logit = output.detach().gather(1, targets.long().to(output.device)[:, None])
-    return int(torch.isfinite(target_logit).sum())
+    return int((target_logit != float("-inf")).sum())
 
 
 class VisibleLoss(Metric[float]):
