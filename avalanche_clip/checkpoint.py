@@ -55,14 +55,6 @@ RESUME_NEUTRAL_KEYS = frozenset(
     {"out", "resume", "device", "num_workers", "threads", "progress", "checkpoint", "data_root",
      "cache_dir"}
 )
-__all__ = [
-    "CheckpointMismatchError",
-    "NotCheckpointableError",
-    "load_checkpoint",
-    "load_strategy_state",
-    "save_checkpoint",
-    "strategy_state",
-]
 
 
 class CheckpointMismatchError(ValueError):

@@ -110,12 +110,12 @@ def load_plugin_state(plugin: Any, state: dict[str, Any], strategy: Any, train_s
         plugin.load_state_dict(state)
 
 
-_PLAIN = (torch.Tensor, int, float, bool, str, type(None))
+_PLAIN = (int, float, bool, str, type(None))  # exact types: a numpy float is not loadable
 
 
 def _check_plain(value: Any, where: str) -> None:
     """``NotCheckpointableError`` unless ``value`` holds only what ``weights_only`` loads."""
-    if isinstance(value, _PLAIN):
+    if type(value) in _PLAIN or isinstance(value, torch.Tensor):
         return
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
@@ -133,7 +133,7 @@ def _check_plain(value: Any, where: str) -> None:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def trainable_names(model: nn.Module) -> set[str]:
+def _trainable_names(model: nn.Module) -> set[str]:
     return {name for name, p in model.named_parameters() if p.requires_grad}
 
 
@@ -210,7 +210,7 @@ def _load_early_stopping(plugin: EarlyStoppingPlugin, state: dict[str, Any], str
 # -- EWCPlugin -------------------------------------------------------------------------------
 def _save_ewc(plugin: EWCPlugin, strategy: Any) -> dict[str, Any]:
     # Frozen parameters have zero importance and anchors equal to their (fixed) value.
-    keep = trainable_names(strategy.model)
+    keep = _trainable_names(strategy.model)
     return {
         "importances": {int(t): _params_out(p, keep) for t, p in plugin.importances.items()},
         "saved_params": {int(t): _params_out(p, keep) for t, p in plugin.saved_params.items()},

@@ -116,8 +116,7 @@ class GCLStrategy(ContrastiveCLIPStrategy):
 
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
                  criterion: Any = None, num_samples: int | None = None, tau: float = 0.05,
-                 gamma: float = 0.9,
-                 negatives: str = "instance", **kwargs: Any) -> None:
+                 gamma: float = 0.9, negatives: str = "instance", **kwargs: Any) -> None:
         loss = GCLLoss(num_samples=num_samples, tau=tau, gamma=gamma, negatives=negatives)
         super().__init__(model=model, optimizer=optimizer, criterion=criterion, loss=loss, **kwargs)
 
@@ -140,9 +139,8 @@ class GDROStrategy(ContrastiveCLIPStrategy):
 
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
                  criterion: Any = None, num_samples: int | None = None, tau: float = 0.5,
-                 margin: float = 0.5,
-                 dro_lambda: float = 1.0, gamma: float = 0.9, class_gamma: float = 0.9,
-                 inclusion_weights: bool = True, **kwargs: Any) -> None:
+                 margin: float = 0.5, dro_lambda: float = 1.0, gamma: float = 0.9,
+                 class_gamma: float = 0.9, inclusion_weights: bool = True, **kwargs: Any) -> None:
         if model is None:
             raise TypeError("GDROStrategy needs a model and an optimizer: GDROStrategy(model=..., optimizer=...)")
         check_classifier(model, "GDROStrategy")
