@@ -6,8 +6,9 @@ A registry maps a plugin class to a pair of functions ``save(plugin, strategy) -
 1. the adapter registered for its class (or its nearest registered base class);
 2. else its own ``state_dict`` / ``load_state_dict`` (our plugins);
 3. else, for plugins with nothing to save (evaluation, clock, periodic evaluation), nothing;
-4. else an Avalanche plugin is refused with :class:`NotCheckpointableError` naming it (its state
-   cannot be captured), and a user plugin is assumed stateless, with a warning.
+4. else an Avalanche plugin (or a subclass of one) is refused with :class:`NotCheckpointableError`
+   naming it (its state cannot be captured), and a user plugin is assumed stateless, with a
+   warning.
 
 Registered here: Avalanche's ``LRSchedulerPlugin`` (the scheduler's ``state_dict`` and the
 plugin's own flags), ``EarlyStoppingPlugin`` (best value, step and weights), ``EWCPlugin``
@@ -74,6 +75,13 @@ def _adapter(plugin: Any) -> PluginStateAdapter | None:
     return next((PLUGIN_STATES[c] for c in type(plugin).__mro__ if c in PLUGIN_STATES), None)
 
 
+def _avalanche_plugin_class(plugin: Any) -> type | None:
+    """The first class of ``plugin``'s hierarchy that is one of Avalanche's plugins (not one of
+    its empty base classes in ``avalanche.core``), e.g. for a subclass of iCaRL's plugin."""
+    return next((c for c in type(plugin).__mro__
+                 if c.__module__.startswith("avalanche.") and c.__module__ != "avalanche.core"), None)
+
+
 def has_checkpoint_state(plugin: Any) -> bool:
     """Whether checkpoints hold state for ``plugin`` (an adapter or its own ``state_dict``)."""
     return _adapter(plugin) is not None or hasattr(plugin, "state_dict")
@@ -88,7 +96,7 @@ def plugin_state(plugin: Any, strategy: Any) -> dict[str, Any] | None:
         state = plugin.state_dict()
     elif isinstance(plugin, STATELESS_PLUGINS):
         return None
-    elif type(plugin).__module__.startswith("avalanche."):
+    elif _avalanche_plugin_class(plugin) is not None:
         raise NotCheckpointableError(
             f"Avalanche plugin {type(plugin).__name__} keeps state that cannot be checkpointed "
             "(no adapter in avalanche_clip.plugin_states)"

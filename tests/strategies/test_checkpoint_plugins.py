@@ -18,6 +18,7 @@ from avalanche.training.plugins import (
     ReplayPlugin,
 )
 from avalanche_fixtures import avalanche_benchmark, digits, optimizer, tiny_classifier
+from strategy_fixtures import cil_benchmark, make_setup
 from torch import nn
 
 from avalanche_clip.checkpoint import (
@@ -28,7 +29,7 @@ from avalanche_clip.checkpoint import (
 )
 from avalanche_clip.plugin_states import plugin_state
 from avalanche_clip.plugins import SeenClassesPlugin, SynapticIntelligencePlugin
-from avalanche_clip.strategies import GCLStrategy, GDROStrategy
+from avalanche_clip.strategies import GCLStrategy, GDROStrategy, build_strategy
 
 N_EXPERIENCES = 4
 
@@ -157,6 +158,12 @@ def test_a_plugin_whose_state_cannot_be_captured_is_refused_by_name(tmp_path, pl
     with pytest.raises(NotCheckpointableError, match=f"Avalanche plugin {name} keeps state that cannot be checkpointed"):
         save_checkpoint(tmp_path / "refused.pt", strategy=naive, experience=0)
     assert not (tmp_path / "refused.pt").exists()
+
+
+def test_a_subclass_of_an_avalanche_plugin_without_an_adapter_is_refused(tmp_path):
+    strategy = build_strategy("icarl", make_setup(cil_benchmark(with_index=False, per_class=8), mem_size=10))
+    with pytest.raises(NotCheckpointableError, match="Avalanche plugin _BudgetICaRLPlugin keeps state"):
+        save_checkpoint(tmp_path / "icarl.pt", strategy=strategy, experience=0)
 
 
 def test_a_plugin_state_a_checkpoint_cannot_hold_is_refused_by_name(tmp_path):
