@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from conftest import make_batch
 
 from avalanche_clip.losses import GCLLoss, GDROLoss
 
@@ -18,11 +17,11 @@ LOSSES = {
 }
 
 
-def _steps(loss, id_batches):
+def _steps(ref, loss, id_batches):
     """Loss values and image gradients over a sequence of batches (ids given per batch)."""
     out = []
     for step, ids in enumerate(id_batches):
-        image, text, labels, _ = make_batch(len(ids), 4, seed=step, num_classes=4)
+        image, text, labels, _ = ref.make_batch(len(ids), 4, seed=step, num_classes=4)
         value = loss(image, text, labels, torch.tensor(ids))
         (grad,) = torch.autograd.grad(value, image)
         out.append((value.detach(), grad))
@@ -30,11 +29,11 @@ def _steps(loss, id_batches):
 
 
 @pytest.mark.parametrize("name", LOSSES)
-def test_a_growing_loss_equals_a_preallocated_one(name):
+def test_a_growing_loss_equals_a_preallocated_one(ref, name):
     # ids revisited across batches, arriving out of order, the largest late
     batches = [[3, 0, 7, 1, 5, 2], [7, 3, 11, 9, 0, 8], [40, 3, 9, 1, 11, 2], [5, 40, 0, 8, 7, 6]]
     fixed, growing = LOSSES[name](50), LOSSES[name](None)
-    for (a, ga), (b, gb) in zip(_steps(fixed, batches), _steps(growing, batches), strict=True):
+    for (a, ga), (b, gb) in zip(_steps(ref, fixed, batches), _steps(ref, growing, batches), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
         torch.testing.assert_close(ga, gb, rtol=0, atol=0)
     assert growing.capacity >= 41 and fixed.capacity == 50
@@ -47,10 +46,10 @@ def test_a_growing_loss_equals_a_preallocated_one(name):
         torch.testing.assert_close(growing.class_loss, fixed.class_loss, rtol=0, atol=0, equal_nan=True)
 
 
-def test_growth_doubles_and_ids_beyond_read_as_unseen():
+def test_growth_doubles_and_ids_beyond_read_as_unseen(ref):
     loss = GCLLoss(None, tau=0.1)
     assert loss.capacity == 0 and torch.isnan(loss.objective())
-    image, text, labels, _ = make_batch(4, 2)
+    image, text, labels, _ = ref.make_batch(4, 2)
     loss(image, text, labels, torch.tensor([0, 1, 2, 3]))
     assert loss.capacity == 4
     loss(image, text, labels, torch.tensor([4, 5, 6, 7]))
@@ -65,9 +64,9 @@ def test_growth_doubles_and_ids_beyond_read_as_unseen():
         loss(image, text, labels, torch.tensor([0, 1, 2, -1]))
 
 
-def test_evaluation_reads_unseen_ids_without_growing():
+def test_evaluation_reads_unseen_ids_without_growing(ref):
     loss = GCLLoss(None, tau=0.1)
-    image, text, labels, _ = make_batch(4, 2)
+    image, text, labels, _ = ref.make_batch(4, 2)
     loss(image, text, labels, torch.tensor([0, 1, 2, 3]))
     state = {k: v.clone() for k, v in loss.state_dict().items()}
     loss.eval()
@@ -78,15 +77,15 @@ def test_evaluation_reads_unseen_ids_without_growing():
 
 
 @pytest.mark.parametrize("name", LOSSES)
-def test_a_grown_state_loads_into_a_fresh_growing_loss(name):
+def test_a_grown_state_loads_into_a_fresh_growing_loss(ref, name):
     trained = LOSSES[name](None)
-    _steps(trained, [[0, 1, 2, 3, 4, 5], [12, 3, 9, 1, 6, 2]])
+    _steps(ref, trained, [[0, 1, 2, 3, 4, 5], [12, 3, 9, 1, 6, 2]])
     fresh = LOSSES[name](None)
     fresh.load_state_dict(trained.state_dict())
     for key, value in trained.state_dict().items():
         torch.testing.assert_close(fresh.state_dict()[key], value, rtol=0, atol=0, equal_nan=True)
     after = [[7, 12, 0, 13, 2, 5]]
-    for (a, ga), (b, gb) in zip(_steps(trained, after), _steps(fresh, after), strict=True):
+    for (a, ga), (b, gb) in zip(_steps(ref, trained, after), _steps(ref, fresh, after), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
         torch.testing.assert_close(ga, gb, rtol=0, atol=0)
     with pytest.raises(RuntimeError, match="size mismatch"):
