@@ -10,33 +10,43 @@ Avalanche's own ``save_checkpoint`` pickles the whole strategy with dill and fai
 optimizers, and a pickled strategy is fragile anyway; this module saves only tensors, numbers,
 strings, lists and dicts.
 
-A strategy can be checkpointed when each of its plugins is stateless for this purpose
-(evaluation, loggers, clock, periodic eval), one of ours with ``state_dict`` /
-``load_state_dict``, or a user plugin (assumed stateless without ``state_dict``, with a warning).
-Avalanche plugins with hidden state (EWC's importances, iCaRL's exemplars) raise
-:class:`NotCheckpointableError`, and strategies registered as not checkpointable restart from
-the first experience on resume, which gives the same records because runs are deterministic.
-State a strategy keeps outside its plugins (DER's logit memory) is saved through its
-``checkpoint_state`` / ``load_checkpoint_state`` methods.
+Plugins are saved through :mod:`avalanche_clip.plugin_states`: Avalanche's LR scheduler, early
+stopping, EWC, LwF and SI plugins through registered adapters, ours through their
+``state_dict`` / ``load_state_dict``, evaluation / clock / periodic evaluation as stateless, a
+user plugin without ``state_dict`` as stateless (with a warning); any other Avalanche plugin (e.g.
+iCaRL's exemplars) raises :class:`NotCheckpointableError` naming it, and strategies registered as
+not checkpointable restart from the first experience on resume, which gives the same records
+because runs are deterministic. State a strategy keeps outside its plugins (DER's logit memory)
+is saved through its ``checkpoint_state`` / ``load_checkpoint_state`` methods, the ids it
+assigned to a benchmark's samples (``strategy.sample_ids``) first of all, and the loss state of
+``strategy.contrastive_loss`` (else of the criterion, when it is a module).
+
+The same functions checkpoint Avalanche's own strategies (``Naive`` with plugins), whose
+``save_checkpoint`` fails on torch 2.14::
+
+    save_checkpoint(path, strategy=strategy, experience=t)        # after training experience t
+    start = load_checkpoint(path, strategy=strategy, train_stream=benchmark.train_stream) + 1
 """
 
 from __future__ import annotations
 
 import os
 import random
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from avalanche.training.plugins import EvaluationPlugin
-from avalanche.training.plugins.clock import Clock
-from avalanche.training.templates.base_sgd import PeriodicEval
 
 from avalanche_clip.atomic import atomic_write
 from avalanche_clip.errors import AvalancheClipError
 from avalanche_clip.features.fingerprint import tensors_fingerprint
+from avalanche_clip.plugin_states import (
+    NotCheckpointableError,
+    has_checkpoint_state,
+    load_plugin_state,
+    plugin_state,
+)
 
 CHECKPOINT_VERSION = 1
 #: Config keys that may differ between a checkpoint (or a finished run) and the run resuming it:
@@ -49,11 +59,6 @@ RESUME_NEUTRAL_KEYS = frozenset(
 #: Keys added to checkpoints later: a checkpoint without one was made before it existed, and its
 #: value is unknown rather than different (see avalanche_clip.data_identity).
 UNKNOWN_WHEN_ABSENT = frozenset({"data_fingerprint"})
-_STATELESS_PLUGINS = (EvaluationPlugin, Clock, PeriodicEval)
-
-
-class NotCheckpointableError(RuntimeError):
-    """The strategy holds state this module cannot save exactly."""
 
 
 class CheckpointMismatchError(AvalancheClipError, ValueError):
@@ -99,23 +104,13 @@ def strategy_state(strategy: Any) -> dict[str, Any]:
     """The training state of ``strategy`` (see the module docstring)."""
     plugins = {}
     for plugin in strategy.plugins:
-        if isinstance(plugin, _STATELESS_PLUGINS):
-            continue
-        if not hasattr(plugin, "state_dict"):
-            if type(plugin).__module__.startswith("avalanche."):
-                raise NotCheckpointableError(
-                    f"Avalanche plugin {type(plugin).__name__} keeps state that cannot be checkpointed"
-                )
-            # A user plugin without state_dict: assumed stateless, but say so once.
-            warnings.warn(
-                f"plugin {type(plugin).__name__} has no state_dict(); checkpoints assume it is "
-                "stateless", stacklevel=2,
-            )
+        saved = plugin_state(plugin, strategy)
+        if saved is None:
             continue
         name = type(plugin).__name__
         if name in plugins:
             raise NotCheckpointableError(f"two {name} plugins; cannot tell their states apart")
-        plugins[name] = plugin.state_dict()
+        plugins[name] = saved
     model_state, frozen = _split_frozen(strategy.model)
     state = {
         "model": model_state,
@@ -124,12 +119,21 @@ def strategy_state(strategy: Any) -> dict[str, Any]:
         "clock": {k: v for k, v in vars(strategy.clock).items() if isinstance(v, int)},
         "plugins": plugins,
     }
-    criterion = strategy._criterion
-    if isinstance(criterion, torch.nn.Module):
-        state["loss"] = criterion.state_dict()
+    loss = _loss_module(strategy)
+    if loss is not None:
+        state["loss"] = loss.state_dict()
+    if hasattr(strategy, "sample_ids"):  # ids given to a benchmark's samples as they arrived
+        state["sample_ids"] = strategy.sample_ids.state_dict()
     if hasattr(strategy, "checkpoint_state"):  # state a strategy keeps outside plugins (DER)
         state["extra"] = strategy.checkpoint_state()
     return state
+
+
+def _loss_module(strategy: Any) -> torch.nn.Module | None:
+    """The module holding the training loss's state (a contrastive strategy's loss, else the
+    criterion when it is a module)."""
+    loss = getattr(strategy, "contrastive_loss", strategy._criterion)
+    return loss if isinstance(loss, torch.nn.Module) else None
 
 
 def _split_frozen(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -153,6 +157,8 @@ def load_strategy_state(strategy: Any, state: dict[str, Any], train_stream: Any)
             "the frozen weights of this model differ from those the checkpoint was trained on "
             "(another pretrained tag, checkpoint file or trainable setting?)"
         )
+    if "sample_ids" in state:  # first: the replay memory finds its samples by these ids
+        strategy.sample_ids.load_state_dict(state["sample_ids"])
     strategy.model.load_state_dict(state["model"], strict=False)
     # Avalanche adds every model parameter to the optimizer on its first make_optimizer call;
     # do that now so the saved optimizer state lines up with the same parameter list.
@@ -161,27 +167,28 @@ def load_strategy_state(strategy: Any, state: dict[str, Any], train_stream: Any)
     for key, value in state["clock"].items():
         setattr(strategy.clock, key, value)
     if "loss" in state:
-        strategy._criterion.load_state_dict(state["loss"])
+        _loss_module(strategy).load_state_dict(state["loss"])
     if "extra" in state:
         strategy.load_checkpoint_state(state["extra"])
     by_name = {type(p).__name__: p for p in strategy.plugins}
-    for name, plugin_state in state["plugins"].items():
+    for name, saved in state["plugins"].items():
         if name not in by_name:
             raise CheckpointMismatchError(f"checkpoint has state for plugin {name}, not in this strategy")
-        plugin = by_name[name]
-        if name == "ClassBalancedReplayPlugin":
-            plugin.load_state_dict(plugin_state, train_stream)
-        else:
-            plugin.load_state_dict(plugin_state)
+        load_plugin_state(by_name[name], saved, strategy, train_stream)
+    unsaved = sorted(n for n, p in by_name.items() if has_checkpoint_state(p) and n not in state["plugins"])
+    if unsaved:
+        raise CheckpointMismatchError(f"the checkpoint holds no state for plugin(s) {', '.join(unsaved)} "
+                                      "of this strategy (saved by a run without them?)")
 
 
 def save_checkpoint(path: str | os.PathLike, *, strategy: Any, experience: int,
-                    config: dict[str, Any]) -> Path:
-    """Write the state after finishing ``experience`` to ``path`` atomically."""
+                    config: dict[str, Any] | None = None) -> Path:
+    """Write the state after finishing ``experience`` to ``path`` atomically (``config``: the
+    run's settings, checked on resume)."""
     payload = {
         "version": CHECKPOINT_VERSION,
         "experience": int(experience),
-        "config": dict(config),
+        "config": dict(config or {}),
         "strategy": strategy_state(strategy),
         "rng": capture_rng_state(),
     }
@@ -189,7 +196,7 @@ def save_checkpoint(path: str | os.PathLike, *, strategy: Any, experience: int,
 
 
 def load_checkpoint(path: str | os.PathLike, *, strategy: Any, train_stream: Any,
-                    config: dict[str, Any]) -> int:
+                    config: dict[str, Any] | None = None) -> int:
     """Restore a checkpoint into ``strategy``; returns the last finished experience.
 
     Raises:
@@ -205,7 +212,7 @@ def load_checkpoint(path: str | os.PathLike, *, strategy: Any, train_stream: Any
         raise CheckpointMismatchError(
             f"checkpoint {path} has version {payload.get('version')!r}; expected {CHECKPOINT_VERSION}"
         )
-    differences = config_differences(payload["config"], config)
+    differences = config_differences(payload["config"], config or {})
     if differences:
         raise CheckpointMismatchError(
             f"checkpoint {path} was made with another config: " + "; ".join(differences)

@@ -35,12 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics, loss_metrics
+from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics
 from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
 from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.checkpoint import check_records_cover, load_checkpoint, save_checkpoint
+from avalanche_clip.evaluation import loss_metrics
 from avalanche_clip.scenarios import seen_test_experiences
 
 ACCURACY_KEY = "Top1_Acc_Exp/eval_phase/test_stream/Exp{:03d}"
@@ -48,7 +49,8 @@ STREAM_ACCURACY_KEY = "Top1_Acc_Stream/eval_phase/test_stream"
 
 
 def make_evaluator(loggers: Sequence[Any] = ()) -> EvaluationPlugin:
-    """Avalanche's EvaluationPlugin with the metrics the records are built from."""
+    """Avalanche's EvaluationPlugin with the metrics the records are built from (the loss over
+    visible samples: :mod:`avalanche_clip.evaluation.loss`)."""
     return EvaluationPlugin(
         accuracy_metrics(experience=True, stream=True),
         loss_metrics(stream=True),

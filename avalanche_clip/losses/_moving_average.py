@@ -11,7 +11,9 @@ Both losses estimate, for every sample id ``i``, two inner means over negatives
 
 where ``ĝ`` is the mean over the in-batch negatives ``B_i``. The state is stored as ``log u``,
 ``log v`` (buffers of shape ``[N]``, NaN = never seen) and updated with ``logaddexp``, so nothing
-overflows even at τ = 0.005 where ``exp(h/τ)`` exceeds the float32 range. The gradient of
+overflows even at τ = 0.005 where ``exp(h/τ)`` exceeds the float32 range. Without a fixed ``N``
+(``num_samples=None``) the buffers start empty and grow (NaN-padded, at least doubling) when a
+training batch brings a larger id; an id beyond them reads as never seen. The gradient of
 ``τ·log g₁(i)`` is estimated by
 
     (1/|B_i|) Σ_{j∈B_i} exp(h¹_ij/τ − log u_i) ∇h¹_ij
@@ -60,20 +62,21 @@ def check_real(value: float, name: str, low: float, high: float = math.inf,
     return v
 
 
-def check_ids(ids: Tensor, size: int, what: str) -> None:
+def check_ids(ids: Tensor, size: int | None, what: str) -> None:
     """Raise ``ValueError`` naming the first entry of ``ids`` outside ``[0, size)``.
 
     Args:
         ids: integer tensor of any shape.
-        size: exclusive upper bound.
+        size: exclusive upper bound (None: no upper bound, ids must only be >= 0).
         what: the noun used in the message ("sample id", "label").
     """
     if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
         raise TypeError(f"{what}s must be an integer tensor, got dtype {ids.dtype}")
-    bad = (ids < 0) | (ids >= size)
+    bad = ids < 0 if size is None else (ids < 0) | (ids >= size)
     if bool(bad.any()):
         value = int(ids[bad].flatten()[0])
-        raise ValueError(f"{what} {value} is outside [0, {size})")
+        bound = "[0, inf)" if size is None else f"[0, {size})"
+        raise ValueError(f"{what} {value} is outside {bound}")
 
 
 def check_unique(ids: Tensor) -> None:
@@ -104,18 +107,59 @@ class PairwiseMovingAverage(nn.Module):
 
     Subclasses build the pair matrices ``h¹``, ``h²`` (shape ``[B, B]``) and a negative mask,
     then call :meth:`_row_terms`. State is written only while ``self.training`` is True.
+    With ``num_samples=None`` the per-sample buffers grow as larger ids arrive in training
+    (see the module docstring); ``num_samples`` preallocates ``[N]`` and bounds the ids.
     """
 
     log_u: Tensor
     log_v: Tensor
+    #: Buffers indexed by sample id (grown together when ``num_samples`` is None).
+    _per_sample_buffers = ("log_u", "log_v")
 
-    def __init__(self, num_samples: int, tau: float, gamma: float) -> None:
+    def __init__(self, num_samples: int | None, tau: float, gamma: float) -> None:
         super().__init__()
-        self.num_samples = check_positive_int(num_samples, "num_samples")
+        self.num_samples = None if num_samples is None else check_positive_int(num_samples, "num_samples")
         self.tau = check_real(tau, "tau", 0.0)
         self.gamma = check_real(gamma, "gamma", 0.0, 1.0, high_open=False)
-        self.register_buffer("log_u", torch.full((self.num_samples,), math.nan))
-        self.register_buffer("log_v", torch.full((self.num_samples,), math.nan))
+        size = self.num_samples or 0
+        self.register_buffer("log_u", torch.full((size,), math.nan))
+        self.register_buffer("log_v", torch.full((size,), math.nan))
+
+    @property
+    def capacity(self) -> int:
+        """Ids the per-sample buffers hold now (``num_samples`` when fixed)."""
+        return self.log_u.numel()
+
+    @torch.no_grad()
+    def _grow(self, needed: int) -> None:
+        """Make the per-sample buffers hold ids ``< needed`` (NaN-padded, at least doubling)."""
+        if self.num_samples is not None or needed <= self.capacity:
+            return
+        size = max(needed, 2 * self.capacity)
+        for name in self._per_sample_buffers:
+            old = getattr(self, name)
+            grown = torch.full((size,), math.nan, dtype=old.dtype, device=old.device)
+            grown[: old.numel()] = old
+            setattr(self, name, grown)
+
+    def _gather(self, buf: Tensor, index: Tensor) -> Tensor:
+        """``buf[index]`` with NaN (never seen) for ids beyond a growable buffer."""
+        index = index.to(buf.device)
+        inside = index < buf.numel()
+        if bool(inside.all()):
+            return buf[index]
+        out = torch.full(index.shape, math.nan, dtype=buf.dtype, device=buf.device)
+        out[inside] = buf[index[inside]]
+        return out
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # A growable loss takes the saved buffers' size (a checkpoint of a grown loss).
+        if self.num_samples is None:
+            for name in self._per_sample_buffers:
+                saved = state_dict.get(prefix + name)
+                if saved is not None and saved.shape != getattr(self, name).shape:
+                    setattr(self, name, torch.empty_like(saved, device=getattr(self, name).device))
+        return super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ----------------------------------------------------------------- state management
     @torch.no_grad()
@@ -128,6 +172,7 @@ class PairwiseMovingAverage(nn.Module):
         ids = torch.as_tensor(ids, dtype=torch.long).flatten()
         check_ids(ids, self.num_samples, "sample id")
         ids = ids.to(self.log_u.device)
+        ids = ids[ids < self.capacity]  # ids beyond a growable buffer are unseen already
         self.log_u[ids] = math.nan
         self.log_v[ids] = math.nan
 
@@ -146,14 +191,13 @@ class PairwiseMovingAverage(nn.Module):
         Args:
             ids: sample ids (any integer shape); ``None`` means all ``N`` ids.
         Returns:
-            Tensor shaped like ``ids`` (or ``[N]``), NaN for ids never seen.
+            Tensor shaped like ``ids`` (or ``[capacity]``), NaN for ids never seen.
         """
         if ids is None:
             return self.tau * (self.log_u + self.log_v)
         ids = torch.as_tensor(ids, dtype=torch.long)
         check_ids(ids, self.num_samples, "sample id")
-        ids = ids.to(self.log_u.device)
-        return self.tau * (self.log_u[ids] + self.log_v[ids])
+        return self.tau * (self._gather(self.log_u, ids) + self._gather(self.log_v, ids))
 
     # ----------------------------------------------------------------- shared computation
     def _prepare(self, image: Tensor, text: Tensor, labels: Tensor,
@@ -168,6 +212,8 @@ class PairwiseMovingAverage(nn.Module):
                 raise ValueError(f"{name} must have shape [{b}], got {tuple(t.shape)}")
         check_ids(index, self.num_samples, "sample id")
         check_unique(index)
+        if self.training and index.numel():
+            self._grow(int(index.max()) + 1)
         dtype = torch.promote_types(torch.promote_types(image.dtype, text.dtype), torch.float32)
         device = image.device
         return (image.to(dtype), text.to(dtype), labels.to(device=device, dtype=torch.long),
@@ -179,7 +225,7 @@ class PairwiseMovingAverage(nn.Module):
         Returns the post-update log values for the batch (compute dtype; old values, possibly
         NaN, on invalid rows). Writes them back only in training mode.
         """
-        old = buf[index.to(buf.device)].to(device=log_new.device, dtype=log_new.dtype)
+        old = self._gather(buf, index).to(device=log_new.device, dtype=log_new.dtype)
         new = torch.where(valid, log_moving_average(old, log_new, self.gamma), old)
         if self.training and bool(valid.any()):
             rows = index[valid].to(buf.device)

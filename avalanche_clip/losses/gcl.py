@@ -39,7 +39,8 @@ class GCLLoss(PairwiseMovingAverage):
     the objective: monitor :meth:`sample_objective` / :meth:`objective` instead.
 
     Args:
-        num_samples: ``N``, size of the full training set (ids are in ``[0, N)``).
+        num_samples: ``N``, size of the full training set (ids are in ``[0, N)``); None: the
+            per-id state grows as ids arrive (any id >= 0).
         tau: temperature ``τ > 0``.
         gamma: moving-average weight on the new estimate, in ``(0, 1]`` (1 = plain batch loss).
         negatives: ``"instance"`` or ``"class"`` (see above).
@@ -62,7 +63,7 @@ class GCLLoss(PairwiseMovingAverage):
         >>> loss.backward()
     """
 
-    def __init__(self, num_samples: int, tau: float = 0.05, gamma: float = 0.9,
+    def __init__(self, num_samples: int | None = None, tau: float = 0.05, gamma: float = 0.9,
                  negatives: str = "instance") -> None:
         super().__init__(num_samples, tau, gamma)
         if negatives not in _NEGATIVES:

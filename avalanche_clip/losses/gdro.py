@@ -55,8 +55,9 @@ class GDROLoss(PairwiseMovingAverage):
     softmax, and its ``z_k`` is kept for later.
 
     Args:
-        num_samples: ``N``, size of the full training set (ids in ``[0, N)``).
-        num_classes: number of classes (labels in ``[0, num_classes)``).
+        num_samples: ``N``, size of the full training set (ids in ``[0, N)``); None: the
+            per-id state grows as ids arrive (any id >= 0).
+        num_classes: number of classes (labels in ``[0, num_classes)``); required.
         tau: temperature ``τ > 0`` over negatives.
         margin: squared-hinge margin ``m ≥ 0``.
         dro_lambda: DRO temperature ``λ > 0`` over classes (large: class-balanced mean;
@@ -64,7 +65,7 @@ class GDROLoss(PairwiseMovingAverage):
         gamma: per-sample moving-average weight on the new estimate, in ``(0, 1]``.
         class_gamma: per-class moving-average weight ``γ_c`` on the new estimate, in ``(0, 1]``.
 
-    Buffers: ``log_u``, ``log_v`` (``[num_samples]``) and ``class_loss`` (``z``,
+    Buffers: ``log_u``, ``log_v`` (``[num_samples]``, or growing) and ``class_loss`` (``z``,
     ``[num_classes]``), NaN where unseen. Shapes and dtypes as in :class:`GCLLoss`. In eval
     mode the loss is computed exactly as in training, with the estimates this batch *would*
     produce, but no buffer is written.
@@ -79,7 +80,7 @@ class GDROLoss(PairwiseMovingAverage):
 
     class_loss: Tensor
 
-    def __init__(self, num_samples: int, num_classes: int, tau: float = 0.5,
+    def __init__(self, num_samples: int | None = None, num_classes: int | None = None, tau: float = 0.5,
                  margin: float = 0.5, dro_lambda: float = 1.0, gamma: float = 0.9,
                  class_gamma: float = 0.9) -> None:
         super().__init__(num_samples, tau, gamma)

@@ -11,6 +11,23 @@ seen (``mark_seen``; every class before any is marked) or all classes (``eval_cl
 so ``argmax`` over the logits is a prediction among the classes trained so far, in the global
 class-id space Avalanche's accuracy metrics use.
 
+``eval_classes`` decides what evaluation numbers mean:
+
+- ``"seen"`` (default, the protocol's): after training experience ``t`` predictions fall among
+  the classes of experiences ``0..t``. Accuracy on a test experience whose classes are not seen
+  yet is 0 by construction, so Avalanche's forward transfer (accuracy on experience ``t+1``
+  after training ``t`` minus the initial model's, which with nothing marked sees every class)
+  is just minus the zero-shot accuracy on it: it measures nothing about training.
+- ``"all"``: predictions among every class, before and after training; accuracy on a future
+  experience is the model's (zero-shot) ability on classes it never trained on, and forward
+  transfer is how training on earlier experiences changed that ability — the meaningful choice
+  to study forward transfer. Past classes then compete with all future ones too.
+
+Class names are indexed by the benchmark's labels; for a benchmark that relabels classes
+(Avalanche's ``class_ids_from_zero_from_first_exp=True``) build the classifier with
+:meth:`CLIPClassifier.for_benchmark`, and the strategies refuse names that cannot be aligned
+(:mod:`avalanche_clip.models.label_alignment`).
+
 Prompt embeddings are cached while the text tower is frozen, and in eval mode (the cache is
 dropped when training resumes, when weights are loaded, and when the module moves), so
 evaluation encodes each prompt once. When only the text projection trains, the pooled text
@@ -109,6 +126,9 @@ class CLIPClassifier(nn.Module):
         self.class_names = list(class_names)
         self.templates = resolve_templates(templates)
         self.classes = SeenClassMask(len(self.class_names), eval_classes)
+        #: ``class_mapping[original label] = label`` the names follow (``for_benchmark``); None:
+        #: the names are indexed by the benchmark's labels as they are.
+        self.class_mapping: list[int] | None = None
         tokens = tokenizer(class_prompts(self.class_names, self.templates))
         self.register_buffer(
             "prompt_tokens",
@@ -121,6 +141,31 @@ class CLIPClassifier(nn.Module):
         # when a feature cache feeds precomputed trunk features). Kept out of the module tree:
         # its parameters belong to ``clip`` already and must not appear twice in state_dict.
         self._image_input: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    @classmethod
+    def for_benchmark(
+        cls,
+        clip: nn.Module,
+        tokenizer: Callable[..., torch.Tensor],
+        class_names: Sequence[str],
+        benchmark: object,
+        templates: str | Sequence[str] = "photo",
+        *,
+        eval_classes: str = "seen",
+    ) -> CLIPClassifier:
+        """A classifier for ``benchmark`` from ``class_names`` indexed by the data set's original
+        labels: reindexed by the benchmark's ``class_mapping`` when it relabels classes (e.g.
+        ``nc_benchmark(..., class_ids_from_zero_from_first_exp=True)``), as they are otherwise.
+        """
+        from avalanche_clip.models.label_alignment import (
+            benchmark_class_mapping,
+            names_for_benchmark,
+        )
+
+        classifier = cls(clip, tokenizer, names_for_benchmark(class_names, benchmark), templates,
+                         eval_classes=eval_classes)
+        classifier.class_mapping = benchmark_class_mapping(benchmark)
+        return classifier
 
     @property
     def num_classes(self) -> int:

@@ -86,6 +86,7 @@ class LinearHeadClassifier(nn.Module):
                    classifier.class_names)
         head.features.set_image_input(classifier._image_input)
         head.classes.seen.copy_(classifier.classes.seen)
+        head.class_mapping = getattr(classifier, "class_mapping", None)
         return head
 
     @property

@@ -28,19 +28,24 @@ class LossStatePlugin(SupervisedPlugin):
 
     Args:
         loss: the loss module (with ``forget(ids)`` and ``reset()``).
-        num_samples: ``N``, the size of the global id space.
+        num_samples: ``N``, the size of the global id space (None: grows with the ids seen).
         replay: the replay plugin whose ``buffer_ids()`` are kept, or None (no memory).
         reset_each_experience: reset every estimator at each experience start.
     """
 
-    def __init__(self, loss: nn.Module, num_samples: int, replay: Any = None,
+    def __init__(self, loss: nn.Module, num_samples: int | None = None, replay: Any = None,
                  reset_each_experience: bool = False) -> None:
         super().__init__()
         self.loss = loss
         self.replay = replay
         self.reset_each_experience = reset_each_experience
-        self.live = torch.zeros(num_samples, dtype=torch.bool)  # ids whose state may be set
+        self.live = torch.zeros(num_samples or 0, dtype=torch.bool)  # ids whose state may be set
         self._was_training = True
+
+    def _cover(self, size: int) -> None:
+        """Grow :attr:`live` to hold ids ``< size`` (ids arrive as the loss's state grows)."""
+        if size > len(self.live):
+            self.live = torch.cat([self.live, torch.zeros(size - len(self.live), dtype=torch.bool)])
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         self.loss.to(strategy.device).train()
@@ -50,13 +55,18 @@ class LossStatePlugin(SupervisedPlugin):
 
     def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
         index = getattr(strategy, "mb_index", None)
-        if index is not None:
-            self.live[index.cpu()] = True
+        if index is not None and index.numel():
+            index = index.cpu()
+            self._cover(int(index.max()) + 1)
+            self.live[index] = True
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        kept = self.replay.buffer_ids() if self.replay is not None and self.replay.mem_size > 0 else None
+        if kept is not None and kept.numel():
+            self._cover(int(kept.max()) + 1)
         keep = torch.zeros_like(self.live)
-        if self.replay is not None and self.replay.mem_size > 0:
-            keep[self.replay.buffer_ids()] = True
+        if kept is not None:
+            keep[kept] = True
         evicted = torch.nonzero(self.live & ~keep).flatten()
         if evicted.numel():
             self.loss.forget(evicted.to(strategy.device))
@@ -73,4 +83,4 @@ class LossStatePlugin(SupervisedPlugin):
         return {"live": self.live.clone()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.live.copy_(state["live"])
+        self.live = state["live"].clone()

@@ -2,10 +2,17 @@
 
 What it adds to the template:
 
-- **The sample index.** Indexed streams yield ``[x, y, idx, t]``; the base takes ``idx`` out of
-  the mini-batch into ``self.mb_index`` before anything reads it, so ``mbatch`` is the
-  ``[x, y, t]`` Avalanche expects and ``mb_task_id`` (``mbatch[-1]``) is the task label — the
-  accuracy metrics group by task, never by sample id.
+- **The sample index, on any benchmark.** Training items are ``[x, y, idx, t]``: streams from
+  ``build_scenario`` carry ``idx``; for any other Avalanche classification benchmark the strategy
+  assigns ids as experiences arrive (:class:`~avalanche_clip.scenarios.assigned_ids.SampleIdAssigner`,
+  ``self.sample_ids``: offset = total size of the experiences that arrived before; kept by the
+  replay memory and by checkpoints). ``self.indexed_experience_dataset`` is the experience's data
+  with ids. The base takes ``idx`` out of the mini-batch into ``self.mb_index`` before anything
+  reads it, so ``mbatch`` is the ``[x, y, t]`` Avalanche expects and ``mb_task_id``
+  (``mbatch[-1]``) is the task label — the accuracy metrics group by task, never by sample id.
+- **Labels that match the class names** (:func:`check_label_alignment`): a label outside the
+  classifier's classes, or a benchmark that relabels classes for a classifier not built for it
+  (``CLIPClassifier.for_benchmark``), is an error at the experience's start.
 - **The comparison protocol** (:class:`~avalanche_clip.strategies.budget.BudgetedTrainingMixin`):
   the same optimizer steps per experience, batch composition and batches for every method of a
   seed, and a class-balanced memory (:class:`ClassBalancedReplayPlugin`) whose exemplars depend
@@ -13,8 +20,10 @@ What it adds to the template:
 - **Seen classes.** A :class:`SeenClassesPlugin` marks each experience's classes on the
   classifier; ``forward`` returns logits over global class ids with unseen classes at −∞, in
   training too, so training accuracy and logit-based plugins (LwF) see the classes seen so far.
-- **Evaluation.** The eval "loss" is the cross-entropy over samples whose class is visible. A
-  stateful training loss is never called outside training.
+- **Evaluation.** The eval "loss" is the cross-entropy over samples whose class is visible, NaN
+  for a mini-batch with none (undefined, not 0: ``avalanche_clip.evaluation.loss_metrics``
+  weights by visible samples and leaves such experiences out). A stateful training loss is never
+  called outside training.
 - **Mixed precision** (``amp="bf16"`` / ``"fp16"`` autocast on CUDA; CPU stays fp32).
 
 Subclasses implement :meth:`training_forward` and :meth:`training_loss`.
@@ -32,26 +41,29 @@ from avalanche.training.plugins.evaluation import default_evaluator
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
+from avalanche_clip.models.label_alignment import check_label_alignment
 from avalanche_clip.models.precision import autocast, effective_amp, grad_scaler
-from avalanche_clip.plugins import ClassBalancedReplayPlugin, SeenClassesPlugin
+from avalanche_clip.plugins import ClassBalancedReplayPlugin, SeenClassesPlugin, experience_classes
 from avalanche_clip.plugins.memory import ids_digest
-from avalanche_clip.scenarios import SAMPLE_INDEX_POSITION
+from avalanche_clip.scenarios import SAMPLE_INDEX_POSITION, has_sample_index
+from avalanche_clip.scenarios.assigned_ids import SampleIdAssigner
 from avalanche_clip.strategies.budget import BudgetedTrainingMixin
 
 _CLASSIFIER_API = ("encode_images", "class_embeddings", "mark_seen", "num_classes", "logit_scale")
 
 
-def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
+                         if_none: float = 0.0) -> torch.Tensor:
     """Cross-entropy over the rows whose target class is visible (its logit is not −∞).
 
-    ``logits`` ``[B, K]`` with −∞ on masked classes, ``targets`` ``[B]``; 0 (still attached to the
-    graph) when no row counts. A NaN logit is not a masked class: it propagates, so a diverged
-    model shows a NaN loss.
+    ``logits`` ``[B, K]`` with −∞ on masked classes, ``targets`` ``[B]``; ``if_none`` (still
+    attached to the graph) when no row counts. A NaN logit is not a masked class: it propagates,
+    so a diverged model shows a NaN loss.
     """
     target_logit = logits.gather(1, targets[:, None]).squeeze(1)
     visible = target_logit != float("-inf")
     if not bool(visible.any()):
-        return 0.0 * logits.nan_to_num(neginf=0.0).sum().float()
+        return if_none + 0.0 * logits.nan_to_num(neginf=0.0).sum().float()
     return F.cross_entropy(logits[visible].float(), targets[visible])
 
 
@@ -131,6 +143,8 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
         self.amp = amp
         self.scaler = grad_scaler(amp, self.device)
         self.mb_index: torch.Tensor | None = None
+        self.sample_ids = SampleIdAssigner()
+        self.indexed_experience_dataset: Any = None
 
     # -- hooks for subclasses -------------------------------------------------------------
     def _state_plugins(self) -> list[BasePlugin]:
@@ -150,9 +164,18 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
         return self.replay.digest() if self.replay.mem_size > 0 else ids_digest([])
 
     # -- SupervisedTemplate overrides --------------------------------------------------------
+    def train_dataset_adaptation(self, **kwargs: Any) -> None:
+        super().train_dataset_adaptation(**kwargs)
+        check_label_alignment(self.model, self.experience, experience_classes(self.experience))
+        self.indexed_experience_dataset = self.sample_ids.dataset_with_ids(self.experience)
+        self.adapted_dataset = self.indexed_experience_dataset.train()
+
     def _unpack_minibatch(self) -> None:
         mbatch = list(self.mbatch)
-        self.mb_index = mbatch.pop(SAMPLE_INDEX_POSITION) if len(mbatch) == 4 else None
+        # The data being iterated tells where the index is (a periodic evaluation in the middle
+        # of training swaps adapted_dataset and back).
+        in_items = has_sample_index(self.adapted_dataset)
+        self.mb_index = mbatch.pop(SAMPLE_INDEX_POSITION) if in_items else None
         self.mbatch = mbatch
         super()._unpack_minibatch()
         if self.mb_index is not None:
@@ -167,7 +190,7 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
     def criterion(self) -> torch.Tensor:
         if self.is_training:
             return self.training_loss()
-        return masked_cross_entropy(self.mb_output, self.mb_y)
+        return masked_cross_entropy(self.mb_output, self.mb_y, if_none=float("nan"))
 
     def backward(self) -> None:
         if self.scaler is None:

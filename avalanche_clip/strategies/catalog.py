@@ -52,7 +52,7 @@ def _ours(setup: StrategySetup, *extra_plugins: Any, mem_size: int | None = None
 def build_gcl(setup: StrategySetup, *, tau: float = 0.05, gamma: float = 0.9,
               negatives: str = "instance", reset_loss_state: bool = False,
               train_logits: str = "seen") -> GCLStrategy:
-    return GCLStrategy(num_samples=setup.benchmark.num_train_samples, tau=tau, gamma=gamma,
+    return GCLStrategy(num_samples=getattr(setup.benchmark, "num_train_samples", None), tau=tau, gamma=gamma,
                        negatives=negatives, reset_loss_state=reset_loss_state,
                        train_logits=train_logits, **_ours(setup))
 
@@ -67,7 +67,7 @@ def build_gdro(setup: StrategySetup, *, tau: float = 0.5, margin: float = 0.5,
                dro_lambda: float = 1.0, gamma: float = 0.9, class_gamma: float = 0.9,
                reset_loss_state: bool = False, inclusion_weights: bool = True,
                train_logits: str = "seen") -> GDROStrategy:
-    return GDROStrategy(num_samples=setup.benchmark.num_train_samples, tau=tau, margin=margin,
+    return GDROStrategy(num_samples=getattr(setup.benchmark, "num_train_samples", None), tau=tau, margin=margin,
                         dro_lambda=dro_lambda, gamma=gamma, class_gamma=class_gamma,
                         reset_loss_state=reset_loss_state, inclusion_weights=inclusion_weights,
                         train_logits=train_logits, **_ours(setup))
@@ -99,7 +99,7 @@ def build_replay(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
     return CLIPCrossEntropyStrategy(**_ours(setup))
 
 
-@register_strategy("ewc", memory="none", checkpointable=False, description="Avalanche's EWC "
+@register_strategy("ewc", memory="none", description="Avalanche's EWC "
                    "(elastic weight consolidation) plugin on cross-entropy fine-tuning",
                    search_space={"ewc_lambda": {"type": "float", "low": 1.0, "high": 1e6, "log": True}})
 def build_ewc(setup: StrategySetup, *, ewc_lambda: float = 100.0, mode: str = "separate",

@@ -3,7 +3,14 @@
 A training step encodes the mini-batch's images, ``a = E_I(x)/‖·‖`` (``[B, D]``), and the
 prompts of its distinct classes once, gathering row ``j`` as the prompt of sample ``j``'s label
 (``[B, D]``). The loss receives those, the labels and the samples' global ids, and keeps its
-moving-average estimators per id (``avalanche_clip.losses``).
+moving-average estimators per id (``avalanche_clip.losses``); it is ``strategy.contrastive_loss``.
+``num_samples`` is optional: without it the per-id state grows as ids arrive, so a benchmark from
+Avalanche's own builders needs no extra step (the base assigns the ids).
+
+``strategy._criterion`` — what Avalanche plugins such as EWC call as ``_criterion(out, y)`` — is
+a :class:`~avalanche_clip.strategies.batch_criterion.BatchContrastiveCriterion`: the same
+contrastive objective on that batch alone, stateless, so the plugins' importances and reference
+gradients come from the training loss.
 """
 
 from __future__ import annotations
@@ -12,11 +19,13 @@ from typing import Any
 
 import torch
 from avalanche.core import BasePlugin
+from avalanche.training.plugins import LwFPlugin
 from torch import nn
 
 from avalanche_clip.losses import GCLLoss, GDROLoss
 from avalanche_clip.plugins import LossStatePlugin
-from avalanche_clip.strategies.base import CLIPStrategyBase
+from avalanche_clip.strategies.base import CLIPStrategyBase, check_classifier
+from avalanche_clip.strategies.batch_criterion import BatchContrastiveCriterion
 
 TRAIN_LOGITS = ("seen", "batch")
 
@@ -41,11 +50,20 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
             )
         if train_logits not in TRAIN_LOGITS:
             raise ValueError(f"train_logits={train_logits!r}; expected one of {TRAIN_LOGITS}")
+        if train_logits == "batch" and any(isinstance(p, LwFPlugin) for p in kwargs.get("plugins") or ()):
+            raise ValueError(
+                "LwFPlugin distils the old classes' logits, which train_logits='batch' leaves at "
+                "-inf outside the batch's classes; use train_logits='seen' with LwF"
+            )
         self.train_logits = train_logits
+        self.contrastive_loss = loss
         self.loss_state = LossStatePlugin(
-            loss, num_samples=loss.log_u.numel(), reset_each_experience=reset_loss_state
+            loss, num_samples=loss.num_samples, reset_each_experience=reset_loss_state
         )
-        super().__init__(model=model, optimizer=optimizer, criterion=loss, **kwargs)
+        if model is not None:
+            check_classifier(model, type(self).__name__)
+        criterion = BatchContrastiveCriterion(loss, model) if model is not None else None
+        super().__init__(model=model, optimizer=optimizer, criterion=criterion, **kwargs)
         self.loss_state.replay = self.replay
         self.mb_features: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -57,11 +75,6 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
         metrics and logit-based plugins such as LwF), or over the batch's classes only
         (``"batch"``: a trainable text tower then encodes only those prompts, much cheaper with
         many classes); keeps the batch's image and label-prompt features for the loss."""
-        if self.mb_index is None:
-            raise RuntimeError(
-                f"{type(self).__name__} needs each sample's global index: build the stream "
-                "with build_scenario(..., with_index=True)"
-            )
         image = self.model.encode_images(self.mb_x)
         if self.train_logits == "seen":
             classes = self.model.classes.visible()
@@ -72,20 +85,24 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
             classes, position = torch.unique(self.mb_y, return_inverse=True)
         prompts = self.model.class_embeddings(classes).to(image.dtype)  # [k, D]
         self.mb_features = (image, prompts[position])  # row j: the prompt of sample j's label
-        return self.model.classes.scatter(self.model.logit_scale() * image @ prompts.t(), classes)
+        logits = self.model.classes.scatter(self.model.logit_scale() * image @ prompts.t(), classes)
+        self._criterion.record(self.mb_x, logits)  # plugins may call _criterion(mb_output, mb_y)
+        return logits
 
     def training_loss(self) -> torch.Tensor:
         assert self.mb_features is not None and self.mb_index is not None
         image, text = self.mb_features
-        return self._criterion(image, text, self.mb_y, self.mb_index)
+        return self.contrastive_loss(image, text, self.mb_y, self.mb_index)
 
 
 class GCLStrategy(ContrastiveCLIPStrategy):
     """Global contrastive loss between images and label prompts (see :class:`GCLLoss`).
 
     Args:
-        model, optimizer: the classifier and its optimizer (positional, as in Avalanche).
-        num_samples: ``N``, the size of the benchmark's train set (its global id space).
+        model, optimizer: the classifier and its optimizer (positional, as in Avalanche:
+            ``GCLStrategy(model, optimizer, tau=...)``; no criterion: the loss is GCL).
+        num_samples: ``N``, the size of the benchmark's train set (its global id space), to
+            preallocate the per-id state; None (default): the state grows as ids arrive.
         tau: temperature ``τ``; gamma: moving-average weight ``γ ∈ (0, 1]`` on the new estimate;
         negatives: ``"instance"`` or ``"class"``.
         **kwargs: :class:`ContrastiveCLIPStrategy` / :class:`CLIPStrategyBase` arguments
@@ -93,14 +110,13 @@ class GCLStrategy(ContrastiveCLIPStrategy):
 
     Example::
 
-        strategy = GCLStrategy(classifier, AdamW(classifier.parameters()),
-                               num_samples=benchmark.num_train_samples, mem_size=200,
+        strategy = GCLStrategy(classifier, AdamW(classifier.parameters()), mem_size=200,
                                train_mb_size=64, device="cuda")
     """
 
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
-                 criterion: Any = None, num_samples: int, tau: float = 0.05, gamma: float = 0.9,
-                 negatives: str = "instance", **kwargs: Any) -> None:
+                 criterion: Any = None, num_samples: int | None = None, tau: float = 0.05,
+                 gamma: float = 0.9, negatives: str = "instance", **kwargs: Any) -> None:
         loss = GCLLoss(num_samples=num_samples, tau=tau, gamma=gamma, negatives=negatives)
         super().__init__(model=model, optimizer=optimizer, criterion=criterion, loss=loss, **kwargs)
 
@@ -109,8 +125,9 @@ class GDROStrategy(ContrastiveCLIPStrategy):
     """Class-level group DRO over squared-hinge contrastive losses (see :class:`GDROLoss`).
 
     Args:
-        model, optimizer: the classifier and its optimizer (positional, as in Avalanche).
-        num_samples: ``N``, the size of the benchmark's train set.
+        model, optimizer: the classifier and its optimizer (positional, as in Avalanche; no
+            criterion: the loss is GDRO).
+        num_samples: ``N``, the size of the benchmark's train set (None: the state grows).
         tau, margin, dro_lambda, gamma, class_gamma: the loss's hyper-parameters.
         inclusion_weights: weight classes by the inverse of their probability ``π_k`` of being
             in a batch, computed from this strategy's sampler at each experience start
@@ -121,11 +138,12 @@ class GDROStrategy(ContrastiveCLIPStrategy):
     """
 
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
-                 criterion: Any = None, num_samples: int, tau: float = 0.5, margin: float = 0.5,
-                 dro_lambda: float = 1.0, gamma: float = 0.9, class_gamma: float = 0.9,
-                 inclusion_weights: bool = True, **kwargs: Any) -> None:
+                 criterion: Any = None, num_samples: int | None = None, tau: float = 0.5,
+                 margin: float = 0.5, dro_lambda: float = 1.0, gamma: float = 0.9,
+                 class_gamma: float = 0.9, inclusion_weights: bool = True, **kwargs: Any) -> None:
         if model is None:
             raise TypeError("GDROStrategy needs a model and an optimizer: GDROStrategy(model=..., optimizer=...)")
+        check_classifier(model, "GDROStrategy")
         loss = GDROLoss(num_samples=num_samples, num_classes=model.num_classes, tau=tau,
                         margin=margin, dro_lambda=dro_lambda, gamma=gamma,
                         class_gamma=class_gamma)
@@ -134,9 +152,9 @@ class GDROStrategy(ContrastiveCLIPStrategy):
 
     def _batches_planned(self, sampler: Any) -> None:
         if not self.inclusion_weights:
-            self._criterion.set_class_inclusion(None)
+            self.contrastive_loss.set_class_inclusion(None)
             return
         targets = [int(t) for t in self.adapted_dataset.targets]
-        self._criterion.set_class_inclusion(
-            sampler.inclusion_probabilities(targets, self._criterion.num_classes)
+        self.contrastive_loss.set_class_inclusion(
+            sampler.inclusion_probabilities(targets, self.contrastive_loss.num_classes)
         )

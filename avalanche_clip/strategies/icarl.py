@@ -15,22 +15,41 @@ digest is not comparable with the shared memory's). What the protocol changes ar
   ``head: linear``, the linear head.
 
 The current benchmark API lacks ``experience.benchmark.n_classes_per_exp`` / ``classes_order``,
-which Avalanche 0.6's iCaRL reads; :func:`attach_icarl_benchmark_info` attaches them.
+which Avalanche 0.6's iCaRL reads; :func:`attach_icarl_benchmark_info` attaches them. Avalanche's
+iCaRL unpacks items as ``(x, y, t)`` and appends ``(x, y, t)`` exemplars: its training data and the
+data it herds from get that layout (:func:`icarl_layout`), whatever the stream's items — with the
+global index (``(x, y, idx, t)``) or without a task label (``(x, y)``, e.g. Avalanche's
+``class_incremental_benchmark`` over a plain dataset).
 """
 
 from __future__ import annotations
 
+import copy
 from types import SimpleNamespace
 from typing import Any
 
 import torch
+from avalanche.benchmarks.utils.data_attribute import TaskLabels
+from avalanche.benchmarks.utils.flat_data import ConstantSequence
 from avalanche.training import ICaRL
 from avalanche.training.supervised.icarl import _ICaRLPlugin
 from torch import nn
 
 from avalanche_clip.plugins.memory import balanced_capacities
 from avalanche_clip.plugins.seen_classes import experience_classes
+from avalanche_clip.scenarios.assigned_ids import without_index_in_items
 from avalanche_clip.strategies.budget import BudgetedTrainingMixin
+
+
+def icarl_layout(dataset: Any) -> Any:
+    """The dataset with ``(x, y, t)`` items: the global index out of the items, and a task label
+    0 added where the items have none."""
+    dataset = without_index_in_items(dataset)
+    if "targets_task_labels" not in dataset._data_attributes:
+        dataset = dataset.update_data_attribute(
+            "targets_task_labels", TaskLabels(ConstantSequence(0, len(dataset)))
+        )
+    return dataset
 
 
 def attach_icarl_benchmark_info(train_stream: Any) -> None:
@@ -78,6 +97,16 @@ class _BudgetICaRLPlugin(_ICaRLPlugin):
             self.y_memory[i] = self.y_memory[i][:keep]
             self.order[i] = self.order[i][ranked]
 
+    def construct_exemplar_set(self, strategy: Any) -> None:
+        experience = strategy.experience
+        plain = copy.copy(experience)  # the same experience, its items as (x, y, t)
+        plain._dataset = icarl_layout(experience.dataset)
+        strategy.experience = plain
+        try:
+            super().construct_exemplar_set(strategy)
+        finally:
+            strategy.experience = experience
+
     def stored(self) -> int:
         return sum(len(x) for x in self.x_memory)
 
@@ -103,3 +132,7 @@ class BudgetedICaRL(BudgetedTrainingMixin, ICaRL):
                                            plugin.fixed_memory)
                 self.plugins[i] = exact
                 self.exemplars = exact
+
+    def train_dataset_adaptation(self, **kwargs: Any) -> None:
+        super().train_dataset_adaptation(**kwargs)
+        self.adapted_dataset = icarl_layout(self.adapted_dataset)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from avalanche_clip.models.label_alignment import check_label_alignment
 from avalanche_clip.registry import Registry
 from avalanche_clip.strategies.setup import StrategySetup
 from avalanche_clip.strategies.spaces import COMMON_SPACE, check_space
@@ -108,7 +109,13 @@ def check_strategy(name: str, *, scenario_kind: str, mem_size: int, hparams: dic
 
 def build_strategy(name: str, setup: StrategySetup, **hparams: Any) -> Any:
     """Build the registered strategy ``name`` for ``setup`` (see :func:`check_strategy`);
-    ``lr`` / ``train_epochs`` among ``hparams`` replace the setup's for this method."""
+    ``lr`` / ``train_epochs`` among ``hparams`` replace the setup's for this method.
+
+    ``setup.benchmark`` may come from ``build_scenario`` or from Avalanche's own builders
+    (``class_incremental_benchmark``, ``nc_benchmark``, ``benchmark_from_datasets`` ...): ids are
+    assigned to its samples as experiences arrive, and each strategy gets the item layout it
+    needs. A benchmark that relabels classes needs ``CLIPClassifier.for_benchmark``."""
+    check_label_alignment(setup.classifier, setup.benchmark)
     check_strategy(
         name,
         scenario_kind=getattr(setup.benchmark, "scenario_kind", CLASS_INCREMENTAL),

@@ -22,7 +22,9 @@ class StrategySetup:
     Attributes:
         classifier: a fresh zero-shot :class:`CLIPClassifier` for this run (its trainable
             parts already chosen with ``set_trainable``).
-        benchmark: the scenario (``num_train_samples``, ``num_classes``, ``train_stream`` ...).
+        benchmark: the scenario: from ``build_scenario`` or any Avalanche classification
+            benchmark (``train_stream``; ``num_train_samples`` preallocates GCL / GDRO state when
+            present).
         device: where training runs.
         mem_size: total replay memory for methods that use one.
         train_mb_size, eval_mb_size, train_epochs: as in Avalanche.

@@ -90,7 +90,7 @@ def test_replay_memory_is_class_balanced_and_keeps_ids():
 def test_evicted_ids_are_forgotten_and_kept_ids_keep_their_state():
     benchmark = cil_benchmark()
     strategy = build_strategy("gdro", make_setup(benchmark, mem_size=20))
-    loss = strategy._criterion
+    loss = strategy.contrastive_loss
     for experience in benchmark.train_stream:
         strategy.train(experience, eval_streams=[])
         memory = set(strategy.replay.buffer_ids().tolist())
@@ -105,7 +105,7 @@ def test_no_memory_forgets_every_trained_id():
     benchmark = cil_benchmark()
     strategy = build_strategy("gcl", make_setup(benchmark, mem_size=0))
     strategy.train(benchmark.train_stream[0], eval_streams=[])
-    assert torch.isnan(strategy._criterion.log_u).all()
+    assert torch.isnan(strategy.contrastive_loss.log_u).all()
     assert strategy.replay.buffer is None and len(strategy.replay.memory) == 0
 
 
@@ -114,12 +114,12 @@ def test_evaluation_never_changes_the_loss_state():
     strategy = build_strategy("gdro", make_setup(benchmark, mem_size=20))
     strategy.train(benchmark.train_stream[0], eval_streams=[])
     strategy.train(benchmark.train_stream[1], eval_streams=[])
-    before = {k: v.clone() for k, v in strategy._criterion.state_dict().items()}
+    before = {k: v.clone() for k, v in strategy.contrastive_loss.state_dict().items()}
     strategy.eval(benchmark.test_stream)
     strategy.eval(benchmark.train_stream[:2])  # training data through the eval path too
-    for key, value in strategy._criterion.state_dict().items():
+    for key, value in strategy.contrastive_loss.state_dict().items():
         torch.testing.assert_close(value, before[key], rtol=0, atol=0, equal_nan=True, msg=key)
-    assert strategy._criterion.training  # back in training mode afterwards
+    assert strategy.contrastive_loss.training  # back in training mode afterwards
 
 
 def test_union_sampling_draws_uniformly_from_new_data_and_memory():
