@@ -161,6 +161,7 @@ def _prepare_command(args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from avalanche_clip.distributed import init_from_env, is_main, launched, shutdown
     from avalanche_clip.experiment import execute_run, run_id, validate_run_config
     from avalanche_clip.threads import apply_threads
 
@@ -168,15 +169,31 @@ def _run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / run_id(config)
     validate_run_config(config)  # before this process changes: threads must be valid
     apply_threads(config["threads"])
-    records = execute_run(config, out, resume=args.resume)
+    if launched():  # under torchrun: join the process group; CUDA runs take cuda:<local rank>
+        config["device"] = init_from_env(config["device"])
+    try:
+        records = execute_run(config, out, resume=args.resume)
+    finally:
+        shutdown()
     final = records[-1]
-    print(f"{final['run_id']}: final accuracy {100 * final['stream_accuracy']:.1f}% "
-          f"after {final['experience'] + 1} experiences; records in {out / 'results.jsonl'}")
+    if is_main():
+        print(f"{final['run_id']}: final accuracy {100 * final['stream_accuracy']:.1f}% "
+              f"after {final['experience'] + 1} experiences; records in {out / 'results.jsonl'}")
     return 0
+
+
+def _refuse_torchrun(command: str) -> None:
+    from avalanche_clip.distributed import launched
+
+    if launched():
+        raise ValueError(f"{command} under torchrun: torchrun runs one run on several processes "
+                         "(avalanche-clip run); sweep --workers N runs independent runs in parallel")
 
 
 def _sweep(args: argparse.Namespace) -> int:
     from avalanche_clip.sweep import run_sweep
+
+    _refuse_torchrun("sweep")
 
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
@@ -211,6 +228,8 @@ def _sweep(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     from avalanche_clip.threads import apply_threads
     from avalanche_clip.tuning import run_tune
+
+    _refuse_torchrun("tune")
 
     config = _config(args.config, args.overrides, sweep=True)
     name = args.config.stem if args.config else "default"

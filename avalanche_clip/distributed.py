@@ -69,6 +69,12 @@ def init_from_env(device: str) -> str:
     return device
 
 
+def shutdown() -> None:
+    """Leave the process group (if this process joined one)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()
@@ -121,6 +127,25 @@ def global_rows(local_rows: int) -> int:
     total = torch.tensor(local_rows)
     dist.all_reduce(total)
     return int(total)
+
+
+#: Avalanche plugins that do the same under several processes as in one: they read only what every
+#: process has identically (the epoch counters, the evaluation every process runs in full).
+DISTRIBUTED_AVALANCHE_PLUGINS = ("EvaluationPlugin", "LRSchedulerPlugin", "EarlyStoppingPlugin")
+
+
+def check_distributed_plugins(owner: str, plugins: Any) -> None:
+    """``ValueError`` naming an Avalanche plugin that would be wrong under several processes
+    (EWC, LwF, SI ...: their penalties or importances are computed per process and would be
+    summed once per process). Our own plugins and plugins from outside Avalanche pass."""
+    for plugin in plugins:
+        name = type(plugin).__name__
+        if type(plugin).__module__.startswith("avalanche.") and name not in DISTRIBUTED_AVALANCHE_PLUGINS:
+            raise ValueError(
+                f"{owner} under {world_size()} processes: {name} is not supported with distributed "
+                f"training (supported Avalanche plugins: {', '.join(DISTRIBUTED_AVALANCHE_PLUGINS)}); "
+                "run it in one process"
+            )
 
 
 class GradientSumPlugin(SupervisedPlugin):

@@ -18,6 +18,7 @@ when it diverges (:mod:`avalanche_clip.plugins.finite_guard`).
 from __future__ import annotations
 
 import difflib
+import os
 import random
 import warnings
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from avalanche_clip.data_identity import (
     warn_unknown_data,
 )
 from avalanche_clip.device import check_device
+from avalanche_clip.distributed import barrier, is_main, world_size
 from avalanche_clip.errors import check_writable_dir, writing
 from avalanche_clip.features import FEATURE_CACHE_CHOICES, apply_feature_cache, default_cache_dir
 from avalanche_clip.hyperparameters import check_hyperparameters
@@ -282,14 +284,17 @@ def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = F
         if not resume and (existing or (out / "checkpoint.pt").is_file()):
             raise ConfigError(f"{out} holds an unfinished run; pass --resume to continue it or choose another --out")
     check_device(config["device"])  # here, not in validate_run_config: a GPU sweep plans anywhere
+    check_distributed_strategy(config["strategy"])
     check_writable_dir(out)  # a read-only or full folder: one clear error before any work
     from avalanche.logging import TextLogger
 
-    with writing(out), (out / "avalanche.log").open("a") as log:
-        prepared = prepare_run(config, loggers=(TextLogger(log),), zero_shot=zero_shot,
-                               data_fingerprint=fingerprint)
-        # written once the run is built, so a config that fails to build can be corrected
-        atomic_write_text(config_path, dump_yaml(config))
+    # several processes: rank 0 writes the log, the config, the records and the checkpoints
+    log_path = out / "avalanche.log" if is_main() else Path(os.devnull)
+    with writing(out), log_path.open("a") as log:
+        prepared = prepare_run(config, loggers=(TextLogger(log),) if is_main() else (),
+                               zero_shot=zero_shot, data_fingerprint=fingerprint)
+        if is_main():  # written once the run is built, so a config that fails to build can be corrected
+            atomic_write_text(config_path, dump_yaml(config))
         info = strategy_info(config["strategy"])
         checkpoint = out / "checkpoint.pt" if config["checkpoint"] else None
         run = ContinualRun(
@@ -299,9 +304,22 @@ def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = F
             joint=info.joint, checkpointable=info.checkpointable, progress=config["progress"],
         )
         records = run.run(resume=resume)
-    if checkpoint is not None and records and records[-1]["final"]:
+    if checkpoint is not None and records and records[-1]["final"] and is_main():
         checkpoint.unlink(missing_ok=True)  # the records are the result; checkpoints are large
+    barrier()
     return records
+
+
+def check_distributed_strategy(name: str) -> None:
+    """Under several processes, refuse a strategy that would not train as in one process."""
+    if world_size() > 1 and not strategy_info(name).distributed:
+        from avalanche_clip.strategies import STRATEGIES
+
+        supported = [n for n in STRATEGIES.list() if strategy_info(n).distributed]
+        raise ConfigError(
+            f"strategy {name!r} does not support distributed training ({world_size()} processes); "
+            f"supported: {', '.join(supported)}; run it in one process"
+        )
 
 
 def check_same_config(path: Path, config: dict[str, Any]) -> None:

@@ -19,6 +19,9 @@ in the replay memory after it (comma-separated decimals; the digest of the empty
 empty memory; None for a method with its own exemplars such as iCaRL, or a strategy outside
 the protocol).
 
+Under several processes (``torchrun``, :mod:`avalanche_clip.distributed`) every process trains
+and evaluates; rank 0 alone writes the records and checkpoints.
+
 A run resumes from its checkpoint: records after the checkpointed experience are dropped and
 regenerated; a run whose final record exists is finished and never touched again. Strategies
 that cannot be checkpointed restart from the first experience, which reproduces the same
@@ -41,6 +44,7 @@ from tqdm.auto import tqdm
 
 from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.checkpoint import check_records_cover, load_checkpoint, save_checkpoint
+from avalanche_clip.distributed import barrier, is_main
 from avalanche_clip.evaluation import loss_metrics
 from avalanche_clip.scenarios import seen_test_experiences
 
@@ -156,7 +160,7 @@ class ContinualRun:
             return self._run_joint(records)
         elapsed = records[-1]["wall_time_s"] if records else 0.0
         experiences = range(start, self.n_experiences)
-        bar = tqdm(experiences, desc=self._label(), disable=not self.progress, leave=False)
+        bar = tqdm(experiences, desc=self._label(), disable=not self.progress or not is_main(), leave=False)
         for t in bar:
             began = time.perf_counter()
             self.strategy.train(self.benchmark.train_stream[t], eval_streams=[])
@@ -164,9 +168,10 @@ class ContinualRun:
             elapsed += time.perf_counter() - began
             records.append(self._record(t, metrics, records, elapsed))
             self._commit(records)
-            if self.checkpoint_path and self.checkpointable:
+            if self.checkpoint_path and self.checkpointable and is_main():
                 save_checkpoint(self.checkpoint_path, strategy=self.strategy, experience=t,
                                 config=self.config)
+            barrier()  # several processes: the next experience starts once rank 0 has written
         return records
 
     def _run_joint(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -201,7 +206,7 @@ class ContinualRun:
         }
 
     def _commit(self, records: list[dict[str, Any]]) -> None:
-        if self.records_path:
+        if self.records_path and is_main():  # several processes: every one has the records, one writes
             write_records(self.records_path, records)
         if self.on_record:
             self.on_record(records[-1])

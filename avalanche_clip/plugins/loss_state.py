@@ -54,7 +54,10 @@ class LossStatePlugin(SupervisedPlugin):
             self.live.zero_()
 
     def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
-        index = getattr(strategy, "mb_index", None)
+        # the global batch's ids under several processes (each process's state covers them all)
+        index = getattr(strategy, "mb_global_index", None)
+        if index is None:
+            index = getattr(strategy, "mb_index", None)
         if index is not None and index.numel():
             index = index.cpu()
             self._cover(int(index.max()) + 1)

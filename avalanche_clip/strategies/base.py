@@ -41,6 +41,12 @@ from avalanche.training.plugins.evaluation import default_evaluator
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
+from avalanche_clip.distributed import (
+    GradientSumPlugin,
+    check_distributed_plugins,
+    global_rows,
+    world_size,
+)
 from avalanche_clip.models.label_alignment import check_label_alignment
 from avalanche_clip.models.precision import autocast, effective_amp, grad_scaler
 from avalanche_clip.plugins import ClassBalancedReplayPlugin, SeenClassesPlugin, experience_classes
@@ -127,6 +133,9 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
         self.replay = ClassBalancedReplayPlugin(mem_size, seed=self.seed)
         self.seen_classes = SeenClassesPlugin(model.num_classes)
         own_plugins = [self.seen_classes, self.replay, *self._state_plugins()]
+        if world_size() > 1:
+            check_distributed_plugins(name, plugins or ())
+            own_plugins.append(GradientSumPlugin())
         super().__init__(
             model=model,
             optimizer=optimizer,
@@ -157,8 +166,12 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
         return self.model(self.mb_x)
 
     def training_loss(self) -> torch.Tensor:
-        """The training loss of the current mini-batch."""
-        return masked_cross_entropy(self.mb_output, self.mb_y)
+        """The training loss of the current mini-batch (under several processes: this shard's
+        share of the global batch's mean, so the processes' gradients sum to the global one)."""
+        loss = masked_cross_entropy(self.mb_output, self.mb_y)
+        if world_size() > 1:
+            loss = loss * (len(self.mb_y) / global_rows(len(self.mb_y)))
+        return loss
 
     def memory_digest(self) -> str:
         return self.replay.digest() if self.replay.mem_size > 0 else ids_digest([])

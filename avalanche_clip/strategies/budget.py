@@ -25,6 +25,7 @@ from avalanche_clip.batching import (
     derived_seed,
     epoch_schedule,
 )
+from avalanche_clip.distributed import ShardedBatchSampler, global_rows, world_size
 
 
 class BudgetedTrainingMixin:
@@ -94,8 +95,10 @@ class BudgetedTrainingMixin:
             memory_share=self.memory_share, generator=generator,
         )
         device = self.device  # type: ignore[attr-defined]
+        # several processes: each loads its shard of every global batch
+        sampler = ShardedBatchSampler(self.batch_sampler) if world_size() > 1 else self.batch_sampler
         self.dataloader = DataLoader(
-            dataset, batch_sampler=self.batch_sampler, collate_fn=dataset.collate_fn,
+            dataset, batch_sampler=sampler, collate_fn=dataset.collate_fn,
             num_workers=num_workers, persistent_workers=persistent_workers and num_workers > 0,
             pin_memory=device.type == "cuda" if pin_memory is None else pin_memory,
         )
@@ -108,5 +111,5 @@ class BudgetedTrainingMixin:
 
     def _after_update(self, **kwargs: Any) -> None:
         self.optimizer_steps += 1
-        self.samples_seen += len(self.mb_y)  # type: ignore[attr-defined]
+        self.samples_seen += global_rows(len(self.mb_y))  # type: ignore[attr-defined]
         super()._after_update(**kwargs)  # type: ignore[misc]

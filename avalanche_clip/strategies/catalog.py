@@ -45,7 +45,7 @@ def _ours(setup: StrategySetup, *extra_plugins: Any, mem_size: int | None = None
     }
 
 
-@register_strategy("gcl", description="GCL: global contrastive loss between images and label "
+@register_strategy("gcl", distributed=True, description="GCL: global contrastive loss between images and label "
                    "prompts with moving-average estimators (ours)",
                    search_space={"tau": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
                                  "gamma": {"type": "float", "low": 0.1, "high": 1.0}})
@@ -57,7 +57,7 @@ def build_gcl(setup: StrategySetup, *, tau: float = 0.05, gamma: float = 0.9,
                        train_logits=train_logits, **_ours(setup))
 
 
-@register_strategy("gdro", description="GDRO: class-wise contrastive losses under KL group DRO "
+@register_strategy("gdro", distributed=True, description="GDRO: class-wise contrastive losses under KL group DRO "
                    "(ours)",
                    search_space={"tau": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
                                  "margin": {"type": "float", "low": 0.1, "high": 1.0},
@@ -73,13 +73,13 @@ def build_gdro(setup: StrategySetup, *, tau: float = 0.5, margin: float = 0.5,
                         train_logits=train_logits, **_ours(setup))
 
 
-@register_strategy("ce", description="fine-tune CLIP with cross-entropy on the seen classes "
+@register_strategy("ce", distributed=True, description="fine-tune CLIP with cross-entropy on the seen classes "
                    "(the paper's CE baseline; with memory, Avalanche's Replay)")
 def build_ce(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
     return CLIPCrossEntropyStrategy(**_ours(setup))
 
 
-@register_strategy("zero-shot", memory="none", trains=False, description="the pretrained model, "
+@register_strategy("zero-shot", distributed=True, memory="none", trains=False, description="the pretrained model, "
                    "never trained: the floor")
 def build_zero_shot(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
     kwargs = _ours(setup, mem_size=0)
@@ -87,13 +87,13 @@ def build_zero_shot(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
     return CLIPCrossEntropyStrategy(**kwargs)
 
 
-@register_strategy("naive", memory="none", description="Avalanche's Naive under the protocol: "
+@register_strategy("naive", distributed=True, memory="none", description="Avalanche's Naive under the protocol: "
                    "cross-entropy fine-tuning without memory")
 def build_naive(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
     return CLIPCrossEntropyStrategy(**_ours(setup, mem_size=0))
 
 
-@register_strategy("replay", memory="required", description="Avalanche's Replay under the "
+@register_strategy("replay", distributed=True, memory="required", description="Avalanche's Replay under the "
                    "protocol: cross-entropy fine-tuning with the shared memory")
 def build_replay(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
     return CLIPCrossEntropyStrategy(**_ours(setup))
@@ -141,13 +141,13 @@ def build_icarl(setup: StrategySetup, *, fixed_memory: bool = True) -> BudgetedI
                          **setup.protocol(), **setup.common())
 
 
-@register_strategy("joint", memory="none", joint=True, description="upper bound: cross-entropy "
+@register_strategy("joint", distributed=True, memory="none", joint=True, description="upper bound: cross-entropy "
                    "on the whole stream at once, with the continual methods' total steps")
 def build_joint(setup: StrategySetup) -> CLIPJointStrategy:
     return CLIPJointStrategy(**_ours(setup, mem_size=0))
 
 
-@register_strategy("joint-converged", memory="none", joint=True, description="upper bound "
+@register_strategy("joint-converged", distributed=True, memory="none", joint=True, description="upper bound "
                    "trained towards convergence: joint with budget_scale times the total steps",
                    search_space={"budget_scale": {"type": "float", "low": 1.0, "high": 8.0}})
 def build_joint_converged(setup: StrategySetup, *, budget_scale: float = 4.0) -> CLIPJointStrategy:

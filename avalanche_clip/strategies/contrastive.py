@@ -22,6 +22,7 @@ from avalanche.core import BasePlugin
 from avalanche.training.plugins import LwFPlugin
 from torch import nn
 
+from avalanche_clip.distributed import gather_rows, world_size
 from avalanche_clip.losses import GCLLoss, GDROLoss
 from avalanche_clip.plugins import LossStatePlugin
 from avalanche_clip.strategies.base import CLIPStrategyBase, check_classifier
@@ -66,6 +67,7 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
         super().__init__(model=model, optimizer=optimizer, criterion=criterion, **kwargs)
         self.loss_state.replay = self.replay
         self.mb_features: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.mb_global_index: torch.Tensor | None = None
 
     def _state_plugins(self) -> list[BasePlugin]:
         return [self.loss_state]
@@ -90,9 +92,18 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
         return logits
 
     def training_loss(self) -> torch.Tensor:
+        """The loss of the global batch: under several processes (:mod:`avalanche_clip.distributed`)
+        every shard's features, labels and ids are gathered (the others' rows detached), so the
+        loss, its state update and the sum of the processes' gradients are the single-process
+        ones."""
         assert self.mb_features is not None and self.mb_index is not None
         image, text = self.mb_features
-        return self.contrastive_loss(image, text, self.mb_y, self.mb_index)
+        labels, index = self.mb_y, self.mb_index
+        if world_size() > 1:
+            image, text = gather_rows(image), gather_rows(text)
+            labels, index = gather_rows(labels), gather_rows(index)
+        self.mb_global_index = index  # every id of the global batch: its state was updated
+        return self.contrastive_loss(image, text, labels, index)
 
 
 class GCLStrategy(ContrastiveCLIPStrategy):

@@ -37,6 +37,7 @@ class StrategyInfo:
     checkpointable: bool = True
     joint: bool = False
     trains: bool = True
+    distributed: bool = False
     search_space: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 

@@ -1,0 +1,111 @@
+"""Data-parallel training over 2 CPU processes (gloo) equals one process with the same global
+batch: the same weights and loss state to float round-off, the same memory, after several steps
+and across an experience boundary; a killed 2-process run resumes to the same records."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from distributed_worker import train, worker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", ["gcl", "gdro", "ce"])
+def test_two_processes_train_as_one_with_the_same_global_batch(name, tmp_path):
+    mp.spawn(worker, args=(2, str(tmp_path / "init"), str(tmp_path), name, 12), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    single = train(name, 12)
+    for key in ranks[0]["model"]:  # both processes hold the very same model
+        assert torch.equal(ranks[0]["model"][key], ranks[1]["model"][key]), key
+    for key, value in ranks[0]["loss"].items():
+        torch.testing.assert_close(value, ranks[1]["loss"][key], rtol=0, atol=0, equal_nan=True)
+    assert ranks[0]["steps"] == single["steps"] == 2 * 2 * 3  # 2 experiences x 2 epochs x 40/15
+    assert ranks[0]["samples"] == single["samples"]
+    assert torch.equal(ranks[0]["memory"], single["memory"])
+    moved = max((single["model"][k] - v).abs().max().item() for k, v in train_init(name).items())
+    assert moved > 1e-3  # training moved the weights: the comparison is not vacuous
+    for key, value in single["model"].items():
+        torch.testing.assert_close(ranks[0]["model"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+    for key, value in single["loss"].items():
+        torch.testing.assert_close(ranks[0]["loss"][key], value, rtol=1e-5, atol=1e-6, equal_nan=True, msg=key)
+
+
+def train_init(name):
+    """The model before training (same seed as ``train``)."""
+    from strategy_fixtures import cil_benchmark, make_setup
+
+    from avalanche_clip.strategies import build_strategy
+
+    setup = make_setup(cil_benchmark(per_class=20), mem_size=12, optimizer="sgd", lr=0.05)
+    return {k: v.detach().clone() for k, v in build_strategy(name, setup).model.state_dict().items()}
+
+
+def _config(tmp_path: Path, **extra) -> Path:
+    import yaml
+
+    config = {
+        "scenario": "digits", "n_experiences": 3, "model": "tiny-clip", "pretrained": None,
+        "scenario_options": {"max_train_per_class": 12, "max_test_per_class": 6},
+        "trainable": "projections", "strategy": "gdro", "mem_size": 10, "train_epochs": 1,
+        "train_mb_size": 16, "eval_mb_size": 64, "optimizer": "sgd", "lr": 0.05,
+        "cache_dir": str(tmp_path / "cache"), "progress": False, "zero_shot_floor": False,
+        **extra,
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _torchrun(config: Path, out: Path, *extra: str, wait: bool = True):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "avalanche_clip", "run", "--config", str(config), "--out", str(out), *extra]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    if wait:
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def _accuracies(path: Path) -> list[list[float]]:
+    import json
+
+    return [json.loads(line)["accuracy_per_experience"] for line in path.read_text().splitlines()]
+
+
+def test_a_killed_two_process_run_resumes_to_the_one_process_records(tmp_path):
+    from avalanche_clip.cli import main
+
+    config = _config(tmp_path)
+    assert main(["run", "--config", str(config), "--out", str(tmp_path / "one")]) == 0
+    process = _torchrun(config, tmp_path / "two", wait=False)
+    deadline = time.monotonic() + 240
+    try:  # kill the whole job once the first checkpoint is written
+        while time.monotonic() < deadline and process.poll() is None:
+            if (tmp_path / "two" / "checkpoint.pt").is_file():
+                break
+            time.sleep(0.1)
+        assert process.poll() is None, "the 2-process run ended before it could be killed"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    done = _torchrun(config, tmp_path / "two", "--resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    one, two = _accuracies(tmp_path / "one" / "results.jsonl"), _accuracies(tmp_path / "two" / "results.jsonl")
+    assert len(two) == 3
+    for a, b in zip(one, two, strict=True):  # 60 test images per experience: at most 1 flips
+        assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1 / 60 + 1e-9
+
+
+def test_unsupported_strategies_and_commands_are_refused_under_torchrun(tmp_path):
+    done = _torchrun(_config(tmp_path, strategy="der"), tmp_path / "der")
+    assert done.returncode != 0
+    assert "strategy 'der' does not support distributed training (2 processes)" in done.stderr
