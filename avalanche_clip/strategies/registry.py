@@ -25,7 +25,7 @@ MEMORY_USES = ("none", "optional", "required")
 
 @dataclass(frozen=True)
 class StrategyInfo:
-    """What a registered strategy supports."""
+    """What a registered strategy supports (``search_space``: see :func:`check_search_space`)."""
 
     description: str
     scenarios: tuple[str, ...] = (CLASS_INCREMENTAL, DOMAIN_INCREMENTAL)
@@ -33,17 +33,74 @@ class StrategyInfo:
     memory: str = "optional"
     checkpointable: bool = True
     joint: bool = False
+    search_space: dict[str, dict[str, Any]] | None = None
 
 
 STRATEGIES: Registry[Callable[..., Any]] = Registry("strategy")
 
+#: Fields of each kind of search-space entry: required, then optional.
+SEARCH_SPACE_TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "float": (("low", "high"), ("log",)),
+    "int": (("low", "high"), ("log",)),
+    "categorical": (("choices",), ()),
+}
+
+
+def check_search_space(space: dict[str, dict[str, Any]], accepted: set[str] | dict[str, Any]) -> None:
+    """``ValueError`` naming the entry unless ``space`` is a valid search space over ``accepted``.
+
+    A search space maps a hyper-parameter name (one the strategy accepts: its own keyword-only
+    options or :data:`PER_METHOD_OPTIONS`) to one of::
+
+        {"type": "float", "low": 1e-3, "high": 1.0, "log": True}     # log optional (False)
+        {"type": "int", "low": 1, "high": 10}                        # inclusive bounds
+        {"type": "categorical", "choices": ["instance", "class"]}
+
+    with ``low < high`` and ``low > 0`` on a log scale (the ranges Optuna's ``suggest_float`` /
+    ``suggest_int`` / ``suggest_categorical`` take).
+    """
+    for name, spec in space.items():
+        where = f"search space entry {name!r}"
+        if name not in accepted:
+            raise ValueError(f"{where}: not a hyper-parameter of the strategy (accepted: {', '.join(sorted(accepted))})")
+        if not isinstance(spec, dict) or spec.get("type") not in SEARCH_SPACE_TYPES:
+            raise ValueError(f"{where}: 'type' must be one of {sorted(SEARCH_SPACE_TYPES)}, got {spec!r}")
+        required, optional = SEARCH_SPACE_TYPES[spec["type"]]
+        unknown = set(spec) - {"type", *required, *optional}
+        missing = [k for k in required if k not in spec]
+        if unknown or missing:
+            raise ValueError(f"{where}: {spec['type']} entries take {', '.join(required + optional)}; "
+                             f"missing {missing}, unknown {sorted(unknown)}")
+        if spec["type"] == "categorical":
+            if not isinstance(spec["choices"], (list, tuple)) or not spec["choices"]:
+                raise ValueError(f"{where}: choices must be a non-empty list, got {spec['choices']!r}")
+            continue
+        number = int if spec["type"] == "int" else (int, float)
+        low, high, log = spec["low"], spec["high"], spec.get("log", False)
+        if any(isinstance(v, bool) or not isinstance(v, number) for v in (low, high)) or not low < high:
+            raise ValueError(f"{where}: needs {spec['type']} bounds with low < high, got low={low!r}, high={high!r}")
+        if not isinstance(log, bool) or (log and low <= 0):
+            raise ValueError(f"{where}: log must be a bool, and a log scale needs low > 0 (low={low!r}, log={log!r})")
+
 
 def register_strategy(name: str, **info: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a factory ``(setup, **hparams) -> strategy`` under ``name``."""
+    """Register a factory ``(setup, **hparams) -> strategy`` under ``name`` (``info``: the
+    fields of :class:`StrategyInfo`; a ``search_space`` is checked against the factory's
+    keyword-only options)."""
     parsed = StrategyInfo(**info)
     if parsed.memory not in MEMORY_USES:
         raise ValueError(f"memory={parsed.memory!r}; expected one of {MEMORY_USES}")
-    return STRATEGIES.register(name, info=parsed)
+    register = STRATEGIES.register(name, info=parsed)
+
+    def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+        if parsed.search_space is not None:
+            try:
+                check_search_space(parsed.search_space, {**_keyword_options(factory), **PER_METHOD_OPTIONS})
+            except ValueError as err:
+                raise ValueError(f"strategy {name!r}: {err}") from None
+        return register(factory)
+
+    return decorator
 
 
 def strategy_info(name: str) -> StrategyInfo:
@@ -56,15 +113,23 @@ def strategy_info(name: str) -> StrategyInfo:
 PER_METHOD_OPTIONS: dict[str, Any] = {"lr": None, "train_epochs": None}
 
 
-def strategy_hparams(name: str) -> dict[str, Any]:
-    """The method's own hyper-parameters and their defaults, then :data:`PER_METHOD_OPTIONS`."""
-    signature = inspect.signature(STRATEGIES.get(name))
-    own = {
+def _keyword_options(factory: Callable[..., Any]) -> dict[str, Any]:
+    signature = inspect.signature(factory)
+    return {
         p.name: p.default
         for p in signature.parameters.values()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
     }
-    return {**own, **PER_METHOD_OPTIONS}
+
+
+def strategy_hparams(name: str) -> dict[str, Any]:
+    """The method's own hyper-parameters and their defaults, then :data:`PER_METHOD_OPTIONS`."""
+    return {**_keyword_options(STRATEGIES.get(name)), **PER_METHOD_OPTIONS}
+
+
+def strategy_search_space(name: str) -> dict[str, dict[str, Any]]:
+    """The registered search space of ``name`` for ``tune`` (``{}`` when none was given)."""
+    return dict(strategy_info(name).search_space or {})
 
 
 def check_strategy(name: str, *, scenario_kind: str, mem_size: int, hparams: dict[str, Any]) -> None:
