@@ -1,0 +1,125 @@
+"""The pieces Co2L, CaSSLe and FOSTER share: stages within the step budget (each training only
+its part), frozen copies, heads as logits of an embedding, method modules in the optimizer, and
+the registry's search spaces."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from avalanche.core import SupervisedPlugin
+from strategy_fixtures import cil_benchmark, make_setup
+
+from avalanche_clip.models import LinearHeadClassifier, set_trainable
+from avalanche_clip.runner import ContinualRun
+from avalanche_clip.strategies import build_strategy
+from avalanche_clip.strategies.registry import check_search_space, strategy_search_space
+from avalanche_clip.strategies.snapshots import FrozenHead, FrozenImageEncoder, head_logits, image_path
+from avalanche_clip.strategies.staged import split_steps
+
+
+def test_split_steps_gives_each_stage_a_step_and_uses_the_whole_budget():
+    assert split_steps(10, 0.5, ("a", "b")) == [("a", 5), ("b", 5)]
+    assert split_steps(3, 0.1, ("a", "b")) == [("a", 2), ("b", 1)]
+    assert split_steps(2, 0.9, ("a", "b")) == [("a", 1), ("b", 1)]
+    assert split_steps(300, 130 / 300, ("boost", "compress")) == [("boost", 170), ("compress", 130)]
+    assert split_steps(0, 0.5, ("a", "b")) == []
+    with pytest.raises(ValueError, match="need at least 2 steps per experience, got 1"):
+        split_steps(1, 0.5, ("a", "b"))
+
+
+class _WhatChanged(SupervisedPlugin):
+    """Per step: the stage and which parameter groups the update changed."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def _groups(self, strategy):
+        model = strategy.model
+        return {
+            "image": [p for p in image_path(model).parameters() if p.requires_grad],
+            "head": [p for n, p in model.clip.named_parameters() if p.requires_grad and not n.startswith("visual.")],
+            "method": list(strategy.method_modules.parameters()),
+        }
+
+    def before_update(self, strategy, **kwargs):
+        self._before = {k: [p.detach().clone() for p in ps] for k, ps in self._groups(strategy).items()}
+
+    def after_update(self, strategy, **kwargs):
+        after = self._groups(strategy)
+        changed = {k for k, ps in after.items()
+                   if any(not torch.equal(a, b) for a, b in zip(self._before[k], ps, strict=True))}
+        self.steps.append((strategy.clock.train_exp_counter, strategy.stage, changed))
+
+
+@pytest.mark.parametrize("name", ["co2l", "cassle"])
+def test_representation_then_classifier_each_train_only_their_part(name):
+    benchmark = cil_benchmark()
+    watch = _WhatChanged()
+    strategy = build_strategy(name, make_setup(benchmark, plugins=[watch], steps_per_experience=4),
+                              classifier_fraction=0.5)
+    records = ContinualRun(strategy, benchmark, progress=False).run()
+    assert [r["optimizer_steps"] for r in records] == [4] * 5
+    stages = [(exp, stage) for exp, stage, _ in watch.steps]
+    assert stages == [(e, s) for e in range(5) for s in ["representation"] * 2 + ["classifier"] * 2]
+    for _, stage, changed in watch.steps:
+        expected = {"image", "method"} if stage == "representation" else {"head"}
+        assert changed == expected, (stage, changed)
+
+
+def test_head_logits_are_the_models_own_and_frozen_copies_stay_put():
+    benchmark = cil_benchmark()
+    setup = make_setup(benchmark)
+    x = torch.stack([benchmark.train_stream[0].dataset[i][0] for i in range(6)])
+    for model in (setup.classifier, LinearHeadClassifier.from_clip_classifier(setup.classifier)):
+        model.mark_seen([0, 1, 2])
+        with torch.no_grad():
+            torch.testing.assert_close(head_logits(model, model.encode_images(x)), model(x))
+            encoder, head = FrozenImageEncoder(model), FrozenHead(model)
+            visible = model.classes.visible()
+            torch.testing.assert_close(head(encoder(x))[:, visible], model(x)[:, visible], rtol=1e-4, atol=1e-4)  # s·(a·b) vs (s·b)·a in float32
+            before = encoder(x)
+            for p in image_path(model).parameters():
+                p.add_(0.1)
+            assert not torch.allclose(model.encode_images(x), before)
+            torch.testing.assert_close(encoder(x), before, rtol=0, atol=0)
+            assert not any(p.requires_grad for p in encoder.parameters())
+
+
+def test_method_modules_train_with_the_model_and_the_head_must_be_trainable():
+    benchmark = cil_benchmark()
+    strategy = build_strategy("co2l", make_setup(benchmark))
+    ContinualRun(strategy, benchmark, progress=False).run()
+    in_optimizer = {id(p) for g in strategy.optimizer.param_groups for p in g["params"]}
+    assert {id(p) for p in strategy.method_modules["projector"].parameters()} <= in_optimizer
+    assert strategy.optimizer.state[next(strategy.method_modules["projector"].parameters())]  # stepped
+
+    setup = make_setup(benchmark)
+    set_trainable(setup.classifier.clip, "image")  # the prompt head cannot train
+    with pytest.raises(ValueError, match="the head has no trainable parameter.*or use head: linear"):
+        build_strategy("co2l", setup)
+    build_strategy("co2l", make_setup(benchmark, head="linear"))  # the linear head trains
+
+
+def test_registered_search_spaces_and_their_checks():
+    for name in ("co2l", "foster", "cassle"):
+        space = strategy_search_space(name)
+        assert space and all(spec["type"] in ("float", "int", "categorical") for spec in space.values())
+    assert strategy_search_space("ce") == {}
+    accepted = {"tau", "mode", "steps"}
+    check_search_space({"tau": {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
+                        "steps": {"type": "int", "low": 1, "high": 9},
+                        "mode": {"type": "categorical", "choices": ["a", "b"]}}, accepted)
+    bad = [
+        ({"temp": {"type": "float", "low": 0.1, "high": 1.0}}, "'temp': not a hyper-parameter"),
+        ({"tau": {"type": "uniform", "low": 0.1, "high": 1.0}}, "'type' must be one of"),
+        ({"tau": {"type": "float", "low": 1.0, "high": 0.1}}, "low < high"),
+        ({"tau": {"type": "float", "low": 0.0, "high": 1.0, "log": True}}, "log scale needs low > 0"),
+        ({"steps": {"type": "int", "low": 1.5, "high": 9}}, "needs int bounds"),
+        ({"mode": {"type": "categorical", "choices": []}}, "non-empty list"),
+        ({"tau": {"type": "float", "low": 0.1}}, r"missing \['high'\]"),
+        ({"tau": {"type": "float", "low": 0.1, "high": 1.0, "step": 0.1}}, r"unknown \['step'\]"),
+    ]
+    for space, message in bad:
+        with pytest.raises(ValueError, match=message):
+            check_search_space(space, accepted)
