@@ -9,12 +9,18 @@ import torch
 from avalanche.core import SupervisedPlugin
 from strategy_fixtures import cil_benchmark, make_setup
 
+from avalanche_clip.hyperparameters import check_hyperparameters
 from avalanche_clip.models import LinearHeadClassifier, set_trainable
 from avalanche_clip.runner import ContinualRun
 from avalanche_clip.strategies import build_strategy
 from avalanche_clip.strategies.registry import check_search_space, strategy_search_space
 from avalanche_clip.strategies.snapshots import FrozenHead, FrozenImageEncoder, head_logits, image_path
 from avalanche_clip.strategies.staged import split_steps
+
+
+@pytest.fixture(scope="module")
+def small_benchmark():
+    return cil_benchmark()
 
 
 def test_split_steps_gives_each_stage_a_step_and_uses_the_whole_budget():
@@ -123,3 +129,17 @@ def test_registered_search_spaces_and_their_checks():
     for space, message in bad:
         with pytest.raises(ValueError, match=message):
             check_search_space(space, accepted)
+
+
+@pytest.mark.parametrize("name, hparams, message", [
+    ("co2l", {"classifier_fraction": 1.5}, r"classifier_fraction must lie in \(0, 1\), got 1.5"),
+    ("co2l", {"kappa_past": 0}, "kappa_past must be a number > 0, got 0"),
+    ("foster", {"beta1": 1.0}, r"beta1 must lie in \[0, 1\), got 1.0"),
+    ("foster", {"compression_fraction": 0}, r"compression_fraction must lie in \(0, 1\), got 0"),
+    ("cassle", {"distill_lambda": -1}, "distill_lambda must be a number >= 0, got -1"),
+])
+def test_bad_values_fail_before_training_and_when_built(name, hparams, message, small_benchmark):
+    with pytest.raises(ValueError, match=f"strategy '{name}': {message}"):
+        check_hyperparameters(name, hparams)  # what run / sweep validation calls up front
+    with pytest.raises(ValueError, match=message):
+        build_strategy(name, make_setup(small_benchmark), **hparams)
