@@ -68,11 +68,12 @@ def make_setup(benchmark, *, mem_size: int = 20, seed: int = 0, loggers=(), **ov
     return StrategySetup(classifier=classifier, benchmark=benchmark, **settings)
 
 
-def pretrained_digits_run(strategy: str, cache_dir: Path, *, plugins=(), options=None, **overrides):
-    """A prepared run (``avalanche_clip.experiment.prepare_run``) of ``strategy`` on a subset of
-    digits (5 x 2 classes, 30 train / 20 test images per class) with the offline
-    ImageNet-pretrained effnet-lite0-clip, its trunk frozen and cached in ``cache_dir``, both
-    projections trainable: a small model that discriminates, unlike the random tiny CLIP."""
+def pretrained_run(strategy: str, cache_dir: Path, *, plugins=(), options=None, **overrides):
+    """A prepared run (``avalanche_clip.experiment.prepare_run``) of ``strategy`` with the offline
+    ImageNet-pretrained effnet-lite0-clip at 64 px, its trunk frozen and cached in ``cache_dir``,
+    both projections trainable: a small model that discriminates, unlike the random tiny CLIP.
+    By default on a subset of digits (5 x 2 classes, 30 train / 20 test images per class);
+    ``overrides`` are run config keys (another scenario, memory, budget ...)."""
     from avalanche_clip.config import resolve_config
     from avalanche_clip.experiment import prepare_run
 

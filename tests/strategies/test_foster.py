@@ -7,7 +7,7 @@ import pytest
 import torch
 from avalanche.core import SupervisedPlugin
 from contrastive_references import effective_weights, softmax_row
-from strategy_fixtures import make_setup, pretrained_digits_run
+from strategy_fixtures import make_setup, pretrained_run
 
 from avalanche_clip.losses.foster import (
     balanced_distillation,
@@ -120,7 +120,7 @@ def test_boosting_then_compression_back_into_one_path_that_predicts_like_the_exp
     # memory 80: 30 to 10 exemplars per old class against 30 images per new class, the ratio of
     # the authors' CIFAR-100 setting (20 against 500, after effective numbers), so balanced
     # distillation reweights the teacher moderately, as it does there
-    run = pretrained_digits_run("foster", feature_cache_dir, plugins=[watch], mem_size=80,
+    run = pretrained_run("foster", feature_cache_dir, plugins=[watch], mem_size=80,
                                 steps_per_experience=60, options={"compression_fraction": 0.5})
     strategy = run.strategy
     n_params = sum(p.numel() for p in strategy.model.parameters())
