@@ -5,9 +5,10 @@ budget), on ``z = g(a)`` with ``a`` the normalised CLIP image embedding and ``g`
 projector (``Linear(D, D) → ReLU → Linear(D, 128)``, the SupCon ResNet head of the authors'
 ``networks/resnet_big.py``, here on top of the CLIP embedding instead of the ResNet features):
 
-- **asymmetric SupCon** (paper Eq. 2–3): only the current experience's samples are anchors;
-  memory samples appear in the anchors' sums only, as negatives (and, in domain-incremental
-  streams where memory shares the current classes, as positives ``p_i = {j ≠ i: y_j = y_i}``)::
+- **asymmetric SupCon** (the paper's Sec. 3): only the current experience's samples are
+  anchors; memory samples appear in the anchors' sums only, as negatives (and, in
+  domain-incremental streams where memory shares the current classes, as positives
+  ``P_i = {j ≠ i: y_j = y_i}``)::
 
       L_asym = (τ/τ_b) · (1/B) Σ_{i ∈ S, P_i ≠ ∅} −(1/|P_i|) Σ_{j∈P_i}
                log[ exp(z_i·z_j/τ) / Σ_{k≠i} exp(z_i·z_k/τ) ]
@@ -18,9 +19,9 @@ projector (``Linear(D, D) → ReLU → Linear(D, 128)``, the SupCon ResNet head 
   over all rows and the factor ``τ/τ_b`` (``τ_b = 0.07``) are the authors' code's
   (``losses_negative_only.py``, from SupContrast), which the paper's sum omits. With one view per
   sample, an anchor without a positive in the batch is left out.
-- **instance-wise relation distillation** (paper Eq. 4–5), from the second experience on, over
-  all ``B`` rows (memory included), from the previous model's similarity distributions
-  (temperature ``κ*``) to the current one's (``κ``)::
+- **instance-wise relation distillation** (IRD, the paper's Sec. 3), from the second
+  experience on, over all ``B`` rows (memory included), from the previous model's similarity
+  distributions (temperature ``κ*``) to the current one's (``κ``)::
 
       L = L_asym + λ · (1/B) Σ_i Σ_{j≠i} −p̄_ij(κ*) log p_ij(κ)
 

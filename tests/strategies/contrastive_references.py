@@ -1,7 +1,8 @@
 """Direct, loop-by-loop implementations of the papers' equations (float64), for the loss tests.
 
-Written from the equations (Co2L Eq. 2–5, CaSSLe Sec. 3, FOSTER Sec. 4), one anchor / one pair
-at a time, independently of the vectorised code under test.
+Written from the papers' equations (Co2L's asymmetric SupCon and IRD, CaSSLe's predictive
+distillation, FOSTER's logits alignment and (balanced) distillation), one anchor / one pair at a
+time, independently of the vectorised code under test.
 """
 
 from __future__ import annotations

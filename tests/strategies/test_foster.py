@@ -7,7 +7,7 @@ import pytest
 import torch
 from avalanche.core import SupervisedPlugin
 from contrastive_references import effective_weights, softmax_row
-from strategy_fixtures import make_setup, pretrained_run
+from strategy_fixtures import dil_benchmark, make_setup, pretrained_run
 
 from avalanche_clip.losses.foster import (
     balanced_distillation,
@@ -85,7 +85,6 @@ class _Watch(SupervisedPlugin):
 
     def before_training_exp(self, strategy, **kwargs):
         self.stages.append({})
-        self.x = None
 
     def before_training_iteration(self, strategy, **kwargs):
         counts = self.stages[-1]
@@ -111,6 +110,7 @@ class _Watch(SupervisedPlugin):
             student = strategy.model(x).argmax(1)
             visible = strategy.model.classes.visible()
             old_only = strategy.old_head(strategy.old_encoder(x))[:, visible].argmax(1)
+        strategy.model.train()
         self.agreement.append((float((teacher == student).float().mean()),
                                float((teacher == visible[old_only]).float().mean())))
 
@@ -142,7 +142,5 @@ def test_boosting_then_compression_back_into_one_path_that_predicts_like_the_exp
 
 
 def test_foster_is_class_incremental_only(dil_root):
-    from strategy_fixtures import dil_benchmark
-
     with pytest.raises(ValueError, match="'foster' supports class-incremental scenarios, not domain-incremental"):
         build_strategy("foster", make_setup(dil_benchmark(dil_root), mem_size=6))
