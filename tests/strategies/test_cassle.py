@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from avalanche.core import SupervisedPlugin
 from contrastive_references import instance_contrast, supcon
-from strategy_fixtures import cil_benchmark, dil_benchmark, make_setup
+from strategy_fixtures import cil_benchmark, make_setup
 
 from avalanche_clip.losses.supcon import predictive_contrastive_distillation, supervised_contrastive_loss
 from avalanche_clip.plugins.memory import ids_digest, sample_ids
@@ -87,9 +87,3 @@ def test_cassle_uses_no_memory_trains_its_predictor_and_distils_from_the_last_mo
     assert watch.predictor == [False, True, True, True, True]
     assert watch.previous_equals_last_model == [True] * 4
 
-
-def test_cassle_runs_domain_incremental(dil_root):
-    benchmark = dil_benchmark(dil_root)
-    records = ContinualRun(build_strategy("cassle", make_setup(benchmark, mem_size=6)), benchmark,
-                           progress=False).run()
-    assert [r["optimizer_steps"] for r in records] == [2, 2]
