@@ -1,6 +1,6 @@
 """The pieces Co2L, CaSSLe and FOSTER share: stages within the step budget (each training only
-its part), frozen copies, heads as logits of an embedding, method modules in the optimizer, and
-the registry's search spaces."""
+its part), frozen copies, heads as logits of an embedding, method modules in the optimizer; the
+registered search spaces and value checks."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from strategy_fixtures import cil_benchmark, make_setup
 from avalanche_clip.hyperparameters import check_hyperparameters
 from avalanche_clip.models import LinearHeadClassifier, set_trainable
 from avalanche_clip.runner import ContinualRun
-from avalanche_clip.strategies import build_strategy
-from avalanche_clip.strategies.registry import check_search_space, strategy_search_space
+from avalanche_clip.strategies import STRATEGIES, build_strategy, strategy_hparams, strategy_info
+from avalanche_clip.strategies.registry import register_strategy
 from avalanche_clip.strategies.snapshots import FrozenHead, FrozenImageEncoder, head_logits, image_path
 from avalanche_clip.strategies.staged import split_steps
 
@@ -107,28 +107,23 @@ def test_method_modules_train_with_the_model_and_the_head_must_be_trainable():
     build_strategy("co2l", make_setup(benchmark, head="linear"))  # the linear head trains
 
 
-def test_registered_search_spaces_and_their_checks():
-    for name in ("co2l", "foster", "cassle"):
-        space = strategy_search_space(name)
-        assert space and all(spec["type"] in ("float", "int", "categorical") for spec in space.values())
-    assert strategy_search_space("ce") == {}
-    accepted = {"tau", "mode", "steps"}
-    check_search_space({"tau": {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
-                        "steps": {"type": "int", "low": 1, "high": 9},
-                        "mode": {"type": "categorical", "choices": ["a", "b"]}}, accepted)
-    bad = [
-        ({"temp": {"type": "float", "low": 0.1, "high": 1.0}}, "'temp': not a hyper-parameter"),
-        ({"tau": {"type": "uniform", "low": 0.1, "high": 1.0}}, "'type' must be one of"),
-        ({"tau": {"type": "float", "low": 1.0, "high": 0.1}}, "low < high"),
-        ({"tau": {"type": "float", "low": 0.0, "high": 1.0, "log": True}}, "log scale needs low > 0"),
-        ({"steps": {"type": "int", "low": 1.5, "high": 9}}, "needs int bounds"),
-        ({"mode": {"type": "categorical", "choices": []}}, "non-empty list"),
-        ({"tau": {"type": "float", "low": 0.1}}, r"missing \['high'\]"),
-        ({"tau": {"type": "float", "low": 0.1, "high": 1.0, "step": 0.1}}, r"unknown \['step'\]"),
-    ]
-    for space, message in bad:
-        with pytest.raises(ValueError, match=message):
-            check_search_space(space, accepted)
+@pytest.mark.parametrize("name", STRATEGIES.list())
+def test_search_spaces_name_accepted_options_and_hold_the_defaults(name):
+    """Every registered space (``tune`` draws from it) names hyper-parameters the strategy
+    accepts, with ranges holding the registered defaults; Co2L, FOSTER and CaSSLe have one."""
+    space = strategy_info(name).search_space or {}
+    defaults = strategy_hparams(name)
+    assert set(space) <= set(defaults), sorted(set(space) - set(defaults))
+    for key, spec in space.items():
+        default = defaults[key]
+        if default is None:  # a per-method option without its own default (lr, train_epochs)
+            continue
+        if spec["type"] == "categorical":
+            assert default in spec["choices"], key
+        else:
+            assert spec["low"] <= default <= spec["high"], (key, default, spec)
+    if name in ("co2l", "foster", "cassle"):
+        assert space
 
 
 @pytest.mark.parametrize("name, hparams, message", [
@@ -143,3 +138,16 @@ def test_bad_values_fail_before_training_and_when_built(name, hparams, message, 
         check_hyperparameters(name, hparams)  # what run / sweep validation calls up front
     with pytest.raises(ValueError, match=message):
         build_strategy(name, make_setup(small_benchmark), **hparams)
+
+
+@pytest.mark.parametrize("spec", [
+    {"type": "uniform", "low": 0.1, "high": 1.0}, {"type": "float", "low": 1.0, "high": 0.1},
+    {"type": "float", "low": 0.0, "high": 1.0, "log": True}, {"type": "categorical", "choices": []},
+])
+def test_malformed_search_spaces_are_refused_at_registration(spec):
+    def factory(setup, *, tau: float = 0.5):
+        return None
+
+    with pytest.raises(ValueError, match="search space"):
+        register_strategy("never-registered", description="-", search_space={"tau": spec})(factory)
+    assert "never-registered" not in STRATEGIES
