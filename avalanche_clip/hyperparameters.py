@@ -16,8 +16,11 @@ _LOSS_KEYS = {
     "gcl": (GCLLoss, ("tau", "gamma", "negatives")),
     "gdro": (GDROLoss, ("tau", "margin", "dro_lambda", "gamma", "class_gamma")),
 }
-_NON_NEGATIVE = ("ewc_lambda", "alpha", "beta")
-_POSITIVE = ("lr", "budget_scale")
+_NON_NEGATIVE = ("ewc_lambda", "alpha", "beta", "ird_lambda", "distill_lambda", "lambda_okd")
+_POSITIVE = ("lr", "budget_scale", "tau", "base_temperature", "kappa", "kappa_past",
+             "distill_temperature", "temperature")
+_FRACTIONS = ("classifier_fraction", "compression_fraction")  # shares of a step budget: (0, 1)
+_BETAS = ("beta1", "beta2")  # FOSTER's effective-number betas: [0, 1)
 _CHOICES = {"train_logits": ("seen", "batch")}
 
 
@@ -51,6 +54,12 @@ def _check(strategy: str, hparams: dict[str, Any]) -> None:
         or hparams["train_epochs"] < 1
     ):
         raise ValueError(f"train_epochs must be an integer >= 1, got {hparams['train_epochs']!r}")
+    for key in _FRACTIONS:
+        if key in hparams and (not _is_number(hparams[key]) or not 0 < hparams[key] < 1):
+            raise ValueError(f"{key} must lie in (0, 1), got {hparams[key]!r}")
+    for key in _BETAS:
+        if key in hparams and (not _is_number(hparams[key]) or not 0 <= hparams[key] < 1):
+            raise ValueError(f"{key} must lie in [0, 1), got {hparams[key]!r}")
     for key, choices in _CHOICES.items():
         if key in hparams and hparams[key] not in choices:
             raise ValueError(f"{key}={hparams[key]!r}; expected one of {choices}")

@@ -23,9 +23,12 @@ from torch import nn
 
 from avalanche_clip.models.linear_head import NormalizedImageEncoder
 from avalanche_clip.plugins import SeenClassesPlugin
+from avalanche_clip.strategies.cassle import CaSSLeStrategy
+from avalanche_clip.strategies.co2l import Co2LStrategy
 from avalanche_clip.strategies.contrastive import GCLStrategy, GDROStrategy
 from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
 from avalanche_clip.strategies.der import DERStrategy
+from avalanche_clip.strategies.foster import FOSTERStrategy
 from avalanche_clip.strategies.icarl import BudgetedICaRL, PromptHead, attach_icarl_benchmark_info
 from avalanche_clip.strategies.joint import CLIPJointStrategy
 from avalanche_clip.strategies.registry import CLASS_INCREMENTAL, register_strategy
@@ -114,6 +117,60 @@ def build_ewc(setup: StrategySetup, *, ewc_lambda: float = 100.0, mode: str = "s
                                  "beta": {"type": "float", "low": 0.0, "high": 1.0}})
 def build_der(setup: StrategySetup, *, alpha: float = 0.1, beta: float = 0.5) -> DERStrategy:
     return DERStrategy(alpha=alpha, beta=beta, **_ours(setup))
+
+
+@register_strategy("co2l", description="Co2L: asymmetric supervised contrastive learning and "
+                   "instance-wise relation distillation on a projection of the image embedding, "
+                   "then the head, class-balanced, on the shared memory",
+                   search_space={
+                       "tau": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
+                       "ird_lambda": {"type": "float", "low": 0.1, "high": 10.0, "log": True},
+                       "kappa": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
+                       "kappa_past": {"type": "float", "low": 0.005, "high": 0.5, "log": True},
+                       "classifier_fraction": {"type": "float", "low": 0.1, "high": 0.7},
+                   })
+def build_co2l(setup: StrategySetup, *, tau: float = 0.5, kappa: float = 0.2,
+               kappa_past: float = 0.01, ird_lambda: float = 1.0, base_temperature: float = 0.07,
+               projection_dim: int = 128, classifier_fraction: float = 0.5) -> Co2LStrategy:
+    return Co2LStrategy(tau=tau, kappa=kappa, kappa_past=kappa_past, ird_lambda=ird_lambda,
+                        base_temperature=base_temperature, projection_dim=projection_dim,
+                        classifier_fraction=classifier_fraction, **_ours(setup))
+
+
+@register_strategy("foster", scenarios=(CLASS_INCREMENTAL,), description="FOSTER: feature "
+                   "boosting (a new image path beside the frozen old one, logits alignment, "
+                   "feature enhancement, distillation) then compression back into one path",
+                   search_space={
+                       "beta1": {"type": "float", "low": 0.9, "high": 0.999},
+                       "beta2": {"type": "float", "low": 0.9, "high": 0.999},
+                       "temperature": {"type": "float", "low": 1.0, "high": 4.0},
+                       "lambda_okd": {"type": "float", "low": 0.1, "high": 10.0, "log": True},
+                       "compression_fraction": {"type": "float", "low": 0.2, "high": 0.6},
+                   })
+def build_foster(setup: StrategySetup, *, beta1: float = 0.96, beta2: float = 0.97,
+                 temperature: float = 2.0, lambda_okd: float = 1.0,
+                 compression_fraction: float = 130 / 300) -> FOSTERStrategy:
+    return FOSTERStrategy(beta1=beta1, beta2=beta2, temperature=temperature, lambda_okd=lambda_okd,
+                          compression_fraction=compression_fraction, **_ours(setup))
+
+
+@register_strategy("cassle", memory="none", description="CaSSLe (supervised contrastive): SupCon "
+                   "and predictive contrastive distillation to the frozen previous model, then "
+                   "the head; no memory",
+                   search_space={
+                       "tau": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
+                       "distill_temperature": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
+                       "distill_lambda": {"type": "float", "low": 0.1, "high": 10.0, "log": True},
+                       "classifier_fraction": {"type": "float", "low": 0.1, "high": 0.7},
+                   })
+def build_cassle(setup: StrategySetup, *, tau: float = 0.1, distill_temperature: float = 0.2,
+                 distill_lambda: float = 1.0, projection_hidden: int = 2048,
+                 projection_dim: int = 128, predictor_hidden: int = 2048,
+                 classifier_fraction: float = 1 / 3) -> CaSSLeStrategy:
+    return CaSSLeStrategy(tau=tau, distill_temperature=distill_temperature,
+                          distill_lambda=distill_lambda, projection_hidden=projection_hidden,
+                          projection_dim=projection_dim, predictor_hidden=predictor_hidden,
+                          classifier_fraction=classifier_fraction, **_ours(setup, mem_size=0))
 
 
 @register_strategy("icarl", scenarios=(CLASS_INCREMENTAL,), memory="required", uses_index=False,

@@ -66,3 +66,21 @@ def make_setup(benchmark, *, mem_size: int = 20, seed: int = 0, loggers=(), **ov
                     evaluator=make_evaluator(loggers))
     settings.update(overrides)
     return StrategySetup(classifier=classifier, benchmark=benchmark, **settings)
+
+
+def pretrained_run(strategy: str, cache_dir: Path, *, plugins=(), options=None, **overrides):
+    """A prepared run (``avalanche_clip.experiment.prepare_run``) of ``strategy`` with the offline
+    ImageNet-pretrained effnet-lite0-clip at 64 px, its trunk frozen and cached in ``cache_dir``,
+    both projections trainable: a small model that discriminates, unlike the random tiny CLIP.
+    By default on a subset of digits (5 x 2 classes, 30 train / 20 test images per class);
+    ``overrides`` are run config keys (another scenario, memory, budget ...)."""
+    from avalanche_clip.config import resolve_config
+    from avalanche_clip.experiment import prepare_run
+
+    config = {"scenario": "digits", "templates": "digit", "pretrained": "imagenet", "image_size": 64,
+              "trainable": "projections", "cache_dir": str(cache_dir), "progress": False,
+              "scenario_options": {"max_train_per_class": 30, "max_test_per_class": 20},
+              "strategy": strategy, "mem_size": 20, "steps_per_experience": 30, "lr": 1e-2,
+              "weight_decay": 0.01, "checkpoint": False, "strategy_options": {strategy: options or {}}}
+    config.update(overrides)
+    return prepare_run(resolve_config([config]), plugins=tuple(plugins))

@@ -41,7 +41,7 @@ def _run(tmp_path, name, *, plugins=(), resume=False, config=None, mem_size=20):
     return run.run(resume=resume), strategy
 
 
-@pytest.mark.parametrize("name", ["gdro", "replay", "der", "ewc"])
+@pytest.mark.parametrize("name", ["gdro", "replay", "der", "ewc", "co2l", "foster", "cassle"])
 def test_resumed_run_equals_uninterrupted_run(tmp_path, name):
     reference, ref_strategy = _run(tmp_path / "reference", name)
 
@@ -60,6 +60,9 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, name):
     if name == "der":
         assert torch.equal(ref_strategy.stored_ids, strategy.stored_ids)
         torch.testing.assert_close(strategy.stored_logits, ref_strategy.stored_logits, rtol=0, atol=0)
+    if name in ("co2l", "foster", "cassle"):  # the method's own modules (projector, predictor)
+        for key, value in ref_strategy.method_modules.state_dict().items():
+            torch.testing.assert_close(strategy.method_modules.state_dict()[key], value, rtol=0, atol=0, msg=key)
     if name == "gdro":
         for key, value in ref_strategy.contrastive_loss.state_dict().items():
             torch.testing.assert_close(strategy.contrastive_loss.state_dict()[key], value, rtol=0, atol=0,

@@ -16,8 +16,9 @@ from avalanche_clip.runner import ContinualRun
 from avalanche_clip.strategies import build_strategy, strategy_info
 from avalanche_clip.strategies.budget import BudgetedTrainingMixin
 
-CONTINUAL = ["zero-shot", "ce", "naive", "replay", "ewc", "der", "icarl", "gcl", "gdro"]
-SHARED_MEMORY = ["ce", "replay", "der", "gcl", "gdro"]
+CONTINUAL = ["zero-shot", "ce", "naive", "replay", "ewc", "der", "icarl", "gcl", "gdro", "co2l", "foster",
+             "cassle"]
+SHARED_MEMORY = ["ce", "replay", "der", "gcl", "gdro", "co2l", "foster"]
 
 
 def _run(name, benchmark_factory, *, mem_size=20, **overrides):
@@ -55,7 +56,7 @@ def test_replay_methods_hold_the_same_exemplars(cil_records):
     assert len(set(reference)) == 5  # the memory changes with every experience
     assert all(d == reference for d in digests.values()), digests
     empty = ids_digest([])
-    for name in ("zero-shot", "naive", "ewc", "joint"):
+    for name in ("zero-shot", "naive", "ewc", "joint", "cassle"):
         assert {r["memory_digest"] for r in cil_records[name]} == {empty}
     assert {r["memory_digest"] for r in cil_records["icarl"]} == {None}  # herding: its own
 
@@ -74,9 +75,9 @@ def test_domain_incremental_runs_share_steps_and_exemplars_too(dil_root):
     def factory(with_index=True):
         return dil_benchmark(dil_root, with_index=with_index)
 
-    records = {name: _run(name, factory, mem_size=6)[0] for name in ("ce", "gdro", "der")}
+    records = {name: _run(name, factory, mem_size=6)[0] for name in ("ce", "gdro", "der", "co2l")}
     steps = {name: [(r["optimizer_steps"], r["memory_digest"]) for r in rs] for name, rs in records.items()}
-    assert steps["ce"] == steps["gdro"] == steps["der"]
+    assert steps["ce"] == steps["gdro"] == steps["der"] == steps["co2l"]
 
 
 def test_icarl_stores_exactly_the_memory_size():
