@@ -1,6 +1,7 @@
 """Data-parallel training over 2 CPU processes (gloo) equals one process with the same global
 batch: the same weights and loss state to float round-off, the same memory, after several steps
-and across an experience boundary; a killed 2-process run resumes to the same records."""
+and across an experience boundary; a killed 2-process run (torchrun, the CLI) resumes to the
+records of the uninterrupted one; what DDP does not support is refused."""
 
 from __future__ import annotations
 
@@ -28,10 +29,11 @@ def test_two_processes_train_as_one_with_the_same_global_batch(name, tmp_path):
         assert torch.equal(ranks[0]["model"][key], ranks[1]["model"][key]), key
     for key, value in ranks[0]["loss"].items():
         torch.testing.assert_close(value, ranks[1]["loss"][key], rtol=0, atol=0, equal_nan=True)
-    assert ranks[0]["steps"] == single["steps"] == 2 * 2 * 3  # 2 experiences x 2 epochs x 40/15
+    assert ranks[0]["steps"] == single["steps"] == 2 * 3  # last experience: 2 epochs x ⌈40/15⌉
     assert ranks[0]["samples"] == single["samples"]
     assert torch.equal(ranks[0]["memory"], single["memory"])
-    moved = max((single["model"][k] - v).abs().max().item() for k, v in train_init(name).items())
+    moved = max((single["model"][k] - v).abs().max().item() for k, v in train_init(name).items()
+                if v.is_floating_point())
     assert moved > 1e-3  # training moved the weights: the comparison is not vacuous
     for key, value in single["model"].items():
         torch.testing.assert_close(ranks[0]["model"][key], value, rtol=1e-5, atol=1e-6, msg=key)
@@ -53,7 +55,7 @@ def _config(tmp_path: Path, **extra) -> Path:
     import yaml
 
     config = {
-        "scenario": "digits", "n_experiences": 3, "model": "tiny-clip", "pretrained": None,
+        "scenario": "digits", "n_experiences": 5, "model": "tiny-clip", "pretrained": None,
         "scenario_options": {"max_train_per_class": 12, "max_test_per_class": 6},
         "trainable": "projections", "strategy": "gdro", "mem_size": 10, "train_epochs": 1,
         "train_mb_size": 16, "eval_mb_size": 64, "optimizer": "sgd", "lr": 0.05,
@@ -75,17 +77,18 @@ def _torchrun(config: Path, out: Path, *extra: str, wait: bool = True):
                             start_new_session=True)
 
 
-def _accuracies(path: Path) -> list[list[float]]:
+def _records(path: Path) -> list[dict]:
+    """The records minus wall time (the one field two equal runs may differ in)."""
     import json
 
-    return [json.loads(line)["accuracy_per_experience"] for line in path.read_text().splitlines()]
+    return [{k: v for k, v in json.loads(line).items() if k != "wall_time_s"}
+            for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_a_killed_two_process_run_resumes_to_the_one_process_records(tmp_path):
-    from avalanche_clip.cli import main
-
+def test_a_killed_two_process_run_resumes_to_the_uninterrupted_records(tmp_path):
     config = _config(tmp_path)
-    assert main(["run", "--config", str(config), "--out", str(tmp_path / "one")]) == 0
+    whole = _torchrun(config, tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-2000:]
     process = _torchrun(config, tmp_path / "two", wait=False)
     deadline = time.monotonic() + 240
     try:  # kill the whole job once the first checkpoint is written
@@ -97,12 +100,10 @@ def test_a_killed_two_process_run_resumes_to_the_one_process_records(tmp_path):
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+    assert len(_records(tmp_path / "two" / "results.jsonl")) < 5
     done = _torchrun(config, tmp_path / "two", "--resume")
     assert done.returncode == 0, done.stderr[-2000:]
-    one, two = _accuracies(tmp_path / "one" / "results.jsonl"), _accuracies(tmp_path / "two" / "results.jsonl")
-    assert len(two) == 3
-    for a, b in zip(one, two, strict=True):  # 60 test images per experience: at most 1 flips
-        assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1 / 60 + 1e-9
+    assert _records(tmp_path / "two" / "results.jsonl") == _records(tmp_path / "whole" / "results.jsonl")
 
 
 def test_unsupported_strategies_and_commands_are_refused_under_torchrun(tmp_path):

@@ -123,7 +123,7 @@ def test_memory_samples_never_act_as_anchors_in_training(dil_root):
     ContinualRun(build_strategy("co2l", setup), benchmark, progress=False).run()
     with_memory = [s for s in recorder.steps if s[1] > 0]
     assert len(recorder.steps) == 6 and len(with_memory) == 3  # 3 representation steps each
-    for anchors_are_new_rows, _, loss, reference, all_anchors in recorder.steps:
+    for anchors_are_new_rows, _, loss, reference, _ in recorder.steps:
         assert anchors_are_new_rows
         assert loss == pytest.approx(reference, rel=1e-5, abs=1e-6)
     assert any(abs(s[4] - s[3]) > 1e-3 for s in with_memory)  # the test can tell the difference
