@@ -35,9 +35,11 @@ def train(name: str, mem_size: int) -> dict:
     }
 
 
-def worker(rank: int, world: int, init_file: str, out: str, name: str, mem_size: int) -> None:
+def worker(rank: int, world: int, init_file: str, out: str, names: list[str], mem_size: int) -> None:
+    """One process: train each strategy of ``names`` in turn (one process start for all)."""
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        torch.save(train(name, mem_size), Path(out) / f"rank{rank}.pt")
+        for name in names:
+            torch.save(train(name, mem_size), Path(out) / f"{name}-rank{rank}.pt")
     finally:
         dist.destroy_process_group()

@@ -20,10 +20,21 @@ from distributed_worker import train, worker
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["gcl", "gdro", "ce"])
-def test_two_processes_train_as_one_with_the_same_global_batch(name, tmp_path):
-    mp.spawn(worker, args=(2, str(tmp_path / "init"), str(tmp_path), name, 12), nprocs=2, join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+NAMES = ["gcl", "gdro", "ce"]
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    """The states of each strategy trained by 2 gloo processes (spawned once for all)."""
+    out = tmp_path_factory.mktemp("ddp")
+    mp.spawn(worker, args=(2, str(out / "init"), str(out), NAMES, 12), nprocs=2, join=True)
+    return {name: [torch.load(out / f"{name}-rank{r}.pt", weights_only=True) for r in (0, 1)]
+            for name in NAMES}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_two_processes_train_as_one_with_the_same_global_batch(name, two_processes):
+    ranks = two_processes[name]
     single = train(name, 12)
     for key in ranks[0]["model"]:  # both processes hold the very same model
         assert torch.equal(ranks[0]["model"][key], ranks[1]["model"][key]), key
@@ -106,7 +117,25 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_records(tmp_path)
     assert _records(tmp_path / "two" / "results.jsonl") == _records(tmp_path / "whole" / "results.jsonl")
 
 
-def test_unsupported_strategies_and_commands_are_refused_under_torchrun(tmp_path):
-    done = _torchrun(_config(tmp_path, strategy="der"), tmp_path / "der")
-    assert done.returncode != 0
-    assert "strategy 'der' does not support distributed training (2 processes)" in done.stderr
+def test_unsupported_strategies_plugins_and_commands_are_refused_under_several_processes(monkeypatch, capsys):
+    from avalanche.training.plugins import EWCPlugin, LRSchedulerPlugin
+
+    import avalanche_clip.distributed as distributed
+    import avalanche_clip.experiment as experiment
+    from avalanche_clip.cli import main
+    from avalanche_clip.config import ConfigError
+
+    monkeypatch.setattr(experiment, "world_size", lambda: 2)
+    with pytest.raises(ConfigError, match="strategy 'der' does not support distributed training "
+                                          r"\(2 processes\); supported: ce, gcl, gdro, joint"):
+        experiment.check_distributed_strategy("der")
+    experiment.check_distributed_strategy("gdro")
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    with pytest.raises(ValueError, match="EWCPlugin is not supported with distributed training"):
+        distributed.check_distributed_plugins("GCLStrategy", [EWCPlugin(1.0)])
+    scheduler = LRSchedulerPlugin(torch.optim.lr_scheduler.StepLR(
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), 1))
+    distributed.check_distributed_plugins("GCLStrategy", [scheduler])
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["sweep", "--config", "none.yaml"]) == 2
+    assert "sweep under torchrun" in capsys.readouterr().err
