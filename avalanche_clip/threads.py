@@ -1,4 +1,5 @@
-"""Torch intra-op threads of a run process (the ``threads`` config key).
+"""How a run process computes: torch's intra-op threads (the ``threads`` config key) and
+denormal floats flushed to zero.
 
 torch starts one intra-op thread per core in every process. Two processes doing that on the same
 cores oversubscribe them, and OpenMP's busy-waiting makes each far slower than half speed
@@ -24,6 +25,14 @@ def run_threads(configured: int | None, workers: int = 1, cores: int | None = No
 
 
 def apply_threads(threads: int | None) -> None:
-    """Set torch's intra-op threads of this process (None: leave torch's default)."""
+    """Set torch's intra-op threads of this process (None: leave torch's default) and flush
+    denormal floats to zero.
+
+    Denormals (below ~1e-38 in float32) take a slow path on x86 CPUs: a softmax over 1,000
+    classes with large logits, as a high learning rate produces, fills a step with them. Measured
+    on the CIFAR-10 proxy (ConSE, lr 0.05): two experiences trained in 33.9 s with denormals and
+    5.5 s without. Flushing them changes values only below that range.
+    """
+    torch.set_flush_denormal(True)
     if threads is not None and threads != torch.get_num_threads():
         torch.set_num_threads(threads)
