@@ -162,7 +162,6 @@ def _tune_one(config: dict[str, Any], settings: TuneSettings, label: str,
     sampler = optuna.samplers.TPESampler(seed=settings.sampler_seed)
     study = optuna.create_study(study_name=label, storage=db, direction="maximize",
                                 sampler=sampler, load_if_exists=True)
-    optuna.storages.fail_stale_trials(study)  # trials of a killed tune: failed, then re-drawn
 
     def objective(trial: Any) -> float:
         params = {name: suggest(trial, name, spec) for name, spec in space.items()}
@@ -182,13 +181,18 @@ def _tune_one(config: dict[str, Any], settings: TuneSettings, label: str,
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
     began = time.perf_counter()
-    remaining = settings.trials - done()
-    if remaining > 0 and not space:  # nothing to choose: one trial of the defaults
-        remaining = 1 if done() == 0 else 0
-    if remaining > 0:
-        stop = optuna.study.MaxTrialsCallback(settings.trials, states=(TrialState.COMPLETE, TrialState.RUNNING))
-        study.optimize(objective, n_trials=remaining, callbacks=[stop], show_progress_bar=progress,
-                       catch=())
+    budget = settings.trials if space else 1  # nothing to choose: one trial of the defaults
+    # Until the study holds `budget` finished trials. Trials running elsewhere (another machine on
+    # the same study) count towards it while they run; one whose process was killed stops
+    # beating, is failed once its heartbeat is stale, and its place is drawn again.
+    stop = optuna.study.MaxTrialsCallback(budget, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    while done() < budget:
+        optuna.storages.fail_stale_trials(study)
+        before = done()
+        study.optimize(objective, n_trials=budget - before, callbacks=[stop],
+                       show_progress_bar=progress, catch=())
+        if done() == before:  # the budget is held by running trials: wait for them
+            time.sleep(HEARTBEAT_S)
     best = study.best_trial
     return TunedStrategy(
         strategy=config_strategy(config, label), params=dict(best.params),
