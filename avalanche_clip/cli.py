@@ -129,13 +129,24 @@ def _default_tags() -> str:
 
 
 def _embedded(*, sweep: bool) -> dict[str, Any]:
-    """The embedded comparison (``run``: its GCL run at memory 100)."""
+    """The embedded comparison (``run``: its GCL run at memory 100, with GCL's tuned values);
+    its ``tuned`` file lies beside it in the package."""
     from avalanche_clip.config import load_yaml
 
     source = load_yaml(DEFAULT_CONFIG)
+    if source.get("tuned"):
+        source["tuned"] = str(DEFAULT_CONFIG.parent / source["tuned"])
     if sweep:
         return source
-    return {k: v for k, v in source.items() if k not in _SWEEP_ONLY} | {"strategy": "gcl", "mem_size": 100}
+    run = {k: v for k, v in source.items() if k not in (*_SWEEP_ONLY, "tune", "tuned", "tuned_check")}
+    run.update(strategy="gcl", mem_size=100)
+    if source.get("tuned"):
+        from avalanche_clip.tuned import read_tuned
+
+        tuned = read_tuned(source["tuned"])["strategies"].get("gcl")
+        if tuned:
+            run["strategy_options"] = {"gcl": dict(tuned["params"])}
+    return run
 
 
 def _config(path: Path | None, overrides: Sequence[str], *, sweep: bool | None) -> dict[str, Any]:

@@ -123,6 +123,14 @@ class DataSource:
         return dataclasses.replace(self, **changes)
 
 
+def sample_groups(targets: Sequence[int], domains: Sequence[int] | None = None) -> np.ndarray:
+    """A group id per sample: its class, or its (domain, class) pair when ``domains`` is given."""
+    labels = np.asarray(targets, dtype=np.int64)
+    if domains is None:
+        return labels
+    return np.asarray(domains, dtype=np.int64) * (int(labels.max()) + 1) + labels
+
+
 def balanced_subsample_indices(
     targets: Sequence[int],
     max_per_group: int,
@@ -133,8 +141,7 @@ def balanced_subsample_indices(
     class when ``domains`` is given), chosen by a private RNG seeded with ``seed``."""
     if max_per_group < 1:
         raise ValueError(f"max per class must be >= 1, got {max_per_group}")
-    t = np.asarray(targets, dtype=np.int64)
-    groups = t if domains is None else np.asarray(domains, dtype=np.int64) * (int(t.max()) + 1) + t
+    groups = sample_groups(targets, domains)
     rng = np.random.default_rng(seed)
     keep: list[np.ndarray] = []
     for g in np.unique(groups):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .source import DataSource
+from .source import DataSource, sample_groups
 
 VALIDATION_SPLIT = "validation"
 
@@ -24,8 +24,7 @@ def validation_indices(targets: list[int], fraction: float, seed: int,
     """Ascending positions of the validation samples (see the module docstring)."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation_fraction must lie in (0, 1), got {fraction!r}")
-    labels = np.asarray(targets, dtype=np.int64)
-    groups = labels if domains is None else np.asarray(domains, dtype=np.int64) * (int(labels.max()) + 1) + labels
+    groups = sample_groups(targets, domains)
     rng = np.random.default_rng(seed)
     chosen: list[np.ndarray] = []
     for group in np.unique(groups):

@@ -93,3 +93,25 @@ def forbid_training(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(experiment, "prepare_run", fail)
     monkeypatch.setattr(ContinualRun, "run", fail)
+
+
+class Killed(Exception):
+    """Stands for the process dying (not one of the errors the CLI turns into exit code 2)."""
+
+
+def interrupted_run(out: Path, config: Path) -> Path:
+    """Run ``config`` into ``out`` and die right after checkpointing its first experience
+    (records: [0], a checkpoint on disk)."""
+    import avalanche_clip.runner as runner
+
+    original = runner.save_checkpoint
+
+    def die_after_first(path: Any, **kwargs: Any) -> None:
+        original(path, **kwargs)
+        raise Killed
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "save_checkpoint", die_after_first)
+        with pytest.raises(Killed):
+            main(["run", "--config", str(config), "--out", str(out)])
+    return out

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cli_fixtures import (
     cli,
+    interrupted_run,
     main,
     read_jsonl,
     tiny_config,
@@ -22,12 +23,7 @@ from cli_fixtures import (
 )
 
 import avalanche_clip.atomic as atomic
-import avalanche_clip.runner as runner
 from avalanche_clip.reporting import TruncatedLineWarning
-
-
-class Killed(Exception):
-    """Stands for the process dying (not one of the errors the CLI turns into exit code 2)."""
 
 
 @pytest.fixture(scope="module")
@@ -37,21 +33,6 @@ def reference(tmp_path_factory):
     config = write_config(root / "run.yaml", tiny_config(root / "cache"))
     assert main(["run", "--config", str(config), "--out", str(root / "out")]) == 0
     return config, read_jsonl(root / "out" / "results.jsonl")
-
-
-def _interrupted(out: Path, config: Path) -> Path:
-    """A run that died right after checkpointing its first experience (records: [0])."""
-    original = runner.save_checkpoint
-
-    def die_after_first(path, **kwargs):
-        original(path, **kwargs)
-        raise Killed
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "save_checkpoint", die_after_first)
-        with pytest.raises(Killed):
-            main(["run", "--config", str(config), "--out", str(out)])
-    return out
 
 
 def _refused(code: int, stderr: str, *fragments: str) -> None:
@@ -71,7 +52,7 @@ def test_a_damaged_checkpoint_names_itself_and_deleting_it_restarts_the_run(refe
     import torch
 
     config, finished = reference
-    out = _interrupted(tmp_path / "run", config)
+    out = interrupted_run(tmp_path / "run", config)
     checkpoint = out / "checkpoint.pt"
     whole = checkpoint.read_bytes()
     checkpoint.write_bytes({"garbage": b"not a checkpoint at all", "truncated": whole[: len(whole) // 2],
@@ -95,7 +76,7 @@ def test_a_damaged_checkpoint_names_itself_and_deleting_it_restarts_the_run(refe
 @pytest.mark.parametrize("records", ["deleted", "emptied", "cut"])
 def test_resume_refuses_a_checkpoint_whose_records_are_missing(reference, tmp_path, capsys, records):
     config, finished = reference
-    out = _interrupted(tmp_path / "run", config)
+    out = interrupted_run(tmp_path / "run", config)
     results = out / "results.jsonl"
     if records == "deleted":
         results.unlink()

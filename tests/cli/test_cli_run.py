@@ -10,6 +10,7 @@ from cli_fixtures import (
     RECORD_KEYS,
     cli,
     forbid_training,
+    interrupted_run,
     main,
     read_jsonl,
     tiny_config,
@@ -21,10 +22,6 @@ import avalanche_clip.runner as runner
 from avalanche_clip.config import RUN_KEYS
 
 RUN_ID = "digits__gcl__m10__s0"
-
-
-class Killed(Exception):
-    """Stands for the process dying (not one of the errors the CLI turns into exit code 2)."""
 
 
 @pytest.fixture(scope="module")
@@ -116,17 +113,7 @@ def test_resume_neutral_keys_may_differ(finished, capsys, monkeypatch):
 
 def _interrupted_run(tmp_path: Path, config: Path) -> Path:
     """A run that died right after checkpointing its first experience."""
-    out = tmp_path / "interrupted"
-    original = runner.save_checkpoint
-
-    def die_after_first(path, **kwargs):
-        original(path, **kwargs)
-        raise Killed
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "save_checkpoint", die_after_first)
-        with pytest.raises(Killed):
-            main(["run", "--config", str(config), "--out", str(out)])
+    out = interrupted_run(tmp_path / "interrupted", config)
     assert [r["experience"] for r in read_jsonl(out / "results.jsonl")] == [0]
     assert (out / "checkpoint.pt").is_file()
     return out
