@@ -162,19 +162,6 @@ def _params_out(params: dict[str, ParamData], keep: set[str]) -> dict[str, torch
     return {name: data.data.detach().cpu().clone() for name, data in params.items() if name in keep}
 
 
-def _params_in(saved: dict[str, torch.Tensor], model: nn.Module, missing: str) -> dict[str, ParamData]:
-    """ParamData per model parameter: saved tensors, and for parameters not saved (frozen) zeros
-    (``missing="zeros"``) or the current value (``missing="value"``)."""
-    out = {}
-    for name, p in model.named_parameters():
-        if name in saved:
-            value = saved[name].to(p.device)
-        else:
-            value = torch.zeros_like(p.data) if missing == "zeros" else p.data.clone()
-        out[name] = ParamData(name, p.shape, device=p.device, init_tensor=value)
-    return out
-
-
 # -- LRSchedulerPlugin -----------------------------------------------------------------------
 def _detached(value: Any) -> Any:
     """A running sum (a float, or a tensor when it summed losses) without its graph."""
@@ -228,11 +215,17 @@ def _save_ewc(plugin: EWCPlugin, strategy: Any) -> dict[str, Any]:
 
 
 def _load_ewc(plugin: EWCPlugin, state: dict[str, Any], strategy: Any, stream: Any) -> None:
-    model = strategy.model
-    plugin.importances = defaultdict(dict, {int(t): _params_in(p, model, "zeros")
-                                            for t, p in state["importances"].items()})
-    plugin.saved_params = defaultdict(dict, {int(t): _params_in(p, model, "value")
-                                             for t, p in state["saved_params"].items()})
+    # Only the saved (trainable) parameters come back: EWC's penalty skips parameters it holds no
+    # entry for, and a frozen one's term is zero anyway (zero importance, fixed value).
+    params = dict(strategy.model.named_parameters())
+
+    def entries(saved: dict[str, torch.Tensor]) -> dict[str, ParamData]:
+        return {name: ParamData(name, params[name].shape, device=params[name].device,
+                                init_tensor=value.to(params[name].device))
+                for name, value in saved.items()}
+
+    plugin.importances = defaultdict(dict, {int(t): entries(p) for t, p in state["importances"].items()})
+    plugin.saved_params = defaultdict(dict, {int(t): entries(p) for t, p in state["saved_params"].items()})
 
 
 # -- LwFPlugin -------------------------------------------------------------------------------

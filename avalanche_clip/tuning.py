@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from avalanche_clip.batching import derived_seed
 from avalanche_clip.config import ConfigError
 from avalanche_clip.experiment import execute_run, scenario_label
 from avalanche_clip.plugins.finite_guard import DivergedTrainingError
@@ -159,9 +160,8 @@ def _tune_one(config: dict[str, Any], settings: TuneSettings, label: str,
     import optuna
     from optuna.trial import TrialState
 
-    sampler = optuna.samplers.TPESampler(seed=settings.sampler_seed)
     study = optuna.create_study(study_name=label, storage=db, direction="maximize",
-                                sampler=sampler, load_if_exists=True)
+                                load_if_exists=True)
 
     def objective(trial: Any) -> float:
         params = {name: suggest(trial, name, spec) for name, spec in space.items()}
@@ -189,6 +189,9 @@ def _tune_one(config: dict[str, Any], settings: TuneSettings, label: str,
     while done() < budget:
         optuna.storages.fail_stale_trials(study)
         before = done()
+        # seeded by the trials so far: a resumed tune draws new points, not its first ones again
+        study.sampler = optuna.samplers.TPESampler(
+            seed=derived_seed(settings.sampler_seed, label, len(study.trials)) % 2**32)
         study.optimize(objective, n_trials=budget - before, callbacks=[stop],
                        show_progress_bar=progress, catch=())
         if done() == before:  # the budget is held by running trials: wait for them

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from avalanche.training.plugins import EWCPlugin
 from torch import nn
 
 from avalanche_clip.models.linear_head import NormalizedImageEncoder
 from avalanche_clip.plugins import SeenClassesPlugin
+from avalanche_clip.plugins.ewc import TrainableEWCPlugin
 from avalanche_clip.strategies.cassle import CaSSLeStrategy
 from avalanche_clip.strategies.co2l import Co2LStrategy
 from avalanche_clip.strategies.contrastive import GCLStrategy, GDROStrategy
@@ -107,7 +107,7 @@ def build_replay(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
                    search_space={"ewc_lambda": {"type": "float", "low": 1.0, "high": 1e6, "log": True}})
 def build_ewc(setup: StrategySetup, *, ewc_lambda: float = 100.0, mode: str = "separate",
               decay_factor: float | None = None) -> CLIPCrossEntropyStrategy:
-    plugin = EWCPlugin(ewc_lambda=ewc_lambda, mode=mode, decay_factor=decay_factor)
+    plugin = TrainableEWCPlugin(ewc_lambda=ewc_lambda, mode=mode, decay_factor=decay_factor)
     return CLIPCrossEntropyStrategy(**_ours(setup, plugin, mem_size=0))
 
 

@@ -1,0 +1,65 @@
+"""The registered EWC keeps only trainable parameters, and its penalty is Avalanche's."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from avalanche.training.plugins import EWCPlugin
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "strategies"))
+from strategy_fixtures import cil_benchmark, make_setup  # noqa: E402
+
+from avalanche_clip.plugins.ewc import TrainableEWCPlugin  # noqa: E402
+from avalanche_clip.strategies import build_strategy  # noqa: E402
+
+
+class PenaltyProbe(EWCPlugin):
+    """Avalanche's EWCPlugin, only recording the penalty it would add (nothing added)."""
+
+    def before_backward(self, strategy, **kwargs):
+        loss = strategy.loss
+        strategy.loss = torch.zeros(())
+        super().before_backward(strategy, **kwargs)
+        self.penalty = strategy.loss.detach()
+        strategy.loss = loss
+
+
+def test_trainable_ewc_stores_only_trained_parameters_and_adds_avalanches_penalty():
+    benchmark = cil_benchmark()
+    strategy = build_strategy("ewc", make_setup(benchmark, mem_size=0), ewc_lambda=50.0)
+    plugin = next(p for p in strategy.plugins if isinstance(p, TrainableEWCPlugin))
+    for experience in benchmark.train_stream[:2]:
+        strategy.train(experience, eval_streams=[])
+    trained = {n for n, p in strategy.model.named_parameters() if p.requires_grad}
+    assert set(plugin.importances[0]) == set(plugin.saved_params[1]) == trained
+    assert len(trained) < len(list(strategy.model.parameters()))  # frozen ones were dropped
+
+    full = PenaltyProbe(ewc_lambda=50.0)  # Avalanche's, holding every parameter
+    full.importances = {t: {**{n: _zeros(p) for n, p in strategy.model.named_parameters()}, **imp}
+                        for t, imp in plugin.importances.items()}
+    full.saved_params = {t: {**{n: _copy(p) for n, p in strategy.model.named_parameters()}, **saved}
+                         for t, saved in plugin.saved_params.items()}
+    with torch.no_grad():
+        for p in strategy.model.parameters():
+            if p.requires_grad:
+                p.add_(0.01)  # away from the anchors
+    strategy.clock.train_exp_counter = 2
+    strategy.loss = torch.zeros(())
+    plugin.before_backward(strategy)
+    full.before_backward(strategy)
+    assert float(strategy.loss) > 0
+    torch.testing.assert_close(strategy.loss.detach(), full.penalty)
+
+
+def _zeros(p):
+    from avalanche.training.utils import ParamData
+
+    return ParamData("z", p.shape, device=p.device, init_tensor=torch.zeros_like(p.data))
+
+
+def _copy(p):
+    from avalanche.training.utils import ParamData
+
+    return ParamData("c", p.shape, device=p.device, init_tensor=p.data.clone())
