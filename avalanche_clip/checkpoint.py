@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from avalanche_clip.atomic import atomic_write
+from avalanche_clip.distributed import rank
 from avalanche_clip.errors import AvalancheClipError
 from avalanche_clip.features.fingerprint import tensors_fingerprint
 from avalanche_clip.plugin_states import (
@@ -126,6 +127,8 @@ def strategy_state(strategy: Any) -> dict[str, Any]:
         state["sample_ids"] = strategy.sample_ids.state_dict()
     if hasattr(strategy, "checkpoint_state"):  # state a strategy keeps outside plugins (DER)
         state["extra"] = strategy.checkpoint_state()
+    if getattr(strategy, "scaler", None) is not None:  # fp16: the loss scale it has learned
+        state["scaler"] = strategy.scaler.state_dict()
     return state
 
 
@@ -170,6 +173,8 @@ def load_strategy_state(strategy: Any, state: dict[str, Any], train_stream: Any)
         _loss_module(strategy).load_state_dict(state["loss"])
     if "extra" in state:
         strategy.load_checkpoint_state(state["extra"])
+    if "scaler" in state and getattr(strategy, "scaler", None) is not None:
+        strategy.scaler.load_state_dict(state["scaler"])
     by_name = {type(p).__name__: p for p in strategy.plugins}
     for name, saved in state["plugins"].items():
         if name not in by_name:
@@ -182,15 +187,17 @@ def load_strategy_state(strategy: Any, state: dict[str, Any], train_stream: Any)
 
 
 def save_checkpoint(path: str | os.PathLike, *, strategy: Any, experience: int,
-                    config: dict[str, Any] | None = None) -> Path:
+                    config: dict[str, Any] | None = None,
+                    rng_states: list[dict[str, Any]] | None = None) -> Path:
     """Write the state after finishing ``experience`` to ``path`` atomically (``config``: the
-    run's settings, checked on resume)."""
+    run's settings, checked on resume; ``rng_states``: every process's RNG state, in rank order,
+    when several train the run — each resumes with its own)."""
     payload = {
         "version": CHECKPOINT_VERSION,
         "experience": int(experience),
         "config": dict(config or {}),
         "strategy": strategy_state(strategy),
-        "rng": capture_rng_state(),
+        "rng": rng_states if rng_states is not None else capture_rng_state(),
     }
     return atomic_write(path, lambda stream: torch.save(payload, stream))
 
@@ -219,7 +226,9 @@ def load_checkpoint(path: str | os.PathLike, *, strategy: Any, train_stream: Any
         )
     try:
         load_strategy_state(strategy, payload["strategy"], train_stream)
-        restore_rng_state(payload["rng"])
+        rng = payload["rng"]
+        # one state per process (a distributed run): this process's; else the one there is
+        restore_rng_state(rng[min(rank(), len(rng) - 1)] if isinstance(rng, list) else rng)
     except (KeyError, TypeError, IndexError) as err:  # a readable file without our structure
         raise CheckpointDamagedError(_damaged(path, f"{type(err).__name__}: {err}")) from err
     return int(payload["experience"])

@@ -140,12 +140,15 @@ def _embedded(*, sweep: bool) -> dict[str, Any]:
         return source
     run = {k: v for k, v in source.items() if k not in (*_SWEEP_ONLY, "tune", "tuned", "tuned_check")}
     run.update(strategy="gcl", mem_size=100)
-    if source.get("tuned"):
-        from avalanche_clip.tuned import read_tuned
+    if source.get("tuned"):  # the sweep's tuned values, checked as a sweep checks them
+        from avalanche_clip.config import resolve_config
+        from avalanche_clip.sweep import strategy_entries
+        from avalanche_clip.tuned import apply_tuned
 
-        tuned = read_tuned(source["tuned"])["strategies"].get("gcl")
-        if tuned:
-            run["strategy_options"] = {"gcl": dict(tuned["params"])}
+        tuned = apply_tuned(resolve_config([source], sweep=True), source["tuned"])
+        options = {label: opts for label, _, opts in strategy_entries(tuned)}.get("gcl")
+        if options:
+            run["strategy_options"] = {"gcl": options}
     return run
 
 

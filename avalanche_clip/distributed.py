@@ -17,8 +17,10 @@ those. The loss is the single-process loss of the global batch:
 
 So each process's gradient is the part of the global gradient that flows through its own rows,
 and their sum (:class:`GradientSumPlugin`, an all-reduce before every optimizer step) is the
-single-process gradient: the result does not depend on the number of processes. Evaluation,
-records and checkpoints happen on rank 0 alone; the others wait. Backends: NCCL on CUDA (each
+single-process gradient: the result does not depend on the number of processes (exactly so to
+float round-off without random augmentation or dropout, whose random streams are per process:
+:func:`reseed_for_rank`). Every process evaluates; rank 0 alone writes the records and
+checkpoints, which hold every process's RNG state, so a resumed run continues each stream. Backends: NCCL on CUDA (each
 process on ``cuda:<local rank>``), gloo on CPU. BatchNorm layers that train keep per-process
 statistics, as in plain PyTorch DDP (the towers we ship freeze theirs).
 """
@@ -87,6 +89,29 @@ def shard(rows: list[int], part: int | None = None, parts: int | None = None) ->
     return rows[part::parts]
 
 
+def gather_rng_states() -> list[dict[str, Any]] | None:
+    """Every process's RNG state in rank order (None in one process: a checkpoint takes its own)."""
+    if world_size() == 1:
+        return None
+    from avalanche_clip.checkpoint import capture_rng_state
+
+    states: list[Any] = [None] * world_size()
+    dist.all_gather_object(states, capture_rng_state())
+    return states
+
+
+def reseed_for_rank(seed: int) -> None:
+    """After the run is built (the same model on every process), give each process its own
+    random stream for what follows — data augmentation, dropout, loader workers — so shards are
+    not augmented alike; deterministic for a (seed, rank)."""
+    if world_size() == 1:
+        return
+    from avalanche_clip.batching import derived_seed
+    from avalanche_clip.experiment import seed_everything
+
+    seed_everything(derived_seed(seed, "rank", rank()) % 2**31)
+
+
 class ShardedBatchSampler(Sampler[list[int]]):
     """This process's shard of every global batch of ``sampler`` (see :func:`shard`)."""
 
@@ -120,15 +145,6 @@ def gather_rows(local: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def global_rows(local_rows: int) -> int:
-    """The global batch size (the sum of every process's rows)."""
-    if world_size() == 1:
-        return local_rows
-    total = torch.tensor(local_rows)
-    dist.all_reduce(total)
-    return int(total)
-
-
 #: Avalanche plugins that do the same under several processes as in one: they read only what every
 #: process has identically (the epoch counters, the evaluation every process runs in full).
 DISTRIBUTED_AVALANCHE_PLUGINS = ("EvaluationPlugin", "LRSchedulerPlugin", "EarlyStoppingPlugin")
@@ -138,13 +154,22 @@ def check_distributed_plugins(owner: str, plugins: Any) -> None:
     """``ValueError`` naming an Avalanche plugin that would be wrong under several processes
     (EWC, LwF, SI ...: their penalties or importances are computed per process and would be
     summed once per process). Our own plugins and plugins from outside Avalanche pass."""
+    from avalanche_clip.plugin_states import avalanche_plugin_class
+
     for plugin in plugins:
+        base = avalanche_plugin_class(plugin)  # also what our subclasses (EWC, SI) derive from
         name = type(plugin).__name__
-        if type(plugin).__module__.startswith("avalanche.") and name not in DISTRIBUTED_AVALANCHE_PLUGINS:
+        if base is not None and base.__name__ not in DISTRIBUTED_AVALANCHE_PLUGINS:
             raise ValueError(
                 f"{owner} under {world_size()} processes: {name} is not supported with distributed "
                 f"training (supported Avalanche plugins: {', '.join(DISTRIBUTED_AVALANCHE_PLUGINS)}); "
                 "run it in one process"
+            )
+        if base is not None and base.__name__ == "LRSchedulerPlugin" and getattr(plugin, "metric", None) == "train_loss":
+            raise ValueError(
+                f"{owner} under {world_size()} processes: LRSchedulerPlugin(metric='train_loss') "
+                "reads each process's own loss, which differs between processes; use "
+                "metric='val_loss' or a schedule without a metric"
             )
 
 
@@ -155,9 +180,20 @@ class GradientSumPlugin(SupervisedPlugin):
         if world_size() == 1:
             return
         trained = [p for p in strategy.model.parameters() if p.requires_grad]
+        if not trained:
+            return
+        device = trained[0].device
+        # A parameter no process's loss reached (GCL never reads CLIP's logit scale) keeps no
+        # gradient, as in one process, so weight decay does not move it; one some process's
+        # shard did not reach gets zeros there.
+        reached = torch.tensor([float(p.grad is not None) for p in trained], device=device)
+        dist.all_reduce(reached, op=dist.ReduceOp.MAX)
+        trained = [p for p, hit in zip(trained, reached.tolist(), strict=True) if hit]
         for parameter in trained:
-            if parameter.grad is None:  # a process whose shard did not reach it
+            if parameter.grad is None:
                 parameter.grad = torch.zeros_like(parameter)
+        if not trained:
+            return
         flat = torch.cat([p.grad.reshape(-1) for p in trained])  # one all-reduce, not one each
         dist.all_reduce(flat)
         offset = 0

@@ -39,7 +39,7 @@ from avalanche_clip.data_identity import (
     warn_unknown_data,
 )
 from avalanche_clip.device import check_device
-from avalanche_clip.distributed import barrier, is_main, world_size
+from avalanche_clip.distributed import barrier, is_main, reseed_for_rank, world_size
 from avalanche_clip.errors import check_writable_dir, writing
 from avalanche_clip.features import FEATURE_CACHE_CHOICES, apply_feature_cache, default_cache_dir
 from avalanche_clip.hyperparameters import check_hyperparameters
@@ -56,7 +56,6 @@ from avalanche_clip.strategies import StrategySetup, build_strategy, check_strat
 from avalanche_clip.strategies.setup import HEADS, OPTIMIZERS
 
 NEEDS_NO_ROOT = ("digits",)
-#: Strategies that never train (``train_epochs`` does not apply); every other one needs >= 1.
 
 
 class MemorySizeWarning(UserWarning):
@@ -246,6 +245,7 @@ def prepare_run(config: dict[str, Any], *, loggers: tuple = (), plugins: tuple =
     seed_everything(config["seed"])
     strategy = build_strategy(config["strategy"], setup,
                               **config["strategy_options"].get(config["strategy"], {}))
+    reseed_for_rank(config["seed"])  # several processes: their own augmentation streams
     identity = {
         "run_id": run_id(config), "scenario": scenario_label(config),
         "scenario_name": config["scenario"], "strategy": strategy_label(config),

@@ -46,7 +46,6 @@ from torch import nn
 
 from avalanche_clip.errors import AvalancheClipError
 from avalanche_clip.plugins import ClassBalancedReplayPlugin
-from avalanche_clip.plugins.memory import id_locator
 
 STATELESS_PLUGINS = (EvaluationPlugin, Clock, PeriodicEval)
 
@@ -77,7 +76,7 @@ def _adapter(plugin: Any) -> PluginStateAdapter | None:
     return next((PLUGIN_STATES[c] for c in type(plugin).__mro__ if c in PLUGIN_STATES), None)
 
 
-def _avalanche_plugin_class(plugin: Any) -> type | None:
+def avalanche_plugin_class(plugin: Any) -> type | None:
     """The first class of ``plugin``'s hierarchy that is one of Avalanche's plugins (not one of
     its empty base classes in ``avalanche.core``), e.g. for a subclass of iCaRL's plugin."""
     return next((c for c in type(plugin).__mro__
@@ -98,7 +97,7 @@ def plugin_state(plugin: Any, strategy: Any) -> dict[str, Any] | None:
         state = plugin.state_dict()
     elif isinstance(plugin, STATELESS_PLUGINS):
         return None
-    elif _avalanche_plugin_class(plugin) is not None:
+    elif avalanche_plugin_class(plugin) is not None:
         raise NotCheckpointableError(
             f"Avalanche plugin {type(plugin).__name__} keeps state that cannot be checkpointed "
             "(no adapter in avalanche_clip.plugin_states)"
@@ -286,7 +285,7 @@ def _load_replay(plugin: ClassBalancedReplayPlugin, state: dict[str, Any], strat
                  train_stream: Any) -> None:
     ids = getattr(strategy, "sample_ids", None)
     datasets = ids.known_datasets(train_stream) if ids is not None else [e.dataset for e in train_stream]
-    plugin.memory.load_state_dict(state, id_locator(datasets))
+    plugin.load_state_dict(state, datasets)
 
 
 register_plugin_state(LRSchedulerPlugin, _save_lr, _load_lr)

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.checkpoint import check_records_cover, load_checkpoint, save_checkpoint
-from avalanche_clip.distributed import barrier, is_main
+from avalanche_clip.distributed import barrier, gather_rng_states, is_main
 from avalanche_clip.evaluation import loss_metrics
 from avalanche_clip.scenarios import seen_test_experiences
 
@@ -168,9 +168,11 @@ class ContinualRun:
             elapsed += time.perf_counter() - began
             records.append(self._record(t, metrics, records, elapsed))
             self._commit(records)
-            if self.checkpoint_path and self.checkpointable and is_main():
-                save_checkpoint(self.checkpoint_path, strategy=self.strategy, experience=t,
-                                config=self.config)
+            if self.checkpoint_path and self.checkpointable:
+                rng = gather_rng_states()  # every process's (a collective: all processes call it)
+                if is_main():
+                    save_checkpoint(self.checkpoint_path, strategy=self.strategy, experience=t,
+                                    config=self.config, rng_states=rng)
             barrier()  # several processes: the next experience starts once rank 0 has written
         return records
 

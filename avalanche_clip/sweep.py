@@ -181,7 +181,7 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = T
         saved = out / "runs" / run_id(run) / "config.yaml"
         if saved.is_file():
             check_same_config(saved, run)
-    check_run_folders(config, out)  # nor mix runs of another setting into its report
+    check_run_folders(config, out, {run_id(run) for run in plan.runs})  # nor mix in runs of another setting
     pending = [run for run in plan.runs if finished_outcome(run, run_dir(out, run)) is None]
     check_assets(pending)  # missing weights or data: one error before the first run
     fingerprints = _DataFingerprints()

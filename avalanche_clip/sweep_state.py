@@ -51,15 +51,26 @@ def expected_run_config(sweep: dict[str, Any], saved: dict[str, Any]) -> dict[st
     return {**base, **scenario, **{k: saved.get(k) for k in _GRID_POSITION}}
 
 
-def check_run_folders(sweep: dict[str, Any], out: Path) -> None:
-    """Refuse ``sweep`` in ``out`` if a run folder there was made with other settings."""
+#: What a run owns besides its place in the grid: its strategy entry's options (tuned values,
+#: variants) and label. A planned run is compared with its whole planned config (``run_sweep``'s
+#: ``check_same_config``); a folder the grid no longer plans, on everything else.
+_RUN_OWN = ("strategy_options", "strategy_label")
+
+
+def check_run_folders(sweep: dict[str, Any], out: Path, planned: set[str] | None = None) -> None:
+    """Refuse ``sweep`` in ``out`` if a run folder there was made with other settings; folders
+    whose name is in ``planned`` (run ids of the current plan) are left to the per-run check."""
     for saved_path in sorted((out / "runs").glob("*/config.yaml")):
+        if planned is not None and saved_path.parent.name in planned:
+            continue
         try:
             saved = yaml.safe_load(saved_path.read_text()) or {}
         except (OSError, yaml.YAMLError) as err:
             raise ConfigError(f"{saved_path} is unreadable ({type(err).__name__}); fix or delete "
                               "that run folder") from None
-        differences = config_differences(saved, expected_run_config(sweep, saved))
+        expected = expected_run_config(sweep, saved)
+        saved = {k: v for k, v in saved.items() if k not in _RUN_OWN}
+        differences = config_differences(saved, {k: v for k, v in expected.items() if k not in _RUN_OWN})
         if differences:
             raise ConfigError(
                 f"{out} holds run {saved_path.parent.name} made with other settings "

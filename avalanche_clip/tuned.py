@@ -37,7 +37,7 @@ from avalanche_clip.config import ConfigError
 #: Config keys a tune's result depends on besides the strategies: a sweep applying tuned values
 #: that were tuned under other values of these is refused.
 PROTOCOL_KEYS = ("model", "pretrained", "image_size", "trainable", "templates", "train_mb_size",
-                 "optimizer", "weight_decay", "replay_sampling", "memory_share",
+                 "train_epochs", "optimizer", "weight_decay", "replay_sampling", "memory_share",
                  "steps_per_experience", "head")
 
 
@@ -59,8 +59,7 @@ def tuned_for(config: dict[str, Any]) -> dict[str, Any]:
 
     scenarios = [{**config, **override} for override in (config.get("scenarios") or [{}])]
     return {"scenarios": [scenario_label(s) for s in scenarios],
-            **{key: config.get(key) for key in PROTOCOL_KEYS},
-            "train_epochs": config.get("train_epochs")}
+            **{key: config.get(key) for key in PROTOCOL_KEYS}}
 
 
 def write_tuned(path: Path, config: dict[str, Any], settings: Any,

@@ -36,8 +36,9 @@ def visible_samples(output: Any, targets: torch.Tensor) -> int:
     model's NaN loss must show."""
     if not torch.is_tensor(output) or output.dim() != 2 or len(output) != len(targets):
         return len(targets)
-    target_logit = output.detach().gather(1, targets.long().to(output.device)[:, None])
-    return int((target_logit != float("-inf")).sum())
+    from avalanche_clip.strategies.base import visible_rows
+
+    return int(visible_rows(output, targets.long().to(output.device)).sum())
 
 
 class VisibleLoss(Metric[float]):

@@ -226,10 +226,14 @@ class CLIPClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, ...]`` images → ``[B, K]`` logits, −∞ on classes that are not visible."""
-        visible = self.classes.visible()
-        image = self.encode_images(x)
-        text = self.class_embeddings(visible).to(image.dtype)
-        return self.classes.scatter(self.logit_scale() * image @ text.t(), visible)
+        return self.logits_of(self.encode_images(x))
+
+    def logits_of(self, image: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, K]`` logits ``s·a·b_k`` of normalised embeddings ``image`` ``[B, D]`` for
+        ``classes`` (default: the visible ones), −∞ elsewhere."""
+        classes = self.classes.visible() if classes is None else classes
+        text = self.class_embeddings(classes).to(image.dtype)
+        return self.classes.scatter(self.logit_scale() * image @ text.t(), classes)
 
     def train(self, mode: bool = True) -> CLIPClassifier:
         super().train(mode)

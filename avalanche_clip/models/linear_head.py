@@ -112,6 +112,10 @@ class LinearHeadClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, ...]`` → ``[B, K]`` logits, −∞ on classes that are not visible."""
-        visible = self.classes.visible()
-        logits = self.head(self.features(x))
-        return self.classes.scatter(logits[:, visible], visible)
+        return self.logits_of(self.features(x))
+
+    def logits_of(self, image: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, K]`` logits ``W·a + c`` of normalised embeddings ``image`` ``[B, D]`` for
+        ``classes`` (default: the visible ones), −∞ elsewhere."""
+        classes = self.classes.visible() if classes is None else classes
+        return self.classes.scatter(self.head(image)[:, classes], classes)

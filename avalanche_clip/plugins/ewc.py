@@ -20,9 +20,18 @@ class TrainableEWCPlugin(EWCPlugin):
     """``EWCPlugin`` (same arguments) whose stored importances and anchors cover only the
     parameters with ``requires_grad`` (see the module docstring)."""
 
+    def compute_importances(self, model: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        # before they are stored or merged (mode="online" merges them with the previous ones)
+        importances = super().compute_importances(model, *args, **kwargs)
+        trained = _trained(model)
+        return {k: v for k, v in importances.items() if k in trained}
+
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         super().after_training_exp(strategy, **kwargs)
-        trained = {name for name, p in strategy.model.named_parameters() if p.requires_grad}
-        for store in (self.importances, self.saved_params):
-            for experience, params in store.items():
-                store[experience] = {k: v for k, v in params.items() if k in trained}
+        trained = _trained(strategy.model)
+        for experience, params in self.saved_params.items():
+            self.saved_params[experience] = {k: v for k, v in params.items() if k in trained}
+
+
+def _trained(model: Any) -> set[str]:
+    return {name for name, p in model.named_parameters() if p.requires_grad}

@@ -76,6 +76,8 @@ class ClassBalancedReplayPlugin(SupervisedPlugin):
     def state_dict(self) -> dict[str, Any]:
         return self.memory.state_dict()
 
-    def load_state_dict(self, state: dict[str, Any], train_stream: Any) -> None:
-        """Rebuild the memory of :meth:`state_dict` from the (identical) ``train_stream``."""
-        self.memory.load_state_dict(state, id_locator(e.dataset for e in train_stream))
+    def load_state_dict(self, state: dict[str, Any], datasets: Any) -> None:
+        """Rebuild the memory of :meth:`state_dict` from the (identical) training data:
+        ``datasets``, the experience datasets with global ids (``plugin_states`` passes the
+        strategy's, ids assigned to a plain benchmark included)."""
+        self.memory.load_state_dict(state, id_locator(datasets))

@@ -16,11 +16,26 @@ from __future__ import annotations
 
 import pandas as pd
 
-_UNTRAINED = ("zero-shot",)
+
+def _methods(frame: pd.DataFrame) -> pd.Series:
+    """The registered strategy of each record (``method``; the label for old records)."""
+    if "method" in frame:
+        return frame["method"].fillna(frame["strategy"])
+    return frame["strategy"]
 
 
-def _is_joint(frame: pd.DataFrame) -> pd.Series:
-    return frame["strategy"].str.startswith("joint")
+def _flag(frame: pd.DataFrame, flag: str) -> pd.Series:
+    """A registry flag (``joint``, ``trains``) of each record's strategy (unknown names: the
+    flag's default), so a renamed variant is classified by what it runs."""
+    from avalanche_clip.strategies import STRATEGIES, strategy_info
+
+    default = {"joint": False, "trains": True}[flag]
+    return _methods(frame).map(lambda m: getattr(strategy_info(m), flag) if m in STRATEGIES else default)
+
+
+def _continual(frame: pd.DataFrame) -> pd.DataFrame:
+    """The records of trained continual methods (not the untrained floor, not joint bounds)."""
+    return frame[_flag(frame, "trains") & ~_flag(frame, "joint")]
 
 
 def protocol_checks(records: pd.DataFrame) -> list[str]:
@@ -36,7 +51,7 @@ def protocol_checks(records: pd.DataFrame) -> list[str]:
 
 
 def _budget(rows: pd.DataFrame) -> str:
-    continual = rows[~_is_joint(rows) & ~rows["strategy"].isin(_UNTRAINED)]
+    continual = _continual(rows)
     steps = continual.groupby(["seed", "experience"])["optimizer_steps"].nunique()
     unequal = steps[steps > 1]
     if unequal.empty:
@@ -62,8 +77,9 @@ def _memory(rows: pd.DataFrame) -> str:
 
 
 def _joint(rows: pd.DataFrame) -> str:
-    joint = rows[rows["strategy"] == "joint"]
-    continual = rows[~_is_joint(rows) & ~rows["strategy"].isin(_UNTRAINED)]
+    # the equal-budget bound (joint-converged trains a multiple of it)
+    joint = rows[_methods(rows) == "joint"]
+    continual = _continual(rows)
     if joint.empty or continual.empty:
         return "no joint bound"
     totals = continual.groupby(["strategy", "mem_size", "seed"])["optimizer_steps"].sum()

@@ -44,7 +44,6 @@ from torch import nn
 from avalanche_clip.distributed import (
     GradientSumPlugin,
     check_distributed_plugins,
-    global_rows,
     world_size,
 )
 from avalanche_clip.models.label_alignment import check_label_alignment
@@ -58,19 +57,25 @@ from avalanche_clip.strategies.budget import BudgetedTrainingMixin
 _CLASSIFIER_API = ("encode_images", "class_embeddings", "mark_seen", "num_classes", "logit_scale")
 
 
-def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
-                         if_none: float = 0.0) -> torch.Tensor:
-    """Cross-entropy over the rows whose target class is visible (its logit is not −∞).
+def visible_rows(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``[B]`` bool: the rows whose target class is visible (its logit is not −∞). A NaN logit
+    is not a masked class: its row counts, so a diverged model shows a NaN loss."""
+    return logits.detach().gather(1, targets[:, None]).squeeze(1) != float("-inf")
 
-    ``logits`` ``[B, K]`` with −∞ on masked classes, ``targets`` ``[B]``; ``if_none`` (still
-    attached to the graph) when no row counts. A NaN logit is not a masked class: it propagates,
-    so a diverged model shows a NaN loss.
+
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, if_none: float = 0.0,
+                         class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy over the :func:`visible_rows` of ``logits`` ``[B, K]`` (−∞ on masked
+    classes) for ``targets`` ``[B]``: their mean, or with ``class_weights`` ``[K]`` the mean of
+    ``w[y_i] · CE_i``; ``if_none`` (still attached to the graph) when no row counts.
     """
-    target_logit = logits.gather(1, targets[:, None]).squeeze(1)
-    visible = target_logit != float("-inf")
+    visible = visible_rows(logits, targets)
     if not bool(visible.any()):
         return if_none + 0.0 * logits.nan_to_num(neginf=0.0).sum().float()
-    return F.cross_entropy(logits[visible].float(), targets[visible])
+    if class_weights is None:
+        return F.cross_entropy(logits[visible].float(), targets[visible])
+    per_sample = F.cross_entropy(logits[visible].float(), targets[visible], reduction="none")
+    return (class_weights[targets[visible]] * per_sample).mean()
 
 
 def check_classifier(model: nn.Module, owner: str) -> None:
@@ -170,7 +175,7 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
         share of the global batch's mean, so the processes' gradients sum to the global one)."""
         loss = masked_cross_entropy(self.mb_output, self.mb_y)
         if world_size() > 1:
-            loss = loss * (len(self.mb_y) / global_rows(len(self.mb_y)))
+            loss = loss * (len(self.mb_y) / self.global_batch_size)
         return loss
 
     def memory_digest(self) -> str:

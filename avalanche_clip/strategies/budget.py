@@ -25,7 +25,7 @@ from avalanche_clip.batching import (
     derived_seed,
     epoch_schedule,
 )
-from avalanche_clip.distributed import ShardedBatchSampler, global_rows, world_size
+from avalanche_clip.distributed import ShardedBatchSampler, world_size
 
 
 class BudgetedTrainingMixin:
@@ -39,6 +39,7 @@ class BudgetedTrainingMixin:
     optimizer_steps: int
     samples_seen: int
     batch_sampler: ReplayBatchSampler | None
+    global_batch_size: int
 
     def _setup_budget(self, *, seed: int | None = None, replay_sampling: str = "union",
                       memory_share: float = 0.5, steps_per_experience: int | None = None) -> None:
@@ -104,6 +105,8 @@ class BudgetedTrainingMixin:
         )
         self.optimizer_steps = 0
         self.samples_seen = 0
+        # every global batch has this size (a pool smaller than its part is taken whole)
+        self.global_batch_size = sum(b for _, b in self.batch_sampler.part_sizes())
         self._batches_planned(self.batch_sampler)
 
     def _batches_planned(self, sampler: ReplayBatchSampler) -> None:
@@ -111,5 +114,5 @@ class BudgetedTrainingMixin:
 
     def _after_update(self, **kwargs: Any) -> None:
         self.optimizer_steps += 1
-        self.samples_seen += global_rows(len(self.mb_y))  # type: ignore[attr-defined]
+        self.samples_seen += self.global_batch_size  # all processes' rows, when there are several
         super()._after_update(**kwargs)  # type: ignore[misc]

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avalanche_clip.strategies.base import masked_cross_entropy
@@ -176,11 +175,5 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
 
     def classifier_loss(self) -> Tensor:
         """Cross-entropy of the head on the detached embeddings (class-balanced or not)."""
-        if not self.class_balanced or self.class_weights is None:
-            return masked_cross_entropy(self.mb_output, self.mb_y)
-        logits, targets = self.mb_output.float(), self.mb_y
-        visible = torch.isfinite(logits.gather(1, targets[:, None]).squeeze(1))
-        if not bool(visible.any()):
-            return logits.new_zeros(())
-        per_sample = F.cross_entropy(logits[visible], targets[visible], reduction="none")
-        return (self.class_weights[targets[visible]] * per_sample).mean()
+        weights = self.class_weights if self.class_balanced else None
+        return masked_cross_entropy(self.mb_output, self.mb_y, class_weights=weights)

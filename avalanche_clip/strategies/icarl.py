@@ -73,8 +73,8 @@ class PromptHead(nn.Module):
         self.classifier = classifier
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        prompts = self.classifier.class_embeddings().to(features.dtype)
-        return self.classifier.logit_scale() * features @ prompts.t()
+        every = torch.arange(self.classifier.num_classes, device=features.device)
+        return self.classifier.logits_of(features, every)
 
 
 class _BudgetICaRLPlugin(_ICaRLPlugin):
@@ -84,7 +84,7 @@ class _BudgetICaRLPlugin(_ICaRLPlugin):
     def after_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         super().after_train_dataset_adaptation(strategy, **kwargs)
         if strategy.clock.train_exp_counter != 0:
-            strategy.memory_tail_size = sum(len(x) for x in self.x_memory)
+            strategy.memory_tail_size = self.stored()
 
     def reduce_exemplar_set(self, strategy: Any) -> None:
         super().reduce_exemplar_set(strategy)  # ⌈M/C⌉ per class

@@ -39,21 +39,10 @@ def image_path(model: nn.Module) -> nn.Module:
     return path
 
 
-def visible_classes(model: nn.Module) -> Tensor:
-    """Sorted ids ``[k]`` of the classes ``model`` may predict now."""
-    return model.classes.visible()
-
-
 def head_logits(model: nn.Module, image: Tensor) -> Tensor:
     """``[B, K]`` logits of the live head for normalised embeddings ``image`` ``[B, D]``, −∞ on
     classes that are not visible (exactly ``model.forward`` after ``encode_images``)."""
-    visible = visible_classes(model)
-    if isinstance(model, LinearHeadClassifier):
-        partial = model.head(image)[:, visible]
-    else:
-        prompts = model.class_embeddings(visible).to(image.dtype)
-        partial = model.logit_scale() * image @ prompts.t()
-    return model.classes.scatter(partial, visible)
+    return model.logits_of(image)
 
 
 class FrozenImageEncoder(nn.Module):

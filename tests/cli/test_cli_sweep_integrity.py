@@ -158,3 +158,19 @@ def test_a_copied_run_folder_is_returned_without_training(swept, tmp_path, capsy
     code, stdout, stderr = cli(capsys, "run", "--config", run_config, "--out", copy)
     assert code == 0, stderr
     assert RUN in stdout
+
+
+def test_a_sweep_with_per_strategy_options_and_variants_re_runs(tmp_path, capsys, monkeypatch):
+    config = write_config(tmp_path / "sweep.yaml", tiny_sweep_config(
+        tmp_path / "cache", strategies=["gcl", {"label": "gcl-reset", "strategy": "gcl",
+                                                "options": {"reset_loss_state": True}}],
+        mem_sizes=[10], seeds=[0], strategy_options={"gcl": {"tau": 0.1}}))
+    out = tmp_path / "out"
+    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", out)
+    assert code == 0, stderr
+    with pytest.MonkeyPatch.context() as patch:  # the same sweep again: nothing to train
+        forbid_training(patch)
+        code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", out)
+    assert code == 0, stderr
+    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", out, "strategy_options.gcl.tau=0.2")
+    assert code == 2 and "strategy_options" in stderr and "tau" in stderr

@@ -63,3 +63,15 @@ def _copy(p):
     from avalanche.training.utils import ParamData
 
     return ParamData("c", p.shape, device=p.device, init_tensor=p.data.clone())
+
+
+def test_online_mode_merges_importances_of_the_trained_parameters():
+    benchmark = cil_benchmark()
+    strategy = build_strategy("ewc", make_setup(benchmark, mem_size=0), ewc_lambda=5.0,
+                              mode="online", decay_factor=0.5)
+    for experience in benchmark.train_stream[:3]:
+        strategy.train(experience, eval_streams=[])
+    plugin = next(p for p in strategy.plugins if isinstance(p, TrainableEWCPlugin))
+    trained = {n for n, p in strategy.model.named_parameters() if p.requires_grad}
+    assert set(plugin.importances[2]) == trained
+    assert all(float(v.data.abs().sum()) > 0 for v in plugin.importances[2].values())
