@@ -165,7 +165,8 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
         image = self.model.encode_images(self.mb_x)
         self.mb_image = image
         self.mb_projection = self.method_modules["projector"](image)
-        return head_logits(self.model, image)
+        with torch.no_grad():  # for training metrics only: the representation loss ignores them
+            return head_logits(self.model, image)
 
     def training_loss(self) -> Tensor:
         if self.stage == CLASSIFIER:
