@@ -10,7 +10,7 @@ Written by ``avalanche-clip tune`` (:mod:`avalanche_clip.tuning`)::
         params: {lr: 0.0021, tau: 0.07, gamma: 0.62}    # what the sweep will run
         value: 0.731                                       # best validation accuracy
         trials: 20
-        wall_time_s: 143.2
+        wall_time_s: 143.2                                 # the study's trials, summed
         space: {lr: {type: float, low: 1.0e-05, high: 0.1, log: true}, ...}
 
 ``sweep --tuned tuned.yaml`` (or the config key ``tuned``) puts each strategy's ``params`` into its
@@ -66,13 +66,24 @@ def write_tuned(path: Path, config: dict[str, Any], settings: Any,
                 results: dict[str, TunedStrategy], storage: str) -> Path:
     document = {
         "tuned_for": tuned_for(config),
-        "settings": {**asdict(settings), "storage": storage},
+        "settings": {**asdict(settings), "storage": _portable(storage, path.parent)},
         "strategies": {label: asdict(result) for label, result in results.items()},
     }
     header = ("# Written by `avalanche-clip tune`: the best validation values of each strategy.\n"
               "# Apply with `avalanche-clip sweep --tuned <this file>` (values are checked against\n"
               "# each strategy's search space when read).\n")
     return atomic_write_text(path, header + yaml.safe_dump(document, sort_keys=True))
+
+
+def _portable(storage: str, folder: Path) -> str:
+    """The storage URL, relative to ``folder`` when it is a SQLite file in it (committed files
+    must not name this machine's paths)."""
+    prefix = "sqlite:///"
+    if storage.startswith(prefix):
+        database = Path(storage[len(prefix):])
+        if database.parent.resolve() == folder.resolve():
+            return f"{prefix}{database.name} (beside this file)"
+    return storage
 
 
 def read_tuned(path: str | Path) -> dict[str, Any]:

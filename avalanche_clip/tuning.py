@@ -180,7 +180,6 @@ def _tune_one(config: dict[str, Any], settings: TuneSettings, label: str,
     def done() -> int:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
-    began = time.perf_counter()
     budget = settings.trials if space else 1  # nothing to choose: one trial of the defaults
     # Until the study holds `budget` finished trials. Trials running elsewhere (another machine on
     # the same study) count towards it while they run; one whose process was killed stops
@@ -197,10 +196,13 @@ def _tune_one(config: dict[str, Any], settings: TuneSettings, label: str,
         if done() == before:  # the budget is held by running trials: wait for them
             time.sleep(HEARTBEAT_S)
     best = study.best_trial
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    # the study's compute, also when earlier processes ran some of its trials
+    spent = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in finished)
     return TunedStrategy(
         strategy=config_strategy(config, label), params=dict(best.params),
         value=float(best.value) if best.value is not None else math.nan,
-        trials=done(), wall_time_s=round(time.perf_counter() - began, 1), space=space,
+        trials=len(finished), wall_time_s=round(spent, 1), space=space,
     )
 
 
