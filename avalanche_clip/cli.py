@@ -52,6 +52,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     run.add_argument("--config", type=Path, help="YAML run config (default: the embedded comparison's GCL run)")
     run.add_argument("--out", type=Path, help="run folder (default: runs/<run_id>)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+    run.add_argument("--tuned", type=Path, help="a tuned.yaml of `avalanche-clip tune`: the run's strategy takes "
+                     "its values (with a sweep config: the values its sweep would give that strategy)")
     run.add_argument("overrides", **overrides)
     sweep = sub.add_parser("sweep", help="strategies × memory sizes × seeds (× scenarios), then a report",
                            formatter_class=raw, epilog_fn=lambda: _keys_help(sweep=True))
@@ -138,29 +140,57 @@ def _embedded(*, sweep: bool) -> dict[str, Any]:
         source["tuned"] = str(DEFAULT_CONFIG.parent / source["tuned"])
     if sweep:
         return source
-    run = {k: v for k, v in source.items() if k not in (*_SWEEP_ONLY, "tune", "tuned", "tuned_check")}
-    run.update(strategy="gcl", mem_size=100)
-    if source.get("tuned"):  # the sweep's tuned values, checked as a sweep checks them
-        from avalanche_clip.config import resolve_config
-        from avalanche_clip.sweep import strategy_entries
-        from avalanche_clip.tuned import apply_tuned
+    return _run_of_sweep(source, {"strategy": "gcl", "mem_size": 100}, source.get("tuned"))
 
-        tuned = apply_tuned(resolve_config([source], sweep=True), source["tuned"])
-        options = {label: opts for label, _, opts in strategy_entries(tuned)}.get("gcl")
-        if options:
-            run["strategy_options"] = {"gcl": options}
+
+def _run_of_sweep(source: dict[str, Any], parsed: dict[str, Any], tuned: str | Path | None) -> dict[str, Any]:
+    """One run of the sweep config ``source``: its shared keys, the run keys of ``parsed``
+    (strategy, mem_size, seed, ...), and the options its sweep gives that strategy (a variant's
+    label runs its registered strategy with the variant's options; ``tuned`` values are checked
+    as a sweep checks them)."""
+    from avalanche_clip.config import RUN_KEYS, merge, resolve_config
+    from avalanche_clip.sweep import strategy_entries
+    from avalanche_clip.tuned import apply_tuned
+
+    run = merge({k: v for k, v in source.items() if k not in (*_SWEEP_ONLY, "tune", "tuned", "tuned_check")}, parsed)
+    label = run.get("strategy", RUN_KEYS["strategy"][0])
+    swept = resolve_config([source], sweep=True)
+    if tuned:
+        swept = apply_tuned(swept, tuned)
+    entries = {entry_label: (strategy, options) for entry_label, strategy, options in strategy_entries(swept)}
+    if label in entries:
+        strategy, options = entries[label]
+        run["strategy"] = strategy
+        if strategy != label:
+            run.setdefault("strategy_label", label)
+        given = (parsed.get("strategy_options") or {}).get(strategy, {})
+        if options or given:  # the command line's own options win over the sweep's
+            run["strategy_options"] = {**(run.get("strategy_options") or {}), strategy: {**options, **given}}
+    elif tuned:
+        raise ValueError(f"strategy {label!r} is not among the sweep config's strategies "
+                         f"{sorted(entries)}: its tuned values are unknown")
     return run
 
 
-def _config(path: Path | None, overrides: Sequence[str], *, sweep: bool | None) -> dict[str, Any]:
-    """The resolved config; ``sweep=None`` takes a run or a sweep config, whichever it is."""
-    from avalanche_clip.config import load_config, parse_overrides, resolve_config
+def _config(path: Path | None, overrides: Sequence[str], *, sweep: bool | None,
+            tuned: Path | None = None) -> dict[str, Any]:
+    """The resolved config; ``sweep=None`` takes a run or a sweep config, whichever it is.
+    A run (``sweep=False``) of a sweep config, or with ``tuned``, is one run of that sweep."""
+    from avalanche_clip.config import ConfigError, load_config, parse_overrides, resolve_config
 
     parsed = parse_overrides(overrides)
     if path is None:
         sweep = True if sweep is None else sweep
+        if tuned and not sweep:
+            return resolve_config([_run_of_sweep(_embedded(sweep=True), parsed, tuned)], sweep=False)
         return resolve_config([_embedded(sweep=sweep), parsed], sweep=sweep)
     source = load_config(path)
+    if sweep is False and (tuned or any(key in source for key in _SWEEP_ONLY)):
+        if "strategy" not in parsed and "strategy" not in source:
+            raise ConfigError(f"{path} is a sweep config (strategies, mem_sizes and seeds belong to sweep "
+                              "configs): run all of it with avalanche-clip sweep, or one of its runs with "
+                              "strategy=NAME mem_size=M seed=S")
+        return resolve_config([_run_of_sweep(source, parsed, tuned or source.get("tuned"))], sweep=False)
     if sweep is None:
         sweep = any(key in source or key in parsed for key in _SWEEP_ONLY)
     return resolve_config([source, parsed], sweep=sweep)
@@ -179,7 +209,7 @@ def _run(args: argparse.Namespace) -> int:
     from avalanche_clip.experiment import execute_run, run_id, validate_run_config
     from avalanche_clip.threads import apply_threads
 
-    config = _config(args.config, args.overrides, sweep=False)
+    config = _config(args.config, args.overrides, sweep=False, tuned=args.tuned)
     out = args.out or Path("runs") / run_id(config)
     validate_run_config(config)  # before this process changes: threads must be valid
     apply_threads(config["threads"])

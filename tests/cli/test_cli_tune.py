@@ -196,3 +196,29 @@ def test_variants_take_their_strategys_tuned_values_and_keep_their_own(roots, tm
     assert applied[0]["options"] == {"lr": 0.002, "tau": 0.1, "gamma": 0.5}
     assert applied[1] == {"label": "gcl-gamma1", "strategy": "gcl",
                           "options": {"lr": 0.002, "tau": 0.1, "gamma": 1.0}}
+
+
+def test_one_run_of_a_sweep_config_takes_the_values_its_sweep_would(roots, tmp_path):
+    """``run --config SWEEP.yaml --tuned T strategy=...`` (what torchrun launches) is the run the
+    sweep would make: tuned values, a variant's own options, the command line's last."""
+    from avalanche_clip.cli import _config
+
+    full, _ = roots
+    config = write_config(tmp_path / "sweep.yaml", sweep_config(full, tmp_path / "cache", strategies=[
+        "ce", "gcl", {"label": "gcl-gamma1", "strategy": "gcl", "options": {"gamma": 1.0}}]))
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text(yaml.safe_dump({"strategies": {
+        "gcl": {"strategy": "gcl", "params": {"lr": 0.002, "tau": 0.1, "gamma": 0.5}}}}))
+
+    run = _config(config, ["strategy=gcl-gamma1", "mem_size=4"], sweep=False, tuned=tuned)
+    assert run["strategy"] == "gcl" and run["strategy_label"] == "gcl-gamma1" and run["mem_size"] == 4
+    assert run["strategy_options"]["gcl"] == {"lr": 0.002, "tau": 0.1, "gamma": 1.0}
+    given = _config(config, ["strategy=gcl", "strategy_options.gcl.tau=0.2"], sweep=False, tuned=tuned)
+    assert given["strategy_options"]["gcl"] == {"lr": 0.002, "tau": 0.2, "gamma": 0.5}
+    untuned = _config(config, ["strategy=ce"], sweep=False)
+    assert untuned["strategy"] == "ce" and not untuned["strategy_options"]
+    with pytest.raises(ValueError, match="'gdro' is not among the sweep config's strategies"):
+        _config(config, ["strategy=gdro"], sweep=False, tuned=tuned)
+    tuned.write_text(yaml.safe_dump({"strategies": {"gcl": {"strategy": "gcl", "params": {"tau": 50.0}}}}))
+    with pytest.raises(ConfigError, match="tau"):  # out of its space, as a sweep refuses it
+        _config(config, ["strategy=gcl"], sweep=False, tuned=tuned)

@@ -165,7 +165,7 @@ def test_sweep_keys_in_a_run_config_fail_with_a_hint(tmp_path, capsys, monkeypat
     code, _, stderr = cli(capsys, "run", "--config", config, "--out", tmp_path / "out")
 
     assert code == 2
-    assert "belong to sweep configs" in stderr
+    assert "belong to sweep configs" in stderr and "strategy=NAME mem_size=M seed=S" in stderr
 
 
 def test_missing_config_file_fails(tmp_path, capsys, monkeypatch):
