@@ -30,8 +30,8 @@ def apply_threads(threads: int | None) -> None:
 
     Denormals (below ~1e-38 in float32) take a slow path on x86 CPUs: a softmax over 1,000
     classes with large logits, as a high learning rate produces, fills a step with them. Measured
-    on the CIFAR-10 proxy (ConSE, lr 0.05): two experiences trained in 33.9 s with denormals and
-    5.5 s without. Flushing them changes values only below that range.
+    on the CIFAR-10 proxy (ConSE, lr 0.05): two experiences trained in 22.7 s with denormals and
+    3.2 s without, on one thread (``benchmarks/bench_denormals.py``). Flushing them changes values only below that range.
     """
     torch.set_flush_denormal(True)
     if threads is not None and threads != torch.get_num_threads():
