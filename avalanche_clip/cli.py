@@ -217,10 +217,11 @@ def _run(args: argparse.Namespace) -> int:
         config["device"] = init_from_env(config["device"])
     try:
         records = execute_run(config, out, resume=args.resume)
+        main_process = is_main()  # asked before leaving the process group, where every rank is 0
     finally:
         shutdown()
     final = records[-1]
-    if is_main():
+    if main_process:
         print(f"{final['run_id']}: final accuracy {100 * final['stream_accuracy']:.1f}% "
               f"after {final['experience'] + 1} experiences; records in {out / 'results.jsonl'}")
     return 0

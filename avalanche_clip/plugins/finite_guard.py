@@ -24,7 +24,7 @@ class DivergedTrainingError(AvalancheClipError):
     """The loss or a trainable weight is not finite: the run stopped, nothing was recorded."""
 
 
-class FiniteGuardPlugin(SupervisedPlugin):
+class FiniteGuardPlugin(SupervisedPlugin, supports_distributed=True):  # the same on every process
     """Raises :class:`DivergedTrainingError` on a non-finite loss or trainable weight."""
 
     def before_backward(self, strategy: Any, **kwargs: Any) -> None:

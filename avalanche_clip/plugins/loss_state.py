@@ -23,7 +23,7 @@ from avalanche.core import SupervisedPlugin
 from torch import nn
 
 
-class LossStatePlugin(SupervisedPlugin):
+class LossStatePlugin(SupervisedPlugin, supports_distributed=True):  # the same on every process
     """Keeps a stateful loss in step with training, evaluation and the replay memory.
 
     Args:

@@ -30,7 +30,7 @@ def experience_dataset(strategy: Any) -> Any:
     return getattr(strategy, "indexed_experience_dataset", None) or strategy.experience.dataset
 
 
-class ClassBalancedReplayPlugin(SupervisedPlugin):
+class ClassBalancedReplayPlugin(SupervisedPlugin, supports_distributed=True):  # the same on every process
     """Replay from a class-balanced memory of fixed total size.
 
     Args:

@@ -21,7 +21,7 @@ def experience_classes(experience: Any) -> list[int]:
     return sorted(int(c) for c in classes)
 
 
-class SeenClassesPlugin(SupervisedPlugin):
+class SeenClassesPlugin(SupervisedPlugin, supports_distributed=True):  # the same on every process
     """Marks each training experience's classes as seen.
 
     Args:

@@ -100,6 +100,8 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_records(tmp_path)
     config = _config(tmp_path)
     whole = _torchrun(config, tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr[-2000:]
+    assert whole.stdout.count("final accuracy") == 1  # rank 0 alone reports
+    assert "not compatible" not in whole.stderr and "no state_dict" not in whole.stderr  # plugins declared
     process = _torchrun(config, tmp_path / "two", wait=False)
     deadline = time.monotonic() + 240
     try:  # kill the whole job once the first checkpoint is written
