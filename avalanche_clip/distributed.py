@@ -176,12 +176,6 @@ def check_distributed_plugins(owner: str, plugins: Any) -> None:
 class GradientSumPlugin(SupervisedPlugin, supports_distributed=True):  # the same on every process
     """Sums the gradients of every process before each optimizer step (module docstring)."""
 
-    def state_dict(self) -> dict[str, Any]:
-        return {}  # stateless: checkpoints need nothing from it
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        del state
-
     def before_update(self, strategy: Any, **kwargs: Any) -> None:
         if world_size() == 1:
             return

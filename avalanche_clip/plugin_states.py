@@ -44,10 +44,13 @@ from avalanche.training.templates.base_sgd import PeriodicEval
 from avalanche.training.utils import ParamData
 from torch import nn
 
+from avalanche_clip.distributed import GradientSumPlugin
 from avalanche_clip.errors import AvalancheClipError
 from avalanche_clip.plugins import ClassBalancedReplayPlugin
 
-STATELESS_PLUGINS = (EvaluationPlugin, Clock, PeriodicEval)
+# Plugins with nothing to save (GradientSumPlugin exists only under several processes: no entry,
+# so a checkpoint does not depend on the process count).
+STATELESS_PLUGINS = (EvaluationPlugin, Clock, PeriodicEval, GradientSumPlugin)
 
 
 class NotCheckpointableError(AvalancheClipError, RuntimeError):
