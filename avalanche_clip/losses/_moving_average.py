@@ -145,6 +145,8 @@ class PairwiseMovingAverage(nn.Module):
     def _gather(self, buf: Tensor, index: Tensor) -> Tensor:
         """``buf[index]`` with NaN (never seen) for ids beyond a growable buffer."""
         index = index.to(buf.device)
+        if self.num_samples is not None:  # ids already checked against N: no device sync
+            return buf[index]
         inside = index < buf.numel()
         if bool(inside.all()):
             return buf[index]
@@ -212,7 +214,7 @@ class PairwiseMovingAverage(nn.Module):
                 raise ValueError(f"{name} must have shape [{b}], got {tuple(t.shape)}")
         check_ids(index, self.num_samples, "sample id")
         check_unique(index)
-        if self.training and index.numel():
+        if self.training and self.num_samples is None and index.numel():  # a fixed N never grows
             self._grow(int(index.max()) + 1)
         dtype = torch.promote_types(torch.promote_types(image.dtype, text.dtype), torch.float32)
         device = image.device
