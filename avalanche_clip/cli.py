@@ -26,6 +26,7 @@ from typing import Any
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "comparison.yaml"
 _SWEEP_ONLY = ("strategies", "mem_sizes", "seeds", "scenarios")
+_EMBEDDED_RUN = {"strategy": "gcl", "mem_size": 100}  # `avalanche-clip run` without --config
 
 
 class _Parser(argparse.ArgumentParser):
@@ -140,14 +141,16 @@ def _embedded(*, sweep: bool) -> dict[str, Any]:
         source["tuned"] = str(DEFAULT_CONFIG.parent / source["tuned"])
     if sweep:
         return source
-    return _run_of_sweep(source, {"strategy": "gcl", "mem_size": 100}, source.get("tuned"))
+    return _run_of_sweep(source, _EMBEDDED_RUN, source.get("tuned"), strict=False)
 
 
-def _run_of_sweep(source: dict[str, Any], parsed: dict[str, Any], tuned: str | Path | None) -> dict[str, Any]:
+def _run_of_sweep(source: dict[str, Any], parsed: dict[str, Any], tuned: str | Path | None, *,
+                  strict: bool) -> dict[str, Any]:
     """One run of the sweep config ``source``: its shared keys, the run keys of ``parsed``
     (strategy, mem_size, seed, ...), and the options its sweep gives that strategy (a variant's
     label runs its registered strategy with the variant's options; ``tuned`` values are checked
-    as a sweep checks them)."""
+    as a sweep checks them). ``strict``: a strategy outside the sweep is an error (tuned values
+    asked for on the command line), else it runs with its own defaults."""
     from avalanche_clip.config import RUN_KEYS, merge, resolve_config
     from avalanche_clip.sweep import strategy_entries
     from avalanche_clip.tuned import apply_tuned
@@ -166,7 +169,7 @@ def _run_of_sweep(source: dict[str, Any], parsed: dict[str, Any], tuned: str | P
         given = (parsed.get("strategy_options") or {}).get(strategy, {})
         if options or given:  # the command line's own options win over the sweep's
             run["strategy_options"] = {**(run.get("strategy_options") or {}), strategy: {**options, **given}}
-    elif tuned:
+    elif tuned and strict:
         raise ValueError(f"strategy {label!r} is not among the sweep config's strategies "
                          f"{sorted(entries)}: its tuned values are unknown")
     return run
@@ -180,17 +183,20 @@ def _config(path: Path | None, overrides: Sequence[str], *, sweep: bool | None,
 
     parsed = parse_overrides(overrides)
     if path is None:
-        sweep = True if sweep is None else sweep
-        if tuned and not sweep:
-            return resolve_config([_run_of_sweep(_embedded(sweep=True), parsed, tuned)], sweep=False)
-        return resolve_config([_embedded(sweep=sweep), parsed], sweep=sweep)
+        if sweep is not False:
+            return resolve_config([_embedded(sweep=True), parsed], sweep=True)
+        embedded = _embedded(sweep=True)  # a run of it: the options and tuned values its sweep gives
+        run = _run_of_sweep(embedded, {**_EMBEDDED_RUN, **parsed}, tuned or embedded.get("tuned"),
+                            strict=bool(tuned))
+        return resolve_config([run], sweep=False)
     source = load_config(path)
     if sweep is False and (tuned or any(key in source for key in _SWEEP_ONLY)):
         if "strategy" not in parsed and "strategy" not in source:
             raise ConfigError(f"{path} is a sweep config (strategies, mem_sizes and seeds belong to sweep "
                               "configs): run all of it with avalanche-clip sweep, or one of its runs with "
                               "strategy=NAME mem_size=M seed=S")
-        return resolve_config([_run_of_sweep(source, parsed, tuned or source.get("tuned"))], sweep=False)
+        run = _run_of_sweep(source, parsed, tuned or source.get("tuned"), strict=bool(tuned))
+        return resolve_config([run], sweep=False)
     if sweep is None:
         sweep = any(key in source or key in parsed for key in _SWEEP_ONLY)
     return resolve_config([source, parsed], sweep=sweep)

@@ -72,3 +72,6 @@ def test_the_embedded_comparison_applies_its_packaged_tuned_values():
     assert all("lr" in entries[label] for label in trained)
     run = _config(None, [], sweep=False)  # `avalanche-clip run`: GCL at memory 100, GCL's values
     assert run["strategy"] == "gcl" and run["strategy_options"]["gcl"] == entries["gcl"]
+    ewc = _config(None, ["strategy=ewc"], sweep=False)  # any of its methods, as its sweep runs it
+    assert ewc["mem_size"] == 100 and ewc["strategy_options"]["ewc"] == entries["ewc"]
+    assert not _config(None, ["strategy=naive"], sweep=False)["strategy_options"]  # not swept: defaults
