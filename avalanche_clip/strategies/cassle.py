@@ -78,7 +78,7 @@ class CaSSLeStrategy(DecoupledContrastiveStrategy):
         self.method_modules["predictor"] = projection_mlp(
             projection_dim, predictor_hidden, projection_dim, batch_norm=True).to(self.device)
 
-    def representation_loss(self, image: Tensor, projection: Tensor) -> Tensor:
+    def representation_loss(self, projection: Tensor) -> Tensor:
         loss = supervised_contrastive_loss(projection, self.mb_y, tau=self.tau, reduction="anchors")
         past = self.previous_projection()
         if past is not None and self.distill_lambda > 0:

@@ -87,7 +87,7 @@ class Co2LStrategy(DecoupledContrastiveStrategy):
                          projection_hidden=None, projection_dim=projection_dim,
                          classifier_fraction=classifier_fraction, class_balanced=True, **kwargs)
 
-    def representation_loss(self, image: Tensor, projection: Tensor) -> Tensor:
+    def representation_loss(self, projection: Tensor) -> Tensor:
         self.mb_anchors = ~self.memory_rows()  # the current experience's samples
         loss = supervised_contrastive_loss(projection, self.mb_y, tau=self.tau, anchors=self.mb_anchors,
                                            scale=self.tau / self.base_temperature, reduction="batch")

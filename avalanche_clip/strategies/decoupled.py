@@ -34,7 +34,6 @@ from avalanche_clip.strategies.snapshots import (
     FrozenImageEncoder,
     embedding_dim,
     head_is_trainable,
-    head_logits,
     projection_mlp,
 )
 from avalanche_clip.strategies.staged import StagedCLIPStrategy, check_fraction, split_steps
@@ -105,12 +104,11 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
         self.previous_modules: nn.ModuleDict | None = None
         self.class_weights: Tensor | None = None
         self.memory_ids = torch.zeros(0, dtype=torch.long)
-        self.mb_image: Tensor | None = None
         self.mb_projection: Tensor | None = None
 
     # -- what subclasses implement --------------------------------------------------------
-    def representation_loss(self, image: Tensor, projection: Tensor) -> Tensor:
-        """The method's loss on the batch's embeddings ``[B, D]`` and projections ``[B, d]``."""
+    def representation_loss(self, projection: Tensor) -> Tensor:
+        """The method's loss on the batch's projections ``[B, d]``."""
         raise NotImplementedError
 
     # -- the previous model -----------------------------------------------------------------
@@ -141,8 +139,7 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
 
     def _batches_planned(self, sampler: Any) -> None:
         super()._batches_planned(sampler)
-        ids = self.replay.buffer_ids() if self.replay.mem_size > 0 else torch.zeros(0, dtype=torch.long)
-        self.memory_ids = ids.to(self.device)
+        self.memory_ids = self.replay.buffer_ids().to(self.device)  # empty without memory
         if self.class_balanced:
             targets = [int(t) for t in self.adapted_dataset.targets]
             draws = class_draw_probabilities(sampler.part_sizes(), targets, self.model.num_classes)
@@ -161,20 +158,19 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
             with torch.no_grad():
                 image = self.model.encode_images(self.mb_x)
             self.mb_projection = None
-            return head_logits(self.model, image)
+            return self.model.logits_of(image)
         image = self.model.encode_images(self.mb_x)
-        self.mb_image = image
         self.mb_projection = self.method_modules["projector"](image)
         with torch.no_grad():  # for training metrics only: the representation loss ignores them
-            return head_logits(self.model, image)
+            return self.model.logits_of(image)
 
     def training_loss(self) -> Tensor:
         if self.stage == CLASSIFIER:
             return self.classifier_loss()
-        assert self.mb_image is not None and self.mb_projection is not None
-        return self.representation_loss(self.mb_image.float(), self.mb_projection.float())
+        assert self.mb_projection is not None
+        return self.representation_loss(self.mb_projection.float())
 
     def classifier_loss(self) -> Tensor:
         """Cross-entropy of the head on the detached embeddings (class-balanced or not)."""
-        weights = self.class_weights if self.class_balanced else None
-        return masked_cross_entropy(self.mb_output, self.mb_y, class_weights=weights)
+        # class_weights is set (by _batches_planned) only when class_balanced
+        return masked_cross_entropy(self.mb_output, self.mb_y, class_weights=self.class_weights)

@@ -56,7 +56,6 @@ from avalanche_clip.strategies.base import masked_cross_entropy
 from avalanche_clip.strategies.snapshots import (
     FrozenHead,
     FrozenImageEncoder,
-    head_logits,
     image_path,
 )
 from avalanche_clip.strategies.staged import StagedCLIPStrategy, check_fraction, split_steps
@@ -156,7 +155,7 @@ class FOSTERStrategy(StagedCLIPStrategy):
                 visible = self.model.classes.visible()
                 logits = self.teacher_head(0.5 * (old + self.teacher_encoder(x)))[:, visible]
                 return self.model.classes.scatter(logits, visible)
-        return head_logits(self.model, 0.5 * (old + self.model.encode_images(x)))
+        return self.model.logits_of(0.5 * (old + self.model.encode_images(x)))
 
     # -- forward and losses -------------------------------------------------------------------
     def training_forward(self) -> Tensor:
@@ -166,10 +165,10 @@ class FOSTERStrategy(StagedCLIPStrategy):
             old = self.old_encoder(self.mb_x)
             fe_head = self.method_modules["feature_enhancement"]
             self.mb_aux = {"fe": fe_head(new), "old": self.old_head(old)[:, self.old_classes]}
-            return head_logits(self.model, 0.5 * (old.to(new.dtype) + new))
+            return self.model.logits_of(0.5 * (old.to(new.dtype) + new))
         if self.stage == COMPRESSION:
             self.mb_aux = {"teacher": self.expanded_logits(self.mb_x)}
-        return head_logits(self.model, self.model.encode_images(self.mb_x))
+        return self.model.logits_of(self.model.encode_images(self.mb_x))
 
     def training_loss(self) -> Tensor:
         if self.stage not in (BOOSTING, COMPRESSION):

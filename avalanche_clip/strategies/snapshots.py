@@ -7,8 +7,8 @@ Both protocol heads are linear in the normalised image embedding ``a`` (``[B, D]
 - ``CLIPClassifier``: ``logits = s · a · Bᵀ`` with ``B`` the prompt embeddings (``[K, D]``);
 - ``LinearHeadClassifier``: ``logits = W · a + c``;
 
-so a head is ``(W, c)`` with ``W = s·B, c = 0`` for the prompt head, and :func:`head_logits`
-applies the live one to any embedding (``head_logits(m, m.encode_images(x)) == m(x)``).
+so a head is ``(W, c)`` with ``W = s·B, c = 0`` for the prompt head, and both classifiers'
+``logits_of`` apply the live one to any embedding (``m.logits_of(m.encode_images(x)) == m(x)``).
 
 The image path is what maps the classifier's inputs to ``a`` before normalisation: the whole
 image tower, or — with the frozen-trunk feature cache (``classifier.set_image_input``) — only its
@@ -37,12 +37,6 @@ def image_path(model: nn.Module) -> nn.Module:
         raise TypeError(f"the image input of {type(model).__name__} is a {type(path).__name__}, "
                         "not an nn.Module: it cannot be copied or distilled")
     return path
-
-
-def head_logits(model: nn.Module, image: Tensor) -> Tensor:
-    """``[B, K]`` logits of the live head for normalised embeddings ``image`` ``[B, D]``, −∞ on
-    classes that are not visible (exactly ``model.forward`` after ``encode_images``)."""
-    return model.logits_of(image)
 
 
 class FrozenImageEncoder(nn.Module):

@@ -17,7 +17,6 @@ from avalanche_clip.strategies.registry import register_strategy
 from avalanche_clip.strategies.snapshots import (
     FrozenHead,
     FrozenImageEncoder,
-    head_logits,
     image_path,
 )
 from avalanche_clip.strategies.staged import split_steps
@@ -78,14 +77,14 @@ def test_representation_then_classifier_each_train_only_their_part(name):
         assert changed == expected, (stage, changed)
 
 
-def test_head_logits_are_the_models_own_and_frozen_copies_stay_put():
+def test_logits_of_an_embedding_are_the_models_own_and_frozen_copies_stay_put():
     benchmark = cil_benchmark()
     setup = make_setup(benchmark)
     x = torch.stack([benchmark.train_stream[0].dataset[i][0] for i in range(6)])
     for model in (setup.classifier, LinearHeadClassifier.from_clip_classifier(setup.classifier)):
         model.mark_seen([0, 1, 2])
         with torch.no_grad():
-            torch.testing.assert_close(head_logits(model, model.encode_images(x)), model(x))
+            torch.testing.assert_close(model.logits_of(model.encode_images(x)), model(x))
             encoder, head = FrozenImageEncoder(model), FrozenHead(model)
             visible = model.classes.visible()
             torch.testing.assert_close(head(encoder(x))[:, visible], model(x)[:, visible], rtol=1e-4, atol=1e-4)  # s·(a·b) vs (s·b)·a in float32
