@@ -21,32 +21,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import torch
-from avalanche.core import SupervisedPlugin
+from bench_step import IterationTimer  # this script's folder is on sys.path, also under torchrun
 
 warnings.filterwarnings("ignore")
-
-
-class StepTimer(SupervisedPlugin):
-    """Wall time of each training iteration (CUDA-synchronised on GPUs)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.times: list[float] = []
-
-    def before_training_iteration(self, strategy, **kwargs):  # type: ignore[no-untyped-def]
-        if strategy.device.type == "cuda":
-            torch.cuda.synchronize(strategy.device)
-        self._start = time.perf_counter()
-
-    def after_training_iteration(self, strategy, **kwargs):  # type: ignore[no-untyped-def]
-        if strategy.device.type == "cuda":
-            torch.cuda.synchronize(strategy.device)
-        self.times.append(time.perf_counter() - self._start)
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -65,7 +46,7 @@ def measure(args: argparse.Namespace) -> dict:
     benchmark = build_scenario("digits", n_experiences=5, seed=0, train_transform=eval_tf,
                                eval_transform=eval_tf)
     classifier = CLIPClassifier(model, tokenizer, benchmark.class_names, "digit").to(device)
-    timer = StepTimer()
+    timer = IterationTimer(torch.device(device))
     setup = StrategySetup(classifier=classifier, benchmark=benchmark, device=device, mem_size=100,
                           train_mb_size=args.batch, eval_mb_size=args.batch, train_epochs=args.epochs,
                           lr=1e-4, amp=args.amp, plugins=[timer])

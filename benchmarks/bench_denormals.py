@@ -15,7 +15,7 @@ import warnings
 
 import torch
 
-from avalanche_clip.config import load_config, resolve_config
+from avalanche_clip.config import SWEEP_KEYS, load_config, resolve_config
 from avalanche_clip.experiment import prepare_run
 
 warnings.filterwarnings("ignore")
@@ -39,8 +39,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    source = {k: v for k, v in load_config(args.config).items()
-              if k not in ("strategies", "mem_sizes", "seeds", "scenarios", "tune", "tuned", "tuned_check")}
+    source = {k: v for k, v in load_config(args.config).items() if k not in SWEEP_KEYS}
     source.update(strategy="ce", mem_size=50, lr=args.lr, progress=False, zero_shot_floor=False)
     config = resolve_config([source])
     kept = train_time(config, args.experiences, flush=False)

@@ -18,25 +18,10 @@ import numpy as np
 import torch
 from avalanche.benchmarks.utils import as_classification_dataset
 from PIL import Image
-from torch.utils.data import Dataset
 
 from avalanche_clip.models import create_clip, set_trainable
+from avalanche_clip.scenarios import TensorInputs
 from avalanche_clip.scenarios.digits import DIGIT_NAMES, digit_images
-
-
-class LabelledTensors(Dataset):
-    """``(image, label)`` pairs (an int label, as torchvision's datasets give) with the
-    ``targets`` list Avalanche's builders split on."""
-
-    def __init__(self, images: torch.Tensor, labels: list[int]) -> None:
-        self.images = images
-        self.targets = [int(y) for y in labels]
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.images[index], self.targets[index]
 
 
 def digit_datasets(transform: Any, max_per_class: int | None = None, test_fraction: float = 0.25,
@@ -57,7 +42,7 @@ def digit_datasets(transform: Any, max_per_class: int | None = None, test_fracti
     targets = [labels[i] for i in keep]
     train_idx, test_idx = train_test_split(np.arange(len(keep)), test_size=test_fraction,
                                            stratify=targets, random_state=seed)
-    parts = [LabelledTensors(pixels[np.sort(i)], [targets[j] for j in np.sort(i)])
+    parts = [TensorInputs(pixels[np.sort(i)], [targets[j] for j in np.sort(i)])
              for i in (train_idx, test_idx)]
     return as_classification_dataset(parts[0]), as_classification_dataset(parts[1]), list(DIGIT_NAMES)
 

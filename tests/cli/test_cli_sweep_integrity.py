@@ -160,7 +160,7 @@ def test_a_copied_run_folder_is_returned_without_training(swept, tmp_path, capsy
     assert RUN in stdout
 
 
-def test_a_sweep_with_per_strategy_options_and_variants_re_runs(tmp_path, capsys, monkeypatch):
+def test_a_sweep_with_per_strategy_options_and_variants_re_runs(tmp_path, capsys):
     config = write_config(tmp_path / "sweep.yaml", tiny_sweep_config(
         tmp_path / "cache", strategies=["gcl", {"label": "gcl-reset", "strategy": "gcl",
                                                 "options": {"reset_loss_state": True}}],

@@ -23,10 +23,12 @@ def train(name: str, mem_size: int) -> dict:
     setup = make_setup(benchmark, mem_size=mem_size, train_mb_size=15, train_epochs=2,
                        optimizer="sgd", lr=0.05)
     strategy = build_strategy(name, setup)
+    init = {k: v.detach().clone() for k, v in strategy.model.state_dict().items()}
     for experience in benchmark.train_stream[:EXPERIENCES]:
         strategy.train(experience, eval_streams=[])
     loss = getattr(strategy, "contrastive_loss", None)
     return {
+        "init": init,
         "model": {k: v.detach().clone() for k, v in strategy.model.state_dict().items()},
         "loss": {} if loss is None else {k: v.clone() for k, v in loss.state_dict().items()},
         "memory": strategy.replay.buffer_ids(),
