@@ -41,10 +41,32 @@ def _write_and_rename(fd: int, tmp_name: str, target: Path, write: Callable[[Bin
             os.fsync(handle.fileno())
         os.chmod(tmp_name, FILE_MODE)
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        cause = _os_error_behind(err)
+        if cause is not None:  # a fresh one: re-raising ``cause`` would chain it to itself
+            raise OSError(cause.errno, cause.strerror, cause.filename) from err
         raise
+
+
+def _os_error_behind(err: BaseException) -> OSError | None:
+    """The earliest ``OSError`` (with an errno) chained behind ``err``, when ``err`` itself is
+    another kind of error; else None.
+
+    A writer may hide why it failed: when the disk fills up mid-``torch.save``, the ``OSError``
+    (ENOSPC) is followed, while torch closes its archive, by a ``RuntimeError`` about an
+    "unexpected pos". Re-raising the ``OSError`` lets :func:`~avalanche_clip.errors.writing` say
+    what happened in one line instead of that traceback.
+    """
+    if isinstance(err, OSError) or not isinstance(err, Exception):  # as it is (Ctrl-C too)
+        return None
+    chain: list[BaseException] = []
+    while err is not None and err not in chain:
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    os_errors = [e for e in chain if isinstance(e, OSError) and e.errno is not None]
+    return os_errors[-1] if os_errors else None
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
