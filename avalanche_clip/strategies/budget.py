@@ -7,6 +7,9 @@ experience for every method (``epoch_schedule``: by default ``train_epochs`` pas
 experience's new data), the same batch composition (``replay_sampling``, ``memory_share``) and,
 through a generator seeded by ``(seed, experience)``, the same batches for every method of a seed.
 
+Under several processes (:mod:`avalanche_clip.distributed`) each process loads its shard of every
+global batch, and evaluates every test sample (:meth:`make_eval_dataloader`).
+
 Whatever put memory samples into the training set (our replay plugin, iCaRL's exemplars) appends
 them after the new data and sets :attr:`memory_tail_size`. Each experience's
 :attr:`optimizer_steps` and :attr:`samples_seen` are counted, for the records.
@@ -108,6 +111,27 @@ class BudgetedTrainingMixin:
         # every global batch has this size (a pool smaller than its part is taken whole)
         self.global_batch_size = sum(b for _, b in self.batch_sampler.part_sizes())
         self._batches_planned(self.batch_sampler)
+
+    def make_eval_dataloader(self, num_workers: int = 0, shuffle: bool = False,
+                             pin_memory: bool | None = None, persistent_workers: bool = False,
+                             **kwargs: Any) -> None:
+        """Every process evaluates the whole experience, in order. Avalanche's loader would give
+        each process a ``DistributedSampler`` share (padded with repeats) once a process group
+        exists, so each rank's metrics would be those of its half of the test data and rank 0's
+        records would differ from one process's."""
+        if world_size() == 1:
+            super().make_eval_dataloader(num_workers=num_workers, shuffle=shuffle,  # type: ignore[misc]
+                                         pin_memory=pin_memory, persistent_workers=persistent_workers,
+                                         **kwargs)
+            return
+        dataset = self.adapted_dataset  # type: ignore[attr-defined]
+        device = self.device  # type: ignore[attr-defined]
+        self.dataloader = DataLoader(
+            dataset, batch_size=self.eval_mb_size, shuffle=False,  # type: ignore[attr-defined]
+            collate_fn=dataset.collate_fn, num_workers=num_workers,
+            persistent_workers=persistent_workers and num_workers > 0,
+            pin_memory=device.type == "cuda" if pin_memory is None else pin_memory,
+        )
 
     def _batches_planned(self, sampler: ReplayBatchSampler) -> None:
         """Called once the experience's sampler exists (GDRO reads its inclusion probabilities)."""

@@ -17,7 +17,8 @@ EXPERIENCES = 2
 
 
 def train(name: str, mem_size: int) -> dict:
-    """Train ``name`` on the first experiences of the tiny stream; return its state."""
+    """Train ``name`` on the first experiences of the tiny stream; return its state and its
+    evaluation on their test data."""
     torch.set_num_threads(1)
     benchmark = cil_benchmark(per_class=20)
     setup = make_setup(benchmark, mem_size=mem_size, train_mb_size=15, train_epochs=2,
@@ -26,6 +27,7 @@ def train(name: str, mem_size: int) -> dict:
     init = {k: v.detach().clone() for k, v in strategy.model.state_dict().items()}
     for experience in benchmark.train_stream[:EXPERIENCES]:
         strategy.train(experience, eval_streams=[])
+    metrics = strategy.eval(benchmark.test_stream[:EXPERIENCES])
     loss = getattr(strategy, "contrastive_loss", None)
     return {
         "init": init,
@@ -34,6 +36,7 @@ def train(name: str, mem_size: int) -> dict:
         "memory": strategy.replay.buffer_ids(),
         "steps": strategy.optimizer_steps,
         "samples": strategy.samples_seen,
+        "eval": {k: float(v) for k, v in metrics.items() if "eval_phase" in k},
     }
 
 

@@ -1,5 +1,5 @@
 """Data-parallel training over 2 CPU processes (gloo) equals one process with the same global
-batch: the same weights and loss state to float round-off, the same memory, after several steps
+batch: the same weights, loss state and evaluation to float round-off, the same memory, after several steps
 and across an experience boundary; a killed 2-process run (torchrun, the CLI) resumes to the
 records of the uninterrupted one; what DDP does not support is refused."""
 
@@ -50,6 +50,11 @@ def test_two_processes_train_as_one_with_the_same_global_batch(name, two_process
         torch.testing.assert_close(ranks[0]["model"][key], value, rtol=1e-5, atol=1e-6, msg=key)
     for key, value in single["loss"].items():
         torch.testing.assert_close(ranks[0]["loss"][key], value, rtol=1e-5, atol=1e-6, equal_nan=True, msg=key)
+    # every process evaluates every test sample (not a DistributedSampler's share of them)
+    assert ranks[0]["eval"] == ranks[1]["eval"]
+    assert ranks[0]["eval"].keys() == single["eval"].keys() and len(single["eval"]) >= 4
+    for key, value in single["eval"].items():  # accuracies, and the loss to float round-off
+        assert ranks[0]["eval"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
 
 
 def _config(tmp_path: Path, **extra) -> Path:
