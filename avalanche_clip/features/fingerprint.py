@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import weakref
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,32 @@ def tensors_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
             tensor = tensor.view(torch.int16)
         digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()
+
+
+# owner module → (signature of its tensors, their digest): see owned_tensors_fingerprint
+_OWNED: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, str]] = weakref.WeakKeyDictionary()
+
+
+def owned_tensors_fingerprint(owner: nn.Module, tensors: dict[str, torch.Tensor]) -> str:
+    """:func:`tensors_fingerprint` of tensors held by ``owner`` (e.g. its frozen parameters),
+    remembered while none of them changed.
+
+    A run fingerprints its frozen weights at every checkpoint (~0.3 s each for
+    effnet-lite0-clip's 70 MB); they are the same tensors every time. The digest is reused while
+    every tensor keeps its storage, version counter, shape, stride, dtype and device: an
+    in-place change (``load_state_dict``, ``p.mul_`` under ``no_grad``) bumps the version, a
+    replaced tensor changes the storage. Writes through ``p.data``, which torch does not count,
+    are not seen: do not change frozen weights that way in the middle of a run.
+    """
+    signature = tuple((name, t.untyped_storage().data_ptr(), t.storage_offset(), t._version,
+                       tuple(t.shape), t.stride(), t.dtype, str(t.device))
+                      for name, t in tensors.items())
+    known = _OWNED.get(owner)
+    if known is not None and known[0] == signature:
+        return known[1]
+    digest = tensors_fingerprint(tensors)
+    _OWNED[owner] = (signature, digest)
+    return digest
 
 
 def combine(parts: dict[str, Any]) -> str:
