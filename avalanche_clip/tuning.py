@@ -21,10 +21,12 @@ The tune section of a sweep config (all optional)::
       strategies: null           # default: every trained strategy of the sweep
 
 Studies live in ``--storage`` (any Optuna database URL; default SQLite under the output
-folder), one per strategy, so several machines can work on one study and a killed tune resumes:
-finished trials are never repeated (a trial killed mid-way is failed by Optuna's heartbeat and
-re-drawn). Each strategy's best values go to ``<out>/tuned.yaml`` as soon as its study is
-complete (:mod:`avalanche_clip.tuned`).
+folder), one per strategy, so several processes or machines can work on one study, each study
+ending with exactly its budget of finished trials (:mod:`avalanche_clip.tune_budget`), and a
+killed tune resumes: finished trials are never repeated (a trial killed mid-way is failed, at once
+on the same machine, else by Optuna's heartbeat, and re-drawn). A damaged SQLite storage is one
+line saying what to do (:mod:`avalanche_clip.tune_storage`). Each strategy's best values go to
+``<out>/tuned.yaml`` as soon as its study is complete (:mod:`avalanche_clip.tuned`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,14 @@ from avalanche_clip.strategies import strategy_info
 from avalanche_clip.strategies.registry import search_space
 from avalanche_clip.strategies.spaces import suggest
 from avalanche_clip.sweep import plan_sweep, strategy_entries
+from avalanche_clip.tune_budget import (
+    HOLDING,
+    claimed,
+    fail_dead_trials,
+    holds_a_place,
+    mark_worker,
+)
+from avalanche_clip.tune_storage import storage_errors
 from avalanche_clip.tuned import TunedStrategy, write_tuned
 
 TUNE_DEFAULTS: dict[str, Any] = {
@@ -59,6 +69,8 @@ TUNE_DEFAULTS: dict[str, Any] = {
 }
 #: Seconds between a running trial's heartbeats, and after which a silent one is failed.
 HEARTBEAT_S, GRACE_S = 10, 30
+#: Seconds between looks at the study while its remaining places run in other processes.
+WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -142,15 +154,16 @@ def run_tune(config: dict[str, Any], out_dir: str | Path, *, trials: int | None 
     storage_url = storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
     # heartbeats (how a killed trial is told from a running one) are "experimental" in Optuna
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    db = optuna.storages.RDBStorage(storage_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     entries = {label: strategy for label, strategy, _ in strategy_entries(config)}
     results: dict[str, TunedStrategy] = {}
     began = time.perf_counter()
-    for label in settings.strategies:
-        space = search_space(entries[label], tune_epochs=settings.tune_epochs)
-        results[label] = _tune_one(config, settings, label, space, db, out, progress)
-        write_tuned(out / "tuned.yaml", config, settings, results, storage_url)
+    with storage_errors(storage_url):  # a damaged optuna.db: one line, not SQLAlchemy's traceback
+        db = optuna.storages.RDBStorage(storage_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+        for label in settings.strategies:
+            space = search_space(entries[label], tune_epochs=settings.tune_epochs)
+            results[label] = _tune_one(config, settings, label, space, db, out, progress)
+            write_tuned(out / "tuned.yaml", config, settings, results, storage_url)
     return {"tuned": out / "tuned.yaml", "strategies": results,
             "wall_time_s": time.perf_counter() - began, "storage": storage_url}
 
@@ -162,8 +175,13 @@ def _tune_one(config: dict[str, Any], settings: TuneSettings, label: str,
 
     study = optuna.create_study(study_name=label, storage=db, direction="maximize",
                                 load_if_exists=True)
+    budget = settings.trials if space else 1  # nothing to choose: one trial of the defaults
 
     def objective(trial: Any) -> float:
+        mark_worker(trial)
+        if not holds_a_place(study, trial, budget):  # another process took the last place first
+            trial.set_user_attr("surplus", f"the study already held {budget} trials when it started")
+            raise optuna.TrialPruned()  # before drawing anything: the sampler learns nothing from it
         params = {name: suggest(trial, name, spec) for name, spec in space.items()}
         values = []
         for run in trial_runs(config, settings, label, params):
@@ -180,21 +198,23 @@ def _tune_one(config: dict[str, Any], settings: TuneSettings, label: str,
     def done() -> int:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
-    budget = settings.trials if space else 1  # nothing to choose: one trial of the defaults
-    # Until the study holds `budget` finished trials. Trials running elsewhere (another machine on
-    # the same study) count towards it while they run; one whose process was killed stops
-    # beating, is failed once its heartbeat is stale, and its place is drawn again.
-    stop = optuna.study.MaxTrialsCallback(budget, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    # Until the study holds `budget` finished trials. Trials running elsewhere (another process
+    # or machine on the same study) count towards it while they run (module tune_budget: exactly
+    # `budget` however processes interleave); one whose process was killed is failed (at once on
+    # this host, else once its heartbeat is stale) and its place is drawn again.
+    stop = optuna.study.MaxTrialsCallback(budget, states=HOLDING)
     while done() < budget:
+        fail_dead_trials(study)
         optuna.storages.fail_stale_trials(study)
+        if claimed(study) >= budget:  # the remaining places are running elsewhere: wait for them
+            time.sleep(WAIT_S)
+            continue
         before = done()
         # seeded by the trials so far: a resumed tune draws new points, not its first ones again
         study.sampler = optuna.samplers.TPESampler(
             seed=derived_seed(settings.sampler_seed, label, len(study.trials)) % 2**32)
         study.optimize(objective, n_trials=budget - before, callbacks=[stop],
                        show_progress_bar=progress, catch=())
-        if done() == before:  # the budget is held by running trials: wait for them
-            time.sleep(HEARTBEAT_S)
     best = study.best_trial
     finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     # the study's compute, also when earlier processes ran some of its trials

@@ -1,0 +1,77 @@
+"""An exact trial budget for a study that several ``tune`` processes share, and trials of dead
+processes failed at once.
+
+A study's budget is ``B`` finished trials. Each process counts the study's COMPLETE and RUNNING
+trials before it asks for a new one (:func:`claimed`) and waits while they reach ``B``; two
+processes can still both pass that count at the same instant, so every new trial also checks its
+*place*: the COMPLETE or RUNNING trials numbered below it (the storage numbers a study's trials
+one after another, atomically). A trial whose place is ``B`` or more was one too many: it stops
+before drawing anything (:func:`holds_a_place`), and the study ends with exactly ``B`` finished
+trials however the processes interleave (a trial below it that fails later leaves a place that
+is drawn again).
+
+Each trial records the process that runs it (:data:`WORKER_ATTR`: host and pid). A RUNNING
+trial of this host whose process is gone (a killed tune) is failed as soon as a tune looks at the
+study (:func:`fail_dead_trials`), instead of holding its place until its heartbeat goes stale;
+trials of other hosts are left to Optuna's heartbeat.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from optuna.trial import TrialState
+
+#: User attribute of a trial: ``{"host": ..., "pid": ...}`` of the process running it.
+WORKER_ATTR = "worker"
+#: States that hold a place in the budget.
+HOLDING = (TrialState.COMPLETE, TrialState.RUNNING)
+
+
+def claimed(study: Any) -> int:
+    """How many places of the budget are taken: COMPLETE and RUNNING trials."""
+    return len(study.get_trials(deepcopy=False, states=HOLDING))
+
+
+def mark_worker(trial: Any) -> None:
+    """Record this process as ``trial``'s runner (read by :func:`fail_dead_trials`)."""
+    trial.set_user_attr(WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
+
+
+def holds_a_place(study: Any, trial: Any, budget: int) -> bool:
+    """Whether fewer than ``budget`` COMPLETE or RUNNING trials are numbered below ``trial``."""
+    below = [t for t in study.get_trials(deepcopy=False, states=HOLDING) if t.number < trial.number]
+    return len(below) < budget
+
+
+def fail_dead_trials(study: Any) -> list[int]:
+    """Fail the RUNNING trials whose process, on this host, no longer exists; their numbers."""
+    host = socket.gethostname()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get(WORKER_ATTR)
+        if not isinstance(worker, dict) or worker.get("host") != host:
+            continue  # another machine's (or not yet marked): its heartbeat tells
+        if not _alive(worker.get("pid")):
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            failed.append(trial.number)
+    return failed
+
+
+def _alive(pid: Any) -> bool:
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return True  # unreadable: not ours to judge
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+__all__ = ["HOLDING", "WORKER_ATTR", "claimed", "fail_dead_trials", "holds_a_place", "mark_worker"]
