@@ -101,6 +101,20 @@ def file_digests(paths: Sequence[str], memo_dir: str | os.PathLike[str] | None =
     return [d for d in digests if d is not None]
 
 
+def _memo_key(path: str) -> str | bytes:
+    """``path`` as SQLite can store it: the text when it is UTF-8, else its bytes as a BLOB.
+
+    Linux file names are bytes; one that is not UTF-8 (``caf\\xe9.png`` in Latin-1) reaches
+    Python as text with surrogates, which SQLite cannot encode. A BLOB never equals a TEXT
+    value, so the two kinds of keys cannot collide, and memo files written before keep working.
+    """
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
 class _Memo:
     """The SQLite memo ``path -> (identity, digest)``; every failure degrades to "unknown"."""
 
@@ -118,11 +132,13 @@ class _Memo:
         try:
             with contextlib.closing(self._connect()) as db:
                 found = {}
-                for start in range(0, len(paths), _CHUNK):
-                    chunk = paths[start:start + _CHUNK]
+                by_key = {_memo_key(p): p for p in paths}
+                keys = list(by_key)
+                for start in range(0, len(keys), _CHUNK):
+                    chunk = keys[start:start + _CHUNK]
                     rows = db.execute("SELECT path, identity, digest FROM digests WHERE path IN "
                                       f"({','.join('?' * len(chunk))})", chunk)
-                    found.update((p, (i, d)) for p, i, d in rows)
+                    found.update((by_key[p], (i, d)) for p, i, d in rows if p in by_key)
                 return found
         except (sqlite3.Error, OSError) as err:
             self._warn(err)
@@ -133,7 +149,8 @@ class _Memo:
             return
         try:
             with contextlib.closing(self._connect()) as db, db:
-                db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?)", rows)
+                db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?)",
+                               [(_memo_key(p), i, d) for p, i, d in rows])
         except (sqlite3.Error, OSError) as err:
             self._warn(err)
 

@@ -45,6 +45,12 @@ def require_root(root: str | os.PathLike | None, what: str, layout: str, how_to_
     return path
 
 
+def folder_text(name: str) -> str:
+    """A file or folder name as text: bytes that are not UTF-8 (Linux allows them) as ``\\xNN``
+    escapes, which, unlike ``U+FFFD``, keep two such class names (and their prompts) apart."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def scan_image_folder(split_dir: Path) -> tuple[list[str], list[str], list[int]]:
     """``(classes, paths, targets)`` of an ImageFolder split; files sorted within each class."""
     classes = sorted(
@@ -113,6 +119,7 @@ def image_folder_source(
         if class_name_fn
         else [c.replace("_", " ") for c in train_classes]
     )
+    names = [folder_text(n) for n in names]
     return DataSource(
         name=name,
         kind=CLASS_INCREMENTAL,
@@ -137,7 +144,8 @@ def read_split_file(path: Path) -> list[tuple[str, int]]:
             f"split file {path} does not exist; expected lines '<domain>/<class>/<image> <label>'"
         )
     rows = []
-    with open(path, encoding="utf-8") as f:
+    # surrogateescape: a listed name that is not UTF-8 is read as the bytes of the file it names
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
         for lineno, line in enumerate(f, 1):
             line = line.strip()
             if not line:
@@ -279,7 +287,7 @@ def domain_folder_source(
         kind=DOMAIN_INCREMENTAL,
         train=SplitData(ImageFileDataset(train_p, train_t), train_t, train_d),
         test=test,
-        class_names=[f.replace("_", " ") for f in folders],
+        class_names=[folder_text(f).replace("_", " ") for f in folders],
         domain_names=chosen,
         default_n_experiences=len(chosen),
         root=str(base),
