@@ -41,6 +41,12 @@ def read_image(path: str) -> Image.Image:
             return to_rgb8(img)
     except UnsupportedImageError as e:
         raise ImageReadError(f"cannot use image {path!r}: {e}") from None
+    except Image.DecompressionBombError as e:  # checked from the header, before any decoding
+        raise ImageReadError(
+            f"cannot use image {path!r}: {str(e).rstrip('.')}; Pillow refuses images of more than "
+            f"twice PIL.Image.MAX_IMAGE_PIXELS ({Image.MAX_IMAGE_PIXELS}) pixels. Downscale or remove "
+            "it (a script that trusts its images may raise PIL.Image.MAX_IMAGE_PIXELS)."
+        ) from None
     except FileNotFoundError as e:
         raise MissingDataError(
             f"image file {path!r} does not exist; the data set's file list names it. "
