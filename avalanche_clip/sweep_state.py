@@ -26,6 +26,7 @@ import yaml
 from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.checkpoint import config_differences
 from avalanche_clip.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError, dump_yaml
+from avalanche_clip.yaml_io import read_yaml
 
 SWEEP_CONFIG = "sweep.yaml"
 HISTORY_DIR = "sweep-history"
@@ -64,7 +65,7 @@ def check_run_folders(sweep: dict[str, Any], out: Path, planned: set[str] | None
         if planned is not None and saved_path.parent.name in planned:
             continue
         try:
-            saved = yaml.safe_load(saved_path.read_text()) or {}
+            saved = read_yaml(saved_path.read_text()) or {}
         except (OSError, yaml.YAMLError) as err:
             raise ConfigError(f"{saved_path} is unreadable ({type(err).__name__}); fix or delete "
                               "that run folder") from None

@@ -33,6 +33,7 @@ import yaml
 
 from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.config import ConfigError
+from avalanche_clip.yaml_io import read_yaml
 
 #: Config keys a tune's result depends on besides the strategies: a sweep applying tuned values
 #: that were tuned under other values of these is refused.
@@ -95,7 +96,7 @@ def read_tuned(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"tuned file {path} does not exist (write one with avalanche-clip tune)")
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        document = read_yaml(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"tuned file {path} is not valid YAML: {err}") from None
     strategies = document.get("strategies") if isinstance(document, dict) else None
