@@ -357,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"run": _run, "sweep": _sweep, "tune": _tune, "prepare": _prepare, "report": _report,
                 "list": _list}
     from avalanche_clip.assets import MissingAssetError
-    from avalanche_clip.errors import AvalancheClipError
+    from avalanche_clip.errors import AvalancheClipError, clip_message
     from avalanche_clip.registry import UnknownNameError
 
     try:
@@ -367,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"avalanche-clip {args.command}: error: {err}", file=sys.stderr)
         return 2
     except (AvalancheClipError, ValueError, FileNotFoundError, UnknownNameError, TypeError) as err:
-        print(f"avalanche-clip {args.command}: error: {err}", file=sys.stderr)
+        print(f"avalanche-clip {args.command}: error: {clip_message(str(err))}", file=sys.stderr)
         return 2
 
 

@@ -27,6 +27,24 @@ class AvalancheClipError(Exception):
         super().__init__(*args)
         if len(args) == 1 and isinstance(args[0], str) and _WORKER_TRACEBACK in args[0]:
             self.args = (_original_message(args[0], type(self)),)
+        if len(args) == 1 and isinstance(args[0], str) and len(self.args[0]) > MAX_MESSAGE:
+            self.args = (clip_message(self.args[0]),)
+
+
+#: The most characters of an error message shown whole. Messages echo the value they refuse
+#: (``got {value!r}``); a value of megabytes (a 10 MB string in a config) is cut in the middle
+#: instead of being echoed whole to the terminal or into a failures file. The longest messages
+#: written by hand (the list of known config keys) stay well below.
+MAX_MESSAGE = 2000
+
+
+def clip_message(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` itself if at most ``limit`` characters, else its start and its end (where the
+    messages say what was expected) around a marker saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    head, tail = text[:limit * 3 // 5], text[len(text) - limit // 5:]
+    return f"{head}… ({len(text) - len(head) - len(tail)} characters left out) …{tail}"
 
 
 class OutputWriteError(AvalancheClipError, OSError):
@@ -52,6 +70,9 @@ _WRITE_ADVICE = {
     errno.ENOSPC: "the disk is full; free some space and run the same command again "
     "(finished records are kept; --resume continues an interrupted run)",
     errno.EDQUOT: "the disk quota is exceeded; free some space and run the same command again",
+    errno.EFBIG: "the file would exceed the file-size limit (ulimit -f) or the file system's largest file; "
+    "raise the limit or choose another folder and run the same command again "
+    "(finished records are kept; --resume continues an interrupted run)",
     errno.EROFS: "the file system is read-only; choose a writable folder (--out, cache_dir)",
     errno.EACCES: "permission denied; choose a writable folder (--out, cache_dir) or fix its permissions",
     errno.EPERM: "operation not permitted; choose a writable folder (--out, cache_dir) or fix its permissions",
@@ -117,4 +138,5 @@ def check_writable_dir(path: str | os.PathLike[str]) -> None:
                 os.unlink(probe)
 
 
-__all__ = ["AvalancheClipError", "OutputWriteError", "check_writable_dir", "write_error", "writing"]
+__all__ = ["MAX_MESSAGE", "AvalancheClipError", "OutputWriteError", "check_writable_dir", "clip_message",
+           "write_error", "writing"]
