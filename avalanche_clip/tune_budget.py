@@ -24,7 +24,8 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-#: User attribute of a trial: ``{"host": ..., "pid": ...}`` of the process running it.
+#: User attribute of a trial: ``{"host": ..., "pid": ...}`` of the process running it (host: the
+#: machine's name and, on Linux, its pid namespace).
 WORKER_ATTR = "worker"
 #: States that hold a place in the budget.
 HOLDING = (TrialState.COMPLETE, TrialState.RUNNING)
@@ -37,7 +38,17 @@ def claimed(study: Any) -> int:
 
 def mark_worker(trial: Any) -> None:
     """Record this process as ``trial``'s runner (read by :func:`fail_dead_trials`)."""
-    trial.set_user_attr(WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
+    trial.set_user_attr(WORKER_ATTR, {"host": _host(), "pid": os.getpid()})
+
+
+def _host() -> str:
+    """This machine, and on Linux its pid namespace: two containers with one host name do not
+    see each other's processes, so neither may judge the other's pids."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()} {namespace}".strip()
 
 
 def holds_a_place(study: Any, trial: Any, budget: int) -> bool:
@@ -48,7 +59,7 @@ def holds_a_place(study: Any, trial: Any, budget: int) -> bool:
 
 def fail_dead_trials(study: Any) -> list[int]:
     """Fail the RUNNING trials whose process, on this host, no longer exists; their numbers."""
-    host = socket.gethostname()
+    host = _host()
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get(WORKER_ATTR)
@@ -63,7 +74,7 @@ def fail_dead_trials(study: Any) -> list[int]:
 def _alive(pid: Any) -> bool:
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return True  # unreadable: not ours to judge
-    if pid == os.getpid():
+    if pid == os.getpid() or os.name != "posix":  # on Windows os.kill would end the process
         return True
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
