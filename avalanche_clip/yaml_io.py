@@ -1,7 +1,7 @@
 """The one YAML reader of the package: configs, ``key=value`` overrides, ``tuned.yaml`` files and
 the ``config.yaml`` of run folders are all read with :func:`read_yaml`.
 
-It is PyYAML's safe loader with four changes:
+It is PyYAML's safe loader with five changes:
 
 - ``1e-3`` is a float (YAML 1.2; PyYAML's YAML 1.1 rules need a dot, ``1.0e-3``, and would make
   ``lr=1e-3`` the string '1e-3');
@@ -14,7 +14,8 @@ It is PyYAML's safe loader with four changes:
   together add at most :data:`MAX_ALIAS_VALUES` values to the document; an alias inside its own
   anchor (a recursive value) is refused. Both are checked on the composed node graph, before any
   Python value is built, in time linear in the document's size;
-- nesting is bounded (:data:`MAX_DEPTH` levels).
+- nesting is bounded (:data:`MAX_DEPTH` levels), and so is the text (:data:`MAX_CHARS`): PyYAML
+  reads about a megabyte a second, and no config needs more.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ MAX_ALIAS_VALUES = 10_000
 #: The deepest nesting of sequences and mappings (configs nest 4 levels); PyYAML composes nested
 #: values recursively, so "[[[[..." would otherwise end in a RecursionError traceback.
 MAX_DEPTH = 100
+#: The longest YAML text read (characters): the package's own configs are a few kilobytes.
+MAX_CHARS = 1_000_000
 _CAP = 2**62
 
 
 class YAMLBoundError(yaml.YAMLError):
-    """A YAML document within its text size but too large or deep once read (aliases that expand
-    beyond :data:`MAX_ALIAS_VALUES`, a recursive alias, nesting deeper than :data:`MAX_DEPTH`)."""
+    """A YAML document too large to read: a text over :data:`MAX_CHARS`, aliases that expand
+    beyond :data:`MAX_ALIAS_VALUES`, a recursive alias, nesting deeper than :data:`MAX_DEPTH`."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -129,7 +132,10 @@ def check_alias_expansion(root: yaml.Node, limit: int = MAX_ALIAS_VALUES) -> Non
 def read_yaml(stream: str | bytes | IO[str] | IO[bytes]) -> Any:
     """The Python value of one YAML document (text or an open file), read with the bounds above;
     raises :class:`yaml.YAMLError` (:class:`YAMLBoundError` for the bounds)."""
-    return yaml.load(stream, Loader=_Loader)
+    text = stream if isinstance(stream, (str, bytes)) else stream.read(MAX_CHARS + 1)
+    if len(text) > MAX_CHARS:
+        raise YAMLBoundError(f"it is longer than {MAX_CHARS} characters; a config needs far fewer")
+    return yaml.load(text, Loader=_Loader)
 
 
-__all__ = ["MAX_ALIAS_VALUES", "MAX_DEPTH", "YAMLBoundError", "check_alias_expansion", "read_yaml"]
+__all__ = ["MAX_ALIAS_VALUES", "MAX_CHARS", "MAX_DEPTH", "YAMLBoundError", "check_alias_expansion", "read_yaml"]
