@@ -13,7 +13,9 @@ on a file lock; files are written to temporary names and renamed, and an entry c
 its ``meta.json`` exists, so a killed build leaves nothing that is read later. Every load checks
 each file against its checksum: a damaged entry (a zero-filled ``train.pt`` of the right shape,
 a truncated file, an unreadable ``meta.json``) is rebuilt with a :class:`CacheEntryWarning`,
-never read.
+never read. A cache folder that cannot be written (read-only, full, below a regular file) does
+not stop a run: the features are computed in memory, with one warning
+(:mod:`avalanche_clip.cache_writes`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch
 from filelock import FileLock
 
 from avalanche_clip.atomic import atomic_write, atomic_write_text
-from avalanche_clip.errors import writing
+from avalanche_clip.cache_writes import warn_cache_unwritable
 from avalanche_clip.scenarios.file_digests import bytes_digest, content_digest
 
 _MEMORY: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
@@ -65,21 +67,38 @@ def load_or_build(cache_dir: str | os.PathLike, key: str, meta: dict[str, Any],
     features = _read_quietly(entry)
     built = False
     if features is None:
-        with writing(entry.parent):  # a read-only or full cache folder: one error naming it
+        try:
             entry.mkdir(parents=True, exist_ok=True)
-            with FileLock(str(entry) + ".lock"):
-                try:  # again under the lock: another process may have built it meanwhile
-                    features = _read_verified(entry)
-                except _Damaged as err:
-                    warnings.warn(f"feature cache entry {entry} is damaged ({err}); rebuilding it",
-                                  CacheEntryWarning, stacklevel=2)
-                if features is None:
-                    features = _build(entry, meta, build)
-                    built = True
+            lock = FileLock(str(entry) + ".lock")
+            lock.acquire()
+        except OSError as err:  # a folder that cannot be written: the features still can be computed
+            warn_cache_unwritable("feature cache", entry.parent, err)
+            features, built = _compute(build), True
+        else:
+            try:
+                features, built = _read_or_build_locked(entry, meta, build)
+            finally:
+                lock.release()
     _MEMORY[remembered] = features
     while len(_MEMORY) > _MEMORY_ENTRIES:
         _MEMORY.popitem(last=False)
     return features, built
+
+
+def _read_or_build_locked(entry: Path, meta: dict[str, Any], build: Callable[[str], torch.Tensor]
+                          ) -> tuple[dict[str, torch.Tensor], bool]:
+    """Under the entry's lock: the entry if another process built it meanwhile, else built now."""
+    try:
+        features = _read_verified(entry)
+    except _Damaged as err:
+        warnings.warn(f"feature cache entry {entry} is damaged ({err}); rebuilding it",
+                      CacheEntryWarning, stacklevel=3)
+        features = None
+    if features is not None:
+        return features, False
+    features = _compute(build)
+    _store(entry, meta, features)
+    return features, True
 
 
 def _read_quietly(entry: Path) -> dict[str, torch.Tensor] | None:
@@ -116,17 +135,23 @@ def _read_verified(entry: Path) -> dict[str, torch.Tensor] | None:
     return features
 
 
-def _build(entry: Path, meta: dict[str, Any], build: Callable[[str], torch.Tensor]
-           ) -> dict[str, torch.Tensor]:
-    (entry / "meta.json").unlink(missing_ok=True)  # the entry stops counting until rewritten
-    features, checksums = {}, {}
-    for split in SPLITS:
-        features[split] = build(split).contiguous()
-        path = atomic_write(entry / f"{split}.pt", lambda stream, f=features[split]: torch.save(f, stream))
-        checksums[path.name] = content_digest(str(path))
-    atomic_write_text(entry / "meta.json", json.dumps({**meta, "checksums": checksums}, indent=2,
-                                                      sort_keys=True, default=str))
-    return features
+def _compute(build: Callable[[str], torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {split: build(split).contiguous() for split in SPLITS}
+
+
+def _store(entry: Path, meta: dict[str, Any], features: dict[str, torch.Tensor]) -> None:
+    """Write ``features`` as the entry (``meta.json`` last); when the folder cannot take them
+    (full, read-only), warn and keep them in memory only: the entry is left not counting."""
+    try:
+        (entry / "meta.json").unlink(missing_ok=True)  # the entry stops counting until rewritten
+        checksums = {}
+        for split in SPLITS:
+            path = atomic_write(entry / f"{split}.pt", lambda stream, f=features[split]: torch.save(f, stream))
+            checksums[path.name] = content_digest(str(path))
+        atomic_write_text(entry / "meta.json", json.dumps({**meta, "checksums": checksums}, indent=2,
+                                                          sort_keys=True, default=str))
+    except OSError as err:
+        warn_cache_unwritable("feature cache", entry.parent, err)
 
 
 def clear_memory() -> None:

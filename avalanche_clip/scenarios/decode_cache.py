@@ -12,7 +12,8 @@ array); a load checks it, and an array that fails the check is decoded again wit
 :class:`DecodeCacheWarning`, never read. Files are written to unique temporary names in the
 same folder and moved into place with ``os.replace`` (atomic on POSIX), so two processes
 building the same array at once both succeed and a reader never sees a partial file. Later
-builds memory-map it.
+builds memory-map it. A ``cache_dir`` that cannot be written serves the array from memory, with
+one warning (:mod:`avalanche_clip.cache_writes`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from avalanche_clip.atomic import atomic_write, atomic_write_text
+from avalanche_clip.cache_writes import warn_cache_unwritable
 
 from .file_digests import content_digest, file_digests
 from .image_files import check_same_shape, iter_decoded
@@ -98,9 +100,13 @@ def decode_images(
     if stored is not None:
         return stored
     arr = _decode_all(paths, num_workers)
-    atomic_write(target, lambda stream: np.save(stream, arr))
-    atomic_write_text(target.with_suffix(".json"),
-                      json.dumps({"checksum": content_digest(str(target)), "shape": list(arr.shape)}))
+    try:
+        atomic_write(target, lambda stream: np.save(stream, arr))
+        atomic_write_text(target.with_suffix(".json"),
+                          json.dumps({"checksum": content_digest(str(target)), "shape": list(arr.shape)}))
+    except OSError as err:  # an unwritable cache folder: the decoded array serves from memory
+        warn_cache_unwritable("decoded-image cache", cache_dir, err)
+        return arr
     return np.load(target, mmap_mode="r")
 
 

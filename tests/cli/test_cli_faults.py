@@ -174,13 +174,28 @@ def test_a_read_only_output_folder_is_refused_before_training(reference, read_on
     _refused(code, stderr, f"cannot write {out}: {reason}", "choose a writable folder")
 
 
-def test_a_read_only_cache_folder_is_one_line_naming_it(reference, read_only_folder, tmp_path, capsys):
-    config, _ = reference
-    reason = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
-    code, _, stderr = cli(capsys, "run", "--config", config, "--out", tmp_path / "out",
-                          f"cache_dir={read_only_folder}")
-    _refused(code, stderr, f"cannot write {read_only_folder / 'features'}: {reason}", "choose a writable folder")
-    assert not (tmp_path / "out" / "results.jsonl").exists()
+@pytest.mark.parametrize("where", ["read-only cache_dir", "$AVALANCHE_CLIP_CACHE below a file"])
+def test_a_cache_folder_that_cannot_be_written_is_one_warning_and_the_run_goes_on(reference, tmp_path, capsys,
+                                                                                 monkeypatch, request, where):
+    from avalanche_clip.cache_writes import CacheWriteWarning
+
+    config, finished = reference
+    if where == "read-only cache_dir":
+        cache = request.getfixturevalue("read_only_folder")
+        reason = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+        setting = f"cache_dir={cache}"
+    else:  # a path that can never be created: root ignores permission bits, not a file in the way
+        (tmp_path / "notes.txt").write_text("not a folder")
+        cache, reason = tmp_path / "notes.txt" / "cache", "Not a directory"
+        monkeypatch.setenv("AVALANCHE_CLIP_CACHE", str(cache))
+        setting = "cache_dir=null"
+    with pytest.warns(CacheWriteWarning) as caught:
+        code, _, stderr = cli(capsys, "run", "--config", config, "--out", tmp_path / "out", setting)
+
+    assert code == 0, stderr  # the cache saves time only: the run's result does not depend on it
+    assert [str(w.message).split(";")[0] for w in caught if w.category is CacheWriteWarning] == [
+        f"cannot write the feature cache in {cache / 'features'} ({reason})"]
+    assert without_time(read_jsonl(tmp_path / "out" / "results.jsonl")) == without_time(finished)
 
 
 @pytest.fixture

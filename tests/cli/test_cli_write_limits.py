@@ -63,3 +63,25 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_the_previous_one_st
     resumed = read_jsonl(out / "results.jsonl")
     assert [r["experience"] for r in resumed] == [0, 1, 2, 3, 4]
     assert without_time(resumed[:2]) == without_time(written)
+
+
+def test_a_feature_cache_that_fills_up_is_one_warning_and_the_features_are_used_from_memory(tmp_path):
+    import torch
+
+    from avalanche_clip.cache_writes import CacheWriteWarning
+    from avalanche_clip.features import clear_memory, load_or_build
+
+    features = {"train": torch.arange(40_000.0).reshape(100, 400), "test": torch.ones(10, 400)}
+    clear_memory()
+    with file_size_limit(50_000), pytest.warns(CacheWriteWarning, match=(
+            rf"cannot write the feature cache in {tmp_path / 'features'} \(File too large\)")):
+        got, built = load_or_build(tmp_path, "key", {"what": "test"}, features.__getitem__)
+    clear_memory()
+
+    assert built and all(torch.equal(got[split], features[split]) for split in features)
+    entry = tmp_path / "features" / "key"
+    assert not (entry / "meta.json").exists() and not list(entry.glob("*.tmp"))  # nothing that counts
+    _, built = load_or_build(tmp_path, "key", {"what": "test"}, features.__getitem__)
+    assert built  # built again (and kept now), never read from a half-written entry
+    assert (entry / "meta.json").is_file()
+    clear_memory()

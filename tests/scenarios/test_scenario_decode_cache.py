@@ -82,6 +82,19 @@ def _build_cache(args):
     return np.asarray(decode_images(paths, cache_dir=cache_dir)).sum()
 
 
+def test_a_cache_dir_that_cannot_be_created_serves_the_decoded_images_from_memory(fake_imagefolder, tmp_path):
+    from avalanche_clip.cache_writes import CacheWriteWarning
+
+    (tmp_path / "notes.txt").write_text("a file where the cache folder would go")
+    cache = tmp_path / "notes.txt" / "cache"
+    with pytest.warns(CacheWriteWarning, match=rf"decoded-image cache in {cache} \(Not a directory\)"):
+        cached = build_scenario("split-imagefolder", root=fake_imagefolder, n_experiences=2,
+                                decode_cache=True, cache_dir=cache)
+    plain = build_scenario("split-imagefolder", root=fake_imagefolder, n_experiences=2)
+    assert isinstance(cached.source.train.dataset, ArrayImageDataset)
+    _same(_all_items(plain), _all_items(cached))
+
+
 def test_two_processes_building_the_cache_at_once(fake_imagefolder, tmp_path):
     paths = sorted(str(p) for p in (fake_imagefolder / "train").rglob("*.png"))
     cache = tmp_path / "cache"
