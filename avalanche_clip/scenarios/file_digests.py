@@ -13,7 +13,8 @@ changes its inode, so a remembered digest is only used for the same bytes. As in
 clean" rule, a digest is not remembered while the file's times are within
 :data:`RACY_SECONDS` of now (a write in the same clock tick would keep them).
 
-A damaged or unusable memo file is ignored with a warning (every file is then hashed); it can
+A damaged or unusable memo file is ignored with a warning (every file is then hashed; a folder
+that cannot be written, with the caches' :class:`~avalanche_clip.cache_writes.CacheWriteWarning`); it can
 only cost time, never give a wrong digest for a changed file, because its entries are keyed by
 identity.
 """
@@ -28,6 +29,8 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+
+from avalanche_clip.cache_writes import warn_cache_unwritable
 
 from .errors import MissingDataError
 
@@ -120,6 +123,7 @@ class _Memo:
 
     def __init__(self, memo_dir: str | os.PathLike[str]) -> None:
         self.path = Path(memo_dir) / MEMO_FILENAME
+        self.usable = True  # False after a failure: one warning, not one per lookup and store
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +133,8 @@ class _Memo:
         return connection
 
     def lookup(self, paths: list[str]) -> dict[str, tuple[str, str]]:
+        if not self.usable:
+            return {}
         try:
             with contextlib.closing(self._connect()) as db:
                 found = {}
@@ -145,7 +151,7 @@ class _Memo:
             return {}
 
     def store(self, rows: list[tuple[str, str, str]]) -> None:
-        if not rows:
+        if not rows or not self.usable:
             return
         try:
             with contextlib.closing(self._connect()) as db, db:
@@ -155,6 +161,10 @@ class _Memo:
             self._warn(err)
 
     def _warn(self, err: Exception) -> None:
+        self.usable = False
+        if isinstance(err, OSError):  # its folder cannot be made or written: not a damaged memo
+            warn_cache_unwritable("file-digest memo", self.path.parent, err)
+            return
         warnings.warn(f"file-digest memo {self.path} is unusable ({type(err).__name__}: {err}); "
                       "hashing the files instead (delete it to start a fresh one)",
                       DigestMemoWarning, stacklevel=4)
