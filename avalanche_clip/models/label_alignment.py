@@ -11,14 +11,21 @@ describe the wrong classes, silently. :func:`names_for_benchmark` reorders them,
 - a benchmark whose ``class_mapping`` is not the identity, unless the classifier declares that
   its names follow that mapping (``classifier.class_mapping``, set by
   ``CLIPClassifier.for_benchmark``);
-- labels restarted from zero in each experience (``class_ids_from_zero_in_each_exp``): one
-  global class space cannot name them.
+- labels restarted from zero in each experience (``class_ids_from_zero_in_each_exp``) for a
+  classifier without task heads: one global class space cannot name them, only (task, label)
+  can (``CLIPClassifier.for_benchmark`` maps them, :mod:`avalanche_clip.models.task_heads`).
+
+:func:`attach_task_heads` gives a classifier without heads those of a task-incremental benchmark
+with global class ids that its experiences link to (``nc_benchmark``), so such a benchmark is
+classified task-aware with any classifier.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from avalanche_clip.models.task_heads import benchmark_task_heads
 
 
 def _benchmark_of(source: Any) -> Any:
@@ -35,19 +42,31 @@ def _benchmark_of(source: Any) -> Any:
 
 def benchmark_class_mapping(source: Any) -> list[int] | None:
     """``class_mapping[original label] = benchmark label`` of a benchmark (or of an experience's
-    benchmark) when it relabels classes; None when it keeps the data set's labels."""
+    benchmark) when it relabels classes into one class space; None when it keeps the data set's
+    labels, or restarts them in each experience (then (task, label) names a class: task heads)."""
     benchmark = _benchmark_of(source)
-    if getattr(benchmark, "class_ids_from_zero_in_each_exp", False):
-        raise ValueError(
-            "this benchmark restarts class ids from zero in each experience "
-            "(class_ids_from_zero_in_each_exp=True): a CLIP classifier needs one global class "
-            "space; build it with class_ids_from_zero_from_first_exp=True or the original labels"
-        )
+    if _restarts_labels(benchmark):
+        return None
     mapping = getattr(benchmark, "class_mapping", None)
     if mapping is None:
         return None
     mapping = [int(m) for m in mapping]
     return None if mapping == list(range(len(mapping))) else mapping
+
+
+def _restarts_labels(benchmark: Any) -> bool:
+    return bool(getattr(benchmark, "class_ids_from_zero_in_each_exp", False))
+
+
+def attach_task_heads(model: Any, source: Any) -> None:
+    """Give ``model`` (a classifier with ``task_heads``, still None) the heads of ``source``'s
+    benchmark when it has several task labels and global class ids; nothing otherwise (labels
+    restarting in each experience need the names' mapping: ``CLIPClassifier.for_benchmark``)."""
+    if getattr(model, "task_heads", False) is not None:
+        return  # heads already, or a classifier without task heads (linear head)
+    benchmark = _benchmark_of(source)
+    if not _restarts_labels(benchmark):
+        model.task_heads = benchmark_task_heads(benchmark)
 
 
 def names_for_benchmark(class_names: Sequence[str], benchmark: Any) -> list[str]:
@@ -84,6 +103,13 @@ def check_label_alignment(model: Any, source: Any, labels: Sequence[int] = ()) -
             f"({', '.join(map(repr, names[:5]))}{', ...' if len(names) > 5 else ''}): give the "
             "classifier one class name per label of the benchmark"
         )
+    if _restarts_labels(_benchmark_of(source)) and getattr(model, "task_heads", None) is None:
+        raise ValueError(
+            "this benchmark restarts class ids from zero in each experience "
+            "(class_ids_from_zero_in_each_exp=True), so a label names a class only within its "
+            "task; build the classifier with CLIPClassifier.for_benchmark(clip, tokenizer, "
+            "class_names, benchmark) (names indexed by the data set's labels): one head per task"
+        )
     mapping = benchmark_class_mapping(source)
     if mapping is not None and getattr(model, "class_mapping", None) != mapping:
         raise ValueError(
@@ -95,4 +121,4 @@ def check_label_alignment(model: Any, source: Any, labels: Sequence[int] = ()) -
         )
 
 
-__all__ = ["benchmark_class_mapping", "check_label_alignment", "names_for_benchmark"]
+__all__ = ["attach_task_heads", "benchmark_class_mapping", "check_label_alignment", "names_for_benchmark"]

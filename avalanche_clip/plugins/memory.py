@@ -21,7 +21,7 @@ attribute, the global ``sample_idx`` included.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -127,11 +127,13 @@ class ClassBalancedMemory:
         return concat_datasets([data.subset(positions) for data, positions in runs])
 
     # ------------------------------------------------------------------ updates
-    def update(self, dataset: Any) -> list[int]:
+    def update(self, dataset: Any, classes: Sequence[int] | None = None) -> list[int]:
         """Offer every sample of ``dataset`` (an experience's data, with the ``sample_idx``
-        attribute and ``targets``) and re-balance; returns the ids newly admitted, sorted."""
+        attribute and ``targets``) and re-balance; returns the ids newly admitted, sorted.
+        ``classes``: the class of each sample when it is not its target (labels that restart in
+        each task of a task-incremental benchmark name different classes)."""
         ids = [int(i) for i in sample_ids(dataset)]
-        targets = [int(t) for t in dataset.targets]
+        targets = [int(t) for t in (dataset.targets if classes is None else classes)]
         if len(ids) != len(targets):
             raise ValueError(f"{len(ids)} sample ids but {len(targets)} targets")
         by_class: dict[int, list[int]] = {}

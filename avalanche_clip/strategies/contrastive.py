@@ -24,6 +24,7 @@ from torch import nn
 
 from avalanche_clip.distributed import gather_rows, world_size
 from avalanche_clip.losses import GCLLoss, GDROLoss
+from avalanche_clip.models.task_heads import head_logits
 from avalanche_clip.plugins import LossStatePlugin
 from avalanche_clip.strategies.base import CLIPStrategyBase, check_classifier
 from avalanche_clip.strategies.batch_criterion import BatchContrastiveCriterion
@@ -68,6 +69,7 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
         self.loss_state.replay = self.replay
         self.mb_features: tuple[torch.Tensor, torch.Tensor] | None = None
         self.mb_global_index: torch.Tensor | None = None
+        self.mb_classes: torch.Tensor | None = None  # the loss's labels: per-task heads' class ids
 
     def _state_plugins(self) -> list[BasePlugin]:
         return [self.loss_state]
@@ -76,8 +78,18 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
         """Logits over the seen classes, with gradient (``train_logits="seen"``: for training
         metrics and logit-based plugins such as LwF), or over the batch's classes only
         (``"batch"``: a trainable text tower then encodes only those prompts, much cheaper with
-        many classes); keeps the batch's image and label-prompt features for the loss."""
+        many classes); keeps the batch's image and label-prompt features for the loss. With one
+        head per task: logits over each item's task's labels, and the loss sees each label as
+        the class it names in its task (``mb_classes``)."""
         image = self.model.encode_images(self.mb_x)
+        heads = getattr(self.model, "task_heads", None)
+        self.mb_classes = None
+        if heads is not None:
+            logits, classes, prompts = head_logits(self.model, image, self.mb_task_id, heads)
+            self.mb_classes = heads.classes_of(self.mb_y, self.mb_task_id)
+            self.mb_features = (image, prompts[torch.searchsorted(classes, self.mb_classes)])
+            self._criterion.record(self.mb_x, logits)
+            return logits
         if self.train_logits == "seen":
             classes = self.model.classes.visible()
             position = torch.searchsorted(classes, self.mb_y).clamp_max(len(classes) - 1)
@@ -98,7 +110,8 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
         ones."""
         assert self.mb_features is not None and self.mb_index is not None
         image, text = self.mb_features
-        labels, index = self.mb_y, self.mb_index
+        labels = self.mb_y if self.mb_classes is None else self.mb_classes
+        index = self.mb_index
         if world_size() > 1:
             image, text = gather_rows(image), gather_rows(text)
             labels, index = gather_rows(labels), gather_rows(index)
@@ -165,7 +178,9 @@ class GDROStrategy(ContrastiveCLIPStrategy):
         if not self.inclusion_weights:
             self.contrastive_loss.set_class_inclusion(None)
             return
-        targets = [int(t) for t in self.adapted_dataset.targets]
+        heads = getattr(self.model, "task_heads", None)
+        targets = ([int(t) for t in self.adapted_dataset.targets] if heads is None
+                   else heads.dataset_classes(self.adapted_dataset))  # each label in its task
         self.contrastive_loss.set_class_inclusion(
             sampler.inclusion_probabilities(targets, self.contrastive_loss.num_classes)
         )
