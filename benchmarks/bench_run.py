@@ -1,0 +1,93 @@
+"""Whole-run cost: a continual run against joint training of the same optimizer steps.
+
+Both are runs of the embedded default comparison (digits, effnet-lite0-clip with its projections
+trained on cached trunk features, GCL's tuned values): the continual run (default GCL, memory 20,
+checkpoints on) trains 5 experiences with an evaluation, a record and a checkpoint after each;
+joint training takes the same optimizer steps in one pass and evaluates once. Each is timed as
+``execute_run`` in a fresh run folder (build the model and stream, train, evaluate, record,
+checkpoint; no zero-shot evaluation, which a sweep does once per seed), in one process with
+one torch thread, taking turns after one warm-up run of each;
+the table gives the median of ``--repeats`` and the ratio measured in the same process.
+
+    python benchmarks/bench_run.py --repeats 5
+
+``--set key=value`` overrides the runs' config (as ``avalanche-clip run`` does), e.g. a tiny
+model for a quick check: ``--set model=tiny-clip pretrained=null image_size=32``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from avalanche_clip.cli import _config
+from avalanche_clip.experiment import execute_run
+
+warnings.filterwarnings("ignore")
+
+
+def _time_run(config: dict, out: Path) -> tuple[float, list[dict]]:
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    records = execute_run(config, out)
+    return time.perf_counter() - started, records
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Runs the benchmark; returns the median times (s) and their ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--strategy", default="gcl", help="the continual run's strategy")
+    parser.add_argument("--mem-size", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each, after a warm-up")
+    parser.add_argument("--set", nargs="*", default=[], metavar="key=value", help="config overrides")
+    parser.add_argument("--work", help="scratch folder (default: a temporary one, removed)")
+    parser.add_argument("--json", help="also write the numbers to this file")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(1)
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench_run_"))
+    common = [f"seed={args.seed}", "threads=1", "progress=false", "zero_shot_floor=false",
+              f"cache_dir={work / 'cache'}", *args.set]
+    configs = {
+        "continual": _config(None, [f"strategy={args.strategy}", f"mem_size={args.mem_size}",
+                                    "checkpoint=true", *common], sweep=False),
+        "joint": _config(None, ["strategy=joint", "mem_size=0", *common], sweep=False),
+    }
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    steps = {}
+    for repeat in range(args.repeats + 1):  # the first round warms caches (features, imports)
+        for name, config in configs.items():
+            elapsed, records = _time_run(config, work / f"{name}_{repeat}")
+            steps[name] = sum(r["optimizer_steps"] or 0 for r in records)
+            if repeat:
+                times[name].append(elapsed)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    ratio = medians["continual"] / medians["joint"]
+    print(f"\n{args.strategy} memory {args.mem_size} (checkpoints on) vs joint; "
+          f"{args.repeats} timed runs each; torch threads 1; overrides {args.set or 'none'}\n")
+    print("| run | optimizer steps | median wall time (s) | all (s) |")
+    print("|---|---:|---:|---|")
+    for name in configs:
+        shown = ", ".join(f"{t:.2f}" for t in times[name])
+        print(f"| {name} | {steps[name]} | {medians[name]:.2f} | {shown} |")
+    print(f"| continual / joint | | {ratio:.2f} | |")
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+    result = {"continual_s": medians["continual"], "joint_s": medians["joint"], "ratio": ratio,
+              "steps": steps, "times": times}
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()

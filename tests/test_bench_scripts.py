@@ -1,0 +1,37 @@
+"""The benchmark scripts run, on CPU with tiny settings: the GPU step benchmark is ready for a
+machine with a device, and the whole-run benchmark reports its ratio."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_step_benchmark_times_every_strategy_against_naive(tmp_path):
+    out = tmp_path / "step.json"
+    medians = _script("bench_step").main([
+        "--model", "tiny-clip", "--image-size", "32", "--trainable", "projections", "--batch", "8",
+        "--rounds", "1", "--max-per-class", "4", "--warmup", "1", "--json", str(out)])
+    assert set(medians) == {"naive+ce", "ce", "gcl", "gdro"}
+    assert all(m > 0 for m in medians.values())
+    saved = json.loads(out.read_text())
+    assert saved["ratio_to_naive"]["naive+ce"] == 1.0 and saved["args"]["amp"] == "fp32"
+
+
+def test_run_benchmark_compares_a_continual_run_with_joint_training_of_the_same_steps(tmp_path):
+    result = _script("bench_run").main([
+        "--repeats", "1", "--work", str(tmp_path), "--set", "model=tiny-clip", "pretrained=null",
+        "image_size=32", "scenario_options.max_train_per_class=4",
+        "scenario_options.max_test_per_class=2"])
+    assert result["steps"]["continual"] == result["steps"]["joint"] > 0
+    assert result["ratio"] == result["continual_s"] / result["joint_s"] > 0
