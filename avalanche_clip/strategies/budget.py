@@ -5,7 +5,8 @@ replaces the training data loader by a :class:`~avalanche_clip.batching.ReplayBa
 over ``[new data ; memory]``: the same number of optimizer steps of the same batch size in every
 experience for every method (``epoch_schedule``: by default ``train_epochs`` passes over the
 experience's new data), the same batch composition (``replay_sampling``, ``memory_share``) and,
-through a generator seeded by ``(seed, experience)``, the same batches for every method of a seed.
+through a generator seeded by ``(seed, experience)``, the same batches for every method of a seed,
+and the same random transforms of each item of them (:mod:`avalanche_clip.seeded_items`).
 
 Under several processes (:mod:`avalanche_clip.distributed`) each process loads its shard of every
 global batch, and evaluates every test sample (:meth:`make_eval_dataloader`).
@@ -29,6 +30,7 @@ from avalanche_clip.batching import (
     epoch_schedule,
 )
 from avalanche_clip.distributed import ShardedBatchSampler, world_size
+from avalanche_clip.seeded_items import SeededBatches, SeededItems
 
 
 class BudgetedTrainingMixin:
@@ -99,10 +101,14 @@ class BudgetedTrainingMixin:
             memory_share=self.memory_share, generator=generator,
         )
         device = self.device  # type: ignore[attr-defined]
+        # each item's random transforms are seeded by its place in the global batches, so they
+        # are the same whichever process loads it
+        seeded = SeededBatches(self.batch_sampler, derived_seed(
+            self.seed, "augmentation", self.clock.train_exp_counter))  # type: ignore[attr-defined]
         # several processes: each loads its shard of every global batch
-        sampler = ShardedBatchSampler(self.batch_sampler) if world_size() > 1 else self.batch_sampler
+        sampler = ShardedBatchSampler(seeded) if world_size() > 1 else seeded
         self.dataloader = DataLoader(
-            dataset, batch_sampler=sampler, collate_fn=dataset.collate_fn,
+            SeededItems(dataset), batch_sampler=sampler, collate_fn=dataset.collate_fn,
             num_workers=num_workers, persistent_workers=persistent_workers and num_workers > 0,
             pin_memory=device.type == "cuda" if pin_memory is None else pin_memory,
         )

@@ -11,19 +11,31 @@ import torch.distributed as dist
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "strategies"))
 from strategy_fixtures import cil_benchmark, make_setup  # noqa: E402
 
+from avalanche_clip.distributed import reseed_for_rank  # noqa: E402
+from avalanche_clip.models import create_clip  # noqa: E402
+from avalanche_clip.scenarios import build_scenario  # noqa: E402
 from avalanche_clip.strategies import build_strategy  # noqa: E402
 
 EXPERIENCES = 2
 
 
+def augmented_benchmark():
+    """The tiny stream with tiny-clip's own random training transform (``RandomResizedCrop``)."""
+    _, train_tf, eval_tf, _ = create_clip("tiny-clip")
+    return build_scenario("digits", n_experiences=5, seed=0, with_index=True, train_transform=train_tf,
+                          eval_transform=eval_tf, max_train_per_class=20, max_test_per_class=10)
+
+
 def train(name: str, mem_size: int) -> dict:
-    """Train ``name`` on the first experiences of the tiny stream; return its state and its
-    evaluation on their test data."""
+    """Train ``name`` (``STRATEGY`` or ``STRATEGY+augment``: with random crops) on the first
+    experiences of the tiny stream; return its state and its evaluation on their test data."""
     torch.set_num_threads(1)
-    benchmark = cil_benchmark(per_class=20)
+    strategy_name, _, variant = name.partition("+")
+    benchmark = augmented_benchmark() if variant == "augment" else cil_benchmark(per_class=20)
     setup = make_setup(benchmark, mem_size=mem_size, train_mb_size=15, train_epochs=2,
                        optimizer="sgd", lr=0.05)
-    strategy = build_strategy(name, setup)
+    strategy = build_strategy(strategy_name, setup)
+    reseed_for_rank(0)  # as a run does: each process its own random stream from here
     init = {k: v.detach().clone() for k, v in strategy.model.state_dict().items()}
     for experience in benchmark.train_stream[:EXPERIENCES]:
         strategy.train(experience, eval_streams=[])

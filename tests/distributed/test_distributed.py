@@ -20,7 +20,7 @@ from distributed_worker import train, worker
 ROOT = Path(__file__).resolve().parents[2]
 
 
-NAMES = ["gcl", "gdro", "ce"]
+NAMES = ["gcl+augment", "gdro", "ce"]  # +augment: random crops, drawn per item (seeded_items)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +89,30 @@ def _records(path: Path) -> list[dict]:
 
     return [{k: v for k, v in json.loads(line).items() if k != "wall_time_s"}
             for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_torchrun_on_an_image_folder_with_the_feature_cache_records_what_one_process_does(
+        tmp_path, data_root, capsys):
+    import yaml
+
+    from avalanche_clip.cli import main
+
+    config = _config(tmp_path, scenario="split-imagefolder", data_root=str(data_root / "cifar10"),
+                     n_experiences=2, templates="photo", feature_cache=True, strategy="gcl",
+                     scenario_options={"max_train_per_class": 8, "max_test_per_class": 8})
+    two = _torchrun(config, tmp_path / "two")
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert main(["run", "--config", str(config), "--out", str(tmp_path / "one"), "threads=1"]) == 0
+    assert any((tmp_path / "cache" / "features").iterdir())  # trained on the cached features
+    records = {n: _records(tmp_path / n / "results.jsonl") for n in ("one", "two")}
+    assert [r["world_size"] for r in records["two"]] == [2, 2]
+    assert [r["world_size"] for r in records["one"]] == [1, 1]
+    for n, size in (("one", 1), ("two", 2)):
+        assert yaml.safe_load((tmp_path / n / "config.yaml").read_text())["world_size"] == size
+    # rank 0 evaluated all 40 test images of each experience (not its half), on the same weights
+    # to float round-off: every accuracy, forgetting, step count and memory digest equal
+    assert [{k: v for k, v in r.items() if k != "world_size"} for r in records["two"]] == \
+        [{k: v for k, v in r.items() if k != "world_size"} for r in records["one"]]
 
 
 def test_a_killed_two_process_run_resumes_to_the_uninterrupted_records(tmp_path):
