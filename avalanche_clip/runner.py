@@ -17,7 +17,7 @@ Every record also carries what the experience cost and held: ``optimizer_steps``
 ``samples_seen`` (this experience), and ``memory_digest``, the SHA-256 of the sorted global ids
 in the replay memory after it (comma-separated decimals; the digest of the empty string for an
 empty memory; None for a method with its own exemplars such as iCaRL, or a strategy outside
-the protocol).
+the protocol), and ``world_size``, the number of processes that trained it.
 
 Under several processes (``torchrun``, :mod:`avalanche_clip.distributed`) every process trains
 and evaluates; rank 0 alone writes the records and checkpoints.
@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from avalanche_clip.atomic import atomic_write_text
 from avalanche_clip.checkpoint import check_records_cover, load_checkpoint, save_checkpoint
-from avalanche_clip.distributed import barrier, gather_rng_states, is_main
+from avalanche_clip.distributed import barrier, gather_rng_states, is_main, world_size
 from avalanche_clip.evaluation import loss_metrics
 from avalanche_clip.scenarios import seen_test_experiences
 
@@ -203,6 +203,7 @@ class ContinualRun:
             "optimizer_steps": budget.get("optimizer_steps"),
             "samples_seen": budget.get("samples_seen"),
             "memory_digest": digest,
+            "world_size": world_size(),  # processes that trained it (torchrun), 1 in one process
             "wall_time_s": round(elapsed, 3),
             "final": t == self.n_experiences - 1,
         }
