@@ -5,12 +5,14 @@ A registry maps a plugin class to a pair of functions ``save(plugin, strategy) -
 
 1. the adapter registered for its class (or its nearest registered base class);
 2. else its own ``state_dict`` / ``load_state_dict`` (our plugins);
-3. else, for plugins with nothing to save (evaluation, clock, periodic evaluation), nothing;
+3. else, for plugins with nothing to save (clock, periodic evaluation), nothing;
 4. else an Avalanche plugin (or a subclass of one) is refused with :class:`NotCheckpointableError`
    naming it (its state cannot be captured), and a user plugin is assumed stateless, with a
    warning.
 
-Registered here: Avalanche's ``LRSchedulerPlugin`` (the scheduler's ``state_dict`` and the
+Registered here: Avalanche's ``EvaluationPlugin`` (its metrics' memory across experiences,
+e.g. forgetting's first accuracies, and the results it collected:
+:mod:`avalanche_clip.evaluator_state`), ``LRSchedulerPlugin`` (the scheduler's ``state_dict`` and the
 plugin's own flags), ``EarlyStoppingPlugin`` (best value, step and weights), ``EWCPlugin``
 (importances and anchor weights per experience), ``LwFPlugin`` (the previous model and its
 classes), ``SynapticIntelligencePlugin`` (its weight, importance and trajectory tensors), and our
@@ -46,11 +48,15 @@ from torch import nn
 
 from avalanche_clip.distributed import GradientSumPlugin
 from avalanche_clip.errors import AvalancheClipError
+from avalanche_clip.evaluator_state import evaluator_state, load_evaluator_state
 from avalanche_clip.plugins import ClassBalancedReplayPlugin
 
 # Plugins with nothing to save (GradientSumPlugin exists only under several processes: no entry,
 # so a checkpoint does not depend on the process count).
-STATELESS_PLUGINS = (EvaluationPlugin, Clock, PeriodicEval, GradientSumPlugin)
+STATELESS_PLUGINS = (Clock, PeriodicEval, GradientSumPlugin)
+#: Plugins whose state checkpoints hold, but whose absence (a checkpoint made before it was
+#: saved) does not stop a resume.
+OPTIONAL_STATE_PLUGINS = (EvaluationPlugin,)
 
 
 class NotCheckpointableError(AvalancheClipError, RuntimeError):
@@ -87,7 +93,10 @@ def avalanche_plugin_class(plugin: Any) -> type | None:
 
 
 def has_checkpoint_state(plugin: Any) -> bool:
-    """Whether checkpoints hold state for ``plugin`` (an adapter or its own ``state_dict``)."""
+    """Whether checkpoints must hold state for ``plugin`` (an adapter or its own
+    ``state_dict``; not the :data:`OPTIONAL_STATE_PLUGINS`)."""
+    if isinstance(plugin, OPTIONAL_STATE_PLUGINS):
+        return False
     return _adapter(plugin) is not None or hasattr(plugin, "state_dict")
 
 
@@ -291,6 +300,8 @@ def _load_replay(plugin: ClassBalancedReplayPlugin, state: dict[str, Any], strat
     plugin.load_state_dict(state, datasets)
 
 
+register_plugin_state(EvaluationPlugin, lambda plugin, strategy: evaluator_state(plugin),
+                      lambda plugin, state, strategy, stream: load_evaluator_state(plugin, state))
 register_plugin_state(LRSchedulerPlugin, _save_lr, _load_lr)
 register_plugin_state(EarlyStoppingPlugin, _save_early_stopping, _load_early_stopping)
 register_plugin_state(EWCPlugin, _save_ewc, _load_ewc)
