@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 from cli_fixtures import cli
 
@@ -51,3 +53,13 @@ def test_list_prints_every_scenario_strategy_and_offline_model(capsys):
     assert "ViT-B-16: laion400m_e31" in out  # and the rule for open_clip architectures
     assert "imagenet-minilm" in models["minilm-effnet-conse"]
     assert "ConSE dual encoder, not CLIP" in models["minilm-effnet-conse"]
+
+
+def test_a_fresh_command_prints_no_qp_solver_warning():
+    """Avalanche imports qpsolvers, which warns in every fresh process without a QP solver; our
+    commands hide that one warning (and only it)."""
+    done = subprocess.run([sys.executable, "-m", "avalanche_clip", "list"], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "QP solver" not in done.stderr and "qpsolvers" not in done.stderr, done.stderr
+    assert "strategies:" in done.stdout
