@@ -17,12 +17,16 @@ those. The loss is the single-process loss of the global batch:
 
 So each process's gradient is the part of the global gradient that flows through its own rows,
 and their sum (:class:`GradientSumPlugin`, an all-reduce before every optimizer step) is the
-single-process gradient: the result does not depend on the number of processes (exactly so to
-float round-off without random augmentation or dropout, whose random streams are per process:
-:func:`reseed_for_rank`). Every process evaluates; rank 0 alone writes the records and
-checkpoints, which hold every process's RNG state, so a resumed run continues each stream. Backends: NCCL on CUDA (each
-process on ``cuda:<local rank>``), gloo on CPU. BatchNorm layers that train keep per-process
-statistics, as in plain PyTorch DDP (the towers we ship freeze theirs).
+single-process gradient: the result does not depend on the number of processes, to float
+round-off. Random augmentation is drawn per item, seeded by the item's place in the global
+batches (:mod:`avalanche_clip.seeded_items`), so it is the same as in one process; dropout in
+a part that trains draws from each process's own stream (:func:`reseed_for_rank`) and is the
+one random draw that differs. Every process evaluates the whole test set (the strategies'
+``make_eval_dataloader``; Avalanche's would give each process a ``DistributedSampler`` share);
+rank 0 alone writes the records and checkpoints, which hold every process's RNG state, so a
+resumed run continues each stream. Backends: NCCL on CUDA (each process on
+``cuda:<local rank>``), gloo on CPU. BatchNorm layers that train would normalise each shard by
+its own statistics and are refused (:func:`check_batch_norm`; frozen ones are in eval mode).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from avalanche.core import SupervisedPlugin
+from torch import nn
 from torch.utils.data import Sampler
 
 
@@ -102,8 +107,9 @@ def gather_rng_states() -> list[dict[str, Any]] | None:
 
 def reseed_for_rank(seed: int) -> None:
     """After the run is built (the same model on every process), give each process its own
-    random stream for what follows — data augmentation, dropout, loader workers — so shards are
-    not augmented alike; deterministic for a (seed, rank)."""
+    random stream for what follows — dropout in a part that trains — so shards do not draw
+    alike (augmentation does not read it: :mod:`avalanche_clip.seeded_items`); deterministic for
+    a (seed, rank)."""
     if world_size() == 1:
         return
     from avalanche_clip.batching import derived_seed
@@ -173,8 +179,31 @@ def check_distributed_plugins(owner: str, plugins: Any) -> None:
             )
 
 
+def check_batch_norm(owner: str, model: nn.Module) -> None:
+    """``ValueError`` naming a BatchNorm layer in training mode under several processes: it
+    would normalise each process's shard by the shard's statistics and keep per-process running
+    statistics, so the processes' models would differ from one another and from one process
+    (frozen parts are in eval mode: :func:`avalanche_clip.models.trainable.freeze_frozen_modules`)."""
+    if world_size() == 1:
+        return
+    norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+    training = [name for name, m in model.named_modules() if isinstance(m, norms) and m.training]
+    if training:
+        raise ValueError(
+            f"{owner} under {world_size()} processes: {len(training)} BatchNorm layer(s) train "
+            f"(first: {training[0]}), whose statistics would be each process's shard's, so the "
+            "processes' models would differ; freeze them (trainable: projections or text) or run "
+            "in one process"
+        )
+
+
 class GradientSumPlugin(SupervisedPlugin, supports_distributed=True):  # the same on every process
-    """Sums the gradients of every process before each optimizer step (module docstring)."""
+    """Sums the gradients of every process before each optimizer step (module docstring), and
+    refuses BatchNorm layers that train (:func:`check_batch_norm`) before an experience's first
+    step, once the model is in training mode."""
+
+    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        check_batch_norm(type(strategy).__name__, strategy.model)
 
     def before_update(self, strategy: Any, **kwargs: Any) -> None:
         if world_size() == 1:

@@ -160,3 +160,19 @@ def test_unsupported_strategies_plugins_and_commands_are_refused_under_several_p
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["sweep", "--config", "none.yaml"]) == 2
     assert "sweep under torchrun" in capsys.readouterr().err
+
+
+def test_batch_norm_layers_that_train_are_refused_under_several_processes(monkeypatch):
+    """They would normalise each process's shard by its own statistics (the processes' models
+    would drift apart); effnet-lite0's frozen trunk is in eval mode and passes."""
+    import avalanche_clip.distributed as distributed
+    from avalanche_clip.models import CLIPClassifier, create_clip, set_trainable
+
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    model, _, _, tokenizer = create_clip("effnet-lite0-clip", None)
+    set_trainable(model, "projections")
+    distributed.check_batch_norm("GCLStrategy", CLIPClassifier(model, tokenizer, ["cat", "dog"]).train())
+    set_trainable(model, "last:1")
+    with pytest.raises(ValueError, match=r"GCLStrategy under 2 processes: \d+ BatchNorm layer\(s\) train "
+                                         r"\(first: clip\.visual\..*trainable: projections or text"):
+        distributed.check_batch_norm("GCLStrategy", CLIPClassifier(model, tokenizer, ["cat", "dog"]).train())
