@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from ._moving_average import PairwiseMovingAverage, check_ids, check_positive_int, check_real
 
-__all__ = ["GDROLoss"]
+__all__ = ["ClassPrompts", "GDROLoss"]
+
+#: The seen classes' prompts for one-class batches: ``(prompts [C, D], class ids [C])`` or a
+#: function returning them.
+ClassPrompts = tuple[Tensor, Tensor] | Callable[[], tuple[Tensor, Tensor]]
 
 
 class GDROLoss(PairwiseMovingAverage):
@@ -53,6 +58,17 @@ class GDROLoss(PairwiseMovingAverage):
     with the softmax over those ``K`` classes, so ``E[∇loss] = Σ_k softmax(z/λ)_k ∇L̂_k`` whatever
     the batch composition. A class with ``π_k = 0`` (no sample left in ``D_t ∪ M``) leaves the
     softmax, and its ``z_k`` is kept for later.
+
+    A batch of one class has no other-class sample, so no row has a negative and the loss above
+    is 0: an experience of one class without memory would learn nothing. Given ``class_prompts``
+    (the prompts of the classes seen so far), such a batch instead contrasts each image with the
+    prompts of the *other seen classes*, the image-anchor class loss with prompt negatives::
+
+        loss = (1/|B|) Σ_i Σ_{c∈C'} softmax_c(A'_ic/τ)·A'_ic,   A'_ic = ℓ(s(i,y_i) − s(i,c))
+
+    (detached weights: its gradient is that of ``(1/|B|) Σ_i τ·log mean_{c∈C'} exp(A'_ic/τ)``,
+    ``C'`` the seen classes but the batch's). It reads and writes no state: ``u``, ``v`` and
+    ``z`` estimate the sample-negative objective. Batches of two or more classes never use it.
 
     Args:
         num_samples: ``N``, size of the full training set (ids in ``[0, N)``); None: the
@@ -110,13 +126,18 @@ class GDROLoss(PairwiseMovingAverage):
         self.class_inclusion.copy_(pi.to(self.class_inclusion))
 
     def forward(self, image_features: Tensor, text_features: Tensor, labels: Tensor,
-                index: Tensor) -> Tensor:
-        """Surrogate loss of one batch (see the class docstring); updates state if training."""
-        image_term, prompt_term = self._anchor_terms(image_features, text_features, labels, index)
+                index: Tensor, class_prompts: ClassPrompts | None = None) -> Tensor:
+        """Surrogate loss of one batch (see the class docstring); updates state if training.
+
+        ``class_prompts``: ``(prompts [C, D], class ids [C])`` of the seen classes, or a function
+        returning them (called only for a batch of one class), for one-class batches.
+        """
+        image_term, prompt_term = self._anchor_terms(image_features, text_features, labels, index,
+                                                     class_prompts)
         return image_term + prompt_term
 
     def _anchor_terms(self, image_features: Tensor, text_features: Tensor, labels: Tensor,
-                      index: Tensor) -> tuple[Tensor, Tensor]:
+                      index: Tensor, class_prompts: ClassPrompts | None = None) -> tuple[Tensor, Tensor]:
         """The loss split into its image-anchor (``A``) and prompt-anchor (``T``) parts.
 
         Both share the class weights ``q`` and normalisation; their sum is :meth:`forward`.
@@ -134,9 +155,26 @@ class GDROLoss(PairwiseMovingAverage):
             r1, r2, valid, est = self._row_terms(a, t, neg, index)
             if not bool(valid.any()):
                 zero = 0.0 * (image.sum() + text.sum())
-                return zero, zero
+                one_class = self._one_class_term(image, sim.diagonal(), labels, class_prompts)
+                return (zero if one_class is None else zero + one_class), zero
             weight = self._row_weights(labels, valid, est)
             return (weight * r1).sum(), (weight * r2).sum()
+
+    def _one_class_term(self, image: Tensor, positive: Tensor, labels: Tensor,
+                        class_prompts: ClassPrompts | None) -> Tensor | None:
+        """The prompt-negative loss of a one-class batch (class docstring); None without other
+        seen classes (or without ``class_prompts``, or an empty batch)."""
+        if class_prompts is None or not len(labels):
+            return None
+        prompts, classes = class_prompts() if callable(class_prompts) else class_prompts
+        others = torch.as_tensor(classes, device=labels.device) != labels[0]
+        if not bool(others.any()):
+            return None
+        negatives = prompts.to(device=image.device, dtype=image.dtype)[others.to(image.device)]
+        a = torch.relu(self.margin - positive[:, None] + image @ negatives.T).square()  # A'_ic
+        with torch.no_grad():
+            weight = torch.softmax(a / self.tau, dim=1)
+        return (weight * a).sum(dim=1).mean()
 
     @torch.no_grad()
     def _row_weights(self, labels: Tensor, valid: Tensor, est: Tensor) -> Tensor:
