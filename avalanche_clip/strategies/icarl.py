@@ -35,6 +35,7 @@ from avalanche.training import ICaRL
 from avalanche.training.supervised.icarl import _ICaRLPlugin
 from torch import nn
 
+from avalanche_clip.device import check_device
 from avalanche_clip.plugins.memory import balanced_capacities
 from avalanche_clip.plugins.seen_classes import experience_classes
 from avalanche_clip.scenarios.assigned_ids import without_index_in_items
@@ -123,6 +124,8 @@ class BudgetedICaRL(BudgetedTrainingMixin, ICaRL):
     def __init__(self, *, seed: int | None = None, replay_sampling: str = "union",
                  memory_share: float = 0.5, steps_per_experience: int | None = None,
                  **kwargs: Any) -> None:
+        if "device" in kwargs:
+            kwargs["device"] = check_device(kwargs["device"])  # one clear error, not torch's
         self._setup_budget(seed=seed, replay_sampling=replay_sampling, memory_share=memory_share,
                            steps_per_experience=steps_per_experience)
         super().__init__(**kwargs)

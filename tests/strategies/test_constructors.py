@@ -7,9 +7,16 @@ import pytest
 import torch
 from avalanche.training.templates.base import PositionalArgumentsDeprecatedWarning
 from avalanche_fixtures import avalanche_benchmark, digits, optimizer, tiny_classifier
+from strategy_fixtures import cil_benchmark, make_setup
 from torch import nn
 
-from avalanche_clip.strategies import CLIPCrossEntropyStrategy, GCLStrategy, GDROStrategy
+from avalanche_clip.config import ConfigError
+from avalanche_clip.strategies import (
+    CLIPCrossEntropyStrategy,
+    GCLStrategy,
+    GDROStrategy,
+    build_strategy,
+)
 from avalanche_clip.strategies.batch_criterion import BatchContrastiveCriterion
 
 
@@ -60,3 +67,13 @@ def test_num_samples_still_preallocates(model):
     strategy = GCLStrategy(model=model, optimizer=optimizer(model), num_samples=500)
     assert strategy.contrastive_loss.num_samples == 500 and strategy.contrastive_loss.capacity == 500
     assert len(strategy.loss_state.live) == 500
+
+
+@pytest.mark.parametrize("name", ["gcl", "gdro", "ce", "icarl"])
+def test_a_gpu_that_is_not_here_is_one_clear_error_at_construction(name, model):
+    missing = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU (cuda:0 without any)
+    setup = make_setup(cil_benchmark(with_index=False, per_class=8), mem_size=10, device=missing)
+    with pytest.raises(ConfigError, match=f"^device='{missing}' but "):
+        build_strategy(name, setup)
+    with pytest.raises(ConfigError, match="^device='cuda:x' is not a device"):
+        GCLStrategy(model=model, optimizer=optimizer(model), device="cuda:x")
