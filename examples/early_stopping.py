@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     train, test, class_names = digit_datasets(transform, args.max_per_class)
     benchmark = benchmark_with_validation_stream(
         class_incremental_benchmark({"train": train, "test": test}, num_experiences=5, seed=args.seed),
-        validation_size=0.2, seed=args.seed)
+        validation_size=0.2, shuffle=True, seed=args.seed)  # shuffled: every class validates
 
     model = CLIPClassifier(clip, tokenizer, class_names, templates="digit")
     counter = EpochCounter()
