@@ -353,6 +353,9 @@ def _list(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input or missing assets, before any training)."""
+    from avalanche_clip.cpu_kernels import pin_cpu_kernels
+
+    pin_cpu_kernels()  # before any tensor operation: records then do not depend on the CPU model
     args = _parse(list(sys.argv[1:] if argv is None else argv))
     handlers = {"run": _run, "sweep": _sweep, "tune": _tune, "prepare": _prepare, "report": _report,
                 "list": _list}

@@ -27,6 +27,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from avalanche_clip.cpu_kernels import pinned_environment
 from avalanche_clip.experiment import run_id
 from avalanche_clip.sweep_runs import (
     Outcome,
@@ -70,13 +71,15 @@ def run_parallel(runs: list[dict[str, Any]], out: Path, ledger: SweepLedger, *, 
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
+        # workers compute with this process's pinned CPU kernels (cpu_kernels.pin_cpu_kernels)
+        kernels = pinned_environment()
         if ray_address:
-            ray.init(address=ray_address, log_to_driver=False)
+            ray.init(address=ray_address, log_to_driver=False, runtime_env={"env_vars": kernels})
         else:  # workers import the avalanche_clip this process runs, wherever it comes from
             package_root = str(Path(__file__).resolve().parents[1])
             path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": path}})
+                     runtime_env={"env_vars": {"PYTHONPATH": path, **kernels}})
     try:
         cores = os.cpu_count() if not ray_address else int(ray.cluster_resources().get("CPU", 1))
         per_run = run_threads(threads, workers, cores)

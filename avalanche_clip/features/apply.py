@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from avalanche_clip.cpu_kernels import compute_identity
 from avalanche_clip.features.cache import load_or_build
 from avalanche_clip.features.fingerprint import (
     UnfingerprintableDataError,
@@ -73,6 +74,7 @@ def apply_feature_cache(benchmark: Any, classifier: Any, *, mode: Any = "auto",
         "weights": weights_fingerprint(split.frozen),
         "transform": repr(benchmark.stream_options.eval_transform),
         "data": data_keys,
+        "kernels": compute_identity(device),  # float32 rounding differs between CPU code paths
         "format": 2,  # 2: image files keyed by content, entries with checksums
     }
     key = combine(parts)
