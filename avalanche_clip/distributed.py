@@ -87,6 +87,16 @@ def barrier() -> None:
         dist.barrier()
 
 
+def from_main(value: Any) -> Any:
+    """Rank 0's ``value`` (picklable) on every process: a collective, every process calls it;
+    ``value`` itself in one process."""
+    if world_size() == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def shard(rows: list[int], part: int | None = None, parts: int | None = None) -> list[int]:
     """Rows ``part, part + parts, ...`` of a global batch (this process's by default)."""
     part = rank() if part is None else part
