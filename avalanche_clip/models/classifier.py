@@ -28,13 +28,15 @@ Class names are indexed by the benchmark's labels; for a benchmark that relabels
 :meth:`CLIPClassifier.for_benchmark`, and the strategies refuse names that cannot be aligned
 (:mod:`avalanche_clip.models.label_alignment`).
 
-Prompt embeddings are cached while the text tower is frozen, and in eval mode (the cache is
-dropped when training resumes, when weights are loaded, and when the module moves), so
-evaluation encodes each prompt once. When only the text projection trains, the pooled text
-features before it are cached instead and the projection is applied on every call (a [K·T, W]
-× [W, D] product instead of a transformer pass; open_clip's built-in and Hugging Face text
-towers, see :mod:`avalanche_clip.models.text_tower`). While the text transformer trains,
-prompts are recomputed on every call, for the requested classes only.
+Prompt embeddings are cached while the text tower is frozen, and in eval mode (a cache is
+used only while the text path's parameters keep the trainability flags and versions it was
+computed from, :mod:`avalanche_clip.models.text_path`, and is dropped when the module moves to
+another device or dtype), so evaluation encodes each prompt once. When only the text
+projection trains, the pooled text features before it are cached instead and the projection
+is applied on every call (a [K·T, W] × [W, D] product instead of a transformer pass;
+open_clip's built-in and Hugging Face text towers, see :mod:`avalanche_clip.models.text_tower`).
+While the text transformer trains, prompts are recomputed on every call, for the requested
+classes only.
 
 Example::
 
@@ -53,12 +55,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from avalanche_clip.models.prompts import class_prompts, resolve_templates
-from avalanche_clip.models.text_tower import (
-    is_projection_parameter,
-    pooled_text,
-    project_text,
-    text_projection_prefix,
-)
+from avalanche_clip.models.text_path import TextPath
+from avalanche_clip.models.text_tower import pooled_text, project_text
 from avalanche_clip.models.trainable import freeze_frozen_modules
 
 EVAL_CLASS_CHOICES = ("seen", "all")
@@ -137,6 +135,10 @@ class CLIPClassifier(nn.Module):
         )
         self._prompt_cache: torch.Tensor | None = None
         self._pooled_cache: torch.Tensor | None = None  # [K, T, W] text features before the projection
+        # what each cache was computed from (TextPath.key): a cache is used only while unchanged
+        self._prompt_key: tuple | None = None
+        self._pooled_key: tuple | None = None
+        self._text_path = TextPath(clip)
         # A replacement for clip.visual on the image path (e.g. the trainable tail of the tower
         # when a feature cache feeds precomputed trunk features). Kept out of the module tree:
         # its parameters belong to ``clip`` already and must not appear twice in state_dict.
@@ -186,37 +188,25 @@ class CLIPClassifier(nn.Module):
 
     def text_trainable(self) -> bool:
         """Whether any parameter on the text path requires a gradient."""
-        return any(p.requires_grad for _, p in self._text_parameters())
+        return self._text_path.trainable()
 
     def text_trunk_frozen(self) -> bool:
         """Whether everything on the text path but the final projection is frozen (and the
         text tower is one whose pooled features we can read, see ``text_tower``)."""
-        prefix = text_projection_prefix(self.clip)
-        if prefix is None:
-            return False
-        return not any(
-            p.requires_grad
-            for name, p in self._text_parameters()
-            if not is_projection_parameter(name, prefix)
-        )
-
-    def _text_parameters(self):  # type: ignore[no-untyped-def]
-        return (
-            (name, p)
-            for name, p in self.clip.named_parameters()
-            if not name.startswith("visual.") and name not in ("logit_scale", "logit_bias")
-        )
+        return self._text_path.trunk_frozen()
 
     def class_embeddings(self, class_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised prompt embeddings ``[k, D]`` of ``class_ids`` (all ``K`` when None)."""
         if class_ids is None:
             class_ids = torch.arange(self.num_classes, device=self.prompt_tokens.device)
         if self._use_cache():
-            if self._prompt_cache is None:
+            key = self._text_path.key(self._text_path.parameters())
+            if self._prompt_cache is None or key != self._prompt_key:
                 with torch.no_grad():
                     self._prompt_cache = self._encode_prompts(
                         torch.arange(self.num_classes, device=self.prompt_tokens.device)
                     )
+                self._prompt_key = key
             return self._prompt_cache[class_ids]
         return self._encode_prompts(class_ids)
 
@@ -240,7 +230,7 @@ class CLIPClassifier(nn.Module):
         if mode:
             freeze_frozen_modules(self.clip)
             if self.text_trainable():
-                self._prompt_cache = None
+                self._prompt_cache = None  # free it; it would be recomputed anyway (its key)
             if not self.text_trunk_frozen():
                 self._pooled_cache = None
         return self
@@ -250,9 +240,11 @@ class CLIPClassifier(nn.Module):
 
     def _encode_prompts(self, class_ids: torch.Tensor) -> torch.Tensor:
         if self.text_trunk_frozen():
-            if self._pooled_cache is None:
+            key = self._text_path.key(self._text_path.trunk())
+            if self._pooled_cache is None or key != self._pooled_key:
                 with torch.no_grad():
                     self._pooled_cache = self._pooled_text(self.prompt_tokens)
+                self._pooled_key = key
             per_template = project_text(self.clip, self._pooled_cache[class_ids])
         else:
             tokens = self.prompt_tokens[class_ids]  # [k, T, L]
@@ -268,9 +260,13 @@ class CLIPClassifier(nn.Module):
         return pooled_text(self.clip, tokens.reshape(k * n_templates, length)).view(k, n_templates, -1)
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
-        # .to() / .double() / .cuda(): a cached tensor on the old device or dtype is stale.
-        self._prompt_cache = self._pooled_cache = None
-        return super()._apply(fn, recurse)
+        # .to() / .double() / .cuda(): a cached tensor on the old device or dtype is stale; a
+        # .to() where everything already is (Avalanche's, at every experience) keeps the caches.
+        before = self._text_path.placement()
+        module = super()._apply(fn, recurse)
+        if not before or self._text_path.placement() != before:
+            self._prompt_cache = self._pooled_cache = None
+        return module
 
     def _load_from_state_dict(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         self._prompt_cache = self._pooled_cache = None
