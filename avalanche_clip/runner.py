@@ -17,7 +17,8 @@ Every record also carries what the experience cost and held: ``optimizer_steps``
 ``samples_seen`` (this experience), and ``memory_digest``, the SHA-256 of the sorted global ids
 in the replay memory after it (comma-separated decimals; the digest of the empty string for an
 empty memory; None for a method with its own exemplars such as iCaRL, or a strategy outside
-the protocol), and ``world_size``, the number of processes that trained it.
+the protocol), and, for a run trained by several processes, ``world_size``, their number (absent
+for one process, so one-process records equal those written before the field existed).
 
 Under several processes (``torchrun``, :mod:`avalanche_clip.distributed`) every process trains
 and evaluates; rank 0 alone writes the records and checkpoints.
@@ -203,7 +204,8 @@ class ContinualRun:
             "optimizer_steps": budget.get("optimizer_steps"),
             "samples_seen": budget.get("samples_seen"),
             "memory_digest": digest,
-            "world_size": world_size(),  # processes that trained it (torchrun), 1 in one process
+            # processes that trained it (torchrun); absent for one process, as in records before it
+            **({"world_size": world_size()} if world_size() > 1 else {}),
             "wall_time_s": round(elapsed, 3),
             "final": t == self.n_experiences - 1,
         }

@@ -17,6 +17,10 @@ The process pins its CPU kernels before any tensor operation, as the command lin
 (``avalanche_clip.cpu_kernels.pin_cpu_kernels``): committed records are those of pinned kernels.
 Exit code 0 when every compared record is identical, 1 otherwise (the differing fields are
 printed), 2 for bad arguments.
+
+After a deliberate change of the numerics (say so in the commit), ``--update`` writes the re-run
+records over the committed ``results.jsonl`` of the runs that differ (their ``config.yaml`` stays);
+then ``avalanche-clip report DIR`` rewrites the folder's tables and figures.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import argparse
 import contextlib
 import io
 import json
+import shutil
 import sys
 import tempfile
 from collections import defaultdict
@@ -108,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--all", action="store_true", help="every run")
     parser.add_argument("--set", nargs="*", default=[], metavar="key=value",
                         help="overrides for every re-run, e.g. data_root=... where the data lives elsewhere")
+    parser.add_argument("--update", action="store_true",
+                        help="write the re-run records over the committed ones that differ (module docstring)")
     args = parser.parse_args(argv)
     pin_cpu_kernels()  # before anything computes, as the command line does (module docstring)
     if args.sample < 1:
@@ -134,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                     failed += 1
                     print(f"DIFFERENT {results.name}/{run.name}:")
                     print("\n".join(f"    {d}" for d in diffs[:20]))
+                    if args.update:
+                        shutil.copyfile(Path(tmp) / run.name / "results.jsonl", run / "results.jsonl")
+                        print(f"    updated {run / 'results.jsonl'}")
                 else:
                     print(f"identical {results.name}/{run.name}")
                 sys.stdout.flush()

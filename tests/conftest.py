@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-import torch
+from avalanche_clip.cpu_kernels import pin_cpu_kernels
+
+# Compute as the command line does (before any tensor operation), so that a run in this process
+# and one in a command-line subprocess use the same kernels (avalanche_clip.cpu_kernels).
+pin_cpu_kernels()
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 DATA_ENV = "AVALANCHE_CLIP_DATA"
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
