@@ -28,6 +28,11 @@ Class names are indexed by the benchmark's labels; for a benchmark that relabels
 :meth:`CLIPClassifier.for_benchmark`, and the strategies refuse names that cannot be aligned
 (:mod:`avalanche_clip.models.label_alignment`).
 
+On a task-incremental benchmark (several task labels) ``forward(x, task_labels)`` predicts among
+the classes of each item's task, one head of prompts per task (``task_heads``,
+:mod:`avalanche_clip.models.task_heads`); without task labels, or without heads, it is the
+class-incremental classifier above.
+
 Prompt embeddings are cached while the text tower is frozen, and in eval mode (a cache is
 used only while the text path's parameters keep the trainability flags and versions it was
 computed from, :mod:`avalanche_clip.models.text_path`, and is dropped when the module moves to
@@ -55,6 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avalanche_clip.models.prompts import class_prompts, resolve_templates
+from avalanche_clip.models.task_heads import TaskHeads, benchmark_task_heads, head_logits
 from avalanche_clip.models.text_path import TextPath
 from avalanche_clip.models.text_tower import pooled_text, project_text
 from avalanche_clip.models.trainable import freeze_frozen_modules
@@ -127,6 +133,9 @@ class CLIPClassifier(nn.Module):
         #: ``class_mapping[original label] = label`` the names follow (``for_benchmark``); None:
         #: the names are indexed by the benchmark's labels as they are.
         self.class_mapping: list[int] | None = None
+        #: per task, the class each of its labels names (task-incremental benchmarks); None:
+        #: one head over every class (class-incremental).
+        self.task_heads: TaskHeads | None = None
         tokens = tokenizer(class_prompts(self.class_names, self.templates))
         self.register_buffer(
             "prompt_tokens",
@@ -158,6 +167,9 @@ class CLIPClassifier(nn.Module):
         """A classifier for ``benchmark`` from ``class_names`` indexed by the data set's original
         labels: reindexed by the benchmark's ``class_mapping`` when it relabels classes (e.g.
         ``nc_benchmark(..., class_ids_from_zero_from_first_exp=True)``), as they are otherwise.
+        A benchmark with several task labels gets one head per task (``task_heads``): labels that
+        restart in each experience (``class_ids_from_zero_in_each_exp=True``) name, in task ``t``,
+        the original class Avalanche relabelled them from.
         """
         from avalanche_clip.models.label_alignment import (
             benchmark_class_mapping,
@@ -167,6 +179,7 @@ class CLIPClassifier(nn.Module):
         classifier = cls(clip, tokenizer, names_for_benchmark(class_names, benchmark), templates,
                          eval_classes=eval_classes)
         classifier.class_mapping = benchmark_class_mapping(benchmark)
+        classifier.task_heads = benchmark_task_heads(benchmark)
         return classifier
 
     @property
@@ -214,9 +227,14 @@ class CLIPClassifier(nn.Module):
         """CLIP's temperature ``s = exp(logit_scale)``, capped at 100 as in CLIP training."""
         return self.clip.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, ...]`` images → ``[B, K]`` logits, −∞ on classes that are not visible."""
-        return self.logits_of(self.encode_images(x))
+    def forward(self, x: torch.Tensor, task_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, ...]`` images → ``[B, K]`` logits, −∞ on classes that are not visible; with
+        ``task_labels`` ``[B]`` and ``task_heads``: ``[B, L]`` logits over each item's task's labels
+        (:func:`~avalanche_clip.models.task_heads.head_logits`)."""
+        image = self.encode_images(x)
+        if task_labels is None or self.task_heads is None:
+            return self.logits_of(image)
+        return head_logits(self, image, task_labels, self.task_heads)[0]
 
     def logits_of(self, image: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, K]`` logits ``s·a·b_k`` of normalised embeddings ``image`` ``[B, D]`` for
