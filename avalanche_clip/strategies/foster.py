@@ -52,6 +52,7 @@ from avalanche_clip.losses.foster import (
     logits_aligned_cross_entropy,
 )
 from avalanche_clip.losses.supcon import check_temperature
+from avalanche_clip.plugins import experience_classes
 from avalanche_clip.strategies.base import masked_cross_entropy
 from avalanche_clip.strategies.snapshots import (
     FrozenHead,
@@ -106,8 +107,14 @@ class FOSTERStrategy(StagedCLIPStrategy):
         return split_steps(total_steps, self.compression_fraction, (BOOSTING, COMPRESSION))
 
     def _before_training_exp(self, **kwargs: Any) -> None:
-        if bool(self.model.classes.seen.any()):  # an old model exists: expand before the optimizer is made
-            self.old_classes = self.model.classes.visible().clone()
+        # The old classes are those seen before this experience. ``train`` may have marked this
+        # experience's classes already (for Avalanche's evaluation before training); FOSTER is
+        # class-incremental, so they are exactly the visible classes that are not this experience's.
+        visible = self.model.classes.visible()
+        current = torch.as_tensor(sorted(experience_classes(self.experience)), dtype=torch.long)
+        old = visible[~torch.isin(visible, current.to(visible.device))]
+        if old.numel():  # an old model exists: expand before the optimizer is made
+            self.old_classes = old.clone()
             self.old_encoder = FrozenImageEncoder(self.model)
             self.old_head = FrozenHead(self.model)
             self.method_modules["feature_enhancement"] = self.old_head.linear()
