@@ -10,9 +10,10 @@ Avalanche's own ``save_checkpoint`` pickles the whole strategy with dill and fai
 optimizers, and a pickled strategy is fragile anyway; this module saves only tensors, numbers,
 strings, lists and dicts.
 
-Plugins are saved through :mod:`avalanche_clip.plugin_states`: Avalanche's LR scheduler, early
-stopping, EWC, LwF and SI plugins through registered adapters, ours through their
-``state_dict`` / ``load_state_dict``, evaluation / clock / periodic evaluation as stateless, a
+Plugins are saved through :mod:`avalanche_clip.plugin_states`: Avalanche's evaluation (its
+metrics' memory, e.g. forgetting), LR scheduler, early stopping, EWC, LwF and SI plugins through
+registered adapters, ours through their ``state_dict`` / ``load_state_dict``, clock / periodic
+evaluation as stateless, a
 user plugin without ``state_dict`` as stateless (with a warning); any other Avalanche plugin (e.g.
 iCaRL's exemplars) raises :class:`NotCheckpointableError` naming it, and strategies registered as
 not checkpointable restart from the first experience on resume, which gives the same records
@@ -51,11 +52,11 @@ from avalanche_clip.plugin_states import (
 
 CHECKPOINT_VERSION = 1
 #: Config keys that may differ between a checkpoint (or a finished run) and the run resuming it:
-#: where things run and where files live. ``data_root`` is resolved to an absolute path, so a
-#: clone elsewhere or moved data must still match its committed runs.
+#: where things run, where files live and what logs them. ``data_root`` is resolved to an
+#: absolute path, so a clone elsewhere or moved data must still match its committed runs.
 RESUME_NEUTRAL_KEYS = frozenset(
     {"out", "resume", "device", "num_workers", "threads", "progress", "checkpoint", "data_root",
-     "cache_dir"}
+     "cache_dir", "loggers", "world_size"}
 )
 #: Keys added to checkpoints later: a checkpoint without one was made before it existed, and its
 #: value is unknown rather than different (see avalanche_clip.data_identity).

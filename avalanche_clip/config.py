@@ -10,22 +10,23 @@ that override the scenario keys, each with a ``label``). Every key, its default 
 
 The resolved config is written next to the results; checkpoints carry it, so a resumed run can
 refuse state that was produced by a different config. Relative ``data_root`` / ``cache_dir``
-paths are resolved against the working directory.
+paths are resolved against the working directory (``data_root`` keeps the symbolic links it names).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
 import os
-import re
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from avalanche_clip.errors import AvalancheClipError
+from avalanche_clip.yaml_io import YAMLBoundError, read_yaml
 
 #: Every run key: (default, description).
 RUN_KEYS: dict[str, tuple[Any, str]] = {
@@ -66,6 +67,10 @@ RUN_KEYS: dict[str, tuple[Any, str]] = {
     "zero_shot_floor": (True, "record the zero-shot accuracy of the untrained model"),
     "checkpoint": (True, "checkpoint at every experience boundary (resumable runs)"),
     "progress": (True, "progress bars"),
+    "world_size": (None, "processes that trained the run: run writes torchrun's count (1 in one "
+                   "process) to config.yaml; a value given here is replaced by the launch's"),
+    "loggers": ([], "Avalanche loggers besides the text log, under the run folder's logs/: any of "
+                "tensorboard, csv, wandb (offline unless WANDB_MODE, WANDB_API_KEY or wandb login set it up)"),
 }
 #: Grid keys of a sweep config.
 SWEEP_KEYS: dict[str, tuple[Any, str]] = {
@@ -82,34 +87,8 @@ _POSITIVE_INTS = ("train_mb_size", "eval_mb_size")
 _NON_NEGATIVE_INTS = ("train_epochs", "mem_size", "num_workers", "seed")
 _POSITIVE_INTS_OR_NULL = ("n_experiences", "image_size")  # null: the scenario's / model's own
 _BOOLEANS = ("zero_shot_floor", "checkpoint", "progress")
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, also reading ``1e-3`` as a float (YAML 1.2; PyYAML's YAML 1.1
-    rules need a dot, ``1.0e-3``, and would make ``lr=1e-3`` the string '1e-3'), and refusing a
-    key that appears twice in one mapping (PyYAML keeps the last one silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, Any] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # "<<: *base" then "key: value" overrides a merged key on purpose
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, Hashable):
-                continue  # the base class refuses it with its own message
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found duplicate key {key!r} (first at line {seen[key].line + 1})",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"), list("-+0123456789")
-)
+#: Avalanche loggers a config may name (built by avalanche_clip.run_loggers).
+LOGGER_CHOICES = ("tensorboard", "csv", "wandb")
 
 
 class ConfigError(AvalancheClipError, ValueError):
@@ -145,7 +124,9 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(f"config file {path} does not exist")
     with path.open() as stream:
         try:
-            data = yaml.load(stream, Loader=_Loader) or {}
+            data = read_yaml(stream) or {}
+        except YAMLBoundError as err:
+            raise ConfigError(f"config file {path} is refused: {err}") from None
         except yaml.YAMLError as err:  # not a ValueError: name the file instead of a traceback
             raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
@@ -167,7 +148,9 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r} conflicts with another override of {part!r}")
         try:
-            node[parts[-1]] = yaml.load(raw, Loader=_Loader) if raw.strip() else None
+            node[parts[-1]] = read_yaml(raw) if raw.strip() else None
+        except YAMLBoundError as err:
+            raise ConfigError(f"override {item!r} is refused: {err}") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: the value is not valid YAML ({err.__class__.__name__}: "
                               f"{getattr(err, 'problem', None) or err}); quote it, e.g. key='value'") from None
@@ -204,7 +187,10 @@ def resolve_config(
         config = merge(config, source)
     for key in ("data_root", "cache_dir", "tuned"):
         if config.get(key):
-            config[key] = str(Path(os.path.expandvars(str(config[key]))).expanduser().resolve())
+            path = Path(os.path.expandvars(str(config[key]))).expanduser()
+            # data_root: absolute, but through the links the user named (a mounted ../shared is
+            # reported as given, not as its target); it never enters a run's identity
+            config[key] = str(path.absolute() if key == "data_root" else path.resolve())
     _resolve_default_pretrained(config)
     return config
 
@@ -247,6 +233,25 @@ def check_common(config: dict[str, Any]) -> None:
         )
     if not isinstance(config["scenario_options"], dict):
         raise ConfigError(f"scenario_options must be a mapping, got {config['scenario_options']!r}")
+    loggers_problem = check_loggers(config.get("loggers", []))
+    if loggers_problem:
+        raise ConfigError(loggers_problem)
+
+
+def check_loggers(value: Any) -> str | None:
+    """Why ``value`` is not a valid ``loggers`` value (one line), or None when it is."""
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        return f"loggers must be a list of logger names ({', '.join(LOGGER_CHOICES)}), got {value!r}"
+    unknown = [name for name in value if name not in LOGGER_CHOICES]
+    if unknown:
+        return (f"unknown logger(s) {', '.join(map(repr, unknown))} in loggers; known loggers: "
+                f"{', '.join(LOGGER_CHOICES)}")
+    repeated = sorted({name for name in value if value.count(name) > 1})
+    if repeated:
+        return f"loggers lists {', '.join(map(repr, repeated))} more than once; name each logger once"
+    if "wandb" in value and importlib.util.find_spec("wandb") is None:
+        return "loggers: wandb needs the wandb package, which is not installed: pip install wandb"
+    return None
 
 
 def _is_int(value: Any) -> bool:

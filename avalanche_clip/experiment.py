@@ -9,6 +9,7 @@ a run folder::
     <out>/results.jsonl    one record per evaluation (see avalanche_clip.runner)
     <out>/checkpoint.pt    the last experience boundary (deleted once the run has finished)
     <out>/avalanche.log    Avalanche's text log of every metric
+    <out>/logs/            the loggers the config names (:mod:`avalanche_clip.run_loggers`)
 
 Records and checkpoints carry the data's fingerprint (:mod:`avalanche_clip.data_identity`): a
 finished or interrupted run is reused only for the same data. Training stops with a clear error
@@ -48,12 +49,15 @@ from avalanche_clip.models.factory import _resolve_pretrained, list_models
 from avalanche_clip.models.precision import AMP_CHOICES
 from avalanche_clip.models.prompts import resolve_templates
 from avalanche_clip.models.trainable import parse_trainable
-from avalanche_clip.paths import check_safe_name
+from avalanche_clip.paths import check_file_name, check_safe_name
 from avalanche_clip.plugins.finite_guard import FiniteGuardPlugin
+from avalanche_clip.run_lock import job_folder_lock
+from avalanche_clip.run_loggers import config_loggers
 from avalanche_clip.runner import ContinualRun, make_evaluator, read_records
 from avalanche_clip.scenarios import build_scenario, check_scenario_options, scenario_kind
 from avalanche_clip.strategies import StrategySetup, build_strategy, check_strategy, strategy_info
 from avalanche_clip.strategies.setup import HEADS, OPTIMIZERS
+from avalanche_clip.yaml_io import read_yaml
 
 NEEDS_NO_ROOT = ("digits",)
 
@@ -77,6 +81,7 @@ def validate_run_config(config: dict[str, Any]) -> None:
     check_safe_name(config["strategy"], "strategy")
     if config.get("strategy_label") is not None:
         check_safe_name(config["strategy_label"], "strategy_label")
+    check_file_name(run_id(config), "the run folder name")  # <out>/runs/<run id> in a sweep
     if config["train_epochs"] == 0 and strategy_info(config["strategy"]).trains:
         raise ConfigError(
             f"train_epochs=0 with strategy {config['strategy']!r} would record an untrained model "
@@ -266,12 +271,21 @@ def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = F
     A finished run is returned as is. An unfinished one continues only with ``resume=True``
     (from its checkpoint, or from the start when the strategy cannot be checkpointed); without
     it, an existing unfinished run is an error rather than something silently overwritten. Either
-    is reused only for the same data (``data_fingerprint``: computed when not given).
+    is reused only for the same data (``data_fingerprint``: computed when not given). While it
+    runs, another process in ``out_dir`` stops with :class:`~avalanche_clip.run_lock.RunFolderBusyError`.
     """
     out = Path(out_dir)
-    records_path, config_path = out / "results.jsonl", out / "config.yaml"
     validate_run_config(config)
     check_assets([config])  # missing weights or data: one error now, not minutes of retries later
+    with job_folder_lock(out):  # one process (or torchrun job) at a time in a folder
+        return _execute_in_folder(config, out, resume=resume, zero_shot=zero_shot,
+                                  data_fingerprint=data_fingerprint)
+
+
+def _execute_in_folder(config: dict[str, Any], out: Path, *, resume: bool, zero_shot: float | None,
+                       data_fingerprint: str | None) -> list[dict[str, Any]]:
+    """:func:`execute_run` once the run folder is held: nothing else writes it meanwhile."""
+    records_path, config_path = out / "results.jsonl", out / "config.yaml"
     existing = read_records(records_path)
     if config_path.is_file():  # before returning a finished run: it must be the same run
         check_same_config(config_path, config)
@@ -290,11 +304,12 @@ def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = F
 
     # several processes: rank 0 writes the log, the config, the records and the checkpoints
     log_path = out / "avalanche.log" if is_main() else Path(os.devnull)
-    with writing(out), log_path.open("a") as log:
-        prepared = prepare_run(config, loggers=(TextLogger(log),) if is_main() else (),
+    with writing(out), log_path.open("a") as log, \
+            config_loggers(config, out, run_name=run_id(config), enabled=is_main()) as loggers:
+        prepared = prepare_run(config, loggers=(TextLogger(log), *loggers) if is_main() else (),
                                zero_shot=zero_shot, data_fingerprint=fingerprint)
         if is_main():  # written once the run is built, so a config that fails to build can be corrected
-            atomic_write_text(config_path, dump_yaml(config))
+            atomic_write_text(config_path, dump_yaml({**config, "world_size": world_size()}))
         info = strategy_info(config["strategy"])
         checkpoint = out / "checkpoint.pt" if config["checkpoint"] else None
         run = ContinualRun(
@@ -323,11 +338,9 @@ def check_distributed_strategy(name: str) -> None:
 
 
 def check_same_config(path: Path, config: dict[str, Any]) -> None:
-    import yaml
-
     from avalanche_clip.checkpoint import config_differences
 
-    saved = yaml.safe_load(path.read_text()) or {}
+    saved = read_yaml(path.read_text()) or {}
     differences = config_differences(saved, config)
     if differences:
         raise ConfigError(

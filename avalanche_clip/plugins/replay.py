@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from avalanche.core import SupervisedPlugin
+from avalanche.training.plugins import ReplayPlugin
 
 from avalanche_clip.batching import COMPOSITIONS
 from avalanche_clip.plugins.memory import ClassBalancedMemory, id_locator
@@ -28,6 +29,21 @@ def experience_dataset(strategy: Any) -> Any:
     """The current experience's training data with global ids (the strategy's own indexed copy
     when it assigned ids itself)."""
     return getattr(strategy, "indexed_experience_dataset", None) or strategy.experience.dataset
+
+
+def check_no_replay_plugin(owner: str, plugins: Any) -> None:
+    """``ValueError`` naming an Avalanche ``ReplayPlugin`` among ``plugins``: our strategies
+    replay from their own memory (``mem_size``), whose items carry the global sample ids the
+    losses and the protocol need; ``ReplayPlugin``'s buffer items have none (its loader would mix
+    the two kinds of item in one batch) and its batches would bypass the step budget."""
+    for plugin in plugins or ():
+        if isinstance(plugin, ReplayPlugin):
+            raise ValueError(
+                f"{owner} keeps its own replay memory: instead of {type(plugin).__name__}"
+                f"(mem_size={plugin.mem_size}), pass {owner}(mem_size={plugin.mem_size}, ...) "
+                "(batches drawn from new data and memory alike; replay_sampling='share', "
+                "memory_share=0.5 gives each batch a fixed memory half, as ReplayPlugin does)"
+            )
 
 
 class ClassBalancedReplayPlugin(SupervisedPlugin, supports_distributed=True):  # the same on every process
@@ -59,7 +75,9 @@ class ClassBalancedReplayPlugin(SupervisedPlugin, supports_distributed=True):  #
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         if self.mem_size > 0:
-            self.memory.update(experience_dataset(strategy))
+            dataset = experience_dataset(strategy)
+            heads = getattr(strategy.model, "task_heads", None)  # labels restarting in each task
+            self.memory.update(dataset, None if heads is None else heads.dataset_classes(dataset))
 
     def class_counts(self) -> dict[int, int]:
         """Stored samples per class."""

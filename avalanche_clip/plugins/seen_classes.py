@@ -33,9 +33,16 @@ class SeenClassesPlugin(SupervisedPlugin, supports_distributed=True):  # the sam
         self.seen = torch.zeros(num_classes, dtype=torch.bool)
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
-        classes = experience_classes(strategy.experience)
+        self.mark(strategy.model, strategy.experience)
+
+    def mark(self, model: Any, experience: Any) -> None:
+        """Mark ``experience``'s classes as seen (on ``model`` too, when it masks classes itself)."""
+        classes = experience_classes(experience)
+        heads = getattr(model, "task_heads", None)
+        if heads is not None:  # labels of a task-incremental benchmark: the classes they name
+            classes = heads.named_classes(getattr(experience, "task_labels", [0]), classes)
         self.seen[classes] = True
-        mark = getattr(strategy.model, "mark_seen", None)
+        mark = getattr(model, "mark_seen", None)
         if mark is not None:
             mark(classes)
 

@@ -17,6 +17,10 @@ What it adds to the template:
   the same optimizer steps per experience, batch composition and batches for every method of a
   seed, and a class-balanced memory (:class:`ClassBalancedReplayPlugin`) whose exemplars depend
   only on the seed.
+- **Task labels.** On a benchmark with several task labels the classifier predicts among the
+  classes of each item's task (its ``task_heads``, attached from the benchmark at each
+  experience's start when it has none; :mod:`avalanche_clip.models.task_heads`), and the
+  training losses read labels as classes of their task: :meth:`model_output`.
 - **Seen classes.** A :class:`SeenClassesPlugin` marks each experience's classes on the
   classifier; ``forward`` returns logits over global class ids with unseen classes at −∞, in
   training too, so training accuracy and logit-based plugins (LwF) see the classes seen so far.
@@ -31,25 +35,28 @@ Subclasses implement :meth:`training_forward` and :meth:`training_loss`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from avalanche.core import BasePlugin
+from avalanche.training.plugins import LwFPlugin
 from avalanche.training.plugins.evaluation import default_evaluator
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
+from avalanche_clip.device import check_device
 from avalanche_clip.distributed import (
     GradientSumPlugin,
     check_distributed_plugins,
     world_size,
 )
-from avalanche_clip.models.label_alignment import check_label_alignment
+from avalanche_clip.models.label_alignment import attach_task_heads, check_label_alignment
 from avalanche_clip.models.precision import autocast, effective_amp, grad_scaler
 from avalanche_clip.plugins import ClassBalancedReplayPlugin, SeenClassesPlugin, experience_classes
 from avalanche_clip.plugins.memory import ids_digest
+from avalanche_clip.plugins.replay import check_no_replay_plugin
 from avalanche_clip.scenarios import SAMPLE_INDEX_POSITION, has_sample_index
 from avalanche_clip.scenarios.assigned_ids import SampleIdAssigner
 from avalanche_clip.strategies.budget import BudgetedTrainingMixin
@@ -85,6 +92,21 @@ def check_classifier(model: nn.Module, owner: str) -> None:
             raise TypeError(
                 f"{owner} needs a CLIPClassifier-like model (missing .{attribute}); "
                 f"got {type(model).__name__}"
+            )
+
+
+def check_task_head_plugins(model: nn.Module, plugins: Iterable[BasePlugin]) -> None:
+    """``ValueError`` for Avalanche's ``LwFPlugin`` once ``model`` has one head per task: LwF
+    distils a classifier that is not an Avalanche multi-task module as one head, so the old
+    task's logits of the other tasks' items (−∞ outside their heads) make its penalty NaN."""
+    if getattr(model, "task_heads", None) is None:
+        return
+    for plugin in plugins:
+        if isinstance(plugin, LwFPlugin):
+            raise ValueError(
+                "LwFPlugin distils one head over every class, but this benchmark has task labels "
+                "(one head of prompts per task), where its penalty is undefined (NaN); drop "
+                "LwFPlugin, or train on a benchmark without task labels"
             )
 
 
@@ -132,6 +154,8 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
         if model is None or optimizer is None:
             raise TypeError(f"{name} needs a model and an optimizer: {name}(model=..., optimizer=...)")
         check_classifier(model, name)
+        check_no_replay_plugin(name, plugins)
+        device = check_device(device)  # one clear error, not torch's, for a GPU that is not here
         effective_amp(amp, device)  # validates the name
         self._setup_budget(seed=seed, replay_sampling=replay_sampling, memory_share=memory_share,
                            steps_per_experience=steps_per_experience)
@@ -167,8 +191,15 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
 
     def training_forward(self) -> torch.Tensor:
         """Output of a training step: ``[B, K]`` logits over global class ids, −∞ on classes not
-        seen yet, with gradient."""
-        return self.model(self.mb_x)
+        seen yet, with gradient (per-task heads: see :meth:`model_output`)."""
+        return self.model_output()
+
+    def model_output(self) -> torch.Tensor:
+        """``model(x)``; ``model(x, task labels)`` when the classifier has one head per task
+        (logits over the labels of each item's task, as Avalanche's multi-task models)."""
+        if getattr(self.model, "task_heads", None) is None:
+            return self.model(self.mb_x)
+        return self.model(self.mb_x, self.mb_task_id)
 
     def training_loss(self) -> torch.Tensor:
         """The training loss of the current mini-batch (under several processes: this shard's
@@ -182,11 +213,31 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
         return self.replay.digest() if self.replay.mem_size > 0 else ids_digest([])
 
     # -- SupervisedTemplate overrides --------------------------------------------------------
+    def train(self, experiences: Any, eval_streams: Any = None, **kwargs: Any) -> Any:
+        """Avalanche's ``train``, with the first experience's classes marked as seen before it
+        starts: Avalanche evaluates before training (``eval_every >= 0``), and that evaluation
+        must predict among the classes about to be trained, as every evaluation during training
+        does. Otherwise their validation loss is undefined (NaN), never improves, and early
+        stopping on it restores the weights the experience started from."""
+        experiences = list(experiences) if isinstance(experiences, Iterable) else [experiences]
+        if experiences:
+            first = experiences[0]
+            attach_task_heads(self.model, first)
+            check_label_alignment(self.model, first, experience_classes(first))
+            self.seen_classes.mark(self.model, first)
+        return super().train(experiences, eval_streams, **kwargs)
+
     def train_dataset_adaptation(self, **kwargs: Any) -> None:
         super().train_dataset_adaptation(**kwargs)
+        attach_task_heads(self.model, self.experience)
+        check_task_head_plugins(self.model, self.plugins)
         check_label_alignment(self.model, self.experience, experience_classes(self.experience))
         self.indexed_experience_dataset = self.sample_ids.dataset_with_ids(self.experience)
         self.adapted_dataset = self.indexed_experience_dataset.train()
+
+    def eval_dataset_adaptation(self, **kwargs: Any) -> None:
+        super().eval_dataset_adaptation(**kwargs)
+        attach_task_heads(self.model, self.experience)  # evaluated before any training
 
     def _unpack_minibatch(self) -> None:
         mbatch = list(self.mbatch)
@@ -203,7 +254,7 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
         with autocast(self.amp, self.device):
             if self.is_training:
                 return self.training_forward()
-            return self.model(self.mb_x)
+            return self.model_output()
 
     def criterion(self) -> torch.Tensor:
         if self.is_training:

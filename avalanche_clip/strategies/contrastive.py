@@ -116,7 +116,11 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
             image, text = gather_rows(image), gather_rows(text)
             labels, index = gather_rows(labels), gather_rows(index)
         self.mb_global_index = index  # every id of the global batch: its state was updated
-        return self.contrastive_loss(image, text, labels, index)
+        return self.contrastive_loss(image, text, labels, index, **self._loss_options())
+
+    def _loss_options(self) -> dict[str, Any]:
+        """Further keyword arguments of the loss's call (GDRO: the seen classes' prompts)."""
+        return {}
 
 
 class GCLStrategy(ContrastiveCLIPStrategy):
@@ -173,6 +177,22 @@ class GDROStrategy(ContrastiveCLIPStrategy):
                         class_gamma=class_gamma)
         self.inclusion_weights = bool(inclusion_weights)
         super().__init__(model=model, optimizer=optimizer, criterion=criterion, loss=loss, **kwargs)
+
+    def _loss_options(self) -> dict[str, Any]:
+        """The seen classes' prompts, encoded only for a batch of one class: its negatives
+        (:class:`GDROLoss`; with one head per task, the task's classes would be needed: none)."""
+        if getattr(self.model, "task_heads", None) is not None:
+            return {}
+        return {"class_prompts": self._seen_class_prompts}
+
+    def _seen_class_prompts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        classes = self.model.classes.visible()
+        prompts = self.model.class_embeddings(classes)
+        if world_size() > 1:
+            # Every process computes the same one-class term on the gathered batch: each takes
+            # 1/W of the prompts' gradient (same value), so their sum is the single-process one.
+            prompts = prompts.detach() + (prompts - prompts.detach()) / world_size()
+        return prompts, classes
 
     def _batches_planned(self, sampler: Any) -> None:
         if not self.inclusion_weights:

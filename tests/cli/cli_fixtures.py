@@ -60,6 +60,15 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
+def billion_laughs(levels: int, width: int = 9) -> str:
+    """A YAML flow value of ``levels`` nested anchors, each ``width`` aliases of the one before
+    ("billion laughs"): a few hundred characters that expand to ``width ** levels`` values."""
+    names = [chr(ord("a") + i) for i in range(levels)]
+    items = [f"&a [{', '.join(['lol'] * width)}]"]
+    items += [f"&{names[i]} [{', '.join([f'*{names[i - 1]}'] * width)}]" for i in range(1, levels)]
+    return f"[{', '.join(items)}]"
+
+
 def cli(capsys: pytest.CaptureFixture[str], *argv: Any) -> tuple[int, str, str]:
     """``avalanche-clip argv...`` in-process: (exit code, stdout, stderr)."""
     capsys.readouterr()  # drop anything printed before

@@ -153,6 +153,23 @@ def test_prepare_reports_present_assets_and_checks_their_hashes(tagged_model, hu
     assert code == 1 and "DAMAGED  weights tiny-tagged 'testtag'" in stdout, stdout
 
 
+def test_a_symlinked_data_root_is_reported_as_given_and_runs(tmp_path, data_root, no_network, capsys):
+    mounted = tmp_path / "mounted"  # e.g. ../shared mounted as a link to the real folder
+    mounted.symlink_to(data_root.resolve(), target_is_directory=True)
+    config = write_config(tmp_path / "run.yaml", tiny_config(
+        tmp_path / "cache", scenario="split-imagefolder", data_root=str(mounted / "cifar10"),
+        strategy="naive", mem_size=0, scenario_options={"max_train_per_class": 2, "max_test_per_class": 1}))
+
+    code, stdout, _ = cli(capsys, "prepare", "--config", config)
+    assert code == 0, stdout
+    assert f"present  data of scenario 'split-imagefolder': {mounted / 'cifar10'}\n" in stdout
+
+    code, _, stderr = cli(capsys, "run", "--config", config, "--out", tmp_path / "out")
+    assert code == 0, stderr
+    assert read_jsonl(tmp_path / "out" / "results.jsonl")[-1]["final"]
+    assert no_network == []
+
+
 def test_local_weights_and_shared_cifar10_run_with_no_network_call(tmp_path, data_root, no_network, capsys):
     weights = tmp_path / "tiny.pt"
     source, _, _, _ = create_clip("tiny-clip")

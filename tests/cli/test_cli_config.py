@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+import yaml
+from cli_fixtures import billion_laughs
 
 from avalanche_clip.config import (
     RUN_KEYS,
     SWEEP_KEYS,
     ConfigError,
     default_run_config,
+    load_config,
     load_yaml,
     parse_overrides,
     resolve_config,
 )
+from avalanche_clip.tuned import read_tuned
 
 
 def test_overrides_use_dotted_keys_and_yaml_values():
@@ -155,3 +160,51 @@ def test_a_config_extends_another_and_only_names_what_it_changes(tmp_path):
     (tmp_path / "base.yaml").write_text("extends: sub/ablation.yaml\n")
     with pytest.raises(ConfigError, match="makes a cycle"):
         load_config(tmp_path / "sub" / "ablation.yaml")
+
+
+def test_aliases_beyond_the_bound_are_refused_by_every_yaml_reader(tmp_path):
+    # issue 27: nested anchors ("billion laughs") are small text and 9**9 values once printed
+    laughs = billion_laughs(9)
+    (tmp_path / "base.yaml").write_text(f"strategy_options: {{gcl: {{tau: {laughs}}}}}\n")
+    (tmp_path / "run.yaml").write_text("extends: base.yaml\nmem_size: 20\n")
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text(f"strategies: {{gcl: {{strategy: gcl, params: {{tau: {billion_laughs(5)}}}}}}}\n")
+    began = time.monotonic()
+    with pytest.raises(ConfigError, match=r"base.yaml is refused: its aliases \(\*name\) expand to more than 10000"):
+        load_config(tmp_path / "run.yaml")
+    with pytest.raises(ConfigError, match=r"override 'label=\[&a .*' is refused: its aliases"):
+        parse_overrides([f"label={laughs}"])
+    with pytest.raises(ConfigError, match=r"tuned file .*tuned.yaml is not valid YAML: its aliases"):
+        read_tuned(tuned)
+    assert time.monotonic() - began < 5.0  # milliseconds of work; slack for a busy machine
+
+
+def test_aliases_within_the_bound_still_load(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("base: &base {lr: 0.01, seed: 1}\nrun:\n  <<: *base\n  seed: 2\nseeds: &s [0, 1]\nsame: *s\n")
+    assert load_yaml(path) == {"base": {"lr": 0.01, "seed": 1}, "run": {"lr": 0.01, "seed": 2},
+                               "seeds": [0, 1], "same": [0, 1]}
+    shared = [0, 1]
+    path.write_text(yaml.safe_dump({"a": shared, "b": shared}))  # how PyYAML writes a shared value
+    assert "*id001" in path.read_text() and load_yaml(path) == {"a": [0, 1], "b": [0, 1]}
+    # 4 levels of 9 add 8289 values (accepted), 5 levels 74,700 (refused)
+    assert len(parse_overrides([f"x={billion_laughs(4)}"])["x"][3]) == 9
+    with pytest.raises(ConfigError, match="expand to more than 10000"):
+        parse_overrides([f"x={billion_laughs(5)}"])
+
+
+def test_a_megabyte_value_is_refused_before_it_is_parsed():
+    # issue 27: a 10 MB label took PyYAML ~13 s to read, then went into every record
+    began = time.monotonic()
+    with pytest.raises(ConfigError, match=r"override 'label=xxx.* is refused: it is longer than 1000000 characters"):
+        parse_overrides(["label=" + "x" * 10_000_000])
+    assert time.monotonic() - began < 2.0  # a slice and a comparison (PyYAML: ~13 s)
+
+
+@pytest.mark.parametrize("text, problem", [("mem_size: &a [*a]\n", "refers to a value that contains it"),
+                                           ("mem_size: " + "[" * 101 + "]" * 101 + "\n", "nested more than 100 levels deep")])
+def test_recursive_or_too_deeply_nested_yaml_is_a_config_error(text, problem, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"c.yaml is refused: .*{problem}"):
+        load_yaml(path)

@@ -6,8 +6,17 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from cli_fixtures import cli, forbid_training, tiny_config, tiny_sweep_config, write_config
+from cli_fixtures import (
+    billion_laughs,
+    cli,
+    forbid_training,
+    tiny_config,
+    tiny_sweep_config,
+    write_config,
+)
 
 # (overrides, fragments the error message must contain)
 BAD_RUNS = {
@@ -57,6 +66,14 @@ BAD_RUNS = {
     "label newline": (['label="a\\nb"'], ["label='a\\nb'", "control character"]),
     "label empty": (["label=''"], ["label=''", "it is empty"]),
     "device name": (["device=gpu0"], ["device='gpu0' is not a device", "cpu, cuda or cuda:N"]),
+    # issue 27: labels become folder names and record fields, so they are bounded (128 bytes)
+    "label of 300 characters": ([f"label={'x' * 300}"],
+                                [f"label='{'x' * 300}'", "300 bytes long in UTF-8", "at most 128 bytes"]),
+    "label of 130 bytes": (["label=" + "é" * 65], ["label='" + "é" * 65, "130 bytes long in UTF-8"]),
+    # issue 27: aliases bounded (6 levels of 9: 531441 values, refused before any is built)
+    "billion laughs in a label": ([f"label={billion_laughs(6)}"],
+                                  ["override 'label=[&a [lol", "expand to more than 10000 values", "billion laughs"]),
+    "recursive alias": (["mem_size=&a [*a]"], ["override 'mem_size=&a [*a]'", "recursive value"]),
 }
 
 
@@ -79,6 +96,7 @@ def _assert_refused_before_training(command, config, overrides, fragments, tmp_p
         assert fragment in stderr, f"{fragment!r} missing from: {stderr}"
     assert "Traceback" not in stderr
     assert not out.exists()
+    return stderr
 
 
 def test_an_absent_gpu_fails_before_training(tmp_path, capsys, monkeypatch):
@@ -182,8 +200,35 @@ def test_missing_config_file_fails(tmp_path, capsys, monkeypatch):
     (["strategy_options.gcl.gamma=2"], ["gamma", "(0.0, 1.0]", "got 2"]),
     (["scenarios=[{label: ../escaped}]"], ["label='../escaped'", "path separator"]),
     (["scenarios=[{label: 'ok'}, {label: 'a/b'}]"], ["label='a/b'", "path separator"]),
+    # issue 27: a run folder <label>__<variant>__m<M>__s<S> past 255 bytes ("File name too long")
+    ([f"scenarios=[{{label: {'x' * 300}}}]"], ["label='xxx", "300 bytes long in UTF-8"]),
+    ([f"scenarios=[{{label: {'s' * 126}}}]", f"strategies=[{{label: {'v' * 126}, strategy: naive}}]"],
+     ["the run folder name '" + "s" * 126 + "__" + "v" * 126 + "__m0__s0'", "262 bytes long in UTF-8",
+      "limit of 255"]),
 ])
 def test_bad_sweep_input_fails_before_any_run(overrides, fragments, tmp_path, capsys, monkeypatch):
     # The whole grid is validated first: a bad entry anywhere means no run starts.
     config = write_config(tmp_path / "sweep.yaml", tiny_sweep_config(tmp_path / "cache"))
     _assert_refused_before_training("sweep", config, overrides, fragments, tmp_path, capsys, monkeypatch)
+
+
+# ConfigError (mem_size, label: cut when made) and a registry's ValueError (scenario: cut by the CLI)
+@pytest.mark.parametrize("key", ["mem_size", "label", "scenario"])
+def test_a_huge_value_is_not_echoed_whole(key, tmp_path, capsys, monkeypatch):
+    # issue 27: a 10 MB string was echoed whole to stderr; 100 kB shows the cut as well
+    config = write_config(tmp_path / "run.yaml", tiny_config(tmp_path / "cache"))
+    stderr = _assert_refused_before_training("run", config, [f"{key}=" + "x" * 100_000],
+                                             [key, "xxxx… (", " characters left out) …xxxx"],
+                                             tmp_path, capsys, monkeypatch)
+    assert len(stderr) < 2100 and stderr.count("\n") == 1
+
+
+def test_a_billion_laughs_config_file_is_one_line_within_seconds(tmp_path, capsys, monkeypatch):
+    # issue 27: 10⁹ values once expanded; the run went to 3 GB and an OOM kill after ~100 s
+    config = write_config(tmp_path / "run.yaml", tiny_config(tmp_path / "cache"))
+    config.write_text(config.read_text().replace("mem_size: 10\n", f"mem_size: {billion_laughs(9)}\n"))
+    began = time.monotonic()
+    _assert_refused_before_training("run", config, [], [
+        f"config file {config} is refused: its aliases (*name) expand to more than 10000 values"],
+        tmp_path, capsys, monkeypatch)
+    assert time.monotonic() - began < 5.0  # milliseconds of work; slack for a busy machine
