@@ -53,7 +53,9 @@ def test_pinning_sets_the_avx2_paths_and_keeps_what_the_user_set():
 
 @needs_avx2
 def test_a_command_line_process_computes_on_the_pinned_paths():
-    probe = ("import torch, sys; from avalanche_clip.cli import main; main(['list']); "
+    probe = ("import contextlib, io, torch; from avalanche_clip.cli import main\n"
+             "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+             "    main(['--help'])\n"
              "print('capability', torch.backends.cpu.get_cpu_capability())")
     assert "capability AVX2" in _python(["-c", probe])
     # a user's own setting wins
