@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import shutil
 import sys
 import tempfile
@@ -36,10 +35,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from avalanche_clip.cli import main as cli_main
 from avalanche_clip.cpu_kernels import pin_cpu_kernels
+from avalanche_clip.runner import read_records as read_run_records
+from avalanche_clip.yaml_io import read_yaml
 
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results" / "default"
 IGNORED_FIELDS = ("wall_time_s",)
@@ -55,7 +54,7 @@ def committed_runs(results: Path) -> list[Path]:
 
 
 def _strategy_of(run: Path) -> str:
-    config = yaml.safe_load((run / "config.yaml").read_text())
+    config = read_yaml((run / "config.yaml").read_text())
     return str(config.get("strategy_label") or config.get("strategy"))
 
 
@@ -74,8 +73,8 @@ def sample_runs(runs: list[Path], count: int) -> list[Path]:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [{k: v for k, v in r.items() if k not in IGNORED_FIELDS} for r in records]
+    """A run's records without the fields allowed to differ."""
+    return [{k: v for k, v in r.items() if k not in IGNORED_FIELDS} for r in read_run_records(path)]
 
 
 def differences(committed: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[str]:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from avalanche_clip.cpu_kernels import (
     cpu_has_avx2,
     pin_cpu_kernels,
 )
+from avalanche_clip.runner import read_records
 from avalanche_clip.strategies import STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,12 +84,10 @@ def _sweep_config(path: Path, strategies: list[str], cache: Path) -> Path:
 
 
 def _records(out: Path) -> dict[str, list[dict]]:
-    runs = {}
-    for folder in sorted((out / "runs").iterdir()):
-        lines = (folder / "results.jsonl").read_text().splitlines()
-        runs[folder.name] = [{k: v for k, v in json.loads(line).items() if k != "wall_time_s"}
-                             for line in lines if line.strip()]
-    return runs
+    """run id -> its records without wall time, for every run folder of a sweep."""
+    return {folder.name: [{k: v for k, v in r.items() if k != "wall_time_s"}
+                          for r in read_records(folder / "results.jsonl")]
+            for folder in sorted((out / "runs").iterdir())}
 
 
 def test_every_strategy_gives_identical_records_in_two_processes_in_either_order(tmp_path):
