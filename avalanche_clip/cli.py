@@ -104,7 +104,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def _keys_help(*, sweep: bool) -> str:
     """Every config key with the default that applies here, for ``--help``."""
-    from avalanche_clip.config import RUN_KEYS, SWEEP_KEYS
+    from avalanche_clip.pipeline.config import RUN_KEYS, SWEEP_KEYS
 
     embedded = _embedded(sweep=sweep)
     lines = [textwrap.fill(f"without --config: the embedded comparison{'' if sweep else ' (its GCL run)'}: "
@@ -134,7 +134,7 @@ def _default_tags() -> str:
 def _embedded(*, sweep: bool) -> dict[str, Any]:
     """The embedded comparison (``run``: its GCL run at memory 100, with GCL's tuned values);
     its ``tuned`` file lies beside it in the package."""
-    from avalanche_clip.config import load_yaml
+    from avalanche_clip.pipeline.config import load_yaml
 
     source = load_yaml(DEFAULT_CONFIG)
     if source.get("tuned"):
@@ -151,9 +151,9 @@ def _run_of_sweep(source: dict[str, Any], parsed: dict[str, Any], tuned: str | P
     label runs its registered strategy with the variant's options; ``tuned`` values are checked
     as a sweep checks them). ``strict``: a strategy outside the sweep is an error (tuned values
     asked for on the command line), else it runs with its own defaults."""
-    from avalanche_clip.config import RUN_KEYS, merge, resolve_config
-    from avalanche_clip.sweep import strategy_entries
-    from avalanche_clip.tuned import apply_tuned
+    from avalanche_clip.pipeline.config import RUN_KEYS, merge, resolve_config
+    from avalanche_clip.pipeline.sweep import strategy_entries
+    from avalanche_clip.pipeline.tuned_values import apply_tuned
 
     run = merge({k: v for k, v in source.items() if k not in (*_SWEEP_ONLY, "tune", "tuned", "tuned_check")}, parsed)
     label = run.get("strategy", RUN_KEYS["strategy"][0])
@@ -179,7 +179,12 @@ def _config(path: Path | None, overrides: Sequence[str], *, sweep: bool | None,
             tuned: Path | None = None) -> dict[str, Any]:
     """The resolved config; ``sweep=None`` takes a run or a sweep config, whichever it is.
     A run (``sweep=False``) of a sweep config, or with ``tuned``, is one run of that sweep."""
-    from avalanche_clip.config import ConfigError, load_config, parse_overrides, resolve_config
+    from avalanche_clip.pipeline.config import (
+        ConfigError,
+        load_config,
+        parse_overrides,
+        resolve_config,
+    )
 
     parsed = parse_overrides(overrides)
     if path is None:
@@ -211,9 +216,9 @@ def _prepare_command(args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from avalanche_clip.distributed import init_from_env, is_main, launched, shutdown
-    from avalanche_clip.experiment import execute_run, run_id, validate_run_config
-    from avalanche_clip.threads import apply_threads
+    from avalanche_clip.common.threads import apply_threads
+    from avalanche_clip.pipeline.run import execute_run, run_id, validate_run_config
+    from avalanche_clip.training.distributed import init_from_env, is_main, launched, shutdown
 
     config = _config(args.config, args.overrides, sweep=False, tuned=args.tuned)
     out = args.out or Path("runs") / run_id(config)
@@ -234,7 +239,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _refuse_torchrun(command: str) -> None:
-    from avalanche_clip.distributed import launched
+    from avalanche_clip.training.distributed import launched
 
     if launched():
         raise ValueError(f"{command} under torchrun: torchrun runs one run on several processes "
@@ -242,14 +247,14 @@ def _refuse_torchrun(command: str) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from avalanche_clip.sweep import run_sweep
+    from avalanche_clip.pipeline.sweep import run_sweep
 
     _refuse_torchrun("sweep")
 
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.workers > 1:  # before any work: Ray is an optional dependency
-        from avalanche_clip.parallel import MissingRayError, import_ray
+        from avalanche_clip.pipeline.parallel_sweep import MissingRayError, import_ray
 
         try:
             import_ray()
@@ -277,8 +282,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from avalanche_clip.threads import apply_threads
-    from avalanche_clip.tuning import run_tune
+    from avalanche_clip.common.threads import apply_threads
+    from avalanche_clip.pipeline.tune import run_tune
 
     _refuse_torchrun("tune")
 
@@ -297,7 +302,7 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from avalanche_clip.assets import prepare_assets
+    from avalanche_clip.pipeline.prepare_assets import prepare_assets
 
     config = _config(args.config, args.overrides, sweep=None)
     return prepare_assets(config, download=not args.check, printer=print)
@@ -305,8 +310,9 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from avalanche_clip.reporting import write_report
+    from avalanche_clip.strategies import strategy_roles
 
-    report = write_report(args.dir, args.out)
+    report = write_report(args.dir, args.out, roles=strategy_roles())
     print(report["table"])
     print(f"\nreport: {report['report_md']}")
     return 0
@@ -353,15 +359,15 @@ def _list(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input or missing assets, before any training)."""
-    from avalanche_clip.cpu_kernels import pin_cpu_kernels
+    from avalanche_clip.common.cpu_kernels import pin_cpu_kernels
 
     pin_cpu_kernels()  # before any tensor operation: records then do not depend on the CPU model
     args = _parse(list(sys.argv[1:] if argv is None else argv))
     handlers = {"run": _run, "sweep": _sweep, "tune": _tune, "prepare": _prepare, "report": _report,
                 "list": _list}
     from avalanche_clip.assets import MissingAssetError
-    from avalanche_clip.errors import AvalancheClipError, clip_message
-    from avalanche_clip.registry import UnknownNameError
+    from avalanche_clip.common.errors import AvalancheClipError, clip_message
+    from avalanche_clip.common.registry import UnknownNameError
 
     try:
         return handlers[args.command](args)

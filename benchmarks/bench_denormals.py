@@ -15,8 +15,8 @@ import warnings
 
 import torch
 
-from avalanche_clip.config import SWEEP_KEYS, load_config, resolve_config
-from avalanche_clip.experiment import prepare_run
+from avalanche_clip.pipeline.config import SWEEP_KEYS, load_config, resolve_config
+from avalanche_clip.pipeline.run import prepare_run
 
 warnings.filterwarnings("ignore")
 

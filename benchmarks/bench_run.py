@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from avalanche_clip.cli import _config
-from avalanche_clip.experiment import execute_run
+from avalanche_clip.pipeline.run import execute_run
 
 warnings.filterwarnings("ignore")
 

@@ -21,10 +21,10 @@ import time
 import warnings
 from pathlib import Path
 
-from avalanche_clip.config import load_yaml, resolve_config
-from avalanche_clip.experiment import execute_run
 from avalanche_clip.features import clear_memory
-from avalanche_clip.sweep import plan_sweep, run_sweep
+from avalanche_clip.pipeline.config import load_yaml, resolve_config
+from avalanche_clip.pipeline.run import execute_run
+from avalanche_clip.pipeline.sweep import plan_sweep, run_sweep
 
 warnings.filterwarnings("ignore")
 

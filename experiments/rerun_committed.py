@@ -14,7 +14,7 @@ strategy's runs are taken in turn (``--sample N`` runs in all, at least one per 
 N allows), so the same command checks the same runs.
 
 The process pins its CPU kernels before any tensor operation, as the command line does
-(``avalanche_clip.cpu_kernels.pin_cpu_kernels``): committed records are those of pinned kernels.
+(``avalanche_clip.common.cpu_kernels.pin_cpu_kernels``): committed records are those of pinned kernels.
 Exit code 0 when every compared record is identical, 1 otherwise (the differing fields are
 printed), 2 for bad arguments.
 
@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from avalanche_clip.cli import main as cli_main
-from avalanche_clip.cpu_kernels import pin_cpu_kernels
-from avalanche_clip.runner import read_records as read_run_records
-from avalanche_clip.yaml_io import read_yaml
+from avalanche_clip.common.cpu_kernels import pin_cpu_kernels
+from avalanche_clip.common.yaml_io import read_yaml
+from avalanche_clip.pipeline.run_loop import read_records as read_run_records
 
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results" / "default"
 IGNORED_FIELDS = ("wall_time_s",)

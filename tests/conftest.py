@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from avalanche_clip.cpu_kernels import pin_cpu_kernels
+from avalanche_clip.common.cpu_kernels import pin_cpu_kernels
 
 # Compute as the command line does (before any tensor operation), so that a run in this process
-# and one in a command-line subprocess use the same kernels (avalanche_clip.cpu_kernels).
+# and one in a command-line subprocess use the same kernels (avalanche_clip.common.cpu_kernels).
 pin_cpu_kernels()
 
 import pytest  # noqa: E402

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from avalanche_clip.batching import ReplayBatchSampler, epoch_schedule
+from avalanche_clip.training.batching import ReplayBatchSampler, epoch_schedule
 
 
 def test_the_default_budget_is_passes_over_the_new_data():

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from avalanche_clip.config import load_config, load_yaml, resolve_config
-from avalanche_clip.sweep import plan_sweep
+from avalanche_clip.pipeline.config import load_config, load_yaml, resolve_config
+from avalanche_clip.pipeline.sweep import plan_sweep
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -48,8 +48,8 @@ RESULTS = EXPERIMENTS / "results"
 def test_committed_tuned_values_apply_to_their_proxy(name, data_root):
     """The committed tuned.yaml was tuned under its proxy's protocol, and every value is in its
     strategy's search space (apply_tuned checks both, as sweep --tuned does)."""
-    from avalanche_clip.sweep import strategy_entries
-    from avalanche_clip.tuned import apply_tuned
+    from avalanche_clip.pipeline.sweep import strategy_entries
+    from avalanche_clip.pipeline.tuned_values import apply_tuned
 
     raw = load_yaml(EXPERIMENTS / f"{name}.yaml")
     config = resolve_config([raw, {"data_root": str(data_root / name.split("_")[0])}], sweep=True)
@@ -61,8 +61,8 @@ def test_committed_tuned_values_apply_to_their_proxy(name, data_root):
 
 def test_the_embedded_comparison_applies_its_packaged_tuned_values():
     from avalanche_clip.cli import DEFAULT_CONFIG, _config
-    from avalanche_clip.sweep import strategy_entries
-    from avalanche_clip.tuned import apply_tuned, read_tuned
+    from avalanche_clip.pipeline.sweep import strategy_entries
+    from avalanche_clip.pipeline.tuned_values import apply_tuned, read_tuned
 
     sweep = _config(None, [], sweep=True)
     assert Path(sweep["tuned"]) == DEFAULT_CONFIG.parent / "comparison.tuned.yaml"

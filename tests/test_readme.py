@@ -59,7 +59,10 @@ def test_own_benchmark_example_runs(tmp_path, capsys):
 def test_readme_commands_and_citation():
     text = README.read_text()
     assert "bash scripts/setup.sh && .venv/bin/avalanche-clip sweep" in text
-    assert "bash scripts/setup.sh --test && .venv/bin/python -m pytest -q -n 2" in text
+    ci_command = (README.parent / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci_command == ("bash scripts/setup.sh --test && .venv/bin/lint-imports && "
+                          ".venv/bin/python -m pytest -q -n 2")
+    assert ci_command in text  # the README's test command is what CI runs
     assert (README.parent / "scripts" / "setup.sh").is_file()
     citation = (README.parent / "CITATION.cff").read_text()
     assert "2605.03866" in text and "2605.03866" in citation

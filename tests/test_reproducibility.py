@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from avalanche_clip.cpu_kernels import (
+from avalanche_clip.common.cpu_kernels import (
     PINNED_CPU_KERNELS,
     compute_identity,
     cpu_has_avx2,
     pin_cpu_kernels,
 )
-from avalanche_clip.runner import read_records
+from avalanche_clip.pipeline.run_loop import read_records
 from avalanche_clip.strategies import STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from avalanche_clip.assets.core import Asset
+from avalanche_clip.scenarios.catalog import (
+    DOMAINNET_DOMAINS,
+    DOMAINNET_HOW_TO_GET,
+    IMAGENET_HOW_TO_GET,
+)
+from avalanche_clip.scenarios.cifar100 import FOLDER, HOW_TO_GET, LAYOUT
+from avalanche_clip.scenarios.folders import DOMAIN_LAYOUT, IMAGEFOLDER_LAYOUT
 
 _FOLDER_CHECK = ("when a run builds it: the splits hold the same class folders, each with images "
                  "(scenario_options.verify: true also decodes every image)")
@@ -36,8 +43,6 @@ class Layout:
 
 
 def _cifar100(run: dict[str, Any]) -> Layout:
-    from avalanche_clip.scenarios.cifar100 import FOLDER, HOW_TO_GET, LAYOUT
-
     return Layout([f"{FOLDER}/{name}" for name in ("train", "test", "meta")], LAYOUT, HOW_TO_GET,
                   "MD5 of the archive and of each file against torchvision's sums",
                   fetch=_download_cifar100, fetch_host="www.cs.toronto.edu", verify=_verify_cifar100,
@@ -65,8 +70,6 @@ def _verify_cifar100(root: str) -> str:
 
 
 def _image_folder(train: str, test: str, how_to_get: str) -> Layout:
-    from avalanche_clip.scenarios.folders import IMAGEFOLDER_LAYOUT
-
     return Layout([train, test], IMAGEFOLDER_LAYOUT.format(train=train, test=test), how_to_get,
                   _FOLDER_CHECK, test_only=(test,))
 
@@ -78,8 +81,6 @@ def _split_imagefolder(run: dict[str, Any]) -> Layout:
 
 
 def _split_imagenet(run: dict[str, Any]) -> Layout:
-    from avalanche_clip.scenarios.catalog import IMAGENET_HOW_TO_GET
-
     return _image_folder("train", "val", IMAGENET_HOW_TO_GET)
 
 
@@ -92,16 +93,11 @@ def _test_files(domains: list[str]) -> tuple[str, ...]:
 
 
 def _domainnet(run: dict[str, Any]) -> Layout:
-    from avalanche_clip.scenarios.catalog import DOMAINNET_DOMAINS, DOMAINNET_HOW_TO_GET
-    from avalanche_clip.scenarios.folders import DOMAIN_LAYOUT
-
     return Layout(_domain_files(list(DOMAINNET_DOMAINS)), DOMAIN_LAYOUT, DOMAINNET_HOW_TO_GET,
                   _DOMAIN_CHECK, test_only=_test_files(list(DOMAINNET_DOMAINS)))
 
 
 def _domain_folder(run: dict[str, Any]) -> Layout:
-    from avalanche_clip.scenarios.folders import DOMAIN_LAYOUT
-
     # without domains, every <domain>_train.txt found is a domain: at least one must exist
     required = _domain_files(list(run["domains"])) if run.get("domains") else ["*_train.txt"]
     return Layout(required, DOMAIN_LAYOUT, "arrange the images and split files as shown.",

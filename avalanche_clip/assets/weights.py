@@ -17,20 +17,19 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from avalanche_clip.assets.core import Asset
+from avalanche_clip.models import OFFLINE_MODELS
+from avalanche_clip.models.factory import (
+    CHECKPOINT_SUFFIXES,
+    DEFAULT_PRETRAINED,
+    default_pretrained,
+)
+from avalanche_clip.models.hub import fetch_pretrained, locate_pretrained, pretrained_location
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def weight_asset(model: str, pretrained: str | None) -> Asset | None:
     """The asset of ``model`` loaded with ``pretrained`` (None when nothing is read)."""
-    from avalanche_clip.models import OFFLINE_MODELS
-    from avalanche_clip.models.factory import (
-        CHECKPOINT_SUFFIXES,
-        DEFAULT_PRETRAINED,
-        default_pretrained,
-    )
-    from avalanche_clip.models.hub import locate_pretrained, pretrained_location
-
     if pretrained == DEFAULT_PRETRAINED:
         pretrained = default_pretrained(model)
     if pretrained is None or pretrained == "":
@@ -58,8 +57,6 @@ def weight_asset(model: str, pretrained: str | None) -> Asset | None:
 
 
 def _fetch(model: str, tag: str) -> Path:
-    from avalanche_clip.models.hub import fetch_pretrained
-
     return fetch_pretrained(model, tag)
 
 

@@ -29,6 +29,8 @@ import torch
 from avalanche.evaluation import GenericPluginMetric, Metric
 from avalanche.evaluation.metrics.mean import Mean
 
+from avalanche_clip.losses.masked import visible_rows
+
 
 def visible_samples(output: Any, targets: torch.Tensor) -> int:
     """Rows of ``output`` (``[B, K]`` logits) whose target logit is not −∞, i.e. whose class is
@@ -36,8 +38,6 @@ def visible_samples(output: Any, targets: torch.Tensor) -> int:
     model's NaN loss must show."""
     if not torch.is_tensor(output) or output.dim() != 2 or len(output) != len(targets):
         return len(targets)
-    from avalanche_clip.strategies.base import visible_rows
-
     return int(visible_rows(output, targets.long().to(output.device)).sum())
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from avalanche_clip.cpu_kernels import compute_identity
+from avalanche_clip.common.cpu_kernels import compute_identity
 from avalanche_clip.features.cache import load_or_build
 from avalanche_clip.features.fingerprint import (
     UnfingerprintableDataError,

@@ -15,7 +15,7 @@ each file against its checksum: a damaged entry (a zero-filled ``train.pt`` of t
 a truncated file, an unreadable ``meta.json``) is rebuilt with a :class:`CacheEntryWarning`,
 never read. A cache folder that cannot be written (read-only, full, below a regular file) does
 not stop a run: the features are computed in memory, with one warning
-(:mod:`avalanche_clip.cache_writes`).
+(:mod:`avalanche_clip.common.cache_writes`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from filelock import FileLock
 
-from avalanche_clip.atomic import atomic_write, atomic_write_text
-from avalanche_clip.cache_writes import warn_cache_unwritable
+from avalanche_clip.common.atomic import atomic_write, atomic_write_text
+from avalanche_clip.common.cache_writes import warn_cache_unwritable
 from avalanche_clip.scenarios.file_digests import bytes_digest, content_digest
 
 _MEMORY: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()

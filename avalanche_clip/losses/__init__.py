@@ -13,7 +13,7 @@ Plain ``nn.Module``s with an explicit signature and no Avalanche dependency::
 it. The math is in each class's docstring and in ``design/losses.md``.
 """
 
-from .gcl import GCLLoss
-from .gdro import GDROLoss
+from avalanche_clip.losses.gcl import GCLLoss
+from avalanche_clip.losses.gdro import GDROLoss
 
 __all__ = ["GCLLoss", "GDROLoss"]

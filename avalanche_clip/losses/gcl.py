@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._moving_average import PairwiseMovingAverage
+from avalanche_clip.losses._moving_average import PairwiseMovingAverage
 
 __all__ = ["GCLLoss"]
 

@@ -8,7 +8,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._moving_average import PairwiseMovingAverage, check_ids, check_positive_int, check_real
+from avalanche_clip.losses._moving_average import (
+    PairwiseMovingAverage,
+    check_ids,
+    check_positive_int,
+    check_real,
+)
 
 __all__ = ["ClassPrompts", "GDROLoss"]
 

@@ -59,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avalanche_clip.models.label_alignment import benchmark_class_mapping, names_for_benchmark
 from avalanche_clip.models.prompts import class_prompts, resolve_templates
 from avalanche_clip.models.task_heads import TaskHeads, benchmark_task_heads, head_logits
 from avalanche_clip.models.text_path import TextPath
@@ -171,11 +172,6 @@ class CLIPClassifier(nn.Module):
         restart in each experience (``class_ids_from_zero_in_each_exp=True``) name, in task ``t``,
         the original class Avalanche relabelled them from.
         """
-        from avalanche_clip.models.label_alignment import (
-            benchmark_class_mapping,
-            names_for_benchmark,
-        )
-
         classifier = cls(clip, tokenizer, names_for_benchmark(class_names, benchmark), templates,
                          eval_classes=eval_classes)
         classifier.class_mapping = benchmark_class_mapping(benchmark)

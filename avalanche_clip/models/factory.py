@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from avalanche_clip.common.registry import UnknownNameError
 from avalanche_clip.models.conse import attach_conse_head
 from avalanche_clip.models.conse_offline import (
     CONSE_MODEL,
@@ -52,7 +53,6 @@ from avalanche_clip.models.offline import (
     load_efficientnet_lite0_trunk,
     register_offline_configs,
 )
-from avalanche_clip.registry import UnknownNameError
 
 #: The ``pretrained`` value that means "the model's own default" (:func:`default_pretrained`).
 DEFAULT_PRETRAINED = "default"

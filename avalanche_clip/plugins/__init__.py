@@ -1,16 +1,14 @@
-"""Avalanche plugins: class-balanced replay, seen-class tracking, loss-state housekeeping, and
-Synaptic Intelligence with its CPU snapshots fixed."""
+"""Public import path for our Avalanche plugins (``from avalanche_clip.plugins import
+SynapticIntelligencePlugin``); the code lives in :mod:`avalanche_clip.training.plugins`."""
 
-from avalanche_clip.plugins.loss_state import LossStatePlugin
-from avalanche_clip.plugins.replay import REPLAY_SAMPLING, ClassBalancedReplayPlugin
-from avalanche_clip.plugins.seen_classes import SeenClassesPlugin, experience_classes
-from avalanche_clip.plugins.synaptic_intelligence import SynapticIntelligencePlugin
+from avalanche_clip.training.plugins import (
+    REPLAY_SAMPLING,
+    ClassBalancedReplayPlugin,
+    LossStatePlugin,
+    SeenClassesPlugin,
+    SynapticIntelligencePlugin,
+    experience_classes,
+)
 
-__all__ = [
-    "REPLAY_SAMPLING",
-    "ClassBalancedReplayPlugin",
-    "LossStatePlugin",
-    "SeenClassesPlugin",
-    "SynapticIntelligencePlugin",
-    "experience_classes",
-]
+__all__ = ["REPLAY_SAMPLING", "ClassBalancedReplayPlugin", "LossStatePlugin", "SeenClassesPlugin",
+           "SynapticIntelligencePlugin", "experience_classes"]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from avalanche_clip.atomic import atomic_write
+from avalanche_clip.common.atomic import atomic_write
 from avalanche_clip.reporting.tables import sort_methods
 
 if TYPE_CHECKING:

@@ -10,11 +10,20 @@ A report states for every scenario whether
 - **the joint bound got the continual total** (``joint``: the sum of a continual method's steps).
 
 Records written before these fields existed have none, and the check says so rather than pass.
+
+Which records are trained continual methods is each strategy's role, passed in as ``roles``
+(``{name: {"trains": bool, "joint": bool}}``, :func:`avalanche_clip.strategies.strategy_roles`), so
+that reading records needs no strategy code (nor Avalanche).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
+
+#: ``{strategy name: {"trains": bool, "joint": bool}}``: what each registered strategy is.
+StrategyRoles = Mapping[str, Mapping[str, bool]]
 
 
 def _methods(frame: pd.DataFrame) -> pd.Series:
@@ -24,34 +33,33 @@ def _methods(frame: pd.DataFrame) -> pd.Series:
     return frame["strategy"]
 
 
-def _flag(frame: pd.DataFrame, flag: str) -> pd.Series:
-    """A registry flag (``joint``, ``trains``) of each record's strategy (unknown names: the
+def _flag(frame: pd.DataFrame, flag: str, roles: StrategyRoles) -> pd.Series:
+    """A role flag (``joint``, ``trains``) of each record's strategy (unknown names: the
     flag's default), so a renamed variant is classified by what it runs."""
-    from avalanche_clip.strategies import STRATEGIES, strategy_info
-
     default = {"joint": False, "trains": True}[flag]
-    return _methods(frame).map(lambda m: getattr(strategy_info(m), flag) if m in STRATEGIES else default)
+    return _methods(frame).map(lambda m: bool(roles[m][flag]) if m in roles else default)
 
 
-def _continual(frame: pd.DataFrame) -> pd.DataFrame:
+def _continual(frame: pd.DataFrame, roles: StrategyRoles) -> pd.DataFrame:
     """The records of trained continual methods (not the untrained floor, not joint bounds)."""
-    return frame[_flag(frame, "trains") & ~_flag(frame, "joint")]
+    return frame[_flag(frame, "trains", roles) & ~_flag(frame, "joint", roles)]
 
 
-def protocol_checks(records: pd.DataFrame) -> list[str]:
-    """One Markdown bullet per scenario and check (see the module docstring)."""
+def protocol_checks(records: pd.DataFrame, roles: StrategyRoles) -> list[str]:
+    """One Markdown bullet per scenario and check (see the module docstring); ``roles`` says
+    which strategies train and which are joint bounds."""
     lines = []
     for scenario, rows in records.groupby("scenario", sort=True):
         if "optimizer_steps" not in rows or rows["optimizer_steps"].isna().all():
             lines.append(f"- **{scenario}**: the records carry no optimizer_steps / memory_digest "
                          "(written before the protocol recorded them); nothing to check.")
             continue
-        lines.append(f"- **{scenario}**: {_budget(rows)}; {_memory(rows)}; {_joint(rows)}.")
+        lines.append(f"- **{scenario}**: {_budget(rows, roles)}; {_memory(rows)}; {_joint(rows, roles)}.")
     return lines
 
 
-def _budget(rows: pd.DataFrame) -> str:
-    continual = _continual(rows)
+def _budget(rows: pd.DataFrame, roles: StrategyRoles) -> str:
+    continual = _continual(rows, roles)
     steps = continual.groupby(["seed", "experience"])["optimizer_steps"].nunique()
     unequal = steps[steps > 1]
     if unequal.empty:
@@ -76,10 +84,10 @@ def _memory(rows: pd.DataFrame) -> str:
     return f"identical exemplars after every experience across {methods}"
 
 
-def _joint(rows: pd.DataFrame) -> str:
+def _joint(rows: pd.DataFrame, roles: StrategyRoles) -> str:
     # the equal-budget bound (joint-converged trains a multiple of it)
     joint = rows[_methods(rows) == "joint"]
-    continual = _continual(rows)
+    continual = _continual(rows, roles)
     if joint.empty or continual.empty:
         return "no joint bound"
     totals = continual.groupby(["strategy", "mem_size", "seed"])["optimizer_steps"].sum()

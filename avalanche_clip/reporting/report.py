@@ -14,9 +14,9 @@ import warnings
 from pathlib import Path
 from typing import TypedDict
 
-from avalanche_clip.atomic import atomic_write_text
+from avalanche_clip.common.atomic import atomic_write_text
 from avalanche_clip.reporting.plots import write_figures
-from avalanche_clip.reporting.protocol import protocol_checks
+from avalanche_clip.reporting.protocol import StrategyRoles, protocol_checks
 from avalanche_clip.reporting.records import (
     TruncatedLineWarning,
     final_records,
@@ -88,9 +88,12 @@ def _figure_section(figures: list[Path], out_dir: Path) -> list[str]:
 
 
 def write_report(
-    sweep_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None
+    sweep_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None, *,
+    roles: StrategyRoles,
 ) -> Report:
-    """Read the records under ``sweep_dir`` and write the report into ``out_dir``.
+    """Read the records under ``sweep_dir`` and write the report into ``out_dir``; ``roles``
+    (:func:`avalanche_clip.strategies.strategy_roles`) says which methods train and which are joint
+    bounds, for the protocol checks.
 
     ``out_dir`` defaults to ``<sweep_dir>/report/`` (beside the file when ``sweep_dir`` is a
     single ``results.jsonl``). Writes ``summary.md``, ``summary.csv``, ``figures/*.png|svg``
@@ -141,7 +144,7 @@ def write_report(
             table,
             "## Protocol",
             "",
-            *protocol_checks(records[records["run_id"].isin(finals["run_id"])]),
+            *protocol_checks(records[records["run_id"].isin(finals["run_id"])], roles),
             "",
             "Data: [summary.csv](summary.csv) · [summary.md](summary.md)",
             "",

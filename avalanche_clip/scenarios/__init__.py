@@ -30,8 +30,8 @@ streams over replacement data (e.g. cached features computed on
 ``unaugmented_dataset(bm, "train")``, the train set with the eval transform in index order).
 """
 
-from . import catalog, cifar100, digits  # noqa: F401  (register the scenarios)
-from .build import (
+from avalanche_clip.scenarios import catalog, cifar100, digits  # noqa: F401  (register the scenarios)
+from avalanche_clip.scenarios.build import (
     COMMON_OPTIONS,
     SCENARIOS,
     build_scenario,
@@ -43,10 +43,10 @@ from .build import (
     scenario_source,
     source_options,
 )
-from .catalog import DOMAINNET_DOMAINS, imagenet_class_names
-from .errors import DataLayoutError, ImageReadError, MissingDataError
-from .image_files import ArrayImageDataset, ImageFileDataset, read_image
-from .indexing import (
+from avalanche_clip.scenarios.catalog import DOMAINNET_DOMAINS, imagenet_class_names
+from avalanche_clip.scenarios.errors import DataLayoutError, ImageReadError, MissingDataError
+from avalanche_clip.scenarios.image_files import ArrayImageDataset, ImageFileDataset, read_image
+from avalanche_clip.scenarios.indexing import (
     SAMPLE_INDEX_ATTR,
     SAMPLE_INDEX_POSITION,
     TASK_LABEL_POSITION,
@@ -54,8 +54,8 @@ from .indexing import (
     make_stream_dataset,
     sample_index,
 )
-from .rebuild import TensorInputs, rebuild_scenario, unaugmented_dataset
-from .source import (
+from avalanche_clip.scenarios.rebuild import TensorInputs, rebuild_scenario, unaugmented_dataset
+from avalanche_clip.scenarios.source import (
     CLASS_INCREMENTAL,
     DOMAIN_INCREMENTAL,
     DataSource,
@@ -63,7 +63,12 @@ from .source import (
     prepare_source,
     subsample_source,
 )
-from .streams import StreamOptions, build_streams, seeded_class_order, seen_test_experiences
+from avalanche_clip.scenarios.streams import (
+    StreamOptions,
+    build_streams,
+    seeded_class_order,
+    seen_test_experiences,
+)
 
 __all__ = [
     "CLASS_INCREMENTAL",

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from avalanche.benchmarks.utils.data_attribute import DataAttribute
 
-from .indexing import SAMPLE_INDEX_ATTR, has_sample_index
+from avalanche_clip.scenarios.indexing import SAMPLE_INDEX_ATTR, has_sample_index
 
 
 def own_sample_ids(dataset: Any) -> Any:

@@ -23,17 +23,21 @@ from typing import Any
 
 from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
 
-from avalanche_clip.registry import Registry
-
-from .source import (
+from avalanche_clip.common.registry import Registry
+from avalanche_clip.scenarios.source import (
     CLASS_INCREMENTAL,
     DOMAIN_INCREMENTAL,
     DataSource,
     prepare_source,
     subsample_source,
 )
-from .streams import StreamOptions, build_streams, check_class_order, seeded_class_order
-from .validation import carve_validation
+from avalanche_clip.scenarios.streams import (
+    StreamOptions,
+    build_streams,
+    check_class_order,
+    seeded_class_order,
+)
+from avalanche_clip.scenarios.validation import carve_validation
 
 SCENARIOS: Registry[Callable[..., DataSource]] = Registry("scenario")
 """Registered source factories; ``SCENARIOS.info(name)`` gives ``kind`` and ``description``."""

@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from .build import SCENARIOS
-from .folders import domain_folder_source, image_folder_source
-from .source import CLASS_INCREMENTAL, DOMAIN_INCREMENTAL, DataSource
+from avalanche_clip.scenarios.build import SCENARIOS
+from avalanche_clip.scenarios.folders import domain_folder_source, image_folder_source
+from avalanche_clip.scenarios.source import CLASS_INCREMENTAL, DOMAIN_INCREMENTAL, DataSource
 
 DOMAINNET_DOMAINS = ("clipart", "infograph", "painting", "quickdraw", "real", "sketch")
 DOMAINNET_HOW_TO_GET = (

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from .build import SCENARIOS
-from .errors import DataLayoutError, MissingDataError, missing_root_message
-from .image_files import ArrayImageDataset
-from .safe_pickle import load_data_pickle
-from .source import CLASS_INCREMENTAL, DataSource, SplitData
+from avalanche_clip.scenarios.build import SCENARIOS
+from avalanche_clip.scenarios.errors import DataLayoutError, MissingDataError, missing_root_message
+from avalanche_clip.scenarios.image_files import ArrayImageDataset
+from avalanche_clip.scenarios.safe_pickle import load_data_pickle
+from avalanche_clip.scenarios.source import CLASS_INCREMENTAL, DataSource, SplitData
 
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 FOLDER = "cifar-100-python"

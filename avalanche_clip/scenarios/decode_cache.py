@@ -13,7 +13,7 @@ array); a load checks it, and an array that fails the check is decoded again wit
 same folder and moved into place with ``os.replace`` (atomic on POSIX), so two processes
 building the same array at once both succeed and a reader never sees a partial file. Later
 builds memory-map it. A ``cache_dir`` that cannot be written serves the array from memory, with
-one warning (:mod:`avalanche_clip.cache_writes`).
+one warning (:mod:`avalanche_clip.common.cache_writes`).
 """
 
 from __future__ import annotations
@@ -24,14 +24,59 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from torch.utils.data import DataLoader, Dataset
 
-from avalanche_clip.atomic import atomic_write, atomic_write_text
-from avalanche_clip.cache_writes import warn_cache_unwritable
+from avalanche_clip.common.atomic import atomic_write, atomic_write_text
+from avalanche_clip.common.cache_writes import warn_cache_unwritable
+from avalanche_clip.scenarios.errors import DataLayoutError
+from avalanche_clip.scenarios.file_digests import content_digest, file_digests
+from avalanche_clip.scenarios.image_files import ArrayImageDataset, ImageFileDataset, read_image
 
-from .file_digests import content_digest, file_digests
-from .image_files import check_same_shape, iter_decoded
+
+class _ArrayReader(Dataset):
+    """Index → decoded uint8 array; used to decode with DataLoader worker processes."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return np.asarray(read_image(self.paths[i]))
+
+
+def _as_list(batch: list[Any]) -> list[Any]:
+    return batch
+
+
+def iter_decoded(paths: Sequence[str], num_workers: int = 0):
+    """Yield ``(index, HxWx3 uint8 array)`` for ``paths`` in order, decoding in worker processes."""
+    if num_workers <= 0:
+        for i, p in enumerate(paths):
+            yield i, np.asarray(read_image(p))
+        return
+    loader = DataLoader(
+        _ArrayReader(paths), batch_size=256, num_workers=num_workers, collate_fn=_as_list
+    )
+    i = 0
+    for batch in loader:
+        for arr in batch:
+            yield i, arr
+            i += 1
+
+
+def check_same_shape(
+    shape: tuple[int, ...], first: tuple[int, ...], path: str, first_path: str
+) -> None:
+    if shape != first:
+        raise DataLayoutError(
+            f"decode_cache needs images of one size: {path!r} is {shape}, {first_path!r} is {first}. "
+            "Resize the data set first or build the scenario with decode_cache=False."
+        )
 
 
 class DecodeCacheWarning(UserWarning):
@@ -110,4 +155,12 @@ def decode_images(
     return np.load(target, mmap_mode="r")
 
 
-__all__ = ["DecodeCacheWarning", "cache_path", "decode_images", "file_list_key"]
+def decode_dataset(dataset: ImageFileDataset, cache_dir: str | os.PathLike | None = None,
+                   num_workers: int = 0) -> ArrayImageDataset:
+    """``dataset``'s images decoded once into one uint8 array ``(N, H, W, 3)``
+    (:func:`decode_images`), served as an :class:`ArrayImageDataset` with the same targets."""
+    images = decode_images(dataset.paths, cache_dir=cache_dir, num_workers=num_workers)
+    return ArrayImageDataset(images, dataset.targets)
+
+
+__all__ = ["DecodeCacheWarning", "cache_path", "decode_dataset", "decode_images", "file_list_key"]

@@ -14,9 +14,9 @@ import os
 
 import numpy as np
 
-from .build import SCENARIOS
-from .image_files import ArrayImageDataset
-from .source import CLASS_INCREMENTAL, DataSource, SplitData
+from avalanche_clip.scenarios.build import SCENARIOS
+from avalanche_clip.scenarios.image_files import ArrayImageDataset
+from avalanche_clip.scenarios.source import CLASS_INCREMENTAL, DataSource, SplitData
 
 DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 

@@ -6,7 +6,7 @@ returns a silently empty stream.
 
 from __future__ import annotations
 
-from avalanche_clip.errors import AvalancheClipError
+from avalanche_clip.common.errors import AvalancheClipError
 
 
 class DataLayoutError(AvalancheClipError, ValueError):

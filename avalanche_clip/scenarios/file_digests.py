@@ -14,7 +14,7 @@ clean" rule, a digest is not remembered while the file's times are within
 :data:`RACY_SECONDS` of now (a write in the same clock tick would keep them).
 
 A damaged or unusable memo file is ignored with a warning (every file is then hashed; a folder
-that cannot be written, with the caches' :class:`~avalanche_clip.cache_writes.CacheWriteWarning`); it can
+that cannot be written, with the caches' :class:`~avalanche_clip.common.cache_writes.CacheWriteWarning`); it can
 only cost time, never give a wrong digest for a changed file, because its entries are keyed by
 identity.
 """
@@ -30,9 +30,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from avalanche_clip.cache_writes import warn_cache_unwritable
-
-from .errors import MissingDataError
+from avalanche_clip.common.cache_writes import warn_cache_unwritable
+from avalanche_clip.scenarios.errors import MissingDataError
 
 MEMO_FILENAME = "file-digests.sqlite"
 RACY_SECONDS = 2.0

@@ -21,10 +21,15 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import DataLayoutError, MissingDataError, missing_root_message
-from .image_files import IMG_EXTENSIONS, ImageFileDataset
-from .source import CLASS_INCREMENTAL, DOMAIN_INCREMENTAL, DataSource, SplitData
-from .walk import image_files_under
+from avalanche_clip.scenarios.errors import DataLayoutError, MissingDataError, missing_root_message
+from avalanche_clip.scenarios.image_files import IMG_EXTENSIONS, ImageFileDataset
+from avalanche_clip.scenarios.source import (
+    CLASS_INCREMENTAL,
+    DOMAIN_INCREMENTAL,
+    DataSource,
+    SplitData,
+)
+from avalanche_clip.scenarios.walk import image_files_under
 
 IMAGEFOLDER_LAYOUT = "  <root>/{train}/<class>/<image>.jpg\n  <root>/{test}/<class>/<image>.jpg"
 DOMAIN_LAYOUT = (

@@ -15,16 +15,14 @@ Example::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from .errors import DataLayoutError, ImageReadError, MissingDataError
-from .pixel_depth import UnsupportedImageError, to_rgb8
+from avalanche_clip.scenarios.errors import ImageReadError, MissingDataError
+from avalanche_clip.scenarios.pixel_depth import UnsupportedImageError, to_rgb8
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
@@ -99,15 +97,6 @@ class ImageFileDataset(Dataset):
                 f"{len(bad)} of {len(self)} images cannot be read:\n  {shown}{more}"
             )
 
-    def decode(
-        self, cache_dir: str | os.PathLike | None = None, num_workers: int = 0
-    ) -> ArrayImageDataset:
-        """All images decoded once into one uint8 array ``(N, H, W, 3)`` (see ``decode_cache``)."""
-        from .decode_cache import decode_images
-
-        images = decode_images(self.paths, cache_dir=cache_dir, num_workers=num_workers)
-        return ArrayImageDataset(images, self.targets)
-
 
 class ArrayImageDataset(Dataset):
     """Images held as a uint8 array ``(N, H, W, 3)`` or ``(N, H, W)`` (grayscale, made RGB).
@@ -143,49 +132,6 @@ class ArrayImageDataset(Dataset):
     def subset(self, indices: Sequence[int]) -> ArrayImageDataset:
         return ArrayImageDataset(
             self.images, [self.targets[i] for i in indices], [self.indices[i] for i in indices]
-        )
-
-
-class _ArrayReader(Dataset):
-    """Index → decoded uint8 array; used to decode with DataLoader worker processes."""
-
-    def __init__(self, paths: Sequence[str]) -> None:
-        self.paths = list(paths)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return np.asarray(read_image(self.paths[i]))
-
-
-def _as_list(batch: list[Any]) -> list[Any]:
-    return batch
-
-
-def iter_decoded(paths: Sequence[str], num_workers: int = 0):
-    """Yield ``(index, HxWx3 uint8 array)`` for ``paths`` in order, decoding in worker processes."""
-    if num_workers <= 0:
-        for i, p in enumerate(paths):
-            yield i, np.asarray(read_image(p))
-        return
-    loader = DataLoader(
-        _ArrayReader(paths), batch_size=256, num_workers=num_workers, collate_fn=_as_list
-    )
-    i = 0
-    for batch in loader:
-        for arr in batch:
-            yield i, arr
-            i += 1
-
-
-def check_same_shape(
-    shape: tuple[int, ...], first: tuple[int, ...], path: str, first_path: str
-) -> None:
-    if shape != first:
-        raise DataLayoutError(
-            f"decode_cache needs images of one size: {path!r} is {shape}, {first_path!r} is {first}. "
-            "Resize the data set first or build the scenario with decode_cache=False."
         )
 
 

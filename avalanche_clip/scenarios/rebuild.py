@@ -28,9 +28,9 @@ from avalanche.benchmarks.utils.classification_dataset import (
 )
 from torch.utils.data import Dataset
 
-from .indexing import make_stream_dataset
-from .source import DataSource, SplitData
-from .streams import StreamOptions, build_streams
+from avalanche_clip.scenarios.indexing import make_stream_dataset
+from avalanche_clip.scenarios.source import DataSource, SplitData
+from avalanche_clip.scenarios.streams import StreamOptions, build_streams
 
 
 class TensorInputs(Dataset):

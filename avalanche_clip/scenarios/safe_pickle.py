@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataLayoutError
+from avalanche_clip.scenarios.errors import DataLayoutError
 
 
 def _latin1_encode(text: str, encoding: str = "latin1", errors: str = "strict") -> bytes:

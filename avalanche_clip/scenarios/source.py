@@ -27,6 +27,9 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
+from avalanche_clip.scenarios.decode_cache import decode_dataset
+from avalanche_clip.scenarios.image_files import ImageFileDataset
+
 CLASS_INCREMENTAL = "class-incremental"
 DOMAIN_INCREMENTAL = "domain-incremental"
 KINDS = (CLASS_INCREMENTAL, DOMAIN_INCREMENTAL)
@@ -192,8 +195,8 @@ def prepare_source(
         ds = split.dataset
         if verify and hasattr(ds, "verify"):
             ds.verify()
-        if decode_cache and hasattr(ds, "decode"):
-            ds = ds.decode(cache_dir=cache_dir, num_workers=decode_workers)
+        if decode_cache and isinstance(ds, ImageFileDataset):
+            ds = decode_dataset(ds, cache_dir=cache_dir, num_workers=decode_workers)
         splits[name] = split.with_dataset(ds) if ds is not split.dataset else split
     return source.replace(**splits)
 

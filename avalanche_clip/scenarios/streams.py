@@ -33,8 +33,8 @@ from avalanche.benchmarks.scenarios.dataset_scenario import DatasetExperience
 from avalanche.benchmarks.scenarios.generic_scenario import CLScenario, EagerCLStream
 from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
 
-from .indexing import make_stream_dataset
-from .source import CLASS_INCREMENTAL, DOMAIN_INCREMENTAL, DataSource
+from avalanche_clip.scenarios.indexing import make_stream_dataset
+from avalanche_clip.scenarios.source import CLASS_INCREMENTAL, DOMAIN_INCREMENTAL, DataSource
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .source import DataSource, sample_groups
+from avalanche_clip.scenarios.source import DataSource, sample_groups
 
 VALIDATION_SPLIT = "validation"
 

@@ -13,8 +13,8 @@ import os
 import warnings
 from pathlib import Path
 
-from .errors import DataLayoutWarning
-from .image_files import is_image_file
+from avalanche_clip.scenarios.errors import DataLayoutWarning
+from avalanche_clip.scenarios.image_files import is_image_file
 
 
 def image_files_under(folder: str | os.PathLike[str]) -> list[str]:

@@ -1,8 +1,9 @@
 """Avalanche strategies: GCL and GDRO on one CLIP base, the CE baseline, and the registry of
 every method a comparison can run (``STRATEGIES``, ``build_strategy``)."""
 
+from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.strategies import catalog as _catalog  # noqa: F401  (registers the strategies)
-from avalanche_clip.strategies.base import CLIPStrategyBase, masked_cross_entropy
+from avalanche_clip.strategies.base import CLIPStrategyBase
 from avalanche_clip.strategies.contrastive import ContrastiveCLIPStrategy, GCLStrategy, GDROStrategy
 from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
 from avalanche_clip.strategies.registry import (
@@ -14,6 +15,7 @@ from avalanche_clip.strategies.registry import (
     check_strategy,
     strategy_hparams,
     strategy_info,
+    strategy_roles,
 )
 from avalanche_clip.strategies.setup import StrategySetup
 
@@ -33,4 +35,5 @@ __all__ = [
     "masked_cross_entropy",
     "strategy_hparams",
     "strategy_info",
+    "strategy_roles",
 ]

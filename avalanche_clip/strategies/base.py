@@ -39,50 +39,30 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from avalanche.core import BasePlugin
 from avalanche.training.plugins import LwFPlugin
 from avalanche.training.plugins.evaluation import default_evaluator
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
-from avalanche_clip.device import check_device
-from avalanche_clip.distributed import (
-    GradientSumPlugin,
-    check_distributed_plugins,
-    world_size,
-)
+from avalanche_clip.common.device import check_device
+from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.models.label_alignment import attach_task_heads, check_label_alignment
 from avalanche_clip.models.precision import autocast, effective_amp, grad_scaler
-from avalanche_clip.plugins import ClassBalancedReplayPlugin, SeenClassesPlugin, experience_classes
-from avalanche_clip.plugins.memory import ids_digest
-from avalanche_clip.plugins.replay import check_no_replay_plugin
 from avalanche_clip.scenarios import SAMPLE_INDEX_POSITION, has_sample_index
 from avalanche_clip.scenarios.assigned_ids import SampleIdAssigner
 from avalanche_clip.strategies.budget import BudgetedTrainingMixin
+from avalanche_clip.training.distributed import GradientSumPlugin, world_size
+from avalanche_clip.training.plugin_states import check_distributed_plugins
+from avalanche_clip.training.plugins import (
+    ClassBalancedReplayPlugin,
+    SeenClassesPlugin,
+    experience_classes,
+)
+from avalanche_clip.training.plugins.memory import ids_digest
+from avalanche_clip.training.plugins.replay import check_no_replay_plugin
 
 _CLASSIFIER_API = ("encode_images", "class_embeddings", "mark_seen", "num_classes", "logit_scale")
-
-
-def visible_rows(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``[B]`` bool: the rows whose target class is visible (its logit is not −∞). A NaN logit
-    is not a masked class: its row counts, so a diverged model shows a NaN loss."""
-    return logits.detach().gather(1, targets[:, None]).squeeze(1) != float("-inf")
-
-
-def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, if_none: float = 0.0,
-                         class_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy over the :func:`visible_rows` of ``logits`` ``[B, K]`` (−∞ on masked
-    classes) for ``targets`` ``[B]``: their mean, or with ``class_weights`` ``[K]`` the mean of
-    ``w[y_i] · CE_i``; ``if_none`` (still attached to the graph) when no row counts.
-    """
-    visible = visible_rows(logits, targets)
-    if not bool(visible.any()):
-        return if_none + 0.0 * logits.nan_to_num(neginf=0.0).sum().float()
-    if class_weights is None:
-        return F.cross_entropy(logits[visible].float(), targets[visible])
-    per_sample = F.cross_entropy(logits[visible].float(), targets[visible], reduction="none")
-    return (class_weights[targets[visible]] * per_sample).mean()
 
 
 def check_classifier(model: nn.Module, owner: str) -> None:

@@ -1,14 +1,14 @@
 """The equal step budget, as a mixin for any Avalanche ``SupervisedTemplate`` strategy.
 
 Mixed in front of a strategy class (ours, or Avalanche's ``Naive``, ``EWC``, ``ICaRL``), it
-replaces the training data loader by a :class:`~avalanche_clip.batching.ReplayBatchSampler`
+replaces the training data loader by a :class:`~avalanche_clip.training.batching.ReplayBatchSampler`
 over ``[new data ; memory]``: the same number of optimizer steps of the same batch size in every
 experience for every method (``epoch_schedule``: by default ``train_epochs`` passes over the
 experience's new data), the same batch composition (``replay_sampling``, ``memory_share``) and,
 through a generator seeded by ``(seed, experience)``, the same batches for every method of a seed,
-and the same random transforms of each item of them (:mod:`avalanche_clip.seeded_items`).
+and the same random transforms of each item of them (:mod:`avalanche_clip.training.seeded_items`).
 
-Under several processes (:mod:`avalanche_clip.distributed`) each process loads its shard of every
+Under several processes (:mod:`avalanche_clip.training.distributed`) each process loads its shard of every
 global batch, and evaluates every test sample (:meth:`make_eval_dataloader`).
 
 Whatever put memory samples into the training set (our replay plugin, iCaRL's exemplars) appends
@@ -23,14 +23,14 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from avalanche_clip.batching import (
+from avalanche_clip.training.batching import (
     ReplayBatchSampler,
     check_composition,
     derived_seed,
     epoch_schedule,
 )
-from avalanche_clip.distributed import ShardedBatchSampler, world_size
-from avalanche_clip.seeded_items import SeededBatches, SeededItems
+from avalanche_clip.training.distributed import ShardedBatchSampler, world_size
+from avalanche_clip.training.seeded_items import SeededBatches, SeededItems
 
 
 class BudgetedTrainingMixin:

@@ -43,7 +43,10 @@ from avalanche_clip.losses.supcon import (
     supervised_contrastive_loss,
 )
 from avalanche_clip.strategies.decoupled import DecoupledContrastiveStrategy
+from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
 from avalanche_clip.strategies.snapshots import projection_mlp
+
+CASSLE = METHOD_DEFAULTS["cassle"]  # derived defaults (strategies.defaults)
 
 
 class CaSSLeStrategy(DecoupledContrastiveStrategy):
@@ -60,10 +63,11 @@ class CaSSLeStrategy(DecoupledContrastiveStrategy):
     """
 
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
-                 criterion: nn.Module | None = None, tau: float = 0.1,
-                 distill_temperature: float = 0.2, distill_lambda: float = 1.0,
+                 criterion: nn.Module | None = None, tau: float = CASSLE["tau"],
+                 distill_temperature: float = CASSLE["distill_temperature"],
+                 distill_lambda: float = CASSLE["distill_lambda"],
                  projection_hidden: int = 2048, projection_dim: int = 128,
-                 predictor_hidden: int = 2048, classifier_fraction: float = 1 / 3,
+                 predictor_hidden: int = 2048, classifier_fraction: float = CASSLE["classifier_fraction"],
                  **kwargs: Any) -> None:
         if kwargs.get("mem_size", 0):
             raise ValueError(f"CaSSLe uses no replay memory: mem_size must be 0, got {kwargs['mem_size']!r}")

@@ -21,18 +21,24 @@ from typing import Any
 from torch import nn
 
 from avalanche_clip.models.linear_head import NormalizedImageEncoder
-from avalanche_clip.plugins import SeenClassesPlugin
-from avalanche_clip.plugins.ewc import TrainableEWCPlugin
 from avalanche_clip.strategies.cassle import CaSSLeStrategy
 from avalanche_clip.strategies.co2l import Co2LStrategy
 from avalanche_clip.strategies.contrastive import GCLStrategy, GDROStrategy
 from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
+from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
 from avalanche_clip.strategies.der import DERStrategy
 from avalanche_clip.strategies.foster import FOSTERStrategy
 from avalanche_clip.strategies.icarl import BudgetedICaRL, PromptHead, attach_icarl_benchmark_info
 from avalanche_clip.strategies.joint import CLIPJointStrategy
 from avalanche_clip.strategies.registry import CLASS_INCREMENTAL, register_strategy
 from avalanche_clip.strategies.setup import StrategySetup
+from avalanche_clip.training.plugins import SeenClassesPlugin
+from avalanche_clip.training.plugins.ewc import TrainableEWCPlugin
+
+# The tuned hyper-parameters' defaults: derived from the offline proxies' tuned values, one
+# table for the factories and the strategy classes (avalanche_clip.strategies.defaults).
+GCL, GDRO, EWC, DER = (METHOD_DEFAULTS[m] for m in ("gcl", "gdro", "ewc", "der"))
+CO2L, FOSTER, CASSLE = (METHOD_DEFAULTS[m] for m in ("co2l", "foster", "cassle"))
 
 
 def _ours(setup: StrategySetup, *extra_plugins: Any, mem_size: int | None = None) -> dict[str, Any]:
@@ -52,7 +58,7 @@ def _ours(setup: StrategySetup, *extra_plugins: Any, mem_size: int | None = None
                    "prompts with moving-average estimators (ours)",
                    search_space={"tau": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
                                  "gamma": {"type": "float", "low": 0.1, "high": 1.0}})
-def build_gcl(setup: StrategySetup, *, tau: float = 0.05, gamma: float = 0.9,
+def build_gcl(setup: StrategySetup, *, tau: float = GCL["tau"], gamma: float = GCL["gamma"],
               negatives: str = "instance", reset_loss_state: bool = False,
               train_logits: str = "seen") -> GCLStrategy:
     return GCLStrategy(num_samples=getattr(setup.benchmark, "num_train_samples", None), tau=tau, gamma=gamma,
@@ -66,8 +72,8 @@ def build_gcl(setup: StrategySetup, *, tau: float = 0.05, gamma: float = 0.9,
                                  "margin": {"type": "float", "low": 0.1, "high": 1.0},
                                  "dro_lambda": {"type": "float", "low": 0.05, "high": 5.0, "log": True},
                                  "gamma": {"type": "float", "low": 0.1, "high": 1.0}})
-def build_gdro(setup: StrategySetup, *, tau: float = 0.5, margin: float = 0.5,
-               dro_lambda: float = 1.0, gamma: float = 0.9, class_gamma: float = 0.9,
+def build_gdro(setup: StrategySetup, *, tau: float = GDRO["tau"], margin: float = GDRO["margin"],
+               dro_lambda: float = GDRO["dro_lambda"], gamma: float = GDRO["gamma"], class_gamma: float = 0.9,
                reset_loss_state: bool = False, inclusion_weights: bool = True,
                train_logits: str = "seen") -> GDROStrategy:
     return GDROStrategy(num_samples=getattr(setup.benchmark, "num_train_samples", None), tau=tau, margin=margin,
@@ -105,7 +111,7 @@ def build_replay(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
 @register_strategy("ewc", memory="none", description="Avalanche's EWC "
                    "(elastic weight consolidation) plugin on cross-entropy fine-tuning",
                    search_space={"ewc_lambda": {"type": "float", "low": 1.0, "high": 1e6, "log": True}})
-def build_ewc(setup: StrategySetup, *, ewc_lambda: float = 100.0, mode: str = "separate",
+def build_ewc(setup: StrategySetup, *, ewc_lambda: float = EWC["ewc_lambda"], mode: str = "separate",
               decay_factor: float | None = None) -> CLIPCrossEntropyStrategy:
     plugin = TrainableEWCPlugin(ewc_lambda=ewc_lambda, mode=mode, decay_factor=decay_factor)
     return CLIPCrossEntropyStrategy(**_ours(setup, plugin, mem_size=0))
@@ -115,7 +121,7 @@ def build_ewc(setup: StrategySetup, *, ewc_lambda: float = 100.0, mode: str = "s
                    "replay: logit distillation and CE on memory samples) on the shared memory",
                    search_space={"alpha": {"type": "float", "low": 0.01, "high": 1.0, "log": True},
                                  "beta": {"type": "float", "low": 0.0, "high": 1.0}})
-def build_der(setup: StrategySetup, *, alpha: float = 0.1, beta: float = 0.5) -> DERStrategy:
+def build_der(setup: StrategySetup, *, alpha: float = DER["alpha"], beta: float = DER["beta"]) -> DERStrategy:
     return DERStrategy(alpha=alpha, beta=beta, **_ours(setup))
 
 
@@ -129,9 +135,10 @@ def build_der(setup: StrategySetup, *, alpha: float = 0.1, beta: float = 0.5) ->
                        "kappa_past": {"type": "float", "low": 0.005, "high": 0.5, "log": True},
                        "classifier_fraction": {"type": "float", "low": 0.1, "high": 0.7},
                    })
-def build_co2l(setup: StrategySetup, *, tau: float = 0.5, kappa: float = 0.2,
-               kappa_past: float = 0.01, ird_lambda: float = 1.0, base_temperature: float = 0.07,
-               projection_dim: int = 128, classifier_fraction: float = 0.5) -> Co2LStrategy:
+def build_co2l(setup: StrategySetup, *, tau: float = CO2L["tau"], kappa: float = CO2L["kappa"],
+               kappa_past: float = CO2L["kappa_past"], ird_lambda: float = CO2L["ird_lambda"],
+               base_temperature: float = 0.07, projection_dim: int = 128,
+               classifier_fraction: float = CO2L["classifier_fraction"]) -> Co2LStrategy:
     return Co2LStrategy(tau=tau, kappa=kappa, kappa_past=kappa_past, ird_lambda=ird_lambda,
                         base_temperature=base_temperature, projection_dim=projection_dim,
                         classifier_fraction=classifier_fraction, **_ours(setup))
@@ -147,9 +154,9 @@ def build_co2l(setup: StrategySetup, *, tau: float = 0.5, kappa: float = 0.2,
                        "lambda_okd": {"type": "float", "low": 0.1, "high": 10.0, "log": True},
                        "compression_fraction": {"type": "float", "low": 0.2, "high": 0.6},
                    })
-def build_foster(setup: StrategySetup, *, beta1: float = 0.96, beta2: float = 0.97,
-                 temperature: float = 2.0, lambda_okd: float = 1.0,
-                 compression_fraction: float = 130 / 300) -> FOSTERStrategy:
+def build_foster(setup: StrategySetup, *, beta1: float = FOSTER["beta1"], beta2: float = FOSTER["beta2"],
+                 temperature: float = FOSTER["temperature"], lambda_okd: float = FOSTER["lambda_okd"],
+                 compression_fraction: float = FOSTER["compression_fraction"]) -> FOSTERStrategy:
     return FOSTERStrategy(beta1=beta1, beta2=beta2, temperature=temperature, lambda_okd=lambda_okd,
                           compression_fraction=compression_fraction, **_ours(setup))
 
@@ -163,10 +170,11 @@ def build_foster(setup: StrategySetup, *, beta1: float = 0.96, beta2: float = 0.
                        "distill_lambda": {"type": "float", "low": 0.1, "high": 10.0, "log": True},
                        "classifier_fraction": {"type": "float", "low": 0.1, "high": 0.7},
                    })
-def build_cassle(setup: StrategySetup, *, tau: float = 0.1, distill_temperature: float = 0.2,
-                 distill_lambda: float = 1.0, projection_hidden: int = 2048,
+def build_cassle(setup: StrategySetup, *, tau: float = CASSLE["tau"],
+                 distill_temperature: float = CASSLE["distill_temperature"],
+                 distill_lambda: float = CASSLE["distill_lambda"], projection_hidden: int = 2048,
                  projection_dim: int = 128, predictor_hidden: int = 2048,
-                 classifier_fraction: float = 1 / 3) -> CaSSLeStrategy:
+                 classifier_fraction: float = CASSLE["classifier_fraction"]) -> CaSSLeStrategy:
     return CaSSLeStrategy(tau=tau, distill_temperature=distill_temperature,
                           distill_lambda=distill_lambda, projection_hidden=projection_hidden,
                           projection_dim=projection_dim, predictor_hidden=predictor_hidden,
@@ -207,5 +215,7 @@ def build_joint(setup: StrategySetup) -> CLIPJointStrategy:
 @register_strategy("joint-converged", distributed=True, memory="none", joint=True, description="upper bound "
                    "trained towards convergence: joint with budget_scale times the total steps",
                    search_space={"budget_scale": {"type": "float", "low": 1.0, "high": 8.0}})
-def build_joint_converged(setup: StrategySetup, *, budget_scale: float = 4.0) -> CLIPJointStrategy:
+def build_joint_converged(setup: StrategySetup, *,
+                          budget_scale: float = METHOD_DEFAULTS["joint-converged"]["budget_scale"]
+                          ) -> CLIPJointStrategy:
     return CLIPJointStrategy(budget_scale=budget_scale, **_ours(setup, mem_size=0))

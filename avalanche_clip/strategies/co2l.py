@@ -55,6 +55,9 @@ from avalanche_clip.losses.supcon import (
     supervised_contrastive_loss,
 )
 from avalanche_clip.strategies.decoupled import DecoupledContrastiveStrategy
+from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
+
+CO2L = METHOD_DEFAULTS["co2l"]  # derived defaults (strategies.defaults)
 
 
 class Co2LStrategy(DecoupledContrastiveStrategy):
@@ -71,10 +74,11 @@ class Co2LStrategy(DecoupledContrastiveStrategy):
     """
 
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
-                 criterion: nn.Module | None = None, tau: float = 0.5,
-                 base_temperature: float = 0.07, kappa: float = 0.2, kappa_past: float = 0.01,
-                 ird_lambda: float = 1.0, projection_dim: int = 128,
-                 classifier_fraction: float = 0.5, **kwargs: Any) -> None:
+                 criterion: nn.Module | None = None, tau: float = CO2L["tau"],
+                 base_temperature: float = 0.07, kappa: float = CO2L["kappa"],
+                 kappa_past: float = CO2L["kappa_past"], ird_lambda: float = CO2L["ird_lambda"],
+                 projection_dim: int = 128, classifier_fraction: float = CO2L["classifier_fraction"],
+                 **kwargs: Any) -> None:
         self.tau = check_temperature("tau", tau)
         self.base_temperature = check_temperature("base_temperature", base_temperature)
         self.kappa = check_temperature("kappa", kappa)

@@ -22,12 +22,15 @@ from avalanche.core import BasePlugin
 from avalanche.training.plugins import LwFPlugin
 from torch import nn
 
-from avalanche_clip.distributed import gather_rows, world_size
 from avalanche_clip.losses import GCLLoss, GDROLoss
 from avalanche_clip.models.task_heads import head_logits
-from avalanche_clip.plugins import LossStatePlugin
 from avalanche_clip.strategies.base import CLIPStrategyBase, check_classifier
 from avalanche_clip.strategies.batch_criterion import BatchContrastiveCriterion
+from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
+from avalanche_clip.training.distributed import gather_rows, world_size
+from avalanche_clip.training.plugins import LossStatePlugin
+
+GCL, GDRO = METHOD_DEFAULTS["gcl"], METHOD_DEFAULTS["gdro"]  # derived defaults (strategies.defaults)
 
 TRAIN_LOGITS = ("seen", "batch")
 
@@ -104,7 +107,7 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
         return logits
 
     def training_loss(self) -> torch.Tensor:
-        """The loss of the global batch: under several processes (:mod:`avalanche_clip.distributed`)
+        """The loss of the global batch: under several processes (:mod:`avalanche_clip.training.distributed`)
         every shard's features, labels and ids are gathered (the others' rows detached), so the
         loss, its state update and the sum of the processes' gradients are the single-process
         ones."""
@@ -143,8 +146,8 @@ class GCLStrategy(ContrastiveCLIPStrategy):
     """
 
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
-                 criterion: Any = None, num_samples: int | None = None, tau: float = 0.05,
-                 gamma: float = 0.9, negatives: str = "instance", **kwargs: Any) -> None:
+                 criterion: Any = None, num_samples: int | None = None, tau: float = GCL["tau"],
+                 gamma: float = GCL["gamma"], negatives: str = "instance", **kwargs: Any) -> None:
         loss = GCLLoss(num_samples=num_samples, tau=tau, gamma=gamma, negatives=negatives)
         super().__init__(model=model, optimizer=optimizer, criterion=criterion, loss=loss, **kwargs)
 
@@ -166,9 +169,9 @@ class GDROStrategy(ContrastiveCLIPStrategy):
     """
 
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
-                 criterion: Any = None, num_samples: int | None = None, tau: float = 0.5,
-                 margin: float = 0.5, dro_lambda: float = 1.0, gamma: float = 0.9,
-                 class_gamma: float = 0.9, inclusion_weights: bool = True, **kwargs: Any) -> None:
+                 criterion: Any = None, num_samples: int | None = None, tau: float = GDRO["tau"],
+                 margin: float = GDRO["margin"], dro_lambda: float = GDRO["dro_lambda"],
+                 gamma: float = GDRO["gamma"], class_gamma: float = 0.9, inclusion_weights: bool = True, **kwargs: Any) -> None:
         if model is None:
             raise TypeError("GDROStrategy needs a model and an optimizer: GDROStrategy(model=..., optimizer=...)")
         check_classifier(model, "GDROStrategy")

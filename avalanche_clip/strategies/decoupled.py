@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from avalanche_clip.strategies.base import masked_cross_entropy
+from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.strategies.snapshots import (
     FrozenImageEncoder,
     embedding_dim,

@@ -26,7 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avalanche_clip.strategies.base import CLIPStrategyBase, masked_cross_entropy
+from avalanche_clip.losses.masked import masked_cross_entropy
+from avalanche_clip.strategies.base import CLIPStrategyBase
+from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
+
+DER = METHOD_DEFAULTS["der"]  # derived defaults (strategies.defaults)
 
 
 class DERStrategy(CLIPStrategyBase):
@@ -40,7 +44,7 @@ class DERStrategy(CLIPStrategyBase):
     """
 
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
-                 criterion: nn.Module | None = None, alpha: float = 0.1, beta: float = 0.5,
+                 criterion: nn.Module | None = None, alpha: float = DER["alpha"], beta: float = DER["beta"],
                  **kwargs: Any) -> None:
         for name, value in (("alpha", alpha), ("beta", beta)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:

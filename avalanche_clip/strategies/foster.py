@@ -51,15 +51,18 @@ from avalanche_clip.losses.foster import (
     effective_number_weights,
     logits_aligned_cross_entropy,
 )
+from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.losses.supcon import check_temperature
-from avalanche_clip.plugins import experience_classes
-from avalanche_clip.strategies.base import masked_cross_entropy
+from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
 from avalanche_clip.strategies.snapshots import (
     FrozenHead,
     FrozenImageEncoder,
     image_path,
 )
 from avalanche_clip.strategies.staged import StagedCLIPStrategy, check_fraction, split_steps
+from avalanche_clip.training.plugins import experience_classes
+
+FOSTER = METHOD_DEFAULTS["foster"]  # derived defaults (strategies.defaults)
 
 INITIAL, BOOSTING, COMPRESSION = "initial", "boosting", "compression"
 
@@ -76,9 +79,10 @@ class FOSTERStrategy(StagedCLIPStrategy):
     """
 
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
-                 criterion: nn.Module | None = None, beta1: float = 0.96, beta2: float = 0.97,
-                 temperature: float = 2.0, lambda_okd: float = 1.0,
-                 compression_fraction: float = 130 / 300, **kwargs: Any) -> None:
+                 criterion: nn.Module | None = None, beta1: float = FOSTER["beta1"],
+                 beta2: float = FOSTER["beta2"], temperature: float = FOSTER["temperature"],
+                 lambda_okd: float = FOSTER["lambda_okd"],
+                 compression_fraction: float = FOSTER["compression_fraction"], **kwargs: Any) -> None:
         if criterion is not None:
             raise TypeError(f"FOSTERStrategy trains with its own losses and takes no criterion (got {criterion!r})")
         for name, beta in (("beta1", beta1), ("beta2", beta2)):

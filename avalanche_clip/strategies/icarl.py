@@ -35,11 +35,11 @@ from avalanche.training import ICaRL
 from avalanche.training.supervised.icarl import _ICaRLPlugin
 from torch import nn
 
-from avalanche_clip.device import check_device
-from avalanche_clip.plugins.memory import balanced_capacities
-from avalanche_clip.plugins.seen_classes import experience_classes
+from avalanche_clip.common.device import check_device
 from avalanche_clip.scenarios.assigned_ids import without_index_in_items
 from avalanche_clip.strategies.budget import BudgetedTrainingMixin
+from avalanche_clip.training.plugins.memory import balanced_capacities
+from avalanche_clip.training.plugins.seen_classes import experience_classes
 
 
 def icarl_layout(dataset: Any) -> Any:

@@ -17,9 +17,9 @@ from avalanche.benchmarks.scenarios.generic_scenario import EagerCLStream
 from avalanche.benchmarks.utils.utils import concat_datasets
 from torch import nn
 
-from avalanche_clip.batching import epoch_schedule
-from avalanche_clip.plugins.seen_classes import experience_classes
 from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
+from avalanche_clip.training.batching import epoch_schedule
+from avalanche_clip.training.plugins.seen_classes import experience_classes
 
 
 class CLIPJointStrategy(CLIPCrossEntropyStrategy):

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from avalanche_clip.common.registry import Registry
 from avalanche_clip.models.label_alignment import check_label_alignment
-from avalanche_clip.registry import Registry
+from avalanche_clip.strategies.defaults import default_lr
 from avalanche_clip.strategies.setup import StrategySetup
 from avalanche_clip.strategies.spaces import COMMON_SPACE, check_space
 
@@ -72,8 +73,16 @@ def strategy_info(name: str) -> StrategyInfo:
     return STRATEGIES.info(name)["info"]
 
 
+def strategy_roles() -> dict[str, dict[str, bool]]:
+    """``{name: {"trains": bool, "joint": bool}}`` for every registered strategy: what a report's
+    protocol checks need to know of each method (:mod:`avalanche_clip.reporting.protocol`)."""
+    return {name: {"trains": strategy_info(name).trains, "joint": strategy_info(name).joint}
+            for name in STRATEGIES}
+
+
 #: Options every strategy takes besides its own hyper-parameters: per-method overrides of the
-#: run's learning rate and epochs (what the paper tunes per method; None = the run's value).
+#: run's learning rate and epochs (what the paper tunes per method; None = the run's value, and
+#: a run without a learning rate takes the method's default).
 PER_METHOD_OPTIONS: dict[str, Any] = {"lr": None, "train_epochs": None}
 
 
@@ -110,7 +119,9 @@ def check_strategy(name: str, *, scenario_kind: str, mem_size: int, hparams: dic
 
 def build_strategy(name: str, setup: StrategySetup, **hparams: Any) -> Any:
     """Build the registered strategy ``name`` for ``setup`` (see :func:`check_strategy`);
-    ``lr`` / ``train_epochs`` among ``hparams`` replace the setup's for this method.
+    ``lr`` / ``train_epochs`` among ``hparams`` replace the setup's for this method, and a setup
+    without a learning rate (``lr=None``) trains with the method's default
+    (:mod:`avalanche_clip.strategies.defaults`).
 
     ``setup.benchmark`` may come from ``build_scenario`` or from Avalanche's own builders
     (``class_incremental_benchmark``, ``nc_benchmark``, ``benchmark_from_datasets`` ...): ids are
@@ -125,6 +136,8 @@ def build_strategy(name: str, setup: StrategySetup, **hparams: Any) -> Any:
     )
     overrides = {k: hparams.pop(k) for k in list(hparams) if k in PER_METHOD_OPTIONS}
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if setup.lr is None and "lr" not in overrides:
+        overrides["lr"] = default_lr(name)
     if overrides:
         setup = dataclasses.replace(setup, **overrides)
     return STRATEGIES.get(name)(setup, **hparams)

@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from avalanche_clip.batching import check_composition
 from avalanche_clip.models import CLIPClassifier, LinearHeadClassifier
+from avalanche_clip.strategies.defaults import TRAIN_EPOCHS, WEIGHT_DECAY
+from avalanche_clip.training.batching import check_composition
 
 OPTIMIZERS = ("adamw", "sgd")
 HEADS = ("text", "linear")
@@ -27,8 +28,12 @@ class StrategySetup:
             present).
         device: where training runs.
         mem_size: total replay memory for methods that use one.
-        train_mb_size, eval_mb_size, train_epochs: as in Avalanche.
-        lr, weight_decay, optimizer: one optimizer recipe for every method (``adamw``/``sgd``).
+        train_mb_size, eval_mb_size: as in Avalanche.
+        train_epochs: passes over each experience's new data (default: the recipe the methods'
+            defaults were tuned under, :mod:`avalanche_clip.strategies.defaults`).
+        lr, weight_decay, optimizer: one optimizer recipe for every method (``adamw``/``sgd``);
+            ``lr=None`` (the default): each method's own default learning rate
+            (``build_strategy`` fills it in from :data:`~avalanche_clip.strategies.defaults.METHOD_DEFAULTS`).
         amp: mixed precision for our strategies (``fp32``/``bf16``/``fp16``; CUDA only).
         plugins: extra Avalanche plugins for every strategy.
         evaluator: the ``EvaluationPlugin`` (or None for Avalanche's default).
@@ -46,9 +51,9 @@ class StrategySetup:
     mem_size: int = 0
     train_mb_size: int = 32
     eval_mb_size: int = 128
-    train_epochs: int = 1
-    lr: float = 1e-4
-    weight_decay: float = 0.1
+    train_epochs: int = TRAIN_EPOCHS
+    lr: float | None = None
+    weight_decay: float = WEIGHT_DECAY
     optimizer: str = "adamw"
     amp: str = "fp32"
     plugins: list[Any] = field(default_factory=list)
@@ -65,8 +70,8 @@ class StrategySetup:
             raise ValueError(f"head={self.head!r}; expected one of {HEADS}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer={self.optimizer!r}; expected one of {OPTIMIZERS}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be > 0 or None (the method's default), got {self.lr!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         for name in ("train_mb_size", "eval_mb_size"):
@@ -79,6 +84,10 @@ class StrategySetup:
 
     def make_optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
         """The shared optimizer over ``module``'s trainable parameters."""
+        if self.lr is None:
+            raise ValueError("StrategySetup.lr is None (each method's default): build the strategy "
+                             "with build_strategy(name, setup), which fills in the method's learning rate, "
+                             "or give lr=...")
         params = [p for p in module.parameters() if p.requires_grad]
         if not params:
             # Avalanche still wants an optimizer (zero-shot, a fully frozen model).

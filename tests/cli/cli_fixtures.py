@@ -94,8 +94,8 @@ def sweep_records(out: Path) -> dict[str, list[dict[str, Any]]]:
 
 def forbid_training(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make building or training any run fail the test (for "nothing is (re)trained")."""
-    import avalanche_clip.experiment as experiment
-    from avalanche_clip.runner import ContinualRun
+    import avalanche_clip.pipeline.run as experiment
+    from avalanche_clip.pipeline.run_loop import ContinualRun
 
     def fail(*_: Any, **__: Any) -> None:
         pytest.fail("a run was built or trained, but none should have been")
@@ -111,7 +111,7 @@ class Killed(Exception):
 def interrupted_run(out: Path, config: Path) -> Path:
     """Run ``config`` into ``out`` and die right after checkpointing its first experience
     (records: [0], a checkpoint on disk)."""
-    import avalanche_clip.runner as runner
+    import avalanche_clip.pipeline.run_loop as runner
 
     original = runner.save_checkpoint
 

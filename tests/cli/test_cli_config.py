@@ -9,7 +9,7 @@ import pytest
 import yaml
 from cli_fixtures import billion_laughs
 
-from avalanche_clip.config import (
+from avalanche_clip.pipeline.config import (
     RUN_KEYS,
     SWEEP_KEYS,
     ConfigError,
@@ -19,7 +19,7 @@ from avalanche_clip.config import (
     parse_overrides,
     resolve_config,
 )
-from avalanche_clip.tuned import read_tuned
+from avalanche_clip.pipeline.tuned_values import read_tuned
 
 
 def test_overrides_use_dotted_keys_and_yaml_values():
@@ -141,7 +141,7 @@ def test_absolute_and_home_paths(tmp_path, monkeypatch):
 
 
 def test_moved_data_and_cache_folders_do_not_make_another_run():
-    from avalanche_clip.checkpoint import config_differences
+    from avalanche_clip.training.checkpoint import config_differences
 
     saved = {"data_root": "/old/place/cifar10", "cache_dir": "/old/cache", "lr": 0.001}
     assert config_differences(saved, {**saved, "data_root": "/new/cifar10", "cache_dir": None}) == []
@@ -149,7 +149,7 @@ def test_moved_data_and_cache_folders_do_not_make_another_run():
 
 
 def test_a_config_extends_another_and_only_names_what_it_changes(tmp_path):
-    from avalanche_clip.config import ConfigError, load_config
+    from avalanche_clip.pipeline.config import ConfigError, load_config
 
     (tmp_path / "base.yaml").write_text("lr: 0.01\ntune: {trials: 4, mem_size: 20}\nstrategies: [ce, gcl]\n")
     (tmp_path / "sub").mkdir()

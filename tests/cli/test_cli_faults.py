@@ -22,7 +22,7 @@ from cli_fixtures import (
     write_domain_tree,
 )
 
-import avalanche_clip.atomic as atomic
+import avalanche_clip.common.atomic as atomic
 from avalanche_clip.reporting import TruncatedLineWarning
 
 
@@ -177,7 +177,7 @@ def test_a_read_only_output_folder_is_refused_before_training(reference, read_on
 @pytest.mark.parametrize("where", ["read-only cache_dir", "$AVALANCHE_CLIP_CACHE below a file"])
 def test_a_cache_folder_that_cannot_be_written_is_one_warning_and_the_run_goes_on(reference, tmp_path, capsys,
                                                                                  monkeypatch, request, where):
-    from avalanche_clip.cache_writes import CacheWriteWarning
+    from avalanche_clip.common.cache_writes import CacheWriteWarning
 
     config, finished = reference
     if where == "read-only cache_dir":
@@ -244,7 +244,7 @@ def test_a_disk_that_fills_up_mid_run_keeps_what_finished_and_resumes(reference,
 
 
 def test_a_memory_larger_than_the_training_set_warns_naming_both(reference, tmp_path, capsys):
-    from avalanche_clip.experiment import MemorySizeWarning
+    from avalanche_clip.pipeline.run import MemorySizeWarning
 
     config, _ = reference
     with pytest.warns(MemorySizeWarning, match=r"mem_size=500 is larger than the training set \(120 samples\)"):

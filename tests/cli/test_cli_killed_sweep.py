@@ -17,7 +17,7 @@ import pytest
 import torch
 from cli_fixtures import main, sweep_records, tiny_sweep_config, without_time, write_config
 
-import avalanche_clip.runner as runner
+import avalanche_clip.pipeline.run_loop as runner
 
 REPO = Path(__file__).resolve().parents[2]
 POLL_S = 0.02

@@ -12,10 +12,10 @@ import yaml
 from cli_fixtures import cli, read_jsonl, tiny_config, write_config
 
 from avalanche_clip.cli import _parse
-from avalanche_clip.config import ConfigError, check_common, resolve_config
+from avalanche_clip.common.threads import run_threads
 from avalanche_clip.models import OFFLINE_MODELS, create_clip
 from avalanche_clip.models.factory import default_pretrained
-from avalanche_clip.threads import run_threads
+from avalanche_clip.pipeline.config import ConfigError, check_common, resolve_config
 
 
 @pytest.mark.parametrize("command", ["run", "sweep", "prepare"])

@@ -18,8 +18,8 @@ from cli_fixtures import (
     write_config,
 )
 
-import avalanche_clip.runner as runner
-from avalanche_clip.config import RUN_KEYS
+import avalanche_clip.pipeline.run_loop as runner
+from avalanche_clip.pipeline.config import RUN_KEYS
 
 RUN_ID = "digits__gcl__m10__s0"
 

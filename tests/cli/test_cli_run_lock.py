@@ -15,8 +15,8 @@ import pytest
 import yaml
 from cli_fixtures import cli, read_jsonl, tiny_config, tiny_sweep_config, write_config
 
-import avalanche_clip.experiment  # noqa: F401  (imported now: the second run below reaches the lock at once)
-from avalanche_clip.run_lock import HOLDER_NAME, LOCK_NAME, run_folder_lock
+import avalanche_clip.pipeline.run  # noqa: F401  (imported now: the second run below reaches the lock at once)
+from avalanche_clip.pipeline.run_lock import HOLDER_NAME, LOCK_NAME, run_folder_lock
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -158,7 +158,7 @@ def test_a_parallel_sweep_gives_the_records_of_the_serial_sweep(swept, capsys, t
     assert not (out / "failures.jsonl").exists()
 
     # re-run: nothing left to run, so no Ray, nothing retrained, every record untouched
-    import avalanche_clip.parallel as parallel
+    import avalanche_clip.pipeline.parallel_sweep as parallel
 
     before = {p: p.read_bytes() for p in out.glob("runs/*/results.jsonl")}
     forbid_training(monkeypatch)

@@ -21,10 +21,10 @@ from cli_fixtures import (
 )
 from PIL import Image
 
-from avalanche_clip.checkpoint import config_differences
-from avalanche_clip.data_identity import DataFingerprintWarning
+from avalanche_clip.pipeline.data_identity import DataFingerprintWarning
+from avalanche_clip.pipeline.sweep_state import SweepConfigWarning
 from avalanche_clip.reporting import TruncatedLineWarning
-from avalanche_clip.sweep_state import SweepConfigWarning
+from avalanche_clip.training.checkpoint import config_differences
 
 RUN = "domain-folder__gcl__m10__s0"
 

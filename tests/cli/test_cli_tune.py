@@ -19,9 +19,9 @@ import yaml
 from cli_fixtures import cli, read_jsonl, write_config
 from PIL import Image
 
-from avalanche_clip.config import ConfigError
+from avalanche_clip.pipeline.config import ConfigError
+from avalanche_clip.pipeline.tuned_values import apply_tuned
 from avalanche_clip.scenarios import build_scenario
-from avalanche_clip.tuned import apply_tuned
 
 CLASSES = ("ant", "bee", "cat", "dog")
 
@@ -174,7 +174,7 @@ def test_a_killed_tune_resumes_without_repeating_finished_trials(roots, tmp_path
     stamps = {n: next((out / "trials" / "gcl" / f"{n:04d}").rglob("results.jsonl")).stat().st_mtime_ns
               for n, _ in finished}
 
-    import avalanche_clip.tuning as tuning
+    import avalanche_clip.pipeline.tune as tuning
 
     # the killed trial's heartbeat stays fresh (resumed at once, or a long grace period): it is
     # failed because its process is gone, not left RUNNING beside the budget's finished trials

@@ -68,7 +68,7 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_the_previous_one_st
 def test_a_feature_cache_that_fills_up_is_one_warning_and_the_features_are_used_from_memory(tmp_path):
     import torch
 
-    from avalanche_clip.cache_writes import CacheWriteWarning
+    from avalanche_clip.common.cache_writes import CacheWriteWarning
     from avalanche_clip.features import clear_memory, load_or_build
 
     features = {"train": torch.arange(40_000.0).reshape(100, 400), "test": torch.ones(10, 400)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from avalanche_clip.sweep_runs import STOP_AFTER, Outcome, SweepLedger
+from avalanche_clip.pipeline.sweep_runs import STOP_AFTER, Outcome, SweepLedger
 
 RUN = {"scenario": "digits", "label": None, "seed": 0}
 

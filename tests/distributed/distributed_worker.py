@@ -11,10 +11,10 @@ import torch.distributed as dist
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "strategies"))
 from strategy_fixtures import cil_benchmark, make_setup  # noqa: E402
 
-from avalanche_clip.distributed import reseed_for_rank  # noqa: E402
 from avalanche_clip.models import create_clip  # noqa: E402
 from avalanche_clip.scenarios import build_scenario  # noqa: E402
 from avalanche_clip.strategies import build_strategy  # noqa: E402
+from avalanche_clip.training.distributed import reseed_for_rank  # noqa: E402
 
 EXPERIENCES = 2
 

@@ -141,22 +141,22 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_records(tmp_path)
 def test_unsupported_strategies_plugins_and_commands_are_refused_under_several_processes(monkeypatch, capsys):
     from avalanche.training.plugins import EWCPlugin, LRSchedulerPlugin
 
-    import avalanche_clip.distributed as distributed
-    import avalanche_clip.experiment as experiment
+    import avalanche_clip.pipeline.run as experiment
+    import avalanche_clip.training.plugin_states as plugin_states
     from avalanche_clip.cli import main
-    from avalanche_clip.config import ConfigError
+    from avalanche_clip.pipeline.config import ConfigError
 
     monkeypatch.setattr(experiment, "world_size", lambda: 2)
     with pytest.raises(ConfigError, match="strategy 'der' does not support distributed training "
                                           r"\(2 processes\); supported: ce, gcl, gdro, joint"):
         experiment.check_distributed_strategy("der")
     experiment.check_distributed_strategy("gdro")
-    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(plugin_states, "world_size", lambda: 2)
     with pytest.raises(ValueError, match="EWCPlugin is not supported with distributed training"):
-        distributed.check_distributed_plugins("GCLStrategy", [EWCPlugin(1.0)])
+        plugin_states.check_distributed_plugins("GCLStrategy", [EWCPlugin(1.0)])
     scheduler = LRSchedulerPlugin(torch.optim.lr_scheduler.StepLR(
         torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), 1))
-    distributed.check_distributed_plugins("GCLStrategy", [scheduler])
+    plugin_states.check_distributed_plugins("GCLStrategy", [scheduler])
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["sweep", "--config", "none.yaml"]) == 2
     assert "sweep under torchrun" in capsys.readouterr().err
@@ -165,7 +165,7 @@ def test_unsupported_strategies_plugins_and_commands_are_refused_under_several_p
 def test_batch_norm_layers_that_train_are_refused_under_several_processes(monkeypatch):
     """They would normalise each process's shard by its own statistics (the processes' models
     would drift apart); effnet-lite0's frozen trunk is in eval mode and passes."""
-    import avalanche_clip.distributed as distributed
+    import avalanche_clip.training.distributed as distributed
     from avalanche_clip.models import CLIPClassifier, create_clip, set_trainable
 
     monkeypatch.setattr(distributed, "world_size", lambda: 2)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
-from avalanche_clip.distributed import ShardedBatchSampler
 from avalanche_clip.models import create_clip
 from avalanche_clip.scenarios import build_scenario
-from avalanche_clip.seeded_items import SeededBatches, SeededItems
+from avalanche_clip.training.distributed import ShardedBatchSampler
+from avalanche_clip.training.seeded_items import SeededBatches, SeededItems
 
 PLAN = [[5, 0, 9, 3, 7, 1], [2, 8, 4, 6, 11, 10], [0, 5, 3, 9, 1, 7]]  # a global batch sequence
 

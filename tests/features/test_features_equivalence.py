@@ -23,10 +23,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from avalanche_clip.config import resolve_config
-from avalanche_clip.experiment import prepare_run
 from avalanche_clip.features import clear_memory
-from avalanche_clip.runner import ContinualRun, read_records
+from avalanche_clip.pipeline.config import resolve_config
+from avalanche_clip.pipeline.run import prepare_run
+from avalanche_clip.pipeline.run_loop import ContinualRun, read_records
 
 COMPARED = ("experience", "stream_accuracy", "accuracy_per_experience", "forgetting", "final",
             "zero_shot_accuracy")

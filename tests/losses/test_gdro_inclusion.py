@@ -10,8 +10,8 @@ import math
 import pytest
 import torch
 
-from avalanche_clip.batching import ReplayBatchSampler
 from avalanche_clip.losses import GDROLoss
+from avalanche_clip.training.batching import ReplayBatchSampler
 
 # D_t ∪ M: 9 samples of the new class 0, 2 of memory class 1, 1 of memory class 2; batch 4.
 TARGETS = [0] * 9 + [1] * 2 + [2]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from avalanche_clip.models import CLIPClassifier, set_trainable
-from avalanche_clip.runner import ContinualRun, make_evaluator
+from avalanche_clip.pipeline.run_loop import ContinualRun, make_evaluator
 from avalanche_clip.scenarios import build_scenario
 from avalanche_clip.strategies import STRATEGIES, StrategySetup, build_strategy, strategy_info
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from avalanche_clip.experiment import zero_shot_accuracy
 from avalanche_clip.models import CLIPClassifier
+from avalanche_clip.pipeline.run import zero_shot_accuracy
 from avalanche_clip.scenarios import build_scenario
 
 pytestmark = pytest.mark.data

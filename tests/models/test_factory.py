@@ -6,9 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
+from avalanche_clip.common.registry import UnknownNameError
 from avalanche_clip.models import create_clip, list_models
 from avalanche_clip.models.offline import efficientnet_lite0_weights_path
-from avalanche_clip.registry import UnknownNameError
 
 
 def test_tiny_clip_is_small_and_consistent():

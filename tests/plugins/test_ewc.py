@@ -11,8 +11,8 @@ from avalanche.training.plugins import EWCPlugin
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "strategies"))
 from strategy_fixtures import cil_benchmark, make_setup  # noqa: E402
 
-from avalanche_clip.plugins.ewc import TrainableEWCPlugin  # noqa: E402
 from avalanche_clip.strategies import build_strategy  # noqa: E402
+from avalanche_clip.training.plugins.ewc import TrainableEWCPlugin  # noqa: E402
 
 
 class PenaltyProbe(EWCPlugin):

@@ -12,8 +12,8 @@ from avalanche.core import SupervisedPlugin
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "strategies"))
 from strategy_fixtures import cil_benchmark, make_setup  # noqa: E402
 
-from avalanche_clip.plugins.finite_guard import DivergedTrainingError, FiniteGuardPlugin  # noqa: E402
 from avalanche_clip.strategies import build_strategy  # noqa: E402
+from avalanche_clip.training.plugins.finite_guard import DivergedTrainingError, FiniteGuardPlugin  # noqa: E402
 
 
 class PoisonOutput(SupervisedPlugin):

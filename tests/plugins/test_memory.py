@@ -12,14 +12,14 @@ from avalanche.benchmarks.utils.classification_dataset import (
 from avalanche.benchmarks.utils.data_attribute import DataAttribute, TaskLabels
 from avalanche.benchmarks.utils.flat_data import ConstantSequence
 
-from avalanche_clip.plugins.memory import (
+from avalanche_clip.scenarios import SAMPLE_INDEX_ATTR
+from avalanche_clip.training.plugins.memory import (
     ClassBalancedMemory,
     balanced_capacities,
     exemplar_priority,
     id_locator,
     ids_digest,
 )
-from avalanche_clip.scenarios import SAMPLE_INDEX_ATTR
 
 
 def experience(ids: list[int], labels: list[int]) -> TaskAwareSupervisedClassificationDataset:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from avalanche_clip.reporting.protocol import protocol_checks
+from avalanche_clip.strategies import strategy_roles
+
+ROLES = strategy_roles()
 
 
 def _records(steps_ce=3, digest_der="a", joint_steps=6):
@@ -21,7 +24,7 @@ def _records(steps_ce=3, digest_der="a", joint_steps=6):
 
 
 def test_a_fair_sweep_passes_every_check():
-    (line,) = protocol_checks(_records())
+    (line,) = protocol_checks(_records(), ROLES)
     assert "equal optimizer steps for all 5 trained continual methods (3, 3 per experience)" in line
     assert "identical exemplars after every experience across ce, der, gcl" in line
     assert "joint took the continual total of 6 steps" in line
@@ -29,11 +32,11 @@ def test_a_fair_sweep_passes_every_check():
 
 
 def test_each_violation_is_named():
-    assert "**unequal optimizer steps** in 2" in protocol_checks(_records(steps_ce=4))[0]
-    assert "**different exemplars**" in protocol_checks(_records(digest_der="x"))[0]
-    assert "**joint took [5] steps" in protocol_checks(_records(joint_steps=5))[0]
+    assert "**unequal optimizer steps** in 2" in protocol_checks(_records(steps_ce=4), ROLES)[0]
+    assert "**different exemplars**" in protocol_checks(_records(digest_der="x"), ROLES)[0]
+    assert "**joint took [5] steps" in protocol_checks(_records(joint_steps=5), ROLES)[0]
 
 
 def test_old_records_say_there_is_nothing_to_check():
     old = _records().assign(optimizer_steps=None)
-    assert "nothing to check" in protocol_checks(old)[0]
+    assert "nothing to check" in protocol_checks(old, ROLES)[0]

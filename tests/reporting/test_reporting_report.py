@@ -17,7 +17,7 @@ from sweep_fakes import (
     write_sweep,
 )
 
-from avalanche_clip.atomic import atomic_write, atomic_write_text
+from avalanche_clip.common.atomic import atomic_write, atomic_write_text
 from avalanche_clip.reporting import (
     NoRecordsError,
     TruncatedLineWarning,
@@ -26,6 +26,9 @@ from avalanche_clip.reporting import (
     to_markdown,
     write_report,
 )
+from avalanche_clip.strategies import strategy_roles
+
+ROLES = strategy_roles()
 
 ONE_SCENARIO = ("split-cifar10",)  # the one with the killed run; half the figures to draw
 
@@ -39,7 +42,7 @@ def small_sweep(tmp_path_factory):
 def report(small_sweep):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = write_report(small_sweep)
+        result = write_report(small_sweep, roles=ROLES)
     result_warnings = [w for w in caught if issubclass(w.category, TruncatedLineWarning)]
     return result, result_warnings
 
@@ -110,7 +113,7 @@ def test_report_md_embeds_the_table_and_links_existing_figures(report):
 def test_explicit_out_dir_and_single_file(tmp_path):
     rows = [record("pacs", "gcl", 20, 0, e) for e in range(4)]
     path = write_jsonl(tmp_path / "runs" / "one" / "results.jsonl", rows)
-    result = write_report(path, tmp_path / "elsewhere")
+    result = write_report(path, tmp_path / "elsewhere", roles=ROLES)
     assert result["out_dir"] == tmp_path / "elsewhere"
     assert result["n_runs"] == 1 and result["unfinished"] == []
     assert "0 unfinished run(s) skipped." in result["report_md"].read_text(encoding="utf-8")
@@ -125,7 +128,7 @@ def test_explicit_out_dir_and_single_file(tmp_path):
 
 def test_an_empty_sweep_fails_before_writing_anything(tmp_path):
     with pytest.raises(NoRecordsError, match=re.escape(str(tmp_path))):
-        write_report(tmp_path)
+        write_report(tmp_path, roles=ROLES)
     assert not (tmp_path / "report").exists()
 
 

@@ -83,7 +83,7 @@ def _build_cache(args):
 
 
 def test_a_cache_dir_that_cannot_be_created_serves_the_decoded_images_from_memory(fake_imagefolder, tmp_path):
-    from avalanche_clip.cache_writes import CacheWriteWarning
+    from avalanche_clip.common.cache_writes import CacheWriteWarning
 
     (tmp_path / "notes.txt").write_text("a file where the cache folder would go")
     cache = tmp_path / "notes.txt" / "cache"

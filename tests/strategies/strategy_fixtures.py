@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from avalanche_clip.models import CLIPClassifier, create_clip, set_trainable
-from avalanche_clip.runner import make_evaluator
+from avalanche_clip.pipeline.run_loop import make_evaluator
 from avalanche_clip.scenarios import build_scenario
 from avalanche_clip.strategies import StrategySetup
 
@@ -69,13 +69,13 @@ def make_setup(benchmark, *, mem_size: int = 20, seed: int = 0, loggers=(), **ov
 
 
 def pretrained_run(strategy: str, cache_dir: Path, *, plugins=(), options=None, **overrides):
-    """A prepared run (``avalanche_clip.experiment.prepare_run``) of ``strategy`` with the offline
+    """A prepared run (``avalanche_clip.pipeline.run.prepare_run``) of ``strategy`` with the offline
     ImageNet-pretrained effnet-lite0-clip at 64 px, its trunk frozen and cached in ``cache_dir``,
     both projections trainable: a small model that discriminates, unlike the random tiny CLIP.
     By default on a subset of digits (5 x 2 classes, 30 train / 20 test images per class);
     ``overrides`` are run config keys (another scenario, memory, budget ...)."""
-    from avalanche_clip.config import resolve_config
-    from avalanche_clip.experiment import prepare_run
+    from avalanche_clip.pipeline.config import resolve_config
+    from avalanche_clip.pipeline.run import prepare_run
 
     config = {"scenario": "digits", "templates": "digit", "pretrained": "imagenet", "image_size": 64,
               "trainable": "projections", "cache_dir": str(cache_dir), "progress": False,

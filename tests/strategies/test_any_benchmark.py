@@ -13,7 +13,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from avalanche_fixtures import BUILDERS, avalanche_benchmark, digits, optimizer, tiny_classifier
 from strategy_fixtures import cil_benchmark, make_setup
 
-from avalanche_clip.runner import ContinualRun, make_evaluator
+from avalanche_clip.pipeline.run_loop import ContinualRun, make_evaluator
 from avalanche_clip.scenarios import SAMPLE_INDEX_ATTR
 from avalanche_clip.strategies import (
     STRATEGIES,

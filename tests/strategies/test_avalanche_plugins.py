@@ -27,8 +27,8 @@ from test_batch_criterion import reference_gcl
 from torch import nn
 
 from avalanche_clip.evaluation import loss_metrics
-from avalanche_clip.plugins import SeenClassesPlugin, SynapticIntelligencePlugin
 from avalanche_clip.strategies import CLIPCrossEntropyStrategy, GCLStrategy, GDROStrategy
+from avalanche_clip.training.plugins import SeenClassesPlugin, SynapticIntelligencePlugin
 
 KINDS = ("naive", "ce", "gcl", "gdro")
 OURS = {"ce": CLIPCrossEntropyStrategy, "gcl": GCLStrategy, "gdro": GDROStrategy}
@@ -179,7 +179,7 @@ def test_synaptic_intelligence_importances_and_penalty(kind):
 
 
 def test_avalanches_own_synaptic_intelligence_is_a_no_op_on_cpu():
-    """Why avalanche_clip.plugins has its own SI: Avalanche 0.6 snapshots CPU weights as views."""
+    """Why avalanche_clip.training.plugins has its own SI: Avalanche 0.6 snapshots CPU weights as views."""
     omega, penalties = _si_run("naive", AvalancheSI)
     assert omega == 0.0 and all(value == 0.0 for value, _ in penalties)
 

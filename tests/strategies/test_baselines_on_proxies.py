@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from strategy_fixtures import pretrained_run
 
-from avalanche_clip.runner import ContinualRun
+from avalanche_clip.pipeline.run_loop import ContinualRun
 
 CIFAR10 = {"scenario": "split-imagefolder", "label": "cifar10", "templates": "photo", "n_experiences": 5,
            "scenario_options": {"max_train_per_class": 20, "max_test_per_class": 10}}

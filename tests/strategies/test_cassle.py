@@ -12,10 +12,10 @@ from avalanche_clip.losses.supcon import (
     predictive_contrastive_distillation,
     supervised_contrastive_loss,
 )
-from avalanche_clip.plugins.memory import ids_digest, sample_ids
-from avalanche_clip.runner import ContinualRun
+from avalanche_clip.pipeline.run_loop import ContinualRun
 from avalanche_clip.strategies import build_strategy
 from avalanche_clip.strategies.snapshots import image_path
+from avalanche_clip.training.plugins.memory import ids_digest, sample_ids
 
 
 def _value_and_grad(fn, z):

@@ -6,9 +6,13 @@ import pytest
 import torch
 from strategy_fixtures import cil_benchmark, make_setup
 
-from avalanche_clip.checkpoint import CheckpointMismatchError, load_checkpoint, save_checkpoint
 from avalanche_clip.features import fingerprint
 from avalanche_clip.strategies import build_strategy
+from avalanche_clip.training.checkpoint import (
+    CheckpointMismatchError,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 CONFIG = {"strategy": "gcl", "mem_size": 20}
 

@@ -12,9 +12,9 @@ from avalanche.training.plugins import EvaluationPlugin
 from avalanche_fixtures import avalanche_benchmark, digits, optimizer, tiny_classifier
 from torch import nn
 
-from avalanche_clip.checkpoint import load_checkpoint, save_checkpoint
-from avalanche_clip.plugins import SeenClassesPlugin
 from avalanche_clip.strategies import GDROStrategy
+from avalanche_clip.training.checkpoint import load_checkpoint, save_checkpoint
+from avalanche_clip.training.plugins import SeenClassesPlugin
 
 N_EXPERIENCES = 3
 

@@ -21,15 +21,15 @@ from avalanche_fixtures import avalanche_benchmark, digits, optimizer, tiny_clas
 from strategy_fixtures import cil_benchmark, make_setup
 from torch import nn
 
-from avalanche_clip.checkpoint import (
+from avalanche_clip.strategies import GCLStrategy, GDROStrategy, build_strategy
+from avalanche_clip.training.checkpoint import (
     CheckpointMismatchError,
     NotCheckpointableError,
     load_checkpoint,
     save_checkpoint,
 )
-from avalanche_clip.plugin_states import plugin_state
-from avalanche_clip.plugins import SeenClassesPlugin, SynapticIntelligencePlugin
-from avalanche_clip.strategies import GCLStrategy, GDROStrategy, build_strategy
+from avalanche_clip.training.plugin_states import plugin_state
+from avalanche_clip.training.plugins import SeenClassesPlugin, SynapticIntelligencePlugin
 
 N_EXPERIENCES = 4
 

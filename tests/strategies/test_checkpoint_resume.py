@@ -7,9 +7,9 @@ import torch
 from avalanche.core import SupervisedPlugin
 from strategy_fixtures import cil_benchmark, make_setup
 
-from avalanche_clip.checkpoint import CheckpointMismatchError, load_checkpoint
-from avalanche_clip.runner import ContinualRun, read_records
+from avalanche_clip.pipeline.run_loop import ContinualRun, read_records
 from avalanche_clip.strategies import build_strategy
+from avalanche_clip.training.checkpoint import CheckpointMismatchError, load_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore:plugin CrashBeforeExperience has no state_dict")
 COMPARED = ("experience", "stream_accuracy", "accuracy_per_experience", "forgetting", "final")

@@ -10,7 +10,7 @@ from contrastive_references import relation_distillation, supcon
 from strategy_fixtures import dil_benchmark, make_setup
 
 from avalanche_clip.losses.supcon import relation_distillation_loss, supervised_contrastive_loss
-from avalanche_clip.runner import ContinualRun
+from avalanche_clip.pipeline.run_loop import ContinualRun
 from avalanche_clip.strategies import build_strategy
 from avalanche_clip.strategies.decoupled import balanced_class_weights, class_draw_probabilities
 

@@ -10,7 +10,7 @@ from avalanche_fixtures import avalanche_benchmark, digits, optimizer, tiny_clas
 from strategy_fixtures import cil_benchmark, make_setup
 from torch import nn
 
-from avalanche_clip.config import ConfigError
+from avalanche_clip.pipeline.config import ConfigError
 from avalanche_clip.strategies import (
     CLIPCrossEntropyStrategy,
     GCLStrategy,

@@ -17,7 +17,7 @@ from avalanche_fixtures import avalanche_benchmark, digits, optimizer, tiny_clas
 from strategy_fixtures import cil_benchmark, make_setup
 
 from avalanche_clip.evaluation import loss_metrics
-from avalanche_clip.runner import make_evaluator
+from avalanche_clip.pipeline.run_loop import make_evaluator
 from avalanche_clip.strategies import CLIPCrossEntropyStrategy, GCLStrategy, build_strategy
 
 STREAM = "Loss_Stream/eval_phase/test_stream"

@@ -15,7 +15,7 @@ from avalanche_clip.losses.foster import (
     effective_number_weights,
     logits_aligned_cross_entropy,
 )
-from avalanche_clip.runner import ContinualRun
+from avalanche_clip.pipeline.run_loop import ContinualRun
 from avalanche_clip.strategies import build_strategy
 
 

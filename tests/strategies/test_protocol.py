@@ -10,11 +10,11 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EWCPlugin
 from strategy_fixtures import cil_benchmark, dil_benchmark, make_setup
 
-from avalanche_clip.plugins import ClassBalancedReplayPlugin, SeenClassesPlugin
-from avalanche_clip.plugins.memory import ids_digest
-from avalanche_clip.runner import ContinualRun
+from avalanche_clip.pipeline.run_loop import ContinualRun
 from avalanche_clip.strategies import build_strategy, strategy_info
 from avalanche_clip.strategies.budget import BudgetedTrainingMixin
+from avalanche_clip.training.plugins import ClassBalancedReplayPlugin, SeenClassesPlugin
+from avalanche_clip.training.plugins.memory import ids_digest
 
 CONTINUAL = ["zero-shot", "ce", "naive", "replay", "ewc", "der", "icarl", "gcl", "gdro", "co2l", "foster",
              "cassle"]

@@ -9,9 +9,9 @@ import torch
 from avalanche.core import SupervisedPlugin
 from strategy_fixtures import cil_benchmark, make_setup
 
-from avalanche_clip.hyperparameters import check_hyperparameters
 from avalanche_clip.models import LinearHeadClassifier, set_trainable
-from avalanche_clip.runner import ContinualRun
+from avalanche_clip.pipeline.hyperparameters import check_hyperparameters
+from avalanche_clip.pipeline.run_loop import ContinualRun
 from avalanche_clip.strategies import STRATEGIES, build_strategy, strategy_hparams, strategy_info
 from avalanche_clip.strategies.registry import register_strategy
 from avalanche_clip.strategies.snapshots import (

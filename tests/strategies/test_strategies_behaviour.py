@@ -7,7 +7,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 from strategy_fixtures import cil_benchmark, make_setup
 
-from avalanche_clip.runner import ContinualRun
+from avalanche_clip.pipeline.run_loop import ContinualRun
 from avalanche_clip.scenarios import SAMPLE_INDEX_ATTR, seen_test_experiences
 from avalanche_clip.strategies import build_strategy
 

@@ -8,7 +8,7 @@ import pytest
 from avalanche.logging import TextLogger
 from strategy_fixtures import cil_benchmark, dil_benchmark, make_setup
 
-from avalanche_clip.runner import ContinualRun
+from avalanche_clip.pipeline.run_loop import ContinualRun
 from avalanche_clip.strategies import STRATEGIES, build_strategy, strategy_info
 
 

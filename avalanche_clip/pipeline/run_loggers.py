@@ -1,5 +1,5 @@
 """Avalanche's loggers named by a run config (``loggers: [tensorboard, csv, wandb]``; the names
-are checked with the other config keys, :func:`avalanche_clip.config.check_loggers`).
+are checked with the other config keys, :func:`avalanche_clip.pipeline.config.check_loggers`).
 
 A run always writes Avalanche's text log (``<out>/avalanche.log``); the config key ``loggers``
 adds any of Avalanche's own loggers, each writing under the run folder, so a user follows the

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from avalanche_clip.config import ConfigError
+from avalanche_clip.common.errors import ConfigError
 
 
 def check_device(value: Any) -> torch.device:

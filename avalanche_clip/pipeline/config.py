@@ -25,8 +25,9 @@ from typing import Any
 
 import yaml
 
-from avalanche_clip.errors import AvalancheClipError
-from avalanche_clip.yaml_io import YAMLBoundError, read_yaml
+from avalanche_clip.common.errors import AvalancheClipError, ConfigError  # noqa: F401  (re-exported: callers catch it from here)
+from avalanche_clip.common.yaml_io import YAMLBoundError, read_yaml
+from avalanche_clip.models.factory import DEFAULT_PRETRAINED, default_pretrained, list_models
 
 #: Every run key: (default, description).
 RUN_KEYS: dict[str, tuple[Any, str]] = {
@@ -87,12 +88,8 @@ _POSITIVE_INTS = ("train_mb_size", "eval_mb_size")
 _NON_NEGATIVE_INTS = ("train_epochs", "mem_size", "num_workers", "seed")
 _POSITIVE_INTS_OR_NULL = ("n_experiences", "image_size")  # null: the scenario's / model's own
 _BOOLEANS = ("zero_shot_floor", "checkpoint", "progress")
-#: Avalanche loggers a config may name (built by avalanche_clip.run_loggers).
+#: Avalanche loggers a config may name (built by avalanche_clip.pipeline.run_loggers).
 LOGGER_CHOICES = ("tensorboard", "csv", "wandb")
-
-
-class ConfigError(AvalancheClipError, ValueError):
-    """A config value or key is invalid; the message names it and what was expected."""
 
 
 def default_run_config() -> dict[str, Any]:
@@ -198,8 +195,6 @@ def resolve_config(
 def _resolve_default_pretrained(config: dict[str, Any]) -> None:
     """``pretrained: default`` → the model's own tag, so config.yaml and the records name the tag
     that ran (an unknown model is left for validation to report)."""
-    from avalanche_clip.models.factory import DEFAULT_PRETRAINED, default_pretrained, list_models
-
     if config.get("pretrained") == DEFAULT_PRETRAINED and config.get("model") in list_models():
         config["pretrained"] = default_pretrained(config["model"])
 

@@ -8,15 +8,15 @@ and the skip is reported.
 Layout of ``out``::
 
     <out>/sweep.yaml              the resolved sweep config (earlier ones: sweep-history/)
-    <out>/runs/<run_id>/          one run folder each (see avalanche_clip.experiment)
+    <out>/runs/<run_id>/          one run folder each (see avalanche_clip.pipeline.run)
     <out>/failures.jsonl          runs that raised, with the error, as they fail (the sweep goes
-                                  on, unless its first runs all fail alike: avalanche_clip.sweep_runs)
+                                  on, unless its first runs all fail alike: avalanche_clip.pipeline.sweep_runs)
     <out>/report/                 tables and figures (avalanche_clip.reporting), once a run has records
 
 Re-running a sweep skips finished runs, resumes interrupted ones from their checkpoints and
 never rewrites a finished record. It is refused before anything is trained when a run folder
-was made with other settings (:mod:`avalanche_clip.sweep_state`) or other data
-(:mod:`avalanche_clip.data_identity`).
+was made with other settings (:mod:`avalanche_clip.pipeline.sweep_state`) or other data
+(:mod:`avalanche_clip.pipeline.data_identity`).
 """
 
 from __future__ import annotations
@@ -28,22 +28,29 @@ from pathlib import Path
 from typing import Any
 
 from avalanche_clip.assets import check_assets
-from avalanche_clip.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError
-from avalanche_clip.data_identity import check_same_data, run_data_fingerprint, warn_unknown_data
-from avalanche_clip.device import check_device
-from avalanche_clip.errors import check_writable_dir
-from avalanche_clip.experiment import (
+from avalanche_clip.common.device import check_device
+from avalanche_clip.common.errors import check_writable_dir
+from avalanche_clip.common.threads import apply_threads
+from avalanche_clip.pipeline.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError
+from avalanche_clip.pipeline.data_identity import (
+    check_same_data,
+    run_data_fingerprint,
+    warn_unknown_data,
+)
+from avalanche_clip.pipeline.parallel_sweep import run_parallel
+from avalanche_clip.pipeline.run import (
     check_same_config,
     run_id,
     scenario_label,
     validate_run_config,
 )
-from avalanche_clip.runner import read_records
+from avalanche_clip.pipeline.run_loop import read_records
+from avalanche_clip.pipeline.sweep_runs import SweepLedger, finished_outcome, run_dir, run_serial
+from avalanche_clip.pipeline.sweep_state import check_run_folders, record_sweep_config
+from avalanche_clip.pipeline.tuned_values import apply_tuned
+from avalanche_clip.reporting import write_report
 from avalanche_clip.scenarios import scenario_kind
-from avalanche_clip.strategies import strategy_info
-from avalanche_clip.sweep_runs import SweepLedger, finished_outcome, run_dir, run_serial
-from avalanche_clip.sweep_state import check_run_folders, record_sweep_config
-from avalanche_clip.threads import apply_threads
+from avalanche_clip.strategies import strategy_info, strategy_roles
 
 
 @dataclass
@@ -168,12 +175,10 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = T
 
     Missing weights or data of the runs still to do are one error before the first run starts
     (:func:`avalanche_clip.assets.check_assets`). ``workers > 1`` runs them in parallel through
-    Ray (:mod:`avalanche_clip.parallel`; ``ray_address``: a cluster, default a local instance),
+    Ray (:mod:`avalanche_clip.pipeline.parallel_sweep`; ``ray_address``: a cluster, default a local instance),
     with the same records as one after another.
     """
     if config.get("tuned"):
-        from avalanche_clip.tuned import apply_tuned
-
         config = apply_tuned(config, config["tuned"])
     plan = plan_sweep(config)
     out = Path(out_dir)
@@ -195,17 +200,13 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = T
     # so data that cannot be read fails those runs, not the whole sweep before it starts
     ledger = SweepLedger(out, fingerprints=fingerprints.known_runs(plan.runs))
     if workers > 1 and pending:
-        from avalanche_clip.parallel import run_parallel
-
         run_parallel(plan.runs, out, ledger, workers=workers, ray_address=ray_address,
                      threads=config.get("threads"), progress=progress)
     else:
         apply_threads(config.get("threads"))
         run_serial(plan.runs, out, ledger, progress=progress)
-    from avalanche_clip.reporting import write_report
-
     # no report when no run left a record (every run failed): the failures say why
     recorded = any((run_dir(out, run) / "results.jsonl").is_file() for run in plan.runs)
-    report = write_report(out) if recorded else None
+    report = write_report(out, roles=strategy_roles()) if recorded else None
     return {"report": report, "runs": len(plan.runs), "skipped": plan.skipped,
             "failures": ledger.failures, "stopped": ledger.stopped}

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from avalanche.core import SupervisedPlugin
 
-from avalanche_clip.errors import AvalancheClipError
+from avalanche_clip.common.errors import AvalancheClipError
 
 
 class DivergedTrainingError(AvalancheClipError):

@@ -1,6 +1,6 @@
 """Class-balanced replay: the one memory every replay method of a comparison shares.
 
-The plugin keeps a :class:`~avalanche_clip.plugins.memory.ClassBalancedMemory` (fixed total
+The plugin keeps a :class:`~avalanche_clip.training.plugins.memory.ClassBalancedMemory` (fixed total
 size, equal share per seen class, exemplars chosen by a priority seeded with the run's seed) and
 appends its samples after the new data of each experience, setting the strategy's
 ``memory_tail_size``. How batches mix the two parts (``"union"`` or a memory ``"share"``) and how
@@ -19,8 +19,8 @@ import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.training.plugins import ReplayPlugin
 
-from avalanche_clip.batching import COMPOSITIONS
-from avalanche_clip.plugins.memory import ClassBalancedMemory, id_locator
+from avalanche_clip.training.batching import COMPOSITIONS
+from avalanche_clip.training.plugins.memory import ClassBalancedMemory, id_locator
 
 REPLAY_SAMPLING = COMPOSITIONS
 

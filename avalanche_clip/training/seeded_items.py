@@ -9,7 +9,7 @@ its place in the global batch sequence alone, so it is augmented alike in one pr
 any number of processes, with any number of loader workers, and after a resume:
 
 - :class:`SeededBatches` turns a batch sampler's index lists into ``(index, item seed)`` lists
-  (shard those with :class:`~avalanche_clip.distributed.ShardedBatchSampler`);
+  (shard those with :class:`~avalanche_clip.training.distributed.ShardedBatchSampler`);
 - :class:`SeededItems` loads ``dataset[index]`` with torch's CPU generator seeded by the item
   seed, and restores the generator once the batch is loaded, so loading leaves the process's own
   stream (dropout, what follows) as it was.
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from avalanche_clip.batching import derived_seed
+from avalanche_clip.training.batching import derived_seed
 
 _SEED_MASK = (1 << 63) - 1
 

@@ -2,7 +2,7 @@
 ledger keeps what the sweep learns from each outcome.
 
 :func:`run_planned` is what a sweep does with each run, in this process (serial sweeps) or in a
-Ray worker (``sweep --workers N``, :mod:`avalanche_clip.parallel`): skip it when its final
+Ray worker (``sweep --workers N``, :mod:`avalanche_clip.pipeline.parallel_sweep`): skip it when its final
 record exists, else run (or resume) it, and return an :class:`Outcome` instead of raising, so one
 failing run does not discard the others. :class:`SweepLedger` takes the outcomes in the order
 they arrive:
@@ -26,9 +26,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from avalanche_clip.errors import writing
-from avalanche_clip.experiment import execute_run, run_id, scenario_label
-from avalanche_clip.runner import read_records
+from avalanche_clip.common.errors import writing
+from avalanche_clip.pipeline.run import execute_run, run_id, scenario_label
+from avalanche_clip.pipeline.run_loop import read_records
 
 #: A sweep stops when this many first attempted runs all fail with the same error.
 STOP_AFTER = 2

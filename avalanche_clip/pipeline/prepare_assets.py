@@ -16,7 +16,10 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from avalanche_clip.assets.core import Asset, indent_layout, required_assets
+from avalanche_clip.assets.checks import required_assets
+from avalanche_clip.assets.core import Asset, indent_layout
+from avalanche_clip.pipeline.run import validate_run_config
+from avalanche_clip.pipeline.sweep import plan_sweep
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -34,9 +37,6 @@ def reachable(host: str, port: int = 443, timeout: float = PROBE_TIMEOUT_S) -> b
 
 def config_runs(config: dict[str, Any]) -> list[dict[str, Any]]:
     """The validated runs of a run or sweep config (no data needs to exist for this)."""
-    from avalanche_clip.experiment import validate_run_config
-    from avalanche_clip.sweep import plan_sweep
-
     if "strategies" in config:
         return plan_sweep(config).runs
     validate_run_config(config)

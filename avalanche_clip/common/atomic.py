@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from avalanche_clip.errors import writing
+from avalanche_clip.common.errors import writing
 
 #: Mode of written files; ``mkstemp`` would leave 0600, unreadable to other users of a shared sweep.
 FILE_MODE = 0o644
@@ -56,7 +56,7 @@ def _os_error_behind(err: BaseException) -> OSError | None:
 
     A writer may hide why it failed: when the disk fills up mid-``torch.save``, the ``OSError``
     (ENOSPC) is followed, while torch closes its archive, by a ``RuntimeError`` about an
-    "unexpected pos". Re-raising the ``OSError`` lets :func:`~avalanche_clip.errors.writing` say
+    "unexpected pos". Re-raising the ``OSError`` lets :func:`~avalanche_clip.common.errors.writing` say
     what happened in one line instead of that traceback.
     """
     if isinstance(err, OSError) or not isinstance(err, Exception):  # as it is (Ctrl-C too)

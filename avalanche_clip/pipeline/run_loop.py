@@ -20,7 +20,7 @@ empty memory; None for a method with its own exemplars such as iCaRL, or a strat
 the protocol), and, for a run trained by several processes, ``world_size``, their number (absent
 for one process, so one-process records equal those written before the field existed).
 
-Under several processes (``torchrun``, :mod:`avalanche_clip.distributed`) every process trains
+Under several processes (``torchrun``, :mod:`avalanche_clip.training.distributed`) every process trains
 and evaluates; rank 0 alone writes the records and checkpoints.
 
 A run resumes from its checkpoint: records after the checkpointed experience are dropped and
@@ -43,11 +43,12 @@ from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics
 from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
-from avalanche_clip.atomic import atomic_write_text
-from avalanche_clip.checkpoint import check_records_cover, load_checkpoint, save_checkpoint
-from avalanche_clip.distributed import barrier, gather_rng_states, is_main, world_size
+from avalanche_clip.common.atomic import atomic_write_text
 from avalanche_clip.evaluation import loss_metrics
+from avalanche_clip.reporting.records import read_json_lines
 from avalanche_clip.scenarios import seen_test_experiences
+from avalanche_clip.training.checkpoint import check_records_cover, load_checkpoint, save_checkpoint
+from avalanche_clip.training.distributed import barrier, gather_rng_states, is_main, world_size
 
 ACCURACY_KEY = "Top1_Acc_Exp/eval_phase/test_stream/Exp{:03d}"
 STREAM_ACCURACY_KEY = "Top1_Acc_Stream/eval_phase/test_stream"
@@ -97,8 +98,6 @@ def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         return []
-    from avalanche_clip.reporting.records import read_json_lines
-
     return [record for _, record in read_json_lines(path)]
 
 

@@ -21,7 +21,10 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from avalanche_clip.errors import AvalancheClipError
+from avalanche_clip.common.errors import AvalancheClipError
+from avalanche_clip.features import default_cache_dir
+from avalanche_clip.features.fingerprint import source_fingerprint
+from avalanche_clip.scenarios import scenario_source
 
 FIELD = "data_fingerprint"
 
@@ -36,10 +39,6 @@ class DataFingerprintWarning(UserWarning):
 
 def run_data_fingerprint(config: dict[str, Any]) -> str:
     """The fingerprint of the data ``config``'s scenario serves (module docstring)."""
-    from avalanche_clip.features import default_cache_dir
-    from avalanche_clip.features.fingerprint import source_fingerprint
-    from avalanche_clip.scenarios import scenario_source
-
     source = scenario_source(config["scenario"], root=config["data_root"], domains=config["domains"],
                              **config["scenario_options"])
     return source_fingerprint(source, memo_dir=config["cache_dir"] or default_cache_dir())

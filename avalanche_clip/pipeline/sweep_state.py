@@ -23,10 +23,10 @@ from typing import Any
 
 import yaml
 
-from avalanche_clip.atomic import atomic_write_text
-from avalanche_clip.checkpoint import config_differences
-from avalanche_clip.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError, dump_yaml
-from avalanche_clip.yaml_io import read_yaml
+from avalanche_clip.common.atomic import atomic_write_text
+from avalanche_clip.common.yaml_io import read_yaml
+from avalanche_clip.pipeline.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError, dump_yaml
+from avalanche_clip.training.checkpoint import config_differences
 
 SWEEP_CONFIG = "sweep.yaml"
 HISTORY_DIR = "sweep-history"

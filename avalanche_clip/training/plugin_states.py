@@ -12,7 +12,7 @@ A registry maps a plugin class to a pair of functions ``save(plugin, strategy) -
 
 Registered here: Avalanche's ``EvaluationPlugin`` (its metrics' memory across experiences,
 e.g. forgetting's first accuracies, and the results it collected:
-:mod:`avalanche_clip.evaluator_state`), ``LRSchedulerPlugin`` (the scheduler's ``state_dict`` and the
+:mod:`avalanche_clip.training.evaluator_state`), ``LRSchedulerPlugin`` (the scheduler's ``state_dict`` and the
 plugin's own flags), ``EarlyStoppingPlugin`` (best value, step and weights), ``EWCPlugin``
 (importances and anchor weights per experience), ``LwFPlugin`` (the previous model and its
 classes), ``SynapticIntelligencePlugin`` (its weight, importance and trajectory tensors), and our
@@ -46,10 +46,10 @@ from avalanche.training.templates.base_sgd import PeriodicEval
 from avalanche.training.utils import ParamData
 from torch import nn
 
-from avalanche_clip.distributed import GradientSumPlugin
-from avalanche_clip.errors import AvalancheClipError
-from avalanche_clip.evaluator_state import evaluator_state, load_evaluator_state
-from avalanche_clip.plugins import ClassBalancedReplayPlugin
+from avalanche_clip.common.errors import AvalancheClipError
+from avalanche_clip.training.distributed import GradientSumPlugin, world_size
+from avalanche_clip.training.evaluator_state import evaluator_state, load_evaluator_state
+from avalanche_clip.training.plugins import ClassBalancedReplayPlugin
 
 # Plugins with nothing to save (GradientSumPlugin exists only under several processes: no entry,
 # so a checkpoint does not depend on the process count).
@@ -112,7 +112,7 @@ def plugin_state(plugin: Any, strategy: Any) -> dict[str, Any] | None:
     elif avalanche_plugin_class(plugin) is not None:
         raise NotCheckpointableError(
             f"Avalanche plugin {type(plugin).__name__} keeps state that cannot be checkpointed "
-            "(no adapter in avalanche_clip.plugin_states)"
+            "(no adapter in avalanche_clip.training.plugin_states)"
         )
     else:
         warnings.warn(f"plugin {type(plugin).__name__} has no state_dict(); checkpoints assume it "
@@ -319,3 +319,29 @@ __all__ = [
     "plugin_state",
     "register_plugin_state",
 ]
+
+
+#: Avalanche plugins that do the same under several processes as in one: they read only what every
+#: process has identically (the epoch counters, the evaluation every process runs in full).
+DISTRIBUTED_AVALANCHE_PLUGINS = ("EvaluationPlugin", "LRSchedulerPlugin", "EarlyStoppingPlugin")
+
+
+def check_distributed_plugins(owner: str, plugins: Any) -> None:
+    """``ValueError`` naming an Avalanche plugin that would be wrong under several processes
+    (EWC, LwF, SI ...: their penalties or importances are computed per process and would be
+    summed once per process). Our own plugins and plugins from outside Avalanche pass."""
+    for plugin in plugins:
+        base = avalanche_plugin_class(plugin)  # also what our subclasses (EWC, SI) derive from
+        name = type(plugin).__name__
+        if base is not None and base.__name__ not in DISTRIBUTED_AVALANCHE_PLUGINS:
+            raise ValueError(
+                f"{owner} under {world_size()} processes: {name} is not supported with distributed "
+                f"training (supported Avalanche plugins: {', '.join(DISTRIBUTED_AVALANCHE_PLUGINS)}); "
+                "run it in one process"
+            )
+        if base is not None and base.__name__ == "LRSchedulerPlugin" and getattr(plugin, "metric", None) == "train_loss":
+            raise ValueError(
+                f"{owner} under {world_size()} processes: LRSchedulerPlugin(metric='train_loss') "
+                "reads each process's own loss, which differs between processes; use "
+                "metric='val_loss' or a schedule without a metric"
+            )

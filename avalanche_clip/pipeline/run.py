@@ -6,70 +6,70 @@ frozen), the classifier and the strategy; ``execute_run`` trains with records an
 a run folder::
 
     <out>/config.yaml      the resolved config
-    <out>/results.jsonl    one record per evaluation (see avalanche_clip.runner)
+    <out>/results.jsonl    one record per evaluation (see avalanche_clip.pipeline.run_loop)
     <out>/checkpoint.pt    the last experience boundary (deleted once the run has finished)
     <out>/avalanche.log    Avalanche's text log of every metric
-    <out>/logs/            the loggers the config names (:mod:`avalanche_clip.run_loggers`)
+    <out>/logs/            the loggers the config names (:mod:`avalanche_clip.pipeline.run_loggers`)
 
-Records and checkpoints carry the data's fingerprint (:mod:`avalanche_clip.data_identity`): a
+Records and checkpoints carry the data's fingerprint (:mod:`avalanche_clip.pipeline.data_identity`): a
 finished or interrupted run is reused only for the same data. Training stops with a clear error
-when it diverges (:mod:`avalanche_clip.plugins.finite_guard`).
+when it diverges (:mod:`avalanche_clip.training.plugins.finite_guard`).
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from avalanche_clip.assets import check_assets
-from avalanche_clip.atomic import atomic_write_text
-from avalanche_clip.batching import check_composition
-from avalanche_clip.config import ConfigError, check_common, dump_yaml
-from avalanche_clip.data_identity import (
-    FIELD,
-    check_same_data,
-    run_data_fingerprint,
-    warn_unknown_data,
-)
-from avalanche_clip.device import check_device
-from avalanche_clip.distributed import barrier, is_main, reseed_for_rank, world_size
-from avalanche_clip.errors import check_writable_dir, writing
+from avalanche_clip.common.atomic import atomic_write_text
+from avalanche_clip.common.device import check_device
+from avalanche_clip.common.errors import check_writable_dir, writing
+from avalanche_clip.common.paths import check_file_name, check_safe_name
+from avalanche_clip.common.yaml_io import read_yaml
 from avalanche_clip.features import FEATURE_CACHE_CHOICES, apply_feature_cache, default_cache_dir
-from avalanche_clip.hyperparameters import check_hyperparameters
 from avalanche_clip.models import OFFLINE_MODELS, CLIPClassifier, create_clip, set_trainable
 from avalanche_clip.models.factory import _resolve_pretrained, list_models
 from avalanche_clip.models.precision import AMP_CHOICES
 from avalanche_clip.models.prompts import resolve_templates
 from avalanche_clip.models.trainable import parse_trainable
-from avalanche_clip.paths import check_file_name, check_safe_name
-from avalanche_clip.plugins.finite_guard import FiniteGuardPlugin
-from avalanche_clip.run_lock import job_folder_lock
-from avalanche_clip.run_loggers import config_loggers
-from avalanche_clip.runner import ContinualRun, make_evaluator, read_records
+from avalanche_clip.pipeline.config import ConfigError, check_common, dump_yaml
+from avalanche_clip.pipeline.data_identity import (
+    FIELD,
+    check_same_data,
+    run_data_fingerprint,
+    warn_unknown_data,
+)
+from avalanche_clip.pipeline.hyperparameters import check_hyperparameters
+from avalanche_clip.pipeline.run_lock import job_folder_lock
+from avalanche_clip.pipeline.run_loggers import config_loggers
+from avalanche_clip.pipeline.run_loop import ContinualRun, make_evaluator, read_records
 from avalanche_clip.scenarios import build_scenario, check_scenario_options, scenario_kind
-from avalanche_clip.strategies import StrategySetup, build_strategy, check_strategy, strategy_info
+from avalanche_clip.strategies import (
+    STRATEGIES,
+    StrategySetup,
+    build_strategy,
+    check_strategy,
+    strategy_info,
+)
 from avalanche_clip.strategies.setup import HEADS, OPTIMIZERS
-from avalanche_clip.yaml_io import read_yaml
+from avalanche_clip.training.batching import check_composition
+from avalanche_clip.training.checkpoint import config_differences
+from avalanche_clip.training.distributed import barrier, is_main, reseed_for_rank, world_size
+from avalanche_clip.training.plugins.finite_guard import FiniteGuardPlugin
+from avalanche_clip.training.seeding import seed_everything
 
 NEEDS_NO_ROOT = ("digits",)
 
 
 class MemorySizeWarning(UserWarning):
     """``mem_size`` exceeds what the memory can ever hold."""
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def validate_run_config(config: dict[str, Any]) -> None:
@@ -220,7 +220,7 @@ def prepare_run(config: dict[str, Any], *, loggers: tuple = (), plugins: tuple =
                 data_fingerprint: str | None = None) -> PreparedRun:
     """Validate ``config`` and build its strategy (see the module docstring; ``augment``: see
     :func:`build_benchmark_and_classifier`; ``data_fingerprint``: see
-    :mod:`avalanche_clip.data_identity`, computed when not given)."""
+    :mod:`avalanche_clip.pipeline.data_identity`, computed when not given)."""
     validate_run_config(config)
     if data_fingerprint is None:
         data_fingerprint = run_data_fingerprint(config)
@@ -272,7 +272,7 @@ def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = F
     (from its checkpoint, or from the start when the strategy cannot be checkpointed); without
     it, an existing unfinished run is an error rather than something silently overwritten. Either
     is reused only for the same data (``data_fingerprint``: computed when not given). While it
-    runs, another process in ``out_dir`` stops with :class:`~avalanche_clip.run_lock.RunFolderBusyError`.
+    runs, another process in ``out_dir`` stops with :class:`~avalanche_clip.pipeline.run_lock.RunFolderBusyError`.
     """
     out = Path(out_dir)
     validate_run_config(config)
@@ -328,8 +328,6 @@ def _execute_in_folder(config: dict[str, Any], out: Path, *, resume: bool, zero_
 def check_distributed_strategy(name: str) -> None:
     """Under several processes, refuse a strategy that would not train as in one process."""
     if world_size() > 1 and not strategy_info(name).distributed:
-        from avalanche_clip.strategies import STRATEGIES
-
         supported = [n for n in STRATEGIES.list() if strategy_info(n).distributed]
         raise ConfigError(
             f"strategy {name!r} does not support distributed training ({world_size()} processes); "
@@ -338,8 +336,6 @@ def check_distributed_strategy(name: str) -> None:
 
 
 def check_same_config(path: Path, config: dict[str, Any]) -> None:
-    from avalanche_clip.checkpoint import config_differences
-
     saved = read_yaml(path.read_text()) or {}
     differences = config_differences(saved, config)
     if differences:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError
 
-from avalanche_clip.errors import AvalancheClipError
+from avalanche_clip.common.errors import AvalancheClipError
 
 
 class StudyStorageError(AvalancheClipError):

@@ -15,7 +15,7 @@ import os
 import unicodedata
 from typing import Any
 
-from avalanche_clip.config import ConfigError
+from avalanche_clip.common.errors import ConfigError
 
 _SEPARATORS = {"/", "\\"} | {s for s in (os.sep, os.altsep) if s}
 #: The longest label or name, in bytes of UTF-8 (128 ASCII characters): short enough that the

@@ -1,9 +1,9 @@
 """``sweep --workers N``: the runs of a sweep in parallel, through Ray.
 
-Each run is one Ray task calling :func:`avalanche_clip.sweep_runs.run_planned`, the function a
+Each run is one Ray task calling :func:`avalanche_clip.pipeline.sweep_runs.run_planned`, the function a
 serial sweep calls, in a worker process whose torch intra-op threads are ``threads`` (default
-``cores // workers``, :mod:`avalanche_clip.threads`). The driver (this process) keeps the
-:class:`~avalanche_clip.sweep_runs.SweepLedger`, so skipping, resuming, failures and the early stop
+``cores // workers``, :mod:`avalanche_clip.common.threads`). The driver (this process) keeps the
+:class:`~avalanche_clip.pipeline.sweep_runs.SweepLedger`, so skipping, resuming, failures and the early stop
 are those of a serial sweep, and so are the records (bit for bit at the same ``threads``: the
 thread count can change the order of float reductions):
 
@@ -27,9 +27,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from avalanche_clip.cpu_kernels import pinned_environment
-from avalanche_clip.experiment import run_id
-from avalanche_clip.sweep_runs import (
+from avalanche_clip.common.cpu_kernels import pinned_environment
+from avalanche_clip.common.threads import apply_threads, run_threads
+from avalanche_clip.pipeline.run import run_id
+from avalanche_clip.pipeline.sweep_runs import (
     Outcome,
     SweepLedger,
     finished_outcome,
@@ -37,7 +38,6 @@ from avalanche_clip.sweep_runs import (
     run_dir,
     run_planned,
 )
-from avalanche_clip.threads import apply_threads, run_threads
 
 CLUSTER_EXTRA = "pip install 'avalanche-clip[cluster]'"
 

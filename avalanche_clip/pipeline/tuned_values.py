@@ -1,6 +1,6 @@
 """``tuned.yaml``: what a tune chose for each strategy, and how a sweep applies it.
 
-Written by ``avalanche-clip tune`` (:mod:`avalanche_clip.tuning`)::
+Written by ``avalanche-clip tune`` (:mod:`avalanche_clip.pipeline.tune`)::
 
     tuned_for: {scenarios: [cifar10], model: ..., replay_sampling: union, ...}   # the protocol tuned
     settings: {trials: 20, validation_fraction: 0.1, mem_size: 50, seeds: [0], tune_epochs: false}
@@ -31,9 +31,12 @@ from typing import Any
 
 import yaml
 
-from avalanche_clip.atomic import atomic_write_text
-from avalanche_clip.config import ConfigError
-from avalanche_clip.yaml_io import read_yaml
+from avalanche_clip.common.atomic import atomic_write_text
+from avalanche_clip.common.yaml_io import read_yaml
+from avalanche_clip.pipeline.config import ConfigError
+from avalanche_clip.pipeline.run import scenario_label
+from avalanche_clip.strategies.registry import search_space
+from avalanche_clip.strategies.spaces import describe, in_space
 
 #: Config keys a tune's result depends on besides the strategies: a sweep applying tuned values
 #: that were tuned under other values of these is refused.
@@ -56,8 +59,6 @@ class TunedStrategy:
 
 def tuned_for(config: dict[str, Any]) -> dict[str, Any]:
     """The protocol a tune ran under (compared when a sweep applies its values)."""
-    from avalanche_clip.experiment import scenario_label
-
     scenarios = [{**config, **override} for override in (config.get("scenarios") or [{}])]
     return {"scenarios": [scenario_label(s) for s in scenarios],
             **{key: config.get(key) for key in PROTOCOL_KEYS}}
@@ -89,9 +90,6 @@ def _portable(storage: str, folder: Path) -> str:
 
 def read_tuned(path: str | Path) -> dict[str, Any]:
     """The document of a ``tuned.yaml``, every value checked against its strategy's space."""
-    from avalanche_clip.strategies.registry import search_space
-    from avalanche_clip.strategies.spaces import describe, in_space
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"tuned file {path} does not exist (write one with avalanche-clip tune)")

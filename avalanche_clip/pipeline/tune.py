@@ -22,11 +22,11 @@ The tune section of a sweep config (all optional)::
 
 Studies live in ``--storage`` (any Optuna database URL; default SQLite under the output
 folder), one per strategy, so several processes or machines can work on one study, each study
-ending with exactly its budget of finished trials (:mod:`avalanche_clip.tune_budget`), and a
+ending with exactly its budget of finished trials (:mod:`avalanche_clip.pipeline.tune_budget`), and a
 killed tune resumes: finished trials are never repeated (a trial killed mid-way is failed, at once
 on the same machine, else by Optuna's heartbeat, and re-drawn). A damaged SQLite storage is one
-line saying what to do (:mod:`avalanche_clip.tune_storage`). Each strategy's best values go to
-``<out>/tuned.yaml`` as soon as its study is complete (:mod:`avalanche_clip.tuned`).
+line saying what to do (:mod:`avalanche_clip.pipeline.tune_storage`). Each strategy's best values go to
+``<out>/tuned.yaml`` as soon as its study is complete (:mod:`avalanche_clip.pipeline.tuned_values`).
 """
 
 from __future__ import annotations
@@ -40,23 +40,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from avalanche_clip.batching import derived_seed
-from avalanche_clip.config import ConfigError
-from avalanche_clip.experiment import execute_run, scenario_label
-from avalanche_clip.plugins.finite_guard import DivergedTrainingError
-from avalanche_clip.strategies import strategy_info
-from avalanche_clip.strategies.registry import search_space
-from avalanche_clip.strategies.spaces import suggest
-from avalanche_clip.sweep import plan_sweep, strategy_entries
-from avalanche_clip.tune_budget import (
+from avalanche_clip.pipeline.config import ConfigError
+from avalanche_clip.pipeline.run import execute_run, scenario_label
+from avalanche_clip.pipeline.sweep import plan_sweep, strategy_entries
+from avalanche_clip.pipeline.tune_budget import (
     HOLDING,
     claimed,
     fail_dead_trials,
     holds_a_place,
     mark_worker,
 )
-from avalanche_clip.tune_storage import storage_errors
-from avalanche_clip.tuned import TunedStrategy, write_tuned
+from avalanche_clip.pipeline.tune_storage import storage_errors
+from avalanche_clip.pipeline.tuned_values import TunedStrategy, write_tuned
+from avalanche_clip.strategies import strategy_info
+from avalanche_clip.strategies.registry import search_space
+from avalanche_clip.strategies.spaces import suggest
+from avalanche_clip.training.batching import derived_seed
+from avalanche_clip.training.plugins.finite_guard import DivergedTrainingError
 
 TUNE_DEFAULTS: dict[str, Any] = {
     "trials": 20,

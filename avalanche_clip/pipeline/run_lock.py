@@ -29,9 +29,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from avalanche_clip.atomic import atomic_write_text
-from avalanche_clip.distributed import from_main, is_main
-from avalanche_clip.errors import AvalancheClipError, writing
+from avalanche_clip.common.atomic import atomic_write_text
+from avalanche_clip.common.errors import AvalancheClipError, writing
+from avalanche_clip.training.distributed import from_main, is_main
 
 LOCK_NAME = ".run.lock"
 HOLDER_NAME = ".run.lock.holder"

@@ -140,3 +140,7 @@ def check_writable_dir(path: str | os.PathLike[str]) -> None:
 
 __all__ = ["MAX_MESSAGE", "AvalancheClipError", "OutputWriteError", "check_writable_dir", "clip_message",
            "write_error", "writing"]
+
+
+class ConfigError(AvalancheClipError, ValueError):
+    """A config value or key is invalid; the message names it and what was expected."""
