@@ -30,7 +30,9 @@ What it adds to the template:
   called outside training.
 - **Mixed precision** (``amp="bf16"`` / ``"fp16"`` autocast on CUDA; CPU stays fp32).
 
-Subclasses implement :meth:`training_forward` and :meth:`training_loss`.
+Subclasses implement :meth:`training_forward` and :meth:`training_loss`; they may also override
+our hook :meth:`on_batches_planned` (named so it is never mistaken for one of Avalanche's
+``_before_*`` / ``_after_*`` hooks) and pass their own plugins as ``method_plugins``.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
         steps_per_experience: explicit step budget (None: ``train_epochs`` passes over each
             experience's new data).
         amp: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast on CUDA only).
+        method_plugins: the method's own plugins (GCL / GDRO: the loss-state plugin), run after
+            the replay memory's, whose update they read; ``plugins`` are the user's and run first.
         train_mb_size, train_epochs, eval_mb_size, device, plugins, evaluator, eval_every:
             as in Avalanche's ``SupervisedTemplate``.
     """
@@ -121,6 +125,7 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
         seed: int | None = None,
         steps_per_experience: int | None = None,
         amp: str = "fp32",
+        method_plugins: Sequence[BasePlugin] = (),
         train_mb_size: int = 32,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -141,7 +146,7 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
                            steps_per_experience=steps_per_experience)
         self.replay = ClassBalancedReplayPlugin(mem_size, seed=self.seed)
         self.seen_classes = SeenClassesPlugin(model.num_classes)
-        own_plugins = [self.seen_classes, self.replay, *self._state_plugins()]
+        own_plugins = [self.seen_classes, self.replay, *method_plugins]
         if world_size() > 1:
             check_distributed_plugins(name, plugins or ())
             own_plugins.append(GradientSumPlugin())
@@ -165,10 +170,6 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
         self.indexed_experience_dataset: Any = None
 
     # -- hooks for subclasses -------------------------------------------------------------
-    def _state_plugins(self) -> list[BasePlugin]:
-        """Plugins that must run after the replay memory is updated."""
-        return []
-
     def training_forward(self) -> torch.Tensor:
         """Output of a training step: ``[B, K]`` logits over global class ids, −∞ on classes not
         seen yet, with gradient (per-task heads: see :meth:`model_output`)."""

@@ -116,7 +116,7 @@ class BudgetedTrainingMixin:
         self.samples_seen = 0
         # every global batch has this size (a pool smaller than its part is taken whole)
         self.global_batch_size = sum(b for _, b in self.batch_sampler.part_sizes())
-        self._batches_planned(self.batch_sampler)
+        self.on_batches_planned(self.batch_sampler)
 
     def make_eval_dataloader(self, num_workers: int = 0, shuffle: bool = False,
                              pin_memory: bool | None = None, persistent_workers: bool = False,
@@ -139,8 +139,10 @@ class BudgetedTrainingMixin:
             pin_memory=device.type == "cuda" if pin_memory is None else pin_memory,
         )
 
-    def _batches_planned(self, sampler: ReplayBatchSampler) -> None:
-        """Called once the experience's sampler exists (GDRO reads its inclusion probabilities)."""
+    def on_batches_planned(self, sampler: ReplayBatchSampler) -> None:
+        """Our hook (not Avalanche's): called once per experience, when its sampler exists and
+        before the model adaptation and the optimizer (GDRO reads its inclusion probabilities,
+        the staged methods split its steps into stages)."""
 
     def _after_update(self, **kwargs: Any) -> None:
         self.optimizer_steps += 1

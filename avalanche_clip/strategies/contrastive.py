@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from avalanche.core import BasePlugin
 from avalanche.training.plugins import LwFPlugin
 from torch import nn
 
@@ -27,6 +26,7 @@ from avalanche_clip.models.task_heads import head_logits
 from avalanche_clip.strategies.base import CLIPStrategyBase, check_classifier
 from avalanche_clip.strategies.batch_criterion import BatchContrastiveCriterion
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
+from avalanche_clip.training.batching import ReplayBatchSampler
 from avalanche_clip.training.distributed import gather_rows, world_size
 from avalanche_clip.training.plugins import LossStatePlugin
 
@@ -68,14 +68,12 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
         if model is not None:
             check_classifier(model, type(self).__name__)
         criterion = BatchContrastiveCriterion(loss, model) if model is not None else None
-        super().__init__(model=model, optimizer=optimizer, criterion=criterion, **kwargs)
+        super().__init__(model=model, optimizer=optimizer, criterion=criterion,
+                         method_plugins=[self.loss_state], **kwargs)
         self.loss_state.replay = self.replay
         self.mb_features: tuple[torch.Tensor, torch.Tensor] | None = None
         self.mb_global_index: torch.Tensor | None = None
         self.mb_classes: torch.Tensor | None = None  # the loss's labels: per-task heads' class ids
-
-    def _state_plugins(self) -> list[BasePlugin]:
-        return [self.loss_state]
 
     def training_forward(self) -> torch.Tensor:
         """Logits over the seen classes, with gradient (``train_logits="seen"``: for training
@@ -119,9 +117,9 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
             image, text = gather_rows(image), gather_rows(text)
             labels, index = gather_rows(labels), gather_rows(index)
         self.mb_global_index = index  # every id of the global batch: its state was updated
-        return self.contrastive_loss(image, text, labels, index, **self._loss_options())
+        return self.contrastive_loss(image, text, labels, index, **self.loss_options())
 
-    def _loss_options(self) -> dict[str, Any]:
+    def loss_options(self) -> dict[str, Any]:
         """Further keyword arguments of the loss's call (GDRO: the seen classes' prompts)."""
         return {}
 
@@ -181,7 +179,7 @@ class GDROStrategy(ContrastiveCLIPStrategy):
         self.inclusion_weights = bool(inclusion_weights)
         super().__init__(model=model, optimizer=optimizer, criterion=criterion, loss=loss, **kwargs)
 
-    def _loss_options(self) -> dict[str, Any]:
+    def loss_options(self) -> dict[str, Any]:
         """The seen classes' prompts, encoded only for a batch of one class: its negatives
         (:class:`GDROLoss`; with one head per task, the task's classes would be needed: none)."""
         if getattr(self.model, "task_heads", None) is not None:
@@ -197,13 +195,15 @@ class GDROStrategy(ContrastiveCLIPStrategy):
             prompts = prompts.detach() + (prompts - prompts.detach()) / world_size()
         return prompts, classes
 
-    def _batches_planned(self, sampler: Any) -> None:
-        if not self.inclusion_weights:
-            self.contrastive_loss.set_class_inclusion(None)
-            return
-        heads = getattr(self.model, "task_heads", None)
-        targets = ([int(t) for t in self.adapted_dataset.targets] if heads is None
-                   else heads.dataset_classes(self.adapted_dataset))  # each label in its task
-        self.contrastive_loss.set_class_inclusion(
-            sampler.inclusion_probabilities(targets, self.contrastive_loss.num_classes)
-        )
+    def on_batches_planned(self, sampler: ReplayBatchSampler) -> None:
+        """The classes' inclusion probabilities ``π_k`` under this experience's sampler, for
+        the loss's ``1/π_k`` weights (``inclusion_weights=False``: none, the loss averages over
+        the classes in each batch)."""
+        super().on_batches_planned(sampler)
+        probabilities = None
+        if self.inclusion_weights:
+            heads = getattr(self.model, "task_heads", None)
+            targets = ([int(t) for t in self.adapted_dataset.targets] if heads is None
+                       else heads.dataset_classes(self.adapted_dataset))  # each label in its task
+            probabilities = sampler.inclusion_probabilities(targets, self.contrastive_loss.num_classes)
+        self.contrastive_loss.set_class_inclusion(probabilities)

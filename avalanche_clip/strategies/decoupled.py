@@ -37,6 +37,7 @@ from avalanche_clip.strategies.snapshots import (
     projection_mlp,
 )
 from avalanche_clip.strategies.staged import StagedCLIPStrategy, check_fraction, split_steps
+from avalanche_clip.training.batching import ReplayBatchSampler
 
 REPRESENTATION, CLASSIFIER = "representation", "classifier"
 
@@ -137,8 +138,8 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
     def stage_plan(self, total_steps: int) -> list[tuple[str, int]]:
         return split_steps(total_steps, self.classifier_fraction, (REPRESENTATION, CLASSIFIER))
 
-    def _batches_planned(self, sampler: Any) -> None:
-        super()._batches_planned(sampler)
+    def on_batches_planned(self, sampler: ReplayBatchSampler) -> None:
+        super().on_batches_planned(sampler)
         self.memory_ids = self.replay.buffer_ids().to(self.device)  # empty without memory
         if self.class_balanced:
             targets = [int(t) for t in self.adapted_dataset.targets]
@@ -172,5 +173,5 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
 
     def classifier_loss(self) -> Tensor:
         """Cross-entropy of the head on the detached embeddings (class-balanced or not)."""
-        # class_weights is set (by _batches_planned) only when class_balanced
+        # class_weights is set (by on_batches_planned) only when class_balanced
         return masked_cross_entropy(self.mb_output, self.mb_y, class_weights=self.class_weights)

@@ -60,6 +60,7 @@ from avalanche_clip.strategies.snapshots import (
     image_path,
 )
 from avalanche_clip.strategies.staged import StagedCLIPStrategy, check_fraction, split_steps
+from avalanche_clip.training.batching import ReplayBatchSampler
 from avalanche_clip.training.plugins import experience_classes
 
 FOSTER = METHOD_DEFAULTS["foster"]  # derived defaults (strategies.defaults)
@@ -124,10 +125,10 @@ class FOSTERStrategy(StagedCLIPStrategy):
             self.method_modules["feature_enhancement"] = self.old_head.linear()
         super()._before_training_exp(**kwargs)
 
-    def _batches_planned(self, sampler: Any) -> None:
+    def on_batches_planned(self, sampler: ReplayBatchSampler) -> None:
         targets = torch.as_tensor([int(t) for t in self.adapted_dataset.targets], dtype=torch.long)
         self.class_counts = torch.bincount(targets, minlength=self.model.num_classes)
-        super()._batches_planned(sampler)
+        super().on_batches_planned(sampler)
 
     def enter_stage(self, stage: str) -> None:
         visible = self.model.classes.visible().cpu()

@@ -20,6 +20,7 @@ from avalanche.models.dynamic_optimizers import update_optimizer
 from torch import nn
 
 from avalanche_clip.strategies.base import CLIPStrategyBase
+from avalanche_clip.training.batching import ReplayBatchSampler
 
 
 def check_fraction(name: str, value: float) -> float:
@@ -72,8 +73,8 @@ class StagedCLIPStrategy(CLIPStrategyBase):
                 return name
         raise RuntimeError(f"step {step} is past this experience's budget of {self.planned_steps} steps")
 
-    def _batches_planned(self, sampler: Any) -> None:
-        super()._batches_planned(sampler)
+    def on_batches_planned(self, sampler: ReplayBatchSampler) -> None:
+        super().on_batches_planned(sampler)
         self.planned_steps = sum(sampler.schedule)
         self._plan = self.stage_plan(self.planned_steps)
         if sum(steps for _, steps in self._plan) != self.planned_steps:
