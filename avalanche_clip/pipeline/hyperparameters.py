@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from avalanche_clip.common.values import is_int, is_number
 from avalanche_clip.losses import GCLLoss, GDROLoss
 
 _LOSS_KEYS = {
@@ -32,10 +33,6 @@ def check_hyperparameters(strategy: str, hparams: dict[str, Any]) -> None:
         raise ValueError(f"strategy {strategy!r}: {err}") from None
 
 
-def _is_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float))
-
-
 def _check(strategy: str, hparams: dict[str, Any]) -> None:
     if strategy in _LOSS_KEYS:
         loss_class, keys = _LOSS_KEYS[strategy]
@@ -44,21 +41,18 @@ def _check(strategy: str, hparams: dict[str, Any]) -> None:
             kwargs["num_classes"] = 1
         loss_class(num_samples=1, **kwargs)
     for key in _NON_NEGATIVE:
-        if key in hparams and (not _is_number(hparams[key]) or hparams[key] < 0):
+        if key in hparams and (not is_number(hparams[key]) or hparams[key] < 0):
             raise ValueError(f"{key} must be a number >= 0, got {hparams[key]!r}")
     for key in _POSITIVE:
-        if key in hparams and (not _is_number(hparams[key]) or not hparams[key] > 0):
+        if key in hparams and (not is_number(hparams[key]) or not hparams[key] > 0):
             raise ValueError(f"{key} must be a number > 0, got {hparams[key]!r}")
-    if "train_epochs" in hparams and (
-        isinstance(hparams["train_epochs"], bool) or not isinstance(hparams["train_epochs"], int)
-        or hparams["train_epochs"] < 1
-    ):
+    if "train_epochs" in hparams and (not is_int(hparams["train_epochs"]) or hparams["train_epochs"] < 1):
         raise ValueError(f"train_epochs must be an integer >= 1, got {hparams['train_epochs']!r}")
     for key in _FRACTIONS:
-        if key in hparams and (not _is_number(hparams[key]) or not 0 < hparams[key] < 1):
+        if key in hparams and (not is_number(hparams[key]) or not 0 < hparams[key] < 1):
             raise ValueError(f"{key} must lie in (0, 1), got {hparams[key]!r}")
     for key in _BETAS:
-        if key in hparams and (not _is_number(hparams[key]) or not 0 <= hparams[key] < 1):
+        if key in hparams and (not is_number(hparams[key]) or not 0 <= hparams[key] < 1):
             raise ValueError(f"{key} must lie in [0, 1), got {hparams[key]!r}")
     for key, choices in _CHOICES.items():
         if key in hparams and hparams[key] not in choices:

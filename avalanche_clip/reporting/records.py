@@ -17,13 +17,14 @@ checkpointing) keeps the last record for that experience.
 from __future__ import annotations
 
 import json
-import math
 import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from avalanche_clip.common.values import is_finite_number, is_int
 
 RESULTS_FILENAME = "results.jsonl"
 
@@ -91,14 +92,6 @@ def find_results_files(path: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, int | float) and not isinstance(value, bool)) and math.isfinite(value)
-
-
 def _validate(record: Any, where: str) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise RecordError(f"{where}: expected a JSON object, got {type(record).__name__}")
@@ -109,7 +102,7 @@ def _validate(record: Any, where: str) -> dict[str, Any]:
         if not isinstance(record[key], str) or not record[key]:
             raise RecordError(f"{where}: {key} must be a non-empty string, got {record[key]!r}")
     for key in _INT_KEYS:
-        if not _is_int(record[key]) or record[key] < 0:
+        if not is_int(record[key]) or record[key] < 0:
             raise RecordError(f"{where}: {key} must be an integer >= 0, got {record[key]!r}")
     if not 0 <= record["experience"] < record["n_experiences"]:
         raise RecordError(
@@ -120,10 +113,10 @@ def _validate(record: Any, where: str) -> dict[str, Any]:
         value = record.get(key)
         if value is None and key != "stream_accuracy":
             continue
-        if not _is_number(value) or not 0.0 <= value <= 1.0:
+        if not is_finite_number(value) or not 0.0 <= value <= 1.0:
             raise RecordError(f"{where}: {key} must be a fraction in [0, 1], got {value!r}")
     for key in ("forgetting", "backward_transfer", "plasticity", "wall_time_s"):
-        if record.get(key) is not None and not _is_number(record[key]):
+        if record.get(key) is not None and not is_finite_number(record[key]):
             raise RecordError(
                 f"{where}: {key} must be a finite number or null, got {record[key]!r}"
             )

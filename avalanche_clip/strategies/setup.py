@@ -10,7 +10,6 @@ from torch import nn
 
 from avalanche_clip.models import CLIPClassifier, LinearHeadClassifier
 from avalanche_clip.strategies.defaults import TRAIN_EPOCHS, WEIGHT_DECAY
-from avalanche_clip.training.batching import check_composition
 
 OPTIMIZERS = ("adamw", "sgd")
 HEADS = ("text", "linear")
@@ -65,7 +64,8 @@ class StrategySetup:
     head: str = "text"
 
     def __post_init__(self) -> None:
-        check_composition(self.replay_sampling, self.memory_share)
+        # replay_sampling, memory_share and steps_per_experience are checked by the strategies
+        # that use them (their StepBudget, avalanche_clip.strategies.budget), once, when built
         if self.head not in HEADS:
             raise ValueError(f"head={self.head!r}; expected one of {HEADS}")
         if self.optimizer not in OPTIMIZERS:

@@ -30,6 +30,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import Sampler
 
+from avalanche_clip.common.values import is_int, is_number
+
 COMPOSITIONS = ("union", "share")
 
 
@@ -37,8 +39,15 @@ def check_composition(composition: str, memory_share: float) -> None:
     """``ValueError`` naming a bad composition or memory share."""
     if composition not in COMPOSITIONS:
         raise ValueError(f"replay_sampling={composition!r}; expected one of {COMPOSITIONS}")
-    if isinstance(memory_share, bool) or not isinstance(memory_share, (int, float)) or not 0.0 < memory_share < 1.0:
+    if not is_number(memory_share) or not 0.0 < memory_share < 1.0:
         raise ValueError(f"memory_share must lie in (0, 1), got {memory_share!r}")
+
+
+def check_steps_per_experience(steps_per_experience: int | None) -> None:
+    """``ValueError`` unless the explicit step budget is None (``train_epochs`` passes) or >= 1."""
+    if steps_per_experience is not None and (not is_int(steps_per_experience) or steps_per_experience < 1):
+        raise ValueError(f"steps_per_experience must be an integer >= 1 or null (None), "
+                         f"got {steps_per_experience!r}")
 
 
 def epoch_schedule(n_new: int, batch_size: int, epochs: int,
