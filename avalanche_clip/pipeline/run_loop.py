@@ -189,7 +189,8 @@ class ContinualRun:
                 elapsed: float) -> dict[str, Any]:
         per_experience = [float(metrics[ACCURACY_KEY.format(e)]) for e in range(t + 1)]
         history = [r["accuracy_per_experience"] for r in previous] + [per_experience]
-        budget = getattr(self.strategy, "budget_record", dict)()
+        step_budget = getattr(self.strategy, "budget", None)  # StepBudget (a plain Avalanche strategy: none)
+        budget = step_budget.record() if step_budget is not None else {}
         digest = getattr(self.strategy, "memory_digest", lambda: None)()
         return {
             **self.identity,

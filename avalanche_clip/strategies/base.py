@@ -13,10 +13,10 @@ What it adds to the template:
 - **Labels that match the class names** (:func:`check_label_alignment`): a label outside the
   classifier's classes, or a benchmark that relabels classes for a classifier not built for it
   (``CLIPClassifier.for_benchmark``), is an error at the experience's start.
-- **The comparison protocol** (:class:`~avalanche_clip.strategies.budget.BudgetedTrainingMixin`):
-  the same optimizer steps per experience, batch composition and batches for every method of a
-  seed, and a class-balanced memory (:class:`ClassBalancedReplayPlugin`) whose exemplars depend
-  only on the seed.
+- **The comparison protocol**: ``self.budget``, a :class:`~avalanche_clip.strategies.budget.StepBudget`
+  (the same optimizer steps per experience, batch composition and batches for every method of a
+  seed; it builds the training loader), and a class-balanced memory
+  (:class:`ClassBalancedReplayPlugin`) whose exemplars depend only on the seed.
 - **Task labels.** On a benchmark with several task labels the classifier predicts among the
   classes of each item's task (its ``task_heads``, attached from the benchmark at each
   experience's start when it has none; :mod:`avalanche_clip.models.task_heads`), and the
@@ -53,7 +53,8 @@ from avalanche_clip.models.label_alignment import attach_task_heads, check_label
 from avalanche_clip.models.precision import autocast, effective_amp, grad_scaler
 from avalanche_clip.scenarios import SAMPLE_INDEX_POSITION, has_sample_index
 from avalanche_clip.scenarios.assigned_ids import SampleIdAssigner
-from avalanche_clip.strategies.budget import BudgetedTrainingMixin
+from avalanche_clip.strategies.budget import StepBudget, whole_eval_loader
+from avalanche_clip.training.batching import ReplayBatchSampler
 from avalanche_clip.training.distributed import GradientSumPlugin, world_size
 from avalanche_clip.training.plugin_states import check_distributed_plugins
 from avalanche_clip.training.plugins import (
@@ -92,7 +93,7 @@ def check_task_head_plugins(model: nn.Module, plugins: Iterable[BasePlugin]) -> 
             )
 
 
-class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
+class CLIPStrategyBase(SupervisedTemplate):
     """Base for strategies that train a :class:`~avalanche_clip.models.CLIPClassifier`.
 
     Args:
@@ -142,9 +143,9 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
         check_no_replay_plugin(name, plugins)
         device = check_device(device)  # one clear error, not torch's, for a GPU that is not here
         effective_amp(amp, device)  # validates the name
-        self._setup_budget(seed=seed, replay_sampling=replay_sampling, memory_share=memory_share,
-                           steps_per_experience=steps_per_experience)
-        self.replay = ClassBalancedReplayPlugin(mem_size, seed=self.seed)
+        self.budget = StepBudget(seed=seed, replay_sampling=replay_sampling, memory_share=memory_share,
+                                 steps_per_experience=steps_per_experience)
+        self.replay = ClassBalancedReplayPlugin(mem_size, seed=self.budget.seed)
         self.seen_classes = SeenClassesPlugin(model.num_classes)
         own_plugins = [self.seen_classes, self.replay, *method_plugins]
         if world_size() > 1:
@@ -169,7 +170,12 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
         self.sample_ids = SampleIdAssigner()
         self.indexed_experience_dataset: Any = None
 
-    # -- hooks for subclasses -------------------------------------------------------------
+    # -- hooks for subclasses (ours, not Avalanche's) ---------------------------------------
+    def on_batches_planned(self, sampler: ReplayBatchSampler) -> None:
+        """Called once per experience, when its batch sampler exists, before the model
+        adaptation and the optimizer (GDRO reads its inclusion probabilities, the staged
+        methods split its steps into stages)."""
+
     def training_forward(self) -> torch.Tensor:
         """Output of a training step: ``[B, K]`` logits over global class ids, −∞ on classes not
         seen yet, with gradient (per-task heads: see :meth:`model_output`)."""
@@ -187,10 +193,11 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
         share of the global batch's mean, so the processes' gradients sum to the global one)."""
         loss = masked_cross_entropy(self.mb_output, self.mb_y)
         if world_size() > 1:
-            loss = loss * (len(self.mb_y) / self.global_batch_size)
+            loss = loss * (len(self.mb_y) / self.budget.global_batch_size)
         return loss
 
     def memory_digest(self) -> str:
+        """Digest of the shared memory's ids after the last experience, for its record."""
         return self.replay.digest() if self.replay.mem_size > 0 else ids_digest([])
 
     # -- SupervisedTemplate overrides --------------------------------------------------------
@@ -209,6 +216,7 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
         return super().train(experiences, eval_streams, **kwargs)
 
     def train_dataset_adaptation(self, **kwargs: Any) -> None:
+        self.budget.memory_tail_size = 0  # the replay plugin appends memory after this
         super().train_dataset_adaptation(**kwargs)
         attach_task_heads(self.model, self.experience)
         check_task_head_plugins(self.model, self.plugins)
@@ -219,6 +227,35 @@ class CLIPStrategyBase(BudgetedTrainingMixin, SupervisedTemplate):
     def eval_dataset_adaptation(self, **kwargs: Any) -> None:
         super().eval_dataset_adaptation(**kwargs)
         attach_task_heads(self.model, self.experience)  # evaluated before any training
+
+    def make_train_dataloader(self, num_workers: int = 0, shuffle: bool = True,
+                              pin_memory: bool | None = None, persistent_workers: bool = False,
+                              **kwargs: Any) -> None:
+        """The step budget's loader (``shuffle``, ``drop_last``: the budget decides)."""
+        self.dataloader = self.budget.train_loader(
+            self.adapted_dataset, batch_size=self.train_mb_size, epochs=self.train_epochs,
+            experience=self.clock.train_exp_counter, device=self.device, num_workers=num_workers,
+            pin_memory=pin_memory, persistent_workers=persistent_workers,
+        )
+        assert self.budget.sampler is not None
+        self.on_batches_planned(self.budget.sampler)
+
+    def make_eval_dataloader(self, num_workers: int = 0, shuffle: bool = False,
+                             pin_memory: bool | None = None, persistent_workers: bool = False,
+                             **kwargs: Any) -> None:
+        """Avalanche's loader; under several processes every sample on every process."""
+        if world_size() == 1:
+            super().make_eval_dataloader(num_workers=num_workers, shuffle=shuffle, pin_memory=pin_memory,
+                                         persistent_workers=persistent_workers, **kwargs)
+            return
+        self.dataloader = whole_eval_loader(
+            self.adapted_dataset, batch_size=self.eval_mb_size, device=self.device,
+            num_workers=num_workers, pin_memory=pin_memory, persistent_workers=persistent_workers,
+        )
+
+    def _after_update(self, **kwargs: Any) -> None:
+        self.budget.count_step()
+        super()._after_update(**kwargs)
 
     def _unpack_minibatch(self) -> None:
         mbatch = list(self.mbatch)

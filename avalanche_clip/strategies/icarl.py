@@ -5,8 +5,9 @@ cross-entropy with distillation on the old classes' outputs, and a nearest-mean-
 classifier at evaluation. Herding is the method, so iCaRL keeps its own exemplars (its memory
 digest is not comparable with the shared memory's). What the protocol changes around it:
 
-- **budget**: the :class:`BudgetedTrainingMixin` step budget and batch composition over
-  ``[new data ; exemplars]`` (Avalanche appends the exemplars after the new data);
+- **budget**: the protocol's :class:`~avalanche_clip.strategies.budget.StepBudget` (step budget
+  and batch composition) over ``[new data ; exemplars]`` (Avalanche appends the exemplars after
+  the new data);
 - **memory size**: Avalanche keeps ``⌈M/C⌉`` exemplars per class, up to ``C − 1`` more than
   ``M`` in all; we keep the top of each class's herding order up to the same per-class
   capacities as the shared memory (``balanced_capacities``), so the total is exactly ``M``;
@@ -37,7 +38,8 @@ from torch import nn
 
 from avalanche_clip.common.device import check_device
 from avalanche_clip.scenarios.assigned_ids import without_index_in_items
-from avalanche_clip.strategies.budget import BudgetedTrainingMixin
+from avalanche_clip.strategies.budget import StepBudget, whole_eval_loader
+from avalanche_clip.training.distributed import world_size
 from avalanche_clip.training.plugins.memory import balanced_capacities
 from avalanche_clip.training.plugins.seen_classes import experience_classes
 
@@ -85,7 +87,7 @@ class _BudgetICaRLPlugin(_ICaRLPlugin):
     def after_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         super().after_train_dataset_adaptation(strategy, **kwargs)
         if strategy.clock.train_exp_counter != 0:
-            strategy.memory_tail_size = self.stored()
+            strategy.budget.memory_tail_size = self.stored()
 
     def reduce_exemplar_set(self, strategy: Any) -> None:
         super().reduce_exemplar_set(strategy)  # ⌈M/C⌉ per class
@@ -112,11 +114,12 @@ class _BudgetICaRLPlugin(_ICaRLPlugin):
         return sum(len(x) for x in self.x_memory)
 
 
-class BudgetedICaRL(BudgetedTrainingMixin, ICaRL):
+class BudgetedICaRL(ICaRL):
     """Avalanche's ``ICaRL`` with the protocol's budget and exact memory (module docstring).
 
     Args:
-        seed, replay_sampling, memory_share, steps_per_experience: the step budget.
+        seed, replay_sampling, memory_share, steps_per_experience: the step budget
+            (``self.budget``, as :class:`~avalanche_clip.strategies.base.CLIPStrategyBase`'s).
         **kwargs: Avalanche ``ICaRL`` arguments (``feature_extractor``, ``classifier``,
             ``optimizer``, ``memory_size``, ``buffer_transform``, ``fixed_memory``, ...).
     """
@@ -126,8 +129,8 @@ class BudgetedICaRL(BudgetedTrainingMixin, ICaRL):
                  **kwargs: Any) -> None:
         if "device" in kwargs:
             kwargs["device"] = check_device(kwargs["device"])  # one clear error, not torch's
-        self._setup_budget(seed=seed, replay_sampling=replay_sampling, memory_share=memory_share,
-                           steps_per_experience=steps_per_experience)
+        self.budget = StepBudget(seed=seed, replay_sampling=replay_sampling, memory_share=memory_share,
+                                 steps_per_experience=steps_per_experience)
         super().__init__(**kwargs)
         for i, plugin in enumerate(self.plugins):
             if type(plugin) is _ICaRLPlugin:
@@ -136,6 +139,33 @@ class BudgetedICaRL(BudgetedTrainingMixin, ICaRL):
                 self.plugins[i] = exact
                 self.exemplars = exact
 
+    # -- the step budget, as in CLIPStrategyBase -----------------------------------------------
     def train_dataset_adaptation(self, **kwargs: Any) -> None:
+        self.budget.memory_tail_size = 0  # the exemplars' plugin sets it after this
         super().train_dataset_adaptation(**kwargs)
         self.adapted_dataset = icarl_layout(self.adapted_dataset)
+
+    def make_train_dataloader(self, num_workers: int = 0, shuffle: bool = True,
+                              pin_memory: bool | None = None, persistent_workers: bool = False,
+                              **kwargs: Any) -> None:
+        self.dataloader = self.budget.train_loader(
+            self.adapted_dataset, batch_size=self.train_mb_size, epochs=self.train_epochs,
+            experience=self.clock.train_exp_counter, device=self.device, num_workers=num_workers,
+            pin_memory=pin_memory, persistent_workers=persistent_workers,
+        )
+
+    def make_eval_dataloader(self, num_workers: int = 0, shuffle: bool = False,
+                             pin_memory: bool | None = None, persistent_workers: bool = False,
+                             **kwargs: Any) -> None:
+        if world_size() == 1:
+            super().make_eval_dataloader(num_workers=num_workers, shuffle=shuffle, pin_memory=pin_memory,
+                                         persistent_workers=persistent_workers, **kwargs)
+            return
+        self.dataloader = whole_eval_loader(
+            self.adapted_dataset, batch_size=self.eval_mb_size, device=self.device,
+            num_workers=num_workers, pin_memory=pin_memory, persistent_workers=persistent_workers,
+        )
+
+    def _after_update(self, **kwargs: Any) -> None:
+        self.budget.count_step()
+        super()._after_update(**kwargs)

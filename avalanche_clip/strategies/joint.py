@@ -18,7 +18,6 @@ from avalanche.benchmarks.utils.utils import concat_datasets
 from torch import nn
 
 from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
-from avalanche_clip.training.batching import epoch_schedule
 from avalanche_clip.training.plugins.seen_classes import experience_classes
 
 
@@ -44,7 +43,7 @@ class CLIPJointStrategy(CLIPCrossEntropyStrategy):
     def continual_budget(self, experiences: list[Any]) -> int:
         """The total steps a continual method takes over ``experiences``."""
         return sum(
-            sum(epoch_schedule(len(e.dataset), self.train_mb_size, self.train_epochs, self.steps_per_experience))
+            sum(self.budget.schedule(len(e.dataset), self.train_mb_size, self.train_epochs))
             for e in experiences
         )
 
@@ -56,8 +55,8 @@ class CLIPJointStrategy(CLIPCrossEntropyStrategy):
         classes = sorted({c for e in experiences for c in experience_classes(e)})
         merged.classes_in_this_experience = classes
         total = round(self.budget_scale * self.continual_budget(experiences))
-        saved, self.steps_per_experience = self.steps_per_experience, max(total, 1)
+        saved, self.budget.steps_per_experience = self.budget.steps_per_experience, max(total, 1)
         try:
             return super().train(merged, eval_streams=[] if eval_streams is None else eval_streams, **kwargs)
         finally:
-            self.steps_per_experience = saved
+            self.budget.steps_per_experience = saved

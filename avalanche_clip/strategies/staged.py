@@ -82,7 +82,7 @@ class StagedCLIPStrategy(CLIPStrategyBase):
         self.stage = None
 
     def _before_training_iteration(self, **kwargs: Any) -> None:
-        stage = self.stage_at(self.optimizer_steps)
+        stage = self.stage_at(self.budget.optimizer_steps)
         if stage != self.stage:
             self.stage = stage
             self.enter_stage(stage)

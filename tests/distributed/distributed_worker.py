@@ -46,8 +46,8 @@ def train(name: str, mem_size: int) -> dict:
         "model": {k: v.detach().clone() for k, v in strategy.model.state_dict().items()},
         "loss": {} if loss is None else {k: v.clone() for k, v in loss.state_dict().items()},
         "memory": strategy.replay.buffer_ids(),
-        "steps": strategy.optimizer_steps,
-        "samples": strategy.samples_seen,
+        "steps": strategy.budget.optimizer_steps,
+        "samples": strategy.budget.samples_seen,
         "eval": {k: float(v) for k, v in metrics.items() if "eval_phase" in k},
     }
 

@@ -63,7 +63,7 @@ class _Watch(SupervisedPlugin):
 
     def before_training_iteration(self, strategy, **kwargs):
         self.ids[-1].update(strategy.mb_index.tolist())
-        if strategy.optimizer_steps == 0 and self._last_model is not None:
+        if strategy.budget.optimizer_steps == 0 and self._last_model is not None:
             previous = {**strategy.previous_encoder.path.state_dict(),
                         **{f"g.{k}": v for k, v in strategy.previous_modules["projector"].state_dict().items()}}
             self.previous_equals_last_model.append(

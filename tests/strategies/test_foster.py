@@ -93,7 +93,7 @@ class _Watch(SupervisedPlugin):
         if "feature_enhancement" in strategy.method_modules:
             aux = strategy.method_modules["feature_enhancement"].weight
             self.optimizer_has_aux.append((strategy.stage, id(aux) in in_optimizer))
-        if strategy.stage == "boosting" and strategy.optimizer_steps == 0:
+        if strategy.stage == "boosting" and strategy.budget.optimizer_steps == 0:
             with torch.no_grad():  # the expanded model starts as the old model
                 old = strategy.old_head(strategy.old_encoder(strategy.mb_x))[:, strategy.old_classes]
                 expanded = strategy.expanded_logits(strategy.mb_x)[:, strategy.old_classes]

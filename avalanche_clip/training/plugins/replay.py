@@ -2,7 +2,7 @@
 
 The plugin keeps a :class:`~avalanche_clip.training.plugins.memory.ClassBalancedMemory` (fixed total
 size, equal share per seen class, exemplars chosen by a priority seeded with the run's seed) and
-appends its samples after the new data of each experience, setting the strategy's
+appends its samples after the new data of each experience, setting the strategy's step budget's
 ``memory_tail_size``. How batches mix the two parts (``"union"`` or a memory ``"share"``) and how
 many steps an experience takes is decided by the strategy's step budget
 (:mod:`avalanche_clip.strategies.budget`), the same for every method.
@@ -71,7 +71,9 @@ class ClassBalancedReplayPlugin(SupervisedPlugin, supports_distributed=True):  #
         stored = self.memory.dataset()
         if stored is not None:
             strategy.adapted_dataset = strategy.adapted_dataset.concat(stored.train())
-            strategy.memory_tail_size = len(stored)
+            budget = getattr(strategy, "budget", None)  # none: Avalanche's loader, over the whole
+            if budget is not None:
+                budget.memory_tail_size = len(stored)
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         if self.mem_size > 0:
