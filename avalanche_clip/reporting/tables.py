@@ -8,10 +8,18 @@ is its accuracy on test experience ``j`` after training experience ``t``.
 - average incremental accuracy ``(1/|R|) * sum_{t in R} A_t`` over the experiences ``R`` the run
   recorded (all ``T`` for a continual learner; only the last for a ``joint`` run, whose average
   is then its final accuracy);
-- forgetting: the ``forgetting`` field of the final record, as the run computed it, usually
-  ``(1/(T-1)) * sum_{j<T-1} (max_{j<=t<T-1} a_{t,j} - a_{T-1,j})``; null when ``T == 1``;
-- backward transfer: the final record's ``backward_transfer``,
-  ``(1/(T-1)) * sum_{j<T-1} (a_{T-1,j} - a_{j,j})`` (negative: forgetting);
+- forgetting (``forgetting_*``): against the untrained model, from each run's accuracies per
+  experience and those of the zero-shot run of the same seed (:mod:`.floor`): with the gain
+  ``g_{t,j} = a_{t,j} - z_{t,j}`` over the zero-shot run's ``z_{t,j}``,
+  ``(1/(T-1)) * sum_{j<T-1} (max_{j<=t<T-1} g_{t,j} - g_{T-1,j})``; exactly 0 for a model that
+  never trains; NaN when ``T == 1`` or the records hold no matching zero-shot run;
+- backward transfer (``bwt_*``): ``(1/(T-1)) * sum_{j<T-1} (g_{T-1,j} - g_{j,j})`` (negative:
+  forgetting), against the same floor;
+- Avalanche's forgetting and backward transfer (``avalanche_forgetting_*``,
+  ``avalanche_bwt_*``): the same formulas over ``a_{t,j}`` itself, i.e. the final record's
+  ``forgetting`` and ``backward_transfer`` fields as the run computed them (in a
+  class-incremental stream they also count the fall that a growing set of seen classes causes
+  in an untrained model's accuracy); in the CSV, not in the Markdown table;
 - plasticity: the final record's ``plasticity``, ``(1/T) * sum_j a_{j,j}``, the accuracy on each
   experience right after training it.
 
@@ -28,6 +36,7 @@ import warnings
 
 import pandas as pd
 
+from avalanche_clip.reporting.floor import floor_metrics
 from avalanche_clip.reporting.records import RecordWarning, final_records
 
 #: Row and legend order of methods within a scenario. ``"*"`` stands for every method not named
@@ -50,6 +59,10 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "plasticity_mean",
     "plasticity_std",
     "zero_shot_mean",
+    "avalanche_forgetting_mean",
+    "avalanche_forgetting_std",
+    "avalanche_bwt_mean",
+    "avalanche_bwt_std",
 )
 CURVE_COLUMNS: tuple[str, ...] = (*GROUP_KEYS, "experience", "acc_mean", "acc_std", "n_runs")
 MISSING = "—"
@@ -115,7 +128,12 @@ def summary_table(records: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
     finished = records[records["run_id"].isin(finals["run_id"])]
     average = finished.groupby("run_id")["stream_accuracy"].mean()
-    per_run = finals.assign(avg_acc=finals["run_id"].map(average))
+    floor = floor_metrics(finished)
+    per_run = finals.assign(
+        avg_acc=finals["run_id"].map(average),
+        floor_forgetting=finals["run_id"].map(floor["forgetting"]),
+        floor_bwt=finals["run_id"].map(floor["backward_transfer"]),
+    )
     rows = []
     for (scenario, strategy, mem_size), runs in per_run.groupby(list(GROUP_KEYS), sort=False):
         if runs["seed"].duplicated().any():
@@ -135,13 +153,17 @@ def summary_table(records: pd.DataFrame) -> pd.DataFrame:
                 "final_acc_std": _std(runs["stream_accuracy"]),
                 "avg_acc_mean": _mean(runs["avg_acc"]),
                 "avg_acc_std": _std(runs["avg_acc"]),
-                "forgetting_mean": _mean(runs["forgetting"]),
-                "forgetting_std": _std(runs["forgetting"]),
-                "bwt_mean": _mean(runs["backward_transfer"]),
-                "bwt_std": _std(runs["backward_transfer"]),
+                "forgetting_mean": _mean(runs["floor_forgetting"]),
+                "forgetting_std": _std(runs["floor_forgetting"]),
+                "bwt_mean": _mean(runs["floor_bwt"]),
+                "bwt_std": _std(runs["floor_bwt"]),
                 "plasticity_mean": _mean(runs["plasticity"]),
                 "plasticity_std": _std(runs["plasticity"]),
                 "zero_shot_mean": _mean(runs["zero_shot_accuracy"]),
+                "avalanche_forgetting_mean": _mean(runs["forgetting"]),
+                "avalanche_forgetting_std": _std(runs["forgetting"]),
+                "avalanche_bwt_mean": _mean(runs["backward_transfer"]),
+                "avalanche_bwt_std": _std(runs["backward_transfer"]),
             }
         )
     return _sorted(pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)))

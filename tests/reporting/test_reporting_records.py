@@ -9,6 +9,7 @@ import warnings
 import pytest
 from sweep_fakes import (
     UNFINISHED,
+    experience_acc,
     n_finished_records,
     n_finished_runs,
     record,
@@ -40,7 +41,7 @@ def test_sweep_is_read_whole_and_typed(records):
     ]
     assert row["stream_accuracy"].item() == pytest.approx(stream_acc("pacs", "gdro", 100, 2, 1))
     assert row["accuracy_per_experience"].item() == [
-        stream_acc("pacs", "gdro", 100, 2, j) for j in (0, 1)
+        experience_acc("pacs", "gdro", 100, 2, j, 1) for j in (0, 1)
     ]
 
 

@@ -13,6 +13,7 @@ from sweep_fakes import (
     EXPECTED_ORDER,
     N_EXPERIENCES,
     SEEDS,
+    experience_acc,
     experiences,
     forgetting,
     stream_acc,
@@ -30,9 +31,32 @@ from avalanche_clip.reporting import (
 )
 
 
+def gain(scenario: str, strategy: str, mem: int, seed: int, exp: int, after: int) -> float:
+    """``g_{after,exp}``: the accuracy minus the zero-shot run's of the same seed."""
+    return experience_acc(scenario, strategy, mem, seed, exp, after) - experience_acc(
+        scenario, "zero-shot", 0, seed, exp, after
+    )
+
+
+def floor_forgetting_and_bwt(scenario: str, strategy: str, mem: int, seed: int) -> tuple[float, float]:
+    """Forgetting and BWT against the floor, written out from their definitions."""
+    last = N_EXPERIENCES[scenario] - 1
+    if strategy == "joint":
+        return math.nan, math.nan
+    drops, transfers = [], []
+    for j in range(last):
+        best = max(gain(scenario, strategy, mem, seed, j, t) for t in range(j, last))
+        final = gain(scenario, strategy, mem, seed, j, last)
+        drops.append(best - final)
+        transfers.append(final - gain(scenario, strategy, mem, seed, j, j))
+    return statistics.mean(drops), statistics.mean(transfers)
+
+
 def expected_cell(scenario: str, strategy: str, mem: int) -> dict[str, float]:
     """The summary row computed straight from the generating formulas, with ``statistics``."""
     last = N_EXPERIENCES[scenario] - 1
+    floor = [floor_forgetting_and_bwt(scenario, strategy, mem, s) for s in SEEDS]
+    floor_forgot, floor_bwt = [f for f, _ in floor], [b for _, b in floor]
     final = [stream_acc(scenario, strategy, mem, s, last) for s in SEEDS]
     average = [
         statistics.mean(
@@ -47,8 +71,12 @@ def expected_cell(scenario: str, strategy: str, mem: int) -> dict[str, float]:
         "final_acc_std": statistics.stdev(final),
         "avg_acc_mean": statistics.mean(average),
         "avg_acc_std": statistics.stdev(average),
-        "forgetting_mean": statistics.mean(forgot) if has_forgetting else math.nan,
-        "forgetting_std": statistics.stdev(forgot) if has_forgetting else math.nan,
+        "avalanche_forgetting_mean": statistics.mean(forgot) if has_forgetting else math.nan,
+        "avalanche_forgetting_std": statistics.stdev(forgot) if has_forgetting else math.nan,
+        "forgetting_mean": statistics.mean(floor_forgot) if has_forgetting else math.nan,
+        "forgetting_std": statistics.stdev(floor_forgot) if has_forgetting else math.nan,
+        "bwt_mean": statistics.mean(floor_bwt) if has_forgetting else math.nan,
+        "bwt_std": statistics.stdev(floor_bwt) if has_forgetting else math.nan,
         "zero_shot_mean": statistics.mean(zero_shot_acc(scenario, s) for s in SEEDS),
     }
 
@@ -75,6 +103,24 @@ def test_every_number_matches_the_independent_computation(summary):
                 assert math.isnan(got), (row, column)
             else:
                 assert got == pytest.approx(value, abs=1e-12), (row, column)
+
+
+def test_forgetting_against_the_floor_by_hand(summary):
+    # a_{t,j} = a_{j,j} - drift * (t - j); the zero-shot run drifts 0.03 per experience.
+    # EWC drifts 0.06: gains fall by 0.03 per experience, so on split-cifar10 (T = 3) experience
+    # 0 loses 0.06 and experience 1 0.03 of their first gain: forgetting 0.045, BWT -0.045.
+    # GCL drifts 0.02: its gains rise by 0.01 per experience; the best earlier gain is the one
+    # after experience T-2, 0.01 below the final one: forgetting -0.01, BWT +0.015.
+    # The zero-shot run is its own floor: 0 and 0 (Avalanche's forgetting of it is 0.045).
+    cifar = summary[summary["scenario"] == "split-cifar10"].set_index(["strategy", "mem_size"])
+    assert cifar.loc[("ewc", 0), "forgetting_mean"] == pytest.approx(0.045)
+    assert cifar.loc[("ewc", 0), "bwt_mean"] == pytest.approx(-0.045)
+    assert cifar.loc[("gcl", 20), "forgetting_mean"] == pytest.approx(-0.01)
+    assert cifar.loc[("gcl", 20), "bwt_mean"] == pytest.approx(0.015)
+    assert cifar.loc[("zero-shot", 0), "forgetting_mean"] == 0.0
+    assert cifar.loc[("zero-shot", 0), "bwt_mean"] == 0.0
+    pacs = summary[summary["scenario"] == "pacs"].set_index(["strategy", "mem_size"])
+    assert pacs.loc[("ewc", 0), "forgetting_mean"] == pytest.approx(0.06)  # 0.03 * (3+2+1) / 3
 
 
 def test_hand_computed_cell(summary):
@@ -150,7 +196,7 @@ def test_markdown_of_the_sweep(summary):
     assert len({len(line) for line in lines}) == 1  # padded: every row as wide as the header
     row = next(line for line in lines if "split-cifar10 | gcl " in line and "|     20 |" in line)
     assert [cell.strip() for cell in row.strip("|").split("|")] == [
-        "split-cifar10", "gcl", "20", "42.6 ± 2.2", "47.6 ± 2.2", "4.0 ± 1.0", "—", "—", "41.0", "3",
+        "split-cifar10", "gcl", "20", "42.6 ± 2.2", "47.6 ± 2.2", "-1.0 ± 0.0", "1.5 ± 0.0", "—", "41.0", "3",
     ]  # fmt: skip
 
 
@@ -165,8 +211,11 @@ def test_csv_is_in_percent_with_empty_missing(summary):
     assert float(gcl["final_acc_pct_mean"]) == pytest.approx(42.6)
     assert float(gcl["final_acc_pct_std"]) == pytest.approx(100 * math.sqrt(0.000936 / 2), abs=1e-4)
     assert float(gcl["zero_shot_pct_mean"]) == pytest.approx(41.0)
+    assert float(gcl["forgetting_pct_mean"]) == pytest.approx(-1.0)  # against the floor
+    assert float(gcl["avalanche_forgetting_pct_mean"]) == pytest.approx(4.0)  # as recorded
     joint = next(r for r in rows if r["strategy"] == "joint")
     assert joint["forgetting_pct_mean"] == "" and joint["n_seeds"] == "3"
+    assert joint["avalanche_forgetting_pct_mean"] == ""
 
 
 def test_experience_table_means_over_seeds(records):

@@ -1,0 +1,583 @@
+"""The paper's claims, checked against the committed records of the two proxies.
+
+    python experiments/claims.py            # print what the records give
+    python experiments/claims.py --write    # write it between the markers of experiments/README.md
+    python experiments/claims.py --check    # exit 1 if the README differs (the test runs this)
+
+Every verdict and number of the claims table in ``experiments/README.md`` is computed here from
+``experiments/results/{cifar10_proxy,pacs_proxy}/runs/*/results.jsonl``; none is typed by hand. The
+same command also writes each sweep's summary table (what ``avalanche-clip report`` writes to
+``report/summary.md``; ``--check`` also requires that file to match) between its markers in
+``experiments/README.md``, and the README's final-accuracy overview, so no table of results in
+either README is typed by hand.
+
+**Values.** Per run: final accuracy (the final record's ``stream_accuracy``) and forgetting
+against the untrained model (:mod:`avalanche_clip.reporting.floor`; 0 for the zero-shot model).
+A *fall* of a method from memory ``m1`` to ``m0`` is, per seed, its value at ``m1`` minus its
+value at ``m0`` (the same seed: the same class order, data and exemplar draws).
+
+**Comparisons.** "A above B" at one memory size is the difference of their means over seeds with
+a 95 % Welch interval (:mod:`avalanche_clip.reporting.welch`): *ahead* when the interval lies
+above 0, *behind* when below 0, *within noise* otherwise.
+
+**Verdicts.** A claim covers several comparisons (memory sizes, baselines). It is
+
+- **confirmed** when every comparison is ahead;
+- **partly** when some are ahead and some are not (the cell names those that are not);
+- **refuted** when none is ahead and at least one is behind;
+- **within noise** when every comparison is within noise.
+
+Comparisons whose difference is below twice the larger standard deviation are listed below the
+table: those are the ones more seeds (5 instead of 3) would settle.
+
+Exit codes: 0, or 1 for ``--check`` when a README differs (the difference is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import math
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from avalanche_clip.reporting import final_records, load_records, summary_table, to_markdown
+from avalanche_clip.reporting.floor import floor_metrics
+from avalanche_clip.reporting.welch import AHEAD, BEHIND, NOISE, Difference, welch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "experiments" / "results"
+EXPERIMENTS_README = ROOT / "experiments" / "README.md"
+MAIN_README = ROOT / "README.md"
+#: The proxies whose records the claims are checked on: (sweep folder, column title).
+PROXIES: tuple[tuple[str, str], ...] = (
+    ("cifar10_proxy", "CIFAR-10 (class-incremental)"),
+    ("pacs_proxy", "PACS (domain-incremental)"),
+)
+#: Sweeps whose summary table (report/summary.md) is in experiments/README.md.
+SUMMARY_SWEEPS: tuple[str, ...] = ("cifar10_proxy", "pacs_proxy", "default")
+NAMES = {
+    "zero-shot": "zero-shot", "ce": "CE", "ewc": "EWC", "icarl": "iCaRL", "der": "DER",
+    "co2l": "Co2L", "foster": "FOSTER", "cassle": "CaSSLe", "gcl": "GCL", "gdro": "GDRO",
+    "joint": "joint", "joint-converged": "joint-converged",
+}  # fmt: skip
+#: The trained baselines of the paper (never-trained zero-shot and the joint bounds are not).
+BASELINES: tuple[str, ...] = ("ce", "ewc", "icarl", "der", "co2l", "foster", "cassle")
+FINAL, FORGETTING = "final", "forgetting"
+METRIC_NAMES = {FINAL: "final acc.", FORGETTING: "forgetting"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Values per (method, memory, seed)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Per-run values of one sweep: ``values[metric][(method, memory)] = {seed: value}``."""
+
+    name: str
+    values: dict[str, dict[tuple[str, int], dict[int, float]]]
+
+    def memories(self, method: str) -> list[int]:
+        return sorted(m for (name, m) in self.values[FINAL] if name == method)
+
+    def has(self, method: str, memory: int) -> bool:
+        return (method, memory) in self.values[FINAL]
+
+    def sample(self, metric: str, method: str, memory: int) -> dict[int, float]:
+        return self.values[metric][(method, memory)]
+
+
+def read_sweep(folder: Path) -> Sweep:
+    """Final accuracy and forgetting against the floor of every finished run under ``folder``."""
+    records = load_records(folder)
+    finals = final_records(records)
+    floor = floor_metrics(records[records["run_id"].isin(finals["run_id"])])
+    values: dict[str, dict[tuple[str, int], dict[int, float]]] = {FINAL: {}, FORGETTING: {}}
+    methods = (
+        finals["method"].fillna(finals["strategy"]) if "method" in finals else finals["strategy"]
+    )
+    for (_, run), method in zip(finals.iterrows(), methods, strict=True):
+        key, seed = (str(method), int(run["mem_size"])), int(run["seed"])
+        values[FINAL].setdefault(key, {})[seed] = float(run["stream_accuracy"])
+        forgot = float(floor.loc[run["run_id"], "forgetting"])
+        if not math.isnan(forgot):
+            values[FORGETTING].setdefault(key, {})[seed] = forgot
+    return Sweep(folder.name, values)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparisons and verdicts
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One "A above B" test; ``label`` names it in a cell (``"GCL − DER at 20"``)."""
+
+    label: str
+    metric: str
+    difference: Difference
+
+    def text(self) -> str:
+        d = self.difference
+        return f"{self.label} {_pp(d.diff, sign=True)} [{_pp(d.low)}, {_pp(d.high)}]"
+
+
+def _pp(value: float, sign: bool = False) -> str:
+    """A difference of fractions in percentage points, one decimal, ``−`` for minus."""
+    text = f"{value * 100:+.1f}" if sign else f"{value * 100:.1f}"
+    if float(text) == 0:
+        text = "+0.0" if sign else "0.0"
+    return text.replace("-", "−")
+
+
+def compare(
+    sweep: Sweep, metric: str, a: tuple[str, int], b: tuple[str, int], label: str
+) -> Comparison:
+    """Mean of ``a``'s values minus ``b``'s, over their seeds."""
+    values_a = list(sweep.sample(metric, *a).values())
+    values_b = list(sweep.sample(metric, *b).values())
+    return Comparison(label, metric, welch(values_a, values_b))
+
+
+def compare_falls(
+    sweep: Sweep, metric: str, a: str, b: str, high: int, low: int, label: str
+) -> Comparison:
+    """``a``'s fall from memory ``high`` to ``low`` minus ``b``'s (per seed, then Welch)."""
+
+    def falls(method: str) -> list[float]:
+        top, bottom = sweep.sample(metric, method, high), sweep.sample(metric, method, low)
+        return [top[s] - bottom[s] for s in sorted(set(top) & set(bottom))]
+
+    return Comparison(label, metric, welch(falls(a), falls(b)))
+
+
+def fall(sweep: Sweep, metric: str, method: str, high: int, low: int, label: str) -> Comparison:
+    """``method``'s fall from memory ``high`` to ``low`` against no fall (per seed, one-sample:
+    the Welch interval of the falls against a sample of zeros reduces to the t interval)."""
+    top, bottom = sweep.sample(metric, method, high), sweep.sample(metric, method, low)
+    falls = [top[s] - bottom[s] for s in sorted(set(top) & set(bottom))]
+    return Comparison(label, metric, welch(falls, [0.0] * len(falls)))
+
+
+def verdict(comparisons: Sequence[Comparison]) -> str:
+    """The claim's verdict from its comparisons' outcomes (module docstring)."""
+    outcomes = [c.difference.outcome for c in comparisons]
+    if all(o == AHEAD for o in outcomes):
+        return "confirmed"
+    if AHEAD in outcomes:
+        return "partly"
+    if BEHIND in outcomes:
+        return "refuted"
+    return "within noise"
+
+
+def cell(comparisons: Sequence[Comparison], detail: str = "all") -> str:
+    """``**verdict**: ...`` with the comparisons; ``detail="worst"`` lists, per group of
+    comparisons sharing a memory size, the least favourable one only."""
+    if not comparisons:
+        return "—"
+    counts = {
+        o: sum(c.difference.outcome == o for c in comparisons) for o in (AHEAD, NOISE, BEHIND)
+    }
+    head = f"**{verdict(comparisons)}**"
+    if detail == "worst":
+        head += (
+            f" ({counts[AHEAD]} of {len(comparisons)} comparisons ahead, {counts[NOISE]} within "
+            f"noise, {counts[BEHIND]} behind); least favourable at each memory:"
+        )
+        groups: dict[str, list[Comparison]] = {}
+        for c in comparisons:
+            groups.setdefault(c.label.rsplit(" at ", 1)[1], []).append(c)
+        shown = [min(group, key=lambda c: c.difference.low) for group in groups.values()]
+    else:
+        head += ":"
+        shown = list(comparisons)
+    marks = {AHEAD: "ahead", NOISE: "within noise", BEHIND: "behind"}
+    return head + " " + "; ".join(f"{c.text()} ({marks[c.difference.outcome]})" for c in shown)
+
+
+# ---------------------------------------------------------------------------------------------
+# The claims
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A row: what the paper says, what is tested, and the comparisons on one sweep (empty: not
+    applicable there, with ``na`` saying why)."""
+
+    name: str
+    test: str
+    comparisons: Callable[[Sweep], list[Comparison]]
+    detail: str = "all"
+    na: Callable[[Sweep], str | None] = lambda sweep: None
+
+
+def _n(method: str) -> str:
+    return NAMES.get(method, method)
+
+
+def beat_baselines(sweep: Sweep) -> list[Comparison]:
+    out = []
+    for method in ("gcl", "gdro"):
+        for memory in sweep.memories(method):
+            for baseline in BASELINES:
+                if sweep.has(baseline, memory):
+                    out.append(
+                        compare(
+                            sweep,
+                            FINAL,
+                            (method, memory),
+                            (baseline, memory),
+                            f"{_n(method)} − {_n(baseline)} at {memory}",
+                        )
+                    )
+    return out
+
+
+def gcl_large_memory(sweep: Sweep) -> list[Comparison]:
+    largest = sweep.memories("gcl")[-2:]
+    return [compare(sweep, FINAL, ("gcl", m), ("gdro", m), f"GCL − GDRO at {m}") for m in largest]
+
+
+def gdro_small_memory(sweep: Sweep) -> list[Comparison]:
+    smallest = sweep.memories("gdro")[:2]
+    return [compare(sweep, FINAL, ("gdro", m), ("gcl", m), f"GDRO − GCL at {m}") for m in smallest]
+
+
+def gdro_stable(sweep: Sweep) -> list[Comparison]:
+    memories = sweep.memories("gdro")
+    top = memories[-1]
+    return [
+        compare_falls(sweep, FINAL, "gcl", "gdro", top, m, f"GCL's fall − GDRO's, {top} → {m}")
+        for m in reversed(memories[:-1])
+    ]
+
+
+def gdro_forgets_less(sweep: Sweep) -> list[Comparison]:
+    return [
+        compare(sweep, FORGETTING, ("gcl", m), ("gdro", m), f"GCL − GDRO at {m}")
+        for m in sweep.memories("gdro")
+    ]
+
+
+def gdro_beats_gcl(sweep: Sweep) -> list[Comparison]:
+    return [
+        compare(sweep, FINAL, ("gdro", m), ("gcl", m), f"GDRO − GCL at {m}")
+        for m in sweep.memories("gdro")
+    ]
+
+
+def domain_only(sweep: Sweep) -> str | None:
+    return None if sweep.name.startswith("pacs") else "class-incremental: not this claim's setting"
+
+
+def gdro_above_zero_shot(sweep: Sweep) -> list[Comparison]:
+    return [
+        compare(sweep, FINAL, ("gdro", m), ("zero-shot", 0), f"GDRO − zero-shot at {m}")
+        for m in sweep.memories("gdro")[:2]
+    ]
+
+
+def gcl_drops(sweep: Sweep) -> list[Comparison]:
+    memories = sweep.memories("gcl")
+    return [
+        fall(
+            sweep,
+            FINAL,
+            "gcl",
+            memories[1],
+            memories[0],
+            f"GCL's fall {memories[1]} → {memories[0]}",
+        )
+    ]
+
+
+def co2l_collapses(sweep: Sweep) -> list[Comparison]:
+    memories = sweep.memories("co2l")
+    top = memories[-1]
+    return [
+        compare_falls(sweep, FINAL, "co2l", "gcl", top, m, f"Co2L's fall − GCL's, {top} → {m}")
+        for m in reversed(memories[:-1])
+    ]
+
+
+def cassle_forgets(sweep: Sweep) -> list[Comparison]:
+    if not sweep.has("cassle", 0):
+        return []
+    others = [m for m in (*BASELINES, "gcl", "gdro") if m != "cassle" and sweep.has(m, 0)]
+    return [
+        compare(sweep, FORGETTING, ("cassle", 0), (m, 0), f"CaSSLe − {_n(m)} at 0") for m in others
+    ]
+
+
+def cassle_na(sweep: Sweep) -> str | None:
+    return None if sweep.has("cassle", 0) else "not run: domain-incremental in the paper"
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        "**(a)** GCL and GDRO beat the baselines",
+        "final acc. of GCL and of GDRO minus each trained baseline (CE, EWC, iCaRL, DER, Co2L, "
+        "FOSTER, CaSSLe) run at the same memory size",
+        beat_baselines,
+        detail="worst",
+    ),
+    Claim(
+        "**(b)** GCL is better with large memory",
+        "final acc., GCL − GDRO at the two largest memory sizes",
+        gcl_large_memory,
+    ),
+    Claim(
+        "**(b)** GDRO is better with small memory",
+        "final acc., GDRO − GCL at the two smallest memory sizes",
+        gdro_small_memory,
+    ),
+    Claim(
+        "**(b)** GDRO is more stable as memory shrinks",
+        "fall of final acc. from the largest memory to each smaller one, GCL's − GDRO's",
+        gdro_stable,
+    ),
+    Claim(
+        "**(b)** GDRO forgets less",
+        "forgetting against the zero-shot floor, GCL − GDRO at every memory size",
+        gdro_forgets_less,
+    ),
+    Claim(
+        "**(c)** domain-incremental: GDRO beats GCL after all tasks",
+        "final acc., GDRO − GCL at every memory size",
+        gdro_beats_gcl,
+        na=domain_only,
+    ),
+    Claim(
+        "**(d)** with small memory GDRO stays near zero-shot",
+        'final acc., GDRO − zero-shot at the two smallest memory sizes, tested as "above" '
+        '("near" has no test; the differences say how far)',
+        gdro_above_zero_shot,
+    ),
+    Claim(
+        "**(d)** GCL drops without memory",
+        "final acc., GCL's fall from the smallest memory to none",
+        gcl_drops,
+    ),
+    Claim(
+        "Co2L collapses as memory shrinks",
+        "fall of final acc. from the largest memory to each smaller one, Co2L's − GCL's",
+        co2l_collapses,
+    ),
+    Claim(
+        "CaSSLe forgets",
+        "forgetting against the zero-shot floor, CaSSLe − each other method run without memory",
+        cassle_forgets,
+        na=cassle_na,
+    ),
+)
+
+
+def below_zero_shot(sweep: Sweep) -> str:
+    """The trained methods whose final accuracy is below the zero-shot model's beyond noise."""
+    found: dict[str, list[str]] = {}
+    for method, memory in sorted(sweep.values[FINAL], key=lambda k: (_n(k[0]).lower(), k[1])):
+        if method in ("zero-shot", "joint", "joint-converged"):
+            continue
+        c = compare(sweep, FINAL, (method, memory), ("zero-shot", 0), "")
+        if c.difference.outcome == BEHIND:
+            found.setdefault(_n(method), []).append(str(memory))
+    if not found:
+        return "none"
+    return "; ".join(f"{name} at {', '.join(memories)}" for name, memories in found.items())
+
+
+def claims_table(sweeps: dict[str, Sweep]) -> tuple[str, list[str]]:
+    """The Markdown claims table and the comparisons within two standard deviations."""
+    titles = [title for _, title in PROXIES]
+    lines = [
+        "| claim | tested as | " + " | ".join(titles) + " |",
+        "|---|---|" + "---|" * len(titles),
+    ]
+    close: list[str] = []
+    for claim in CLAIMS:
+        cells = []
+        for folder, title in PROXIES:
+            sweep = sweeps[folder]
+            reason = claim.na(sweep)
+            if reason:
+                cells.append(f"— ({reason})")
+                continue
+            comparisons = claim.comparisons(sweep)
+            cells.append(cell(comparisons, claim.detail))
+            for c in comparisons:
+                entry = f"{title.split(' ')[0]}: {c.label} ({METRIC_NAMES[c.metric]})"
+                if c.difference.within_two_std and entry not in close:
+                    close.append(entry)
+        lines.append(f"| {claim.name} | {claim.test} | " + " | ".join(cells) + " |")
+    below = [below_zero_shot(sweeps[folder]) for folder, _ in PROXIES]
+    lines.append(
+        "| (not a claim) which methods end below zero-shot | final acc., method − "
+        "zero-shot, behind beyond noise | " + " | ".join(below) + " |"
+    )
+    return "\n".join(lines) + "\n", close
+
+
+def close_paragraph(close: list[str]) -> str:
+    """The list of the comparisons within two standard deviations, one line per proxy."""
+    if not close:
+        return "No comparison of the table is within two standard deviations.\n"
+    by_proxy: dict[str, list[str]] = {}
+    for entry in close:
+        proxy, what = entry.split(": ", 1)
+        by_proxy.setdefault(proxy, []).append(what)
+    lines = [
+        "Comparisons of the table within two standard deviations (the difference below twice the "
+        "larger std over the seeds; 5 seeds instead of 3 would be needed to settle them):",
+        "",
+    ]
+    lines += [f"- {proxy}: " + "; ".join(items) + "." for proxy, items in by_proxy.items()]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# The final-accuracy overview of README.md
+
+
+OVERVIEW_METHODS = (
+    "zero-shot",
+    "ce",
+    "ewc",
+    "icarl",
+    "der",
+    "co2l",
+    "foster",
+    "gcl",
+    "gdro",
+    "joint",
+)
+OVERVIEW_ROWS = ((0, "none"), (20, "20"), (500, "500"))
+
+
+def overview_table(sweeps: dict[str, Sweep]) -> str:
+    """Mean final accuracy (%) per proxy and memory (none, 20, 500); the best continual method
+    in bold; zero-shot and joint only in the no-memory row (they have no memory)."""
+    header = "| memory | " + " | ".join(_n(m) for m in OVERVIEW_METHODS) + " |"
+    lines = [header, "|---|" + "---:|" * len(OVERVIEW_METHODS)]
+    for folder, title in PROXIES:
+        sweep = sweeps[folder]
+        for memory, name in OVERVIEW_ROWS:
+            means = {m: _mean(sweep, m, memory) for m in OVERVIEW_METHODS}
+            continual = {
+                m: v for m, v in means.items() if v is not None and m not in ("zero-shot", "joint")
+            }
+            best = max(continual, key=lambda m: continual[m])
+            cells = []
+            for m in OVERVIEW_METHODS:
+                if m in ("zero-shot", "joint"):
+                    value = _mean(sweep, m, 0) if memory == 0 else None
+                    cells.append(f"{value * 100:.1f}" if value is not None else "")
+                    continue
+                value = means[m]
+                text = "—" if value is None else f"{value * 100:.1f}"
+                if value is not None and m == best:
+                    text = f"**{text}**"
+                if value is None and memory != 0 and sweep.has(m, 0):
+                    text = ""  # a method without memory (EWC): its one row is "none"
+                cells.append(text)
+            lines.append(f"| {title.split(' ')[0]}, {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _mean(sweep: Sweep, method: str, memory: int) -> float | None:
+    if not sweep.has(method, memory):
+        return None
+    values = list(sweep.sample(FINAL, method, memory).values())
+    return sum(values) / len(values)
+
+
+# ---------------------------------------------------------------------------------------------
+# Markers in the READMEs
+
+
+def replace_between(text: str, name: str, content: str, where: Path) -> str:
+    """``text`` with the lines between ``<!-- name:begin -->`` and ``<!-- name:end -->`` replaced
+    by ``content`` between blank lines (so a table ends before the closing comment)."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), flags=re.S)
+    if len(pattern.findall(text)) != 1:
+        raise SystemExit(f"claims: {where} must hold exactly one {begin} ... {end} pair")
+    return pattern.sub(lambda _: f"{begin}\n\n{content}\n{end}", text)
+
+
+def generated_summaries() -> dict[str, str]:
+    """``{sweep: its summary table}`` from the records, as ``avalanche-clip report`` writes it
+    to ``report/summary.md``."""
+    return {
+        folder: to_markdown(summary_table(load_records(RESULTS / folder)))
+        for folder in SUMMARY_SWEEPS
+    }
+
+
+def generated_readmes() -> dict[Path, str]:
+    """The two READMEs as the records make them."""
+    sweeps = {folder: read_sweep(RESULTS / folder) for folder, _ in PROXIES}
+    table, close = claims_table(sweeps)
+    experiments = EXPERIMENTS_README.read_text(encoding="utf-8")
+    experiments = replace_between(experiments, "claims", table, EXPERIMENTS_README)
+    experiments = replace_between(
+        experiments, "claims-close", close_paragraph(close), EXPERIMENTS_README
+    )
+    for folder, summary in generated_summaries().items():
+        experiments = replace_between(experiments, f"summary {folder}", summary, EXPERIMENTS_README)
+    main = MAIN_README.read_text(encoding="utf-8")
+    main = replace_between(main, "overview", overview_table(sweeps), MAIN_README)
+    return {EXPERIMENTS_README: experiments, MAIN_README: main}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--write", action="store_true", help="write the tables into the READMEs")
+    action.add_argument("--check", action="store_true", help="exit 1 if a README differs")
+    args = parser.parse_args(argv)
+    if not (args.write or args.check):
+        sweeps = {folder: read_sweep(RESULTS / folder) for folder, _ in PROXIES}
+        table, close = claims_table(sweeps)
+        print(table)
+        print(close_paragraph(close))
+        print(overview_table(sweeps))
+        return 0
+    generated = generated_readmes()
+    if args.check:  # the reports the tables are copied from must be the records' too
+        for folder, summary in generated_summaries().items():
+            generated[RESULTS / folder / "report" / "summary.md"] = summary
+    if args.write:
+        for path, text in generated.items():
+            path.write_text(text, encoding="utf-8")
+            print(f"claims: wrote {path.relative_to(ROOT)}")
+        return 0
+    if args.check:
+        stale = False
+        for path, text in generated.items():
+            current = path.read_text(encoding="utf-8")
+            if current != text:
+                stale = True
+                rel = str(path.relative_to(ROOT))
+                sys.stdout.writelines(
+                    difflib.unified_diff(
+                        current.splitlines(keepends=True),
+                        text.splitlines(keepends=True),
+                        f"{rel} (committed)",
+                        f"{rel} (from the records)",
+                    )
+                )
+        if stale:
+            print(
+                "claims: the files above differ from the records; run avalanche-clip report on a "
+                "stale sweep, then python experiments/claims.py --write"
+            )
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
