@@ -100,5 +100,10 @@ class GCLLoss(PairwiseMovingAverage):
         """
         return torch.nanmean(self.sample_objective())
 
+    def batch_local(self, batch_size: int) -> GCLLoss:
+        """A fresh GCL loss with these ``τ`` and negatives over ids ``0..batch_size−1`` with
+        ``γ = 1``: its estimates are one batch's own, and no stored state is read or written."""
+        return GCLLoss(num_samples=batch_size, tau=self.tau, gamma=1.0, negatives=self.negatives)
+
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, negatives={self.negatives!r}"

@@ -114,6 +114,13 @@ class GDROLoss(PairwiseMovingAverage):
         self.register_buffer("class_inclusion", torch.full((self.num_classes,), math.nan),
                              persistent=False)
 
+    def batch_local(self, batch_size: int) -> GDROLoss:
+        """A fresh GDRO loss with these ``τ``, margin, ``λ`` and classes over ids
+        ``0..batch_size−1`` with ``γ = γ_c = 1`` and no inclusion probabilities: its estimates are
+        one batch's own (classes averaged over those present), no stored state read or written."""
+        return GDROLoss(num_samples=batch_size, num_classes=self.num_classes, tau=self.tau,
+                        margin=self.margin, dro_lambda=self.dro_lambda, gamma=1.0, class_gamma=1.0)
+
     @torch.no_grad()
     def set_class_inclusion(self, probabilities: Tensor | None) -> None:
         """Use the Horvitz–Thompson class weights with ``π = probabilities`` (``[num_classes]``,

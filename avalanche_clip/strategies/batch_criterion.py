@@ -9,9 +9,9 @@ of (image features, label-prompt features, labels, sample ids), kept as
 
 computed on the features of the forward that produced ``logits``: that forward's inputs are
 encoded again (``model.encode_images(x)``, with gradient), row ``j`` of the text features is the
-prompt of ``targets[j]`` (``model.class_embeddings``), and a fresh copy of the loss with the same
-hyper-parameters but batch-local estimators (``γ = γ_c = 1``, ids ``0..B−1``; no stored state read
-or written) gives
+prompt of ``targets[j]`` (``model.class_embeddings``), and the loss's batch-local copy
+(``loss.batch_local(B)``: the same hyper-parameters, ``γ = γ_c = 1``, ids ``0..B−1``; no stored
+state read or written) gives
 
     GCL:  F_B = (1/|B'|) Σ_{i∈B'} τ·[log ĝ₁(i) + log ĝ₂(i)]                 (B': rows with a negative)
     GDRO: F_B = λ·log((1/|C_B|) Σ_{k∈C_B} exp(L̂_k/λ)),
@@ -21,49 +21,42 @@ with ``ĝ`` the in-batch means of :class:`~avalanche_clip.losses.GCLLoss` /
 :class:`~avalanche_clip.losses.GDROLoss`. The value returned is ``F_B`` and its gradient is exactly
 ``∇F_B`` (the losses' surrogate gradient at ``γ = 1``), so EWC's importances are the squared
 gradients of the contrastive objective, estimated one batch at a time.
+
+Why it remembers the latest forward, and why by weak reference. The plugins call the model
+themselves (``out = model(x)``) and hand the criterion only ``out``, so a forward hook on the
+model records ``(x, out)`` (the strategy's own training forward, which calls the encoders
+directly, records them itself). The features cannot be recovered from ``out``: the logits are
+``s·a·bᵀ`` and dividing ``s`` out again changes their last bits, hence EWC's importances and the
+committed records; re-encoding ``x`` gives the training forward's own numbers. Weak references
+keep no batch or autograd graph alive after the plugin is done with it, and no reference cycle
+between the model (its hook) and the criterion; a copy of the model (LwF's previous model)
+carries the hook along, which ignores it.
 """
 
 from __future__ import annotations
 
-import inspect
 import weakref
 from typing import Any
 
 import torch
 from torch import nn
 
-#: Moving-average rates set to 1 in the batch-local copy (the estimate is the batch's own).
-_BATCH_LOCAL = {"gamma": 1.0, "class_gamma": 1.0}
-
-
-def batch_local_copy(loss: nn.Module, batch_size: int) -> nn.Module:
-    """A fresh loss of ``loss``'s class and hyper-parameters (constructor arguments read from the
-    attributes of the same name) over ids ``0..batch_size−1``, with ``γ = γ_c = 1``."""
-    kwargs: dict[str, Any] = {}
-    for name, parameter in inspect.signature(type(loss).__init__).parameters.items():
-        if name in ("self", "num_samples") or parameter.kind in (parameter.VAR_POSITIONAL,
-                                                                 parameter.VAR_KEYWORD):
-            continue
-        if name in _BATCH_LOCAL:
-            kwargs[name] = _BATCH_LOCAL[name]
-        elif hasattr(loss, name):
-            kwargs[name] = getattr(loss, name)
-        elif parameter.default is parameter.empty:
-            raise TypeError(f"cannot copy {type(loss).__name__}: no attribute for its argument {name!r}")
-    return type(loss)(num_samples=batch_size, **kwargs)
-
 
 class BatchContrastiveCriterion:
     """``criterion(logits, targets)``: the contrastive objective of one batch (module docstring).
 
     Args:
-        loss: the strategy's stateful contrastive loss (its hyper-parameters are used; its state
-            is never touched).
+        loss: the strategy's stateful contrastive loss, with ``batch_local(batch_size)`` (GCLLoss,
+            GDROLoss): its hyper-parameters are used, its state never touched.
         model: the classifier (``encode_images``, ``class_embeddings``); a forward hook records
             the inputs and output of its latest forward, by weak reference.
     """
 
     def __init__(self, loss: nn.Module, model: nn.Module) -> None:
+        if not callable(getattr(loss, "batch_local", None)):
+            raise TypeError(f"{type(loss).__name__} has no batch_local(batch_size) method, which "
+                            "gives the batch's own contrastive objective to the plugins; see "
+                            "GCLLoss.batch_local")
         self.loss = loss
         self._model = weakref.ref(model)
         self._last: tuple[weakref.ref, weakref.ref] | None = None
@@ -95,7 +88,7 @@ class BatchContrastiveCriterion:
         image = model.encode_images(inputs)
         classes, position = torch.unique(targets, return_inverse=True)
         text = model.class_embeddings(classes).to(image.dtype)[position]
-        fresh = batch_local_copy(self.loss, len(targets)).to(image.device).train()
+        fresh = self.loss.batch_local(len(targets)).to(image.device).train()
         surrogate = fresh(image, text, targets, torch.arange(len(targets), device=image.device))
         objective = fresh.objective()
         if not bool(torch.isfinite(objective)):  # no row with a negative: nothing to contrast
@@ -104,4 +97,4 @@ class BatchContrastiveCriterion:
         return objective.to(surrogate.dtype) + (surrogate - surrogate.detach())
 
 
-__all__ = ["BatchContrastiveCriterion", "batch_local_copy"]
+__all__ = ["BatchContrastiveCriterion"]

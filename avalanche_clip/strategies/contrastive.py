@@ -39,7 +39,8 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
     """A :class:`CLIPStrategyBase` whose loss takes ``(image, text, labels, ids)``.
 
     Args:
-        loss: a stateful loss such as :class:`GCLLoss` or :class:`GDROLoss`.
+        loss: a stateful loss such as :class:`GCLLoss` or :class:`GDROLoss` (what the strategy
+            calls: ``forward``, ``forget``, ``reset``, ``batch_local``; ``num_samples``).
         reset_loss_state: reset the loss's estimators at every experience start (ablation).
         train_logits: ``"seen"`` or ``"batch"`` (see :meth:`training_forward`).
         **kwargs: :class:`CLIPStrategyBase` arguments.

@@ -9,7 +9,9 @@ import pytest
 import torch
 from avalanche_fixtures import avalanche_benchmark, digits, optimizer, tiny_classifier
 
+from avalanche_clip.losses import GCLLoss, GDROLoss
 from avalanche_clip.strategies import GCLStrategy, GDROStrategy
+from avalanche_clip.strategies.batch_criterion import BatchContrastiveCriterion
 
 
 def _logmeanexp(values: torch.Tensor) -> torch.Tensor:
@@ -116,3 +118,22 @@ def test_criterion_ignores_forwards_of_a_copy_of_the_model():
     output = strategy.model(x)
     copy.deepcopy(strategy.model)(x)  # e.g. LwF's previous model, which carries the hook
     assert torch.isfinite(strategy._criterion(output, y))
+
+
+@pytest.mark.parametrize("loss", [
+    GCLLoss(num_samples=50, tau=0.1, gamma=0.3, negatives="class"),
+    GDROLoss(num_samples=50, num_classes=10, tau=0.4, margin=0.2, dro_lambda=0.7, gamma=0.3, class_gamma=0.6),
+])
+def test_batch_local_copy_keeps_the_hyper_parameters_and_uses_only_the_batch(loss):
+    fresh = loss.batch_local(6)
+    assert type(fresh) is type(loss) and fresh is not loss
+    assert (fresh.num_samples, fresh.gamma, getattr(fresh, "class_gamma", 1.0)) == (6, 1.0, 1.0)
+    for name in ("tau", "negatives", "num_classes", "margin", "dro_lambda"):
+        assert getattr(fresh, name, None) == getattr(loss, name, None), name
+    assert bool(torch.isnan(fresh.log_u).all()) and len(fresh.log_u) == 6  # nothing stored read
+
+
+def test_criterion_refuses_a_loss_without_a_batch_local_copy():
+    model = tiny_classifier(digits(8)[2])
+    with pytest.raises(TypeError, match="MSELoss has no batch_local"):
+        BatchContrastiveCriterion(torch.nn.MSELoss(), model)
