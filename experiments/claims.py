@@ -8,8 +8,9 @@ Every verdict and number of the claims table in ``experiments/README.md`` is com
 ``experiments/results/{cifar10_proxy,pacs_proxy}/runs/*/results.jsonl``; none is typed by hand. The
 same command also writes each sweep's summary table (what ``avalanche-clip report`` writes to
 ``report/summary.md``; ``--check`` also requires that file to match) between its markers in
-``experiments/README.md``, and the README's final-accuracy overview, so no table of results in
-either README is typed by hand.
+``experiments/README.md``, the two ablation tables there (with forgetting against the proxy's
+zero-shot runs of the same seed and data, since the ablation sweeps have none of their own), and
+the README's final-accuracy overview, so no table of results in either README is typed by hand.
 
 **Values.** Per run: final accuracy (the final record's ``stream_accuracy``) and forgetting
 against the untrained model (:mod:`avalanche_clip.reporting.floor`; 0 for the zero-shot model).
@@ -43,6 +44,8 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
 
 from avalanche_clip.reporting import final_records, load_records, summary_table, to_markdown
 from avalanche_clip.reporting.floor import floor_metrics
@@ -91,17 +94,27 @@ class Sweep:
         return self.values[metric][(method, memory)]
 
 
-def read_sweep(folder: Path) -> Sweep:
-    """Final accuracy and forgetting against the floor of every finished run under ``folder``."""
+def read_sweep(folder: Path, floor_from: Path | None = None) -> Sweep:
+    """Final accuracy and forgetting against the floor of every finished run under ``folder``,
+    keyed by the run's strategy label (``gcl-reset`` and ``gcl`` apart).
+
+    ``floor_from``: a sweep whose zero-shot runs are the floor, for a sweep without its own (an
+    ablation on the same data, seeds and model: :data:`~avalanche_clip.reporting.floor.MATCH_KEYS`
+    must agree, or the forgetting is missing).
+    """
     records = load_records(folder)
     finals = final_records(records)
-    floor = floor_metrics(records[records["run_id"].isin(finals["run_id"])])
+    finished = records[records["run_id"].isin(finals["run_id"])]
+    if floor_from is not None:
+        extra = load_records(floor_from)
+        extra = extra[extra["strategy"] == "zero-shot"]
+        finished = pd.concat([finished, extra], ignore_index=True)
+    floor = floor_metrics(finished)
     values: dict[str, dict[tuple[str, int], dict[int, float]]] = {FINAL: {}, FORGETTING: {}}
-    methods = (
-        finals["method"].fillna(finals["strategy"]) if "method" in finals else finals["strategy"]
-    )
-    for (_, run), method in zip(finals.iterrows(), methods, strict=True):
-        key, seed = (str(method), int(run["mem_size"])), int(run["seed"])
+    for _, run in finals.iterrows():
+        key, seed = (str(run["strategy"]), int(run["mem_size"])), int(run["seed"])
+        if seed in values[FINAL].get(key, {}):
+            raise SystemExit(f"claims: {folder} holds two finished runs of {key} with seed {seed}")
         values[FINAL].setdefault(key, {})[seed] = float(run["stream_accuracy"])
         forgot = float(floor.loc[run["run_id"], "forgetting"])
         if not math.isnan(forgot):
@@ -496,6 +509,73 @@ def _mean(sweep: Sweep, method: str, memory: int) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# The ablation tables of experiments/README.md
+
+#: (ablation sweep, the proxy whose zero-shot runs are its floor and whose runs are the baseline,
+#: column title).
+ESTIMATOR_SWEEPS = (
+    ("ablation_cifar10", "cifar10_proxy", "CIFAR-10"),
+    ("ablation_pacs", "pacs_proxy", "PACS"),
+)
+COMPOSITION_SWEEPS = (
+    ("share_cifar10", "cifar10_proxy", "CIFAR-10"),
+    ("share_pacs", "pacs_proxy", "PACS"),
+)
+COMPOSITION_METHODS = ("ce", "der", "co2l", "gcl", "gdro")
+ABLATION_MEMORIES = (20, 200)
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return mean, std
+
+
+def estimators_table() -> str:
+    """Final accuracy (%) mean ± std over seeds, forgetting against the floor in brackets, of
+    every variant of the estimator ablations at each memory size."""
+    sweeps = [(read_sweep(RESULTS / a, RESULTS / p), t) for a, p, t in ESTIMATOR_SWEEPS]
+    columns = [(s, t, m) for s, t in sweeps for m in ABLATION_MEMORIES]
+    variants = sorted({name for s, _ in sweeps for name, _ in s.values[FINAL]})
+    lines = [
+        "| variant | " + " | ".join(f"{t} @ {m}" for _, t, m in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for variant in variants:
+        cells = []
+        for sweep, _, memory in columns:
+            if not sweep.has(variant, memory):
+                cells.append("—")
+                continue
+            mean, std = _mean_std(list(sweep.sample(FINAL, variant, memory).values()))
+            forgot = sweep.values[FORGETTING].get((variant, memory))
+            forgetting = "" if not forgot else f" ({_pp(sum(forgot.values()) / len(forgot))})"
+            cells.append(f"{mean * 100:.1f} ± {std * 100:.1f}{forgetting}")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def composition_table() -> str:
+    """Final accuracy (%): the proxy's union-batch mean → the share sweep's mean ± std."""
+    sweeps = [
+        (read_sweep(RESULTS / a), read_sweep(RESULTS / p), t) for a, p, t in COMPOSITION_SWEEPS
+    ]
+    columns = [(share, union, t, m) for share, union, t in sweeps for m in ABLATION_MEMORIES]
+    lines = [
+        "| method | " + " | ".join(f"{t} @ {m}: union → share" for _, _, t, m in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for method in COMPOSITION_METHODS:
+        cells = []
+        for share, union, _, memory in columns:
+            union_mean, _ = _mean_std(list(union.sample(FINAL, method, memory).values()))
+            mean, std = _mean_std(list(share.sample(FINAL, method, memory).values()))
+            cells.append(f"{union_mean * 100:.1f} → {mean * 100:.1f} ± {std * 100:.1f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
 # Markers in the READMEs
 
 
@@ -529,6 +609,12 @@ def generated_readmes() -> dict[Path, str]:
     )
     for folder, summary in generated_summaries().items():
         experiments = replace_between(experiments, f"summary {folder}", summary, EXPERIMENTS_README)
+    experiments = replace_between(
+        experiments, "ablation estimators", estimators_table(), EXPERIMENTS_README
+    )
+    experiments = replace_between(
+        experiments, "ablation composition", composition_table(), EXPERIMENTS_README
+    )
     main = MAIN_README.read_text(encoding="utf-8")
     main = replace_between(main, "overview", overview_table(sweeps), MAIN_README)
     return {EXPERIMENTS_README: experiments, MAIN_README: main}

@@ -62,3 +62,18 @@ def test_the_zero_shot_model_forgets_nothing_and_the_issue_22_verdicts(claims):
     # CIFAR-10: GCL is ahead of GDRO at the largest memories; CE is not the only method below zero-shot
     assert claims.verdict(claims.gcl_large_memory(cifar)) == "confirmed"
     assert claims.below_zero_shot(cifar) == "CE at 0, 20, 50, 200; Co2L at 0; FOSTER at 0"
+
+
+def test_an_ablation_is_measured_against_its_proxys_floor(claims):
+    # the ablation's unchanged gcl runs are the proxy's gcl runs again: the same forgetting,
+    # measured against the proxy's zero-shot runs (the ablation sweep has none of its own)
+    ablation = claims.read_sweep(
+        claims.RESULTS / "ablation_cifar10", claims.RESULTS / "cifar10_proxy"
+    )
+    proxy = claims.read_sweep(claims.RESULTS / "cifar10_proxy")
+    for memory in (20, 200):
+        assert ablation.sample(claims.FORGETTING, "gcl", memory) == proxy.sample(
+            claims.FORGETTING, "gcl", memory
+        )
+    alone = claims.read_sweep(claims.RESULTS / "ablation_cifar10")
+    assert alone.values[claims.FORGETTING] == {}  # no floor, no forgetting
