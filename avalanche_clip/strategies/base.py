@@ -108,10 +108,10 @@ class CLIPStrategyBase(SupervisedTemplate):
         steps_per_experience: explicit step budget (None: ``train_epochs`` passes over each
             experience's new data).
         amp: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast on CUDA only).
-        method_plugins: the method's own plugins (GCL / GDRO: the loss-state plugin), run after
-            the replay memory's, whose update they read; ``plugins`` are the user's and run first.
         train_mb_size, train_epochs, eval_mb_size, device, plugins, evaluator, eval_every:
             as in Avalanche's ``SupervisedTemplate``.
+        method_plugins: the method's own plugins (GCL / GDRO: the loss-state plugin), run after
+            the replay memory's, whose update they read; ``plugins`` are the user's and run first.
     """
 
     def __init__(
@@ -126,7 +126,6 @@ class CLIPStrategyBase(SupervisedTemplate):
         seed: int | None = None,
         steps_per_experience: int | None = None,
         amp: str = "fp32",
-        method_plugins: Sequence[BasePlugin] = (),
         train_mb_size: int = 32,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -134,6 +133,7 @@ class CLIPStrategyBase(SupervisedTemplate):
         plugins: Sequence[BasePlugin] | None = None,
         evaluator: Any = default_evaluator,
         eval_every: int = -1,
+        method_plugins: Sequence[BasePlugin] = (),
         **base_kwargs: Any,
     ) -> None:
         name = type(self).__name__
