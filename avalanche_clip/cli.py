@@ -217,15 +217,16 @@ def _prepare_command(args: argparse.Namespace) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from avalanche_clip.common.threads import apply_threads
-    from avalanche_clip.pipeline.run import execute_run, run_id, validate_run_config
+    from avalanche_clip.pipeline.config_parse import parse_run_config
+    from avalanche_clip.pipeline.run import execute_run
     from avalanche_clip.training.distributed import init_from_env, is_main, launched, shutdown
 
-    config = _config(args.config, args.overrides, sweep=False, tuned=args.tuned)
-    out = args.out or Path("runs") / run_id(config)
-    validate_run_config(config)  # before this process changes: threads must be valid
-    apply_threads(config["threads"])
+    # parsed before this process changes: threads must be valid
+    config = parse_run_config(_config(args.config, args.overrides, sweep=False, tuned=args.tuned))
+    out = args.out or Path("runs") / config.run_id
+    apply_threads(config.threads)
     if launched():  # under torchrun: join the process group; CUDA runs take cuda:<local rank>
-        config["device"] = init_from_env(config["device"])
+        config = config.replace(device=init_from_env(config.device))
     try:
         records = execute_run(config, out, resume=args.resume)
         main_process = is_main()  # asked before leaving the process group, where every rank is 0

@@ -46,12 +46,12 @@ def main() -> None:
     run_sweep(config, work / "sweep", progress=False)
     sweep_time = time.perf_counter() - start
 
-    probe = max((r for r in plan.runs if r["strategy"] == args.probe and r["seed"] == plan.runs[0]["seed"]),
-                key=lambda r: r["mem_size"])
+    probe = max((r for r in plan.runs if r.strategy == args.probe and r.seed == plan.runs[0].seed),
+                key=lambda r: r.mem_size)
     timings = {}
     for cache in ("auto", False):
         clear_memory()
-        run = {**probe, "feature_cache": cache, "zero_shot_floor": False, "checkpoint": False}
+        run = probe.replace(feature_cache=cache, zero_shot_floor=False, checkpoint=False)
         start = time.perf_counter()
         execute_run(run, work / f"probe_{cache}")
         timings[cache] = time.perf_counter() - start

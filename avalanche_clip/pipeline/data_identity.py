@@ -24,6 +24,7 @@ from typing import Any
 from avalanche_clip.common.errors import AvalancheClipError
 from avalanche_clip.features import default_cache_dir
 from avalanche_clip.features.fingerprint import source_fingerprint
+from avalanche_clip.pipeline.config_schema import RunConfig
 from avalanche_clip.scenarios import scenario_source
 
 FIELD = "data_fingerprint"
@@ -37,11 +38,11 @@ class DataFingerprintWarning(UserWarning):
     """Results without a data fingerprint (made before fingerprints) were reused unchecked."""
 
 
-def run_data_fingerprint(config: dict[str, Any]) -> str:
+def run_data_fingerprint(config: RunConfig) -> str:
     """The fingerprint of the data ``config``'s scenario serves (module docstring)."""
-    source = scenario_source(config["scenario"], root=config["data_root"], domains=config["domains"],
-                             **config["scenario_options"])
-    return source_fingerprint(source, memo_dir=config["cache_dir"] or default_cache_dir())
+    source = scenario_source(config.scenario, root=config.data_root, domains=config.domains,
+                             **config.scenario_options)
+    return source_fingerprint(source, memo_dir=config.cache_dir or default_cache_dir())
 
 
 def check_same_data(records: Sequence[dict[str, Any]], fingerprint: str, where: Any) -> bool:

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from avalanche_clip.common.cpu_kernels import pinned_environment
 from avalanche_clip.common.threads import apply_threads, run_threads
-from avalanche_clip.pipeline.run import run_id
+from avalanche_clip.pipeline.config_schema import RunConfig
 from avalanche_clip.pipeline.sweep_runs import (
     Outcome,
     SweepLedger,
@@ -57,14 +57,14 @@ def import_ray() -> Any:
     return ray
 
 
-def _run_in_worker(run: dict[str, Any], folder: str, zero_shot: float | None,
+def _run_in_worker(run: RunConfig, folder: str, zero_shot: float | None,
                    threads: int | None, data_fingerprint: str | None = None) -> Outcome:
     """The Ray task: one planned run, with this worker's torch threads."""
     apply_threads(threads)
     return run_planned(run, Path(folder), zero_shot, data_fingerprint)
 
 
-def run_parallel(runs: list[dict[str, Any]], out: Path, ledger: SweepLedger, *, workers: int,
+def run_parallel(runs: list[RunConfig], out: Path, ledger: SweepLedger, *, workers: int,
                  ray_address: str | None = None, threads: int | None = None,
                  progress: bool = True) -> None:
     """Every run of ``runs`` through Ray, at most ``workers`` at a time (module docstring)."""
@@ -89,11 +89,11 @@ def run_parallel(runs: list[dict[str, Any]], out: Path, ledger: SweepLedger, *, 
             ray.shutdown()
 
 
-def _dispatch(ray: Any, runs: list[dict[str, Any]], out: Path, ledger: SweepLedger, *,
+def _dispatch(ray: Any, runs: list[RunConfig], out: Path, ledger: SweepLedger, *,
               workers: int, threads: int | None, progress: bool) -> None:
     task = ray.remote(_run_in_worker)
     bar = tqdm(total=len(runs), desc=f"runs ({workers} workers)", disable=not progress)
-    waiting: deque[dict[str, Any]] = deque()
+    waiting: deque[RunConfig] = deque()
     for run in runs:  # finished runs are settled here, in plan order, as a serial sweep does
         done = finished_outcome(run, run_dir(out, run))
         if done is None:
@@ -101,13 +101,13 @@ def _dispatch(ray: Any, runs: list[dict[str, Any]], out: Path, ledger: SweepLedg
         else:
             ledger.record(run, done)
             bar.update()
-    in_flight: dict[Any, dict[str, Any]] = {}
+    in_flight: dict[Any, RunConfig] = {}
     try:
         while (waiting or in_flight) and not ledger.stopped:
             for run in _ready(waiting, in_flight, ledger, workers):
-                options = {"num_cpus": 1, "num_gpus": 1 if str(run["device"]).startswith("cuda") else 0}
+                options = {"num_cpus": 1, "num_gpus": 1 if str(run.device).startswith("cuda") else 0}
                 ref = task.options(**options).remote(run, str(run_dir(out, run)), ledger.floor(run), threads,
-                                                     ledger.fingerprints.get(run_id(run)))
+                                                     ledger.fingerprints.get(run.run_id))
                 in_flight[ref] = run
             finished, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in finished:
@@ -120,8 +120,8 @@ def _dispatch(ray: Any, runs: list[dict[str, Any]], out: Path, ledger: SweepLedg
         bar.close()
 
 
-def _ready(waiting: deque[dict[str, Any]], in_flight: dict[Any, dict[str, Any]],
-           ledger: SweepLedger, workers: int) -> list[dict[str, Any]]:
+def _ready(waiting: deque[RunConfig], in_flight: dict[Any, RunConfig],
+           ledger: SweepLedger, workers: int) -> list[RunConfig]:
     """Take from ``waiting``, in plan order, the runs that can start now."""
     measuring = {floor_key(r) for r in in_flight.values() if not ledger.has_floor(r)}
     ready = []
@@ -129,7 +129,7 @@ def _ready(waiting: deque[dict[str, Any]], in_flight: dict[Any, dict[str, Any]],
         if len(in_flight) + len(ready) >= workers:
             break
         key = floor_key(run)
-        if run.get("zero_shot_floor", True) and not ledger.has_floor(run):
+        if run.zero_shot_floor and not ledger.has_floor(run):
             if key in measuring:
                 continue  # wait for the floor the pair's first run is measuring
             measuring.add(key)
@@ -138,9 +138,9 @@ def _ready(waiting: deque[dict[str, Any]], in_flight: dict[Any, dict[str, Any]],
     return ready
 
 
-def _outcome(ray: Any, ref: Any, run: dict[str, Any]) -> Outcome:
+def _outcome(ray: Any, ref: Any, run: RunConfig) -> Outcome:
     """The task's outcome; a worker that died (killed, out of memory) is a failed run."""
     try:
         return ray.get(ref)
     except Exception as err:
-        return Outcome(run_id(run), "failed", error=f"{type(err).__name__}: {err}")
+        return Outcome(run.run_id, "failed", error=f"{type(err).__name__}: {err}")

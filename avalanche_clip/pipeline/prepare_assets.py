@@ -18,7 +18,8 @@ from typing import Any
 
 from avalanche_clip.assets.checks import required_assets
 from avalanche_clip.assets.core import Asset, indent_layout
-from avalanche_clip.pipeline.run import validate_run_config
+from avalanche_clip.pipeline.config_parse import parse_run_config
+from avalanche_clip.pipeline.config_schema import RunConfig
 from avalanche_clip.pipeline.sweep import plan_sweep
 
 PROBE_TIMEOUT_S = 5.0
@@ -35,18 +36,17 @@ def reachable(host: str, port: int = 443, timeout: float = PROBE_TIMEOUT_S) -> b
         return False
 
 
-def config_runs(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """The validated runs of a run or sweep config (no data needs to exist for this)."""
+def config_runs(config: dict[str, Any]) -> list[RunConfig]:
+    """The parsed runs of a run or sweep config (no data needs to exist for this)."""
     if "strategies" in config:
         return plan_sweep(config).runs
-    validate_run_config(config)
-    return [config]
+    return [parse_run_config(config)]
 
 
 def prepare_assets(config: dict[str, Any], *, download: bool = True,
                    printer: Callable[[str], Any] = print) -> int:
     """Fetch or report every asset of ``config`` (see the module docstring); the exit code."""
-    runs = config_runs(config)
+    runs = [run.to_dict() for run in config_runs(config)]  # the assets layer reads the mappings
     assets = required_assets(runs)
     if download and any(not a.present and a.fetch for a in assets):
         _fetch_missing(assets, printer)

@@ -1,7 +1,8 @@
 """One run from a resolved config: validate, build, train, record.
 
-``validate_run_config`` checks every name and value before anything heavy happens;
-``prepare_run`` builds the model, the stream (through the feature cache when the image trunk is
+:func:`~avalanche_clip.pipeline.config_parse.parse_run_config` checks every name and value before
+anything heavy happens and gives the typed :class:`RunConfig` this module reads (a mapping given
+to ``prepare_run`` or ``execute_run`` is parsed there, once); ``prepare_run`` builds the model, the stream (through the feature cache when the image trunk is
 frozen), the classifier and the strategy; ``execute_run`` trains with records and checkpoints in
 a run folder::
 
@@ -18,9 +19,9 @@ when it diverges (:mod:`avalanche_clip.training.plugins.finite_guard`).
 
 from __future__ import annotations
 
-import difflib
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,166 +32,70 @@ from avalanche_clip.assets import check_assets
 from avalanche_clip.common.atomic import atomic_write_text
 from avalanche_clip.common.device import check_device
 from avalanche_clip.common.errors import check_writable_dir, writing
-from avalanche_clip.common.paths import check_file_name, check_safe_name
 from avalanche_clip.common.yaml_io import read_yaml
-from avalanche_clip.features import FEATURE_CACHE_CHOICES, apply_feature_cache, default_cache_dir
-from avalanche_clip.models import OFFLINE_MODELS, CLIPClassifier, create_clip, set_trainable
-from avalanche_clip.models.factory import _resolve_pretrained, list_models
-from avalanche_clip.models.precision import AMP_CHOICES
-from avalanche_clip.models.prompts import resolve_templates
-from avalanche_clip.models.trainable import parse_trainable
-from avalanche_clip.pipeline.config import ConfigError, check_common, dump_yaml
+from avalanche_clip.features import apply_feature_cache, default_cache_dir
+from avalanche_clip.models import CLIPClassifier, create_clip, set_trainable
+from avalanche_clip.pipeline.config import ConfigError, dump_yaml
+from avalanche_clip.pipeline.config_parse import parse_run_config
+from avalanche_clip.pipeline.config_schema import RunConfig
 from avalanche_clip.pipeline.data_identity import (
     FIELD,
     check_same_data,
     run_data_fingerprint,
     warn_unknown_data,
 )
-from avalanche_clip.pipeline.hyperparameters import check_hyperparameters
 from avalanche_clip.pipeline.run_lock import job_folder_lock
 from avalanche_clip.pipeline.run_loggers import config_loggers
 from avalanche_clip.pipeline.run_loop import ContinualRun, make_evaluator, read_records
-from avalanche_clip.scenarios import build_scenario, check_scenario_options, scenario_kind
-from avalanche_clip.strategies import (
-    STRATEGIES,
-    StrategySetup,
-    build_strategy,
-    check_strategy,
-    strategy_info,
-)
-from avalanche_clip.strategies.setup import HEADS, OPTIMIZERS
-from avalanche_clip.training.batching import check_composition
+from avalanche_clip.scenarios import build_scenario
+from avalanche_clip.strategies import STRATEGIES, StrategySetup, build_strategy, strategy_info
 from avalanche_clip.training.checkpoint import config_differences
 from avalanche_clip.training.distributed import barrier, is_main, reseed_for_rank, world_size
 from avalanche_clip.training.plugins.finite_guard import FiniteGuardPlugin
 from avalanche_clip.training.seeding import seed_everything
-
-NEEDS_NO_ROOT = ("digits",)
 
 
 class MemorySizeWarning(UserWarning):
     """``mem_size`` exceeds what the memory can ever hold."""
 
 
-def validate_run_config(config: dict[str, Any]) -> None:
-    """Every check that needs no training data or model weights; raises ConfigError & co."""
-    check_common(config)
-    check_scenario_options(config["scenario"], config["scenario_options"])
-    if config.get("label") is not None:  # null: the (registered, safe) scenario name
-        check_safe_name(config["label"], "label")
-    check_safe_name(config["strategy"], "strategy")
-    if config.get("strategy_label") is not None:
-        check_safe_name(config["strategy_label"], "strategy_label")
-    check_file_name(run_id(config), "the run folder name")  # <out>/runs/<run id> in a sweep
-    if config["train_epochs"] == 0 and strategy_info(config["strategy"]).trains:
-        raise ConfigError(
-            f"train_epochs=0 with strategy {config['strategy']!r} would record an untrained model "
-            f"as its result; use train_epochs >= 1 (the untrained model is strategy 'zero-shot')"
-        )
-    root = config.get("data_root")
-    if config["scenario"] not in NEEDS_NO_ROOT:
-        if not root:
-            raise ConfigError(f"scenario {config['scenario']!r} needs data_root (a folder with its data)")
-        # whether the data are there is checked with the weights (avalanche_clip.assets)
-        if Path(root).exists() and not Path(root).is_dir():
-            raise ConfigError(f"data_root {root!r} is a file; expected the folder holding the data "
-                              f"of scenario {config['scenario']!r}")
-    models = list_models()
-    if config["model"] not in models:
-        close = difflib.get_close_matches(str(config["model"]), models, n=3)
-        raise ConfigError(
-            f"unknown model {config['model']!r}; expected an open_clip architecture "
-            f"(open_clip.list_models(), see 'avalanche-clip list') or one of {sorted(OFFLINE_MODELS)}"
-            + (f"; closest: {', '.join(close)}" if close else "")
-        )
-    _resolve_pretrained(config["model"], config["pretrained"])
-    parse_trainable(config["trainable"])
-    resolve_templates(config["templates"])
-    for key, choices in (("amp", AMP_CHOICES), ("optimizer", OPTIMIZERS),
-                         ("feature_cache", FEATURE_CACHE_CHOICES)):
-        # by type too: 0 == False and 1 == True, but feature_cache=0 must not mean "auto"
-        if not any(config[key] == c and type(config[key]) is type(c) for c in choices):
-            raise ConfigError(f"{key}={config[key]!r}; expected one of {choices}")
-    check_protocol(config)
-    hparams = config["strategy_options"].get(config["strategy"], {})
-    check_strategy(config["strategy"], scenario_kind=scenario_kind(config["scenario"]),
-                   mem_size=config["mem_size"], hparams=hparams)
-    check_hyperparameters(config["strategy"], hparams)
-
-
-def check_protocol(config: dict[str, Any]) -> None:
-    """The comparison-protocol keys: batch composition, head, step budget."""
-    try:
-        check_composition(config["replay_sampling"], config["memory_share"])
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    if config["head"] not in HEADS:
-        raise ConfigError(f"head={config['head']!r}; expected one of {HEADS}")
-    steps = config["steps_per_experience"]
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ConfigError(f"steps_per_experience must be an integer >= 1 or null, got {steps!r}")
-
-
-def scenario_label(config: dict[str, Any]) -> str:
-    return config.get("label") or config["scenario"]
-
-
-def run_id(config: dict[str, Any]) -> str:
-    return f"{scenario_label(config)}__{strategy_label(config)}__m{config['mem_size']}__s{config['seed']}"
-
-
-def run_hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
-    """What the method ran with: its learning rate and epochs (the per-method value, else the
-    run's) and every option given to it (defaults of options not given are the registry's)."""
-    options = dict(config["strategy_options"].get(config["strategy"], {}))
-    return {"lr": options.pop("lr", None) or config["lr"],
-            "train_epochs": options.pop("train_epochs", None) or config["train_epochs"], **options}
-
-
-def strategy_label(config: dict[str, Any]) -> str:
-    """The method's name in records and reports: ``strategy_label`` (a sweep variant such as
-    ``gcl-reset``) or the registered strategy name."""
-    return config.get("strategy_label") or config["strategy"]
-
-
 @dataclass
 class PreparedRun:
     """Everything one run needs, built and ready to train."""
 
-    config: dict[str, Any]
+    config: RunConfig
     strategy: Any
     benchmark: Any
     classifier: CLIPClassifier
     identity: dict[str, Any]
 
 
-def build_benchmark_and_classifier(config: dict[str, Any], *, with_index: bool,
+def build_benchmark_and_classifier(config: RunConfig, *, with_index: bool,
                                    augment: bool = True) -> tuple[Any, CLIPClassifier]:
     """The (possibly feature-cached) stream and a fresh zero-shot classifier for ``config``.
 
     ``augment=False`` trains on eval-transformed images, as training on the feature cache
     does (which encodes each image once, with the eval transform); for comparing the two.
     """
-    seed_everything(config["seed"])
+    seed_everything(config.seed)
     model, train_tf, eval_tf, tokenizer = create_clip(
-        config["model"], config["pretrained"], device=config["device"],
-        image_size=config["image_size"],
+        config.model, config.pretrained, device=config.device, image_size=config.image_size,
     )
-    set_trainable(model, config["trainable"])
+    set_trainable(model, config.trainable)
     benchmark = build_scenario(
-        config["scenario"], root=config["data_root"], n_experiences=config["n_experiences"],
-        seed=config["seed"], domains=config["domains"], with_index=with_index,
+        config.scenario, root=config.data_root, n_experiences=config.n_experiences,
+        seed=config.seed, domains=config.domains, with_index=with_index,
         train_transform=train_tf if augment else eval_tf, eval_transform=eval_tf,
-        **config["scenario_options"],
+        **config.scenario_options,
     )
-    classifier = CLIPClassifier(model, tokenizer, benchmark.class_names, config["templates"])
+    classifier = CLIPClassifier(model, tokenizer, benchmark.class_names, config.templates)
     benchmark = apply_feature_cache(
-        benchmark, classifier, mode=config["feature_cache"], trainable=config["trainable"],
-        cache_dir=config["cache_dir"] or default_cache_dir(), device=config["device"],
-        batch_size=config["eval_mb_size"], num_workers=config["num_workers"],
-        progress=config["progress"],
+        benchmark, classifier, mode=config.feature_cache, trainable=config.trainable,
+        cache_dir=config.cache_dir or default_cache_dir(), device=config.device,
+        batch_size=config.eval_mb_size, num_workers=config.num_workers,
+        progress=config.progress,
     )
-    return benchmark, classifier.to(config["device"])
+    return benchmark, classifier.to(config.device)
 
 
 def zero_shot_accuracy(classifier: CLIPClassifier, benchmark: Any, *, device: str,
@@ -215,55 +120,53 @@ def zero_shot_accuracy(classifier: CLIPClassifier, benchmark: Any, *, device: st
     return correct / total
 
 
-def prepare_run(config: dict[str, Any], *, loggers: tuple = (), plugins: tuple = (),
+def prepare_run(config: Mapping[str, Any] | RunConfig, *, loggers: tuple = (), plugins: tuple = (),
                 zero_shot: float | None = None, augment: bool = True,
                 data_fingerprint: str | None = None) -> PreparedRun:
-    """Validate ``config`` and build its strategy (see the module docstring; ``augment``: see
-    :func:`build_benchmark_and_classifier`; ``data_fingerprint``: see
+    """Build the strategy of ``config`` (parsed here when given as a mapping; see the module
+    docstring; ``augment``: see :func:`build_benchmark_and_classifier`; ``data_fingerprint``: see
     :mod:`avalanche_clip.pipeline.data_identity`, computed when not given)."""
-    validate_run_config(config)
+    config = parse_run_config(config)
     if data_fingerprint is None:
         data_fingerprint = run_data_fingerprint(config)
-    info = strategy_info(config["strategy"])
+    info = strategy_info(config.strategy)
     benchmark, classifier = build_benchmark_and_classifier(config, with_index=info.uses_index,
                                                            augment=augment)
-    if config["mem_size"] > benchmark.num_train_samples:
+    if config.mem_size > benchmark.num_train_samples:
         warnings.warn(
-            f"mem_size={config['mem_size']} is larger than the training set "
+            f"mem_size={config.mem_size} is larger than the training set "
             f"({benchmark.num_train_samples} samples): the memory never fills, and the run is "
             "one with a memory holding every training sample", MemorySizeWarning, stacklevel=2,
         )
-    if config["zero_shot_floor"] and zero_shot is None:
-        zero_shot = zero_shot_accuracy(classifier, benchmark, device=config["device"],
-                                       batch_size=config["eval_mb_size"],
-                                       num_workers=config["num_workers"])
+    if config.zero_shot_floor and zero_shot is None:
+        zero_shot = zero_shot_accuracy(classifier, benchmark, device=config.device,
+                                       batch_size=config.eval_mb_size, num_workers=config.num_workers)
     setup = StrategySetup(
-        classifier=classifier, benchmark=benchmark, device=config["device"],
-        mem_size=config["mem_size"], train_mb_size=config["train_mb_size"],
-        eval_mb_size=config["eval_mb_size"], train_epochs=config["train_epochs"],
-        lr=config["lr"], weight_decay=config["weight_decay"], optimizer=config["optimizer"],
-        amp=config["amp"], plugins=[FiniteGuardPlugin(), *plugins], evaluator=make_evaluator(loggers),
-        seed=config["seed"], replay_sampling=config["replay_sampling"],
-        memory_share=config["memory_share"], steps_per_experience=config["steps_per_experience"],
-        head=config["head"],
+        classifier=classifier, benchmark=benchmark, device=config.device,
+        mem_size=config.mem_size, train_mb_size=config.train_mb_size,
+        eval_mb_size=config.eval_mb_size, train_epochs=config.train_epochs,
+        lr=config.lr, weight_decay=config.weight_decay, optimizer=config.optimizer,
+        amp=config.amp, plugins=[FiniteGuardPlugin(), *plugins], evaluator=make_evaluator(loggers),
+        seed=config.seed, replay_sampling=config.replay_sampling,
+        memory_share=config.memory_share, steps_per_experience=config.steps_per_experience,
+        head=config.head,
     )
-    seed_everything(config["seed"])
-    strategy = build_strategy(config["strategy"], setup,
-                              **config["strategy_options"].get(config["strategy"], {}))
-    reseed_for_rank(config["seed"])  # several processes: their own augmentation streams
+    seed_everything(config.seed)
+    strategy = build_strategy(config.strategy, setup, **config.options)
+    reseed_for_rank(config.seed)  # several processes: their own augmentation streams
     identity = {
-        "run_id": run_id(config), "scenario": scenario_label(config),
-        "scenario_name": config["scenario"], "strategy": strategy_label(config),
-        "method": config["strategy"],
-        "mem_size": config["mem_size"], "seed": config["seed"], "model": config["model"],
-        "pretrained": config["pretrained"], "trainable": config["trainable"],
-        "hyperparameters": run_hyperparameters(config),
+        "run_id": config.run_id, "scenario": config.scenario_label,
+        "scenario_name": config.scenario, "strategy": config.method_label,
+        "method": config.strategy,
+        "mem_size": config.mem_size, "seed": config.seed, "model": config.model,
+        "pretrained": config.pretrained, "trainable": config.trainable,
+        "hyperparameters": config.hyperparameters,
         "zero_shot_accuracy": zero_shot, "data_fingerprint": data_fingerprint,
     }
     return PreparedRun(config, strategy, benchmark, classifier, identity)
 
 
-def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = False,
+def execute_run(config: Mapping[str, Any] | RunConfig, out_dir: str | Path, *, resume: bool = False,
                 zero_shot: float | None = None,
                 data_fingerprint: str | None = None) -> list[dict[str, Any]]:
     """Run ``config`` in ``out_dir`` (see the module docstring); returns its records.
@@ -275,14 +178,14 @@ def execute_run(config: dict[str, Any], out_dir: str | Path, *, resume: bool = F
     runs, another process in ``out_dir`` stops with :class:`~avalanche_clip.pipeline.run_lock.RunFolderBusyError`.
     """
     out = Path(out_dir)
-    validate_run_config(config)
-    check_assets([config])  # missing weights or data: one error now, not minutes of retries later
+    config = parse_run_config(config)
+    check_assets([config.to_dict()])  # missing weights or data: one error now, not minutes of retries later
     with job_folder_lock(out):  # one process (or torchrun job) at a time in a folder
         return _execute_in_folder(config, out, resume=resume, zero_shot=zero_shot,
                                   data_fingerprint=data_fingerprint)
 
 
-def _execute_in_folder(config: dict[str, Any], out: Path, *, resume: bool, zero_shot: float | None,
+def _execute_in_folder(config: RunConfig, out: Path, *, resume: bool, zero_shot: float | None,
                        data_fingerprint: str | None) -> list[dict[str, Any]]:
     """:func:`execute_run` once the run folder is held: nothing else writes it meanwhile."""
     records_path, config_path = out / "results.jsonl", out / "config.yaml"
@@ -297,26 +200,26 @@ def _execute_in_folder(config: dict[str, Any], out: Path, *, resume: bool, zero_
     if config_path.is_file():
         if not resume and (existing or (out / "checkpoint.pt").is_file()):
             raise ConfigError(f"{out} holds an unfinished run; pass --resume to continue it or choose another --out")
-    check_device(config["device"])  # here, not in validate_run_config: a GPU sweep plans anywhere
-    check_distributed_strategy(config["strategy"])
+    check_device(config.device)  # here, not in parse_run_config: a GPU sweep plans anywhere
+    check_distributed_strategy(config.strategy)
     check_writable_dir(out)  # a read-only or full folder: one clear error before any work
     from avalanche.logging import TextLogger
 
     # several processes: rank 0 writes the log, the config, the records and the checkpoints
     log_path = out / "avalanche.log" if is_main() else Path(os.devnull)
     with writing(out), log_path.open("a") as log, \
-            config_loggers(config, out, run_name=run_id(config), enabled=is_main()) as loggers:
+            config_loggers(config, out, run_name=config.run_id, enabled=is_main()) as loggers:
         prepared = prepare_run(config, loggers=(TextLogger(log), *loggers) if is_main() else (),
                                zero_shot=zero_shot, data_fingerprint=fingerprint)
         if is_main():  # written once the run is built, so a config that fails to build can be corrected
-            atomic_write_text(config_path, dump_yaml({**config, "world_size": world_size()}))
-        info = strategy_info(config["strategy"])
-        checkpoint = out / "checkpoint.pt" if config["checkpoint"] else None
+            atomic_write_text(config_path, dump_yaml({**config.to_dict(), "world_size": world_size()}))
+        info = strategy_info(config.strategy)
+        checkpoint = out / "checkpoint.pt" if config.checkpoint else None
         run = ContinualRun(
             prepared.strategy, prepared.benchmark, identity=prepared.identity,
             records_path=records_path, checkpoint_path=checkpoint,
-            config={**config, FIELD: fingerprint},  # checkpoints refuse other data on resume
-            joint=info.joint, checkpointable=info.checkpointable, progress=config["progress"],
+            config={**config.to_dict(), FIELD: fingerprint},  # checkpoints refuse other data on resume
+            joint=info.joint, checkpointable=info.checkpointable, progress=config.progress,
         )
         records = run.run(resume=resume)
     if checkpoint is not None and records and records[-1]["final"] and is_main():
@@ -335,9 +238,10 @@ def check_distributed_strategy(name: str) -> None:
         )
 
 
-def check_same_config(path: Path, config: dict[str, Any]) -> None:
+def check_same_config(path: Path, config: RunConfig) -> None:
+    """Refuse a run folder whose ``config.yaml`` holds another config than ``config``."""
     saved = read_yaml(path.read_text()) or {}
-    differences = config_differences(saved, config)
+    differences = config_differences(saved, config.to_dict())
     if differences:
         raise ConfigError(
             f"{path.parent} holds a run with another config ({'; '.join(differences)}); "

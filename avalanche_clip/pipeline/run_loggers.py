@@ -1,5 +1,5 @@
 """Avalanche's loggers named by a run config (``loggers: [tensorboard, csv, wandb]``; the names
-are checked with the other config keys, :func:`avalanche_clip.pipeline.config.check_loggers`).
+are checked with the other config keys, :func:`avalanche_clip.pipeline.config_parse.check_loggers`).
 
 A run always writes Avalanche's text log (``<out>/avalanche.log``); the config key ``loggers``
 adds any of Avalanche's own loggers, each writing under the run folder, so a user follows the
@@ -30,6 +30,7 @@ from typing import Any
 from avalanche.logging import CSVLogger, TensorboardLogger
 
 from avalanche_clip.evaluation.wandb_logger import WandBScalarLogger
+from avalanche_clip.pipeline.config_schema import RunConfig
 
 LOGS_FOLDER = "logs"
 
@@ -79,16 +80,16 @@ def close_logger(logger: Any) -> None:
 
 
 @contextlib.contextmanager
-def config_loggers(config: dict[str, Any], out: str | os.PathLike, *, run_name: str,
+def config_loggers(config: RunConfig, out: str | os.PathLike, *, run_name: str,
                    enabled: bool = True) -> Iterator[list[Any]]:
-    """The loggers ``config["loggers"]`` names, writing under ``<out>/logs`` (none when not
+    """The loggers ``config.loggers`` names, writing under ``<out>/logs`` (none when not
     ``enabled``, e.g. on the processes other than rank 0); closed when the block ends."""
-    names = (config.get("loggers") or []) if enabled else []
+    names = list(config.loggers) if enabled else []
     folder = Path(out) / LOGS_FOLDER
     loggers: list[Any] = []
     try:
         for name in names:
-            loggers.append(_make_logger(name, folder, config, run_name))
+            loggers.append(_make_logger(name, folder, config.to_dict(), run_name))
         yield loggers
     finally:
         for logger in loggers:

@@ -32,18 +32,15 @@ from avalanche_clip.common.device import check_device
 from avalanche_clip.common.errors import check_writable_dir
 from avalanche_clip.common.threads import apply_threads
 from avalanche_clip.pipeline.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError
+from avalanche_clip.pipeline.config_parse import parse_run_config
+from avalanche_clip.pipeline.config_schema import RunConfig, scenario_label
 from avalanche_clip.pipeline.data_identity import (
     check_same_data,
     run_data_fingerprint,
     warn_unknown_data,
 )
 from avalanche_clip.pipeline.parallel_sweep import run_parallel
-from avalanche_clip.pipeline.run import (
-    check_same_config,
-    run_id,
-    scenario_label,
-    validate_run_config,
-)
+from avalanche_clip.pipeline.run import check_same_config
 from avalanche_clip.pipeline.run_loop import read_records
 from avalanche_clip.pipeline.sweep_runs import SweepLedger, finished_outcome, run_dir, run_serial
 from avalanche_clip.pipeline.sweep_state import check_run_folders, record_sweep_config
@@ -57,7 +54,7 @@ from avalanche_clip.strategies import strategy_info, strategy_roles
 class SweepPlan:
     """The runs of a sweep, and what was left out and why."""
 
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[RunConfig] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
 
@@ -69,7 +66,7 @@ def _grid_list(config: dict[str, Any], key: str) -> list[Any]:
 
 
 def plan_sweep(config: dict[str, Any]) -> SweepPlan:
-    """Expand and validate every run of ``config`` (before any training)."""
+    """Expand every run of ``config`` and parse it (:func:`parse_run_config`: before any training)."""
     base = {k: v for k, v in config.items() if k not in SWEEP_KEYS}
     scenarios = config.get("scenarios") or [{}]
     if not isinstance(scenarios, list) or not all(isinstance(s, dict) for s in scenarios):
@@ -92,12 +89,11 @@ def plan_sweep(config: dict[str, Any]) -> SweepPlan:
                     run = {**scenario_config, "strategy": strategy, "mem_size": mem_size, "seed": seed,
                            "strategy_label": label if label != strategy else None,
                            "strategy_options": {strategy: options} if options else {}}
-                    validate_run_config(run)
-                    identifier = run_id(run)
-                    if identifier in seen_ids:
-                        raise ConfigError(f"two runs share the id {identifier!r}; give the scenarios distinct labels")
-                    seen_ids.add(identifier)
-                    plan.runs.append(run)
+                    parsed = parse_run_config(run)
+                    if parsed.run_id in seen_ids:
+                        raise ConfigError(f"two runs share the id {parsed.run_id!r}; give the scenarios distinct labels")
+                    seen_ids.add(parsed.run_id)
+                    plan.runs.append(parsed)
     return plan
 
 
@@ -137,24 +133,24 @@ class _DataFingerprints:
         self._known: dict[str, str] = {}
 
     @staticmethod
-    def _key(run: dict[str, Any]) -> str:
-        return json.dumps({k: run.get(k) for k in (*SCENARIO_KEYS, "cache_dir")}, sort_keys=True, default=str)
+    def _key(run: RunConfig) -> str:
+        return json.dumps({**run.to_scenario_keys(), "cache_dir": run.cache_dir}, sort_keys=True, default=str)
 
-    def of(self, run: dict[str, Any]) -> str:
+    def of(self, run: RunConfig) -> str:
         key = self._key(run)
         if key not in self._known:
             self._known[key] = run_data_fingerprint(run)
         return self._known[key]
 
-    def known_runs(self, runs: list[dict[str, Any]]) -> dict[str, str]:
+    def known_runs(self, runs: list[RunConfig]) -> dict[str, str]:
         """run id → fingerprint, for the runs whose scenario's fingerprint is known already."""
         known = {}
         for run in runs:
             if self._key(run) in self._known:
-                known[run_id(run)] = self._known[self._key(run)]
+                known[run.run_id] = self._known[self._key(run)]
         return known
 
-    def check_records(self, run: dict[str, Any], run_dir: Path) -> bool:
+    def check_records(self, run: RunConfig, run_dir: Path) -> bool:
         """Whether the run folder's records (if any) carry this data's fingerprint (False: they
         carry none); refuses records of other data before anything is trained."""
         records = read_records(run_dir / "results.jsonl")
@@ -183,17 +179,17 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = T
     plan = plan_sweep(config)
     out = Path(out_dir)
     for run in plan.runs:  # a changed sweep config must not silently reuse old results
-        saved = out / "runs" / run_id(run) / "config.yaml"
+        saved = out / "runs" / run.run_id / "config.yaml"
         if saved.is_file():
             check_same_config(saved, run)
-    check_run_folders(config, out, {run_id(run) for run in plan.runs})  # nor mix in runs of another setting
+    check_run_folders(config, out, {run.run_id for run in plan.runs})  # nor mix in runs of another setting
     pending = [run for run in plan.runs if finished_outcome(run, run_dir(out, run)) is None]
-    check_assets(pending)  # missing weights or data: one error before the first run
+    check_assets([run.to_dict() for run in pending])  # missing weights or data: one error before the first run
     fingerprints = _DataFingerprints()
     unknown = [run_dir(out, run) for run in plan.runs if not fingerprints.check_records(run, run_dir(out, run))]
     warn_unknown_data(unknown)
-    for device in sorted({run["device"] for run in pending}):
-        check_device(device)  # before any run trains, as validate_run_config's checks
+    for device in sorted({run.device for run in pending}):
+        check_device(device)  # before any run trains, as parse_run_config's checks
     check_writable_dir(out)
     record_sweep_config(config, out)
     # runs compute their data's fingerprint themselves (memoised file digests make that cheap),

@@ -27,7 +27,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from avalanche_clip.common.errors import writing
-from avalanche_clip.pipeline.run import execute_run, run_id, scenario_label
+from avalanche_clip.pipeline.config_schema import RunConfig
+from avalanche_clip.pipeline.run import execute_run
 from avalanche_clip.pipeline.run_loop import read_records
 
 #: A sweep stops when this many first attempted runs all fail with the same error.
@@ -45,19 +46,19 @@ class Outcome:
     traceback: str | None = None
 
 
-def run_dir(out: Path, run: dict[str, Any]) -> Path:
-    return Path(out) / "runs" / run_id(run)
+def run_dir(out: Path, run: RunConfig) -> Path:
+    return Path(out) / "runs" / run.run_id
 
 
-def finished_outcome(run: dict[str, Any], folder: Path) -> Outcome | None:
+def finished_outcome(run: RunConfig, folder: Path) -> Outcome | None:
     """The outcome of a run whose final record exists (None if it still has to run)."""
     records = read_records(folder / "results.jsonl")
     if records and records[-1].get("final"):
-        return Outcome(run_id(run), "finished", zero_shot=records[-1].get("zero_shot_accuracy"))
+        return Outcome(run.run_id, "finished", zero_shot=records[-1].get("zero_shot_accuracy"))
     return None
 
 
-def run_planned(run: dict[str, Any], folder: Path, zero_shot: float | None,
+def run_planned(run: RunConfig, folder: Path, zero_shot: float | None,
                 data_fingerprint: str | None = None) -> Outcome:
     """Run (or resume, or skip when finished) one planned run in ``folder``; never raises for an
     error of the run itself (see the module docstring). ``data_fingerprint``: the scenario's,
@@ -69,13 +70,13 @@ def run_planned(run: dict[str, Any], folder: Path, zero_shot: float | None,
         records = execute_run(run, folder, resume=True, zero_shot=zero_shot,
                               data_fingerprint=data_fingerprint)
     except Exception as err:  # one failing run must not discard the others
-        return Outcome(run_id(run), "failed", error=f"{type(err).__name__}: {err}",
+        return Outcome(run.run_id, "failed", error=f"{type(err).__name__}: {err}",
                        traceback=traceback.format_exc())
-    return Outcome(run_id(run), "ran", zero_shot=records[-1].get("zero_shot_accuracy"))
+    return Outcome(run.run_id, "ran", zero_shot=records[-1].get("zero_shot_accuracy"))
 
 
-def floor_key(run: dict[str, Any]) -> tuple[str, Any]:
-    return scenario_label(run), run["seed"]
+def floor_key(run: RunConfig) -> tuple[str, Any]:
+    return run.scenario_label, run.seed
 
 
 @dataclass
@@ -89,13 +90,13 @@ class SweepLedger:
     attempted: list[Outcome] = field(default_factory=list)
     stopped: str | None = None
 
-    def floor(self, run: dict[str, Any]) -> float | None:
+    def floor(self, run: RunConfig) -> float | None:
         return self.floors.get(floor_key(run))
 
-    def has_floor(self, run: dict[str, Any]) -> bool:
+    def has_floor(self, run: RunConfig) -> bool:
         return floor_key(run) in self.floors
 
-    def record(self, run: dict[str, Any], outcome: Outcome) -> None:
+    def record(self, run: RunConfig, outcome: Outcome) -> None:
         if outcome.status != "failed":
             self.floors.setdefault(floor_key(run), outcome.zero_shot)
         if outcome.status != "finished":
@@ -124,12 +125,12 @@ class SweepLedger:
             stream.write(json.dumps(line) + "\n")
 
 
-def run_serial(runs: list[dict[str, Any]], out: Path, ledger: SweepLedger, *, progress: bool) -> None:
+def run_serial(runs: list[RunConfig], out: Path, ledger: SweepLedger, *, progress: bool) -> None:
     """Every run of ``runs`` in this process, in plan order (until the ledger stops the sweep)."""
     bar = tqdm(runs, desc="runs", disable=not progress)
     for run in bar:
-        bar.set_postfix_str(run_id(run))
+        bar.set_postfix_str(run.run_id)
         ledger.record(run, run_planned(run, run_dir(out, run), ledger.floor(run),
-                                       ledger.fingerprints.get(run_id(run))))
+                                       ledger.fingerprints.get(run.run_id)))
         if ledger.stopped:
             break

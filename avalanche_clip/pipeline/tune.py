@@ -31,7 +31,6 @@ line saying what to do (:mod:`avalanche_clip.pipeline.tune_storage`). Each strat
 
 from __future__ import annotations
 
-import copy
 import math
 import statistics
 import time
@@ -40,8 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from avalanche_clip.common.values import is_int, is_number
 from avalanche_clip.pipeline.config import ConfigError
-from avalanche_clip.pipeline.run import execute_run, scenario_label
+from avalanche_clip.pipeline.config_parse import parse_run_config
+from avalanche_clip.pipeline.config_schema import RunConfig
+from avalanche_clip.pipeline.run import execute_run
 from avalanche_clip.pipeline.sweep import plan_sweep, strategy_entries
 from avalanche_clip.pipeline.tune_budget import (
     HOLDING,
@@ -96,17 +98,17 @@ def tune_settings(config: dict[str, Any], trials: int | None = None) -> TuneSett
     if trials is not None:
         merged["trials"] = trials
     n = merged["trials"]
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not is_int(n) or n < 1:
         raise ConfigError(f"tune.trials must be an integer >= 1, got {n!r}")
     fraction = merged["validation_fraction"]
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+    if not is_number(fraction) or not 0 < fraction < 1:
         raise ConfigError(f"tune.validation_fraction must lie in (0, 1), got {fraction!r}")
     sizes = sorted(m for m in config["mem_sizes"] if m > 0) or [0]
     mem_size = merged["mem_size"] if merged["mem_size"] is not None else sizes[(len(sizes) - 1) // 2]
-    if isinstance(mem_size, bool) or not isinstance(mem_size, int) or mem_size < 0:
+    if not is_int(mem_size) or mem_size < 0:
         raise ConfigError(f"tune.mem_size must be an integer >= 0, got {mem_size!r}")
     seeds = merged["seeds"] if merged["seeds"] is not None else [config["seeds"][0]]
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+    if not isinstance(seeds, list) or not seeds or not all(is_int(s) for s in seeds):
         raise ConfigError(f"tune.seeds must be a non-empty list of integers, got {seeds!r}")
     if not isinstance(merged["tune_epochs"], bool):
         raise ConfigError(f"tune.tune_epochs must be true or false, got {merged['tune_epochs']!r}")
@@ -120,20 +122,19 @@ def tune_settings(config: dict[str, Any], trials: int | None = None) -> TuneSett
 
 
 def trial_runs(config: dict[str, Any], settings: TuneSettings, label: str,
-               params: dict[str, Any]) -> list[dict[str, Any]]:
+               params: dict[str, Any]) -> list[RunConfig]:
     """The run configs of one trial: the sweep's runs of ``label`` at the tune memory and seeds,
-    on the validation split, with ``params`` as the strategy's options."""
+    on the validation split, with ``params`` as the strategy's options (parsed: the drawn values
+    are checked as any config's)."""
     single = {**config, "seeds": settings.seeds, "mem_sizes": [settings.mem_size]}
     single["strategies"] = [entry for entry in config["strategies"] if _label(entry) == label]
     runs = []
     for run in plan_sweep(single).runs:
-        run = copy.deepcopy(run)
-        strategy = run["strategy"]
-        run["strategy_options"] = {strategy: {**run["strategy_options"].get(strategy, {}), **params}}
-        run["scenario_options"] = {**run["scenario_options"],
-                                   "validation_fraction": settings.validation_fraction}
-        run.update(checkpoint=False, zero_shot_floor=False, progress=False)
-        runs.append(run)
+        runs.append(parse_run_config({
+            **run.to_dict(), "strategy_options": {run.strategy: {**run.options, **params}},
+            "scenario_options": {**run.scenario_options, "validation_fraction": settings.validation_fraction},
+            "checkpoint": False, "zero_shot_floor": False, "progress": False,
+        }))
     if not runs:
         raise ConfigError(f"strategy {label!r} has no run at tune memory {settings.mem_size}")
     return runs
@@ -185,7 +186,7 @@ def _tune_one(config: dict[str, Any], settings: TuneSettings, label: str,
         params = {name: suggest(trial, name, spec) for name, spec in space.items()}
         values = []
         for run in trial_runs(config, settings, label, params):
-            folder = out / "trials" / label / f"{trial.number:04d}" / f"{scenario_label(run)}__s{run['seed']}"
+            folder = out / "trials" / label / f"{trial.number:04d}" / f"{run.scenario_label}__s{run.seed}"
             try:
                 records = execute_run(run, folder)
             except DivergedTrainingError as err:  # a poor setting, not a bug: the worst score

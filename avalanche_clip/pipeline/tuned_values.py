@@ -34,7 +34,7 @@ import yaml
 from avalanche_clip.common.atomic import atomic_write_text
 from avalanche_clip.common.yaml_io import read_yaml
 from avalanche_clip.pipeline.config import ConfigError
-from avalanche_clip.pipeline.run import scenario_label
+from avalanche_clip.pipeline.config_schema import scenario_label
 from avalanche_clip.strategies.registry import search_space
 from avalanche_clip.strategies.spaces import describe, in_space
 

@@ -15,7 +15,8 @@ from avalanche_clip.cli import _parse
 from avalanche_clip.common.threads import run_threads
 from avalanche_clip.models import OFFLINE_MODELS, create_clip
 from avalanche_clip.models.factory import default_pretrained
-from avalanche_clip.pipeline.config import ConfigError, check_common, resolve_config
+from avalanche_clip.pipeline.config import ConfigError, resolve_config
+from avalanche_clip.pipeline.config_parse import parse_run_config
 
 
 @pytest.mark.parametrize("command", ["run", "sweep", "prepare"])
@@ -104,7 +105,7 @@ def test_bad_threads_are_refused_before_training(bad, tmp_path, capsys):
     assert code == 2 and "threads must be an integer >= 1 or null" in stderr
     assert not (tmp_path / "out").exists()
     with pytest.raises(ConfigError):
-        check_common(resolve_config([{"threads": bad}]))
+        parse_run_config(resolve_config([{"threads": bad}]))
 
 
 def test_help_shows_the_defaults_that_apply(capsys):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from avalanche_clip.pipeline.config_schema import RunConfig
 from avalanche_clip.pipeline.sweep_runs import STOP_AFTER, Outcome, SweepLedger
 
-RUN = {"scenario": "digits", "label": None, "seed": 0}
+RUN = RunConfig(scenario="digits", label=None, seed=0)
 
 
 def _ledger(out, *outcomes: Outcome) -> SweepLedger:

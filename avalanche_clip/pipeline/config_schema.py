@@ -1,0 +1,162 @@
+"""The run config's schema: every run key, its type, default and meaning, written once.
+
+:class:`RunConfig` is what the pipeline passes around once a config has been parsed
+(:func:`avalanche_clip.pipeline.config_parse.parse_run_config` is the only place that checks
+values). Its fields are the keys of a run config in the order ``config.yaml`` has always listed
+them; :data:`RUN_KEYS` (``key → (default, meaning)``, for ``--help`` and the YAML loader) is
+derived from them, so a default or a help line cannot disagree between the two.
+
+:meth:`RunConfig.to_dict` gives back exactly the resolved mapping the run was parsed from — the
+form written to ``config.yaml``, carried by checkpoints and compared on resume — so records and
+committed run folders stay byte-identical to those made before the schema existed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
+
+
+def _key(default: Any, meaning: str) -> Any:
+    """A field with ``default`` (mappings and lists copied per instance) and its help line."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"help": meaning})
+    return field(default=default, metadata={"help": meaning})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run (scenario × strategy × memory × seed): see the module docstring.
+
+    Build it with ``parse_run_config``; the constructor itself checks nothing.
+    """
+
+    # -- scenario ---------------------------------------------------------------------------
+    scenario: str = _key("digits", "registered scenario name (avalanche-clip list)")
+    label: str | None = _key(None, "name of the scenario in records and reports (default: the scenario name)")
+    data_root: str | None = _key(None, "data root of the scenario (not needed by digits)")
+    n_experiences: int | None = _key(None, "stream length (default: the scenario's)")
+    domains: list[str] | None = _key(None, "domain-incremental: domain names in stream order")
+    scenario_options: dict[str, Any] = _key(
+        {}, "extra build_scenario options (max_train_per_class, decode_cache, ...)")
+    # -- model ------------------------------------------------------------------------------
+    model: str = _key("effnet-lite0-clip", "open_clip architecture or offline config")
+    pretrained: str | None = _key(
+        "default", "open_clip tag, offline tag or local checkpoint path (null: random "
+        "init); default: the model's own (avalanche-clip list); records name the tag that ran")
+    image_size: int | None = _key(None, "input resolution override")
+    templates: str | list[str] = _key("photo", "prompt template set or list of '{}' templates")
+    trainable: str = _key("projections", "what trains: all, image, text, projections, last:K, none")
+    # -- strategy ---------------------------------------------------------------------------
+    strategy: str = _key("gcl", "registered strategy name")
+    strategy_label: str | None = _key(
+        None, "name of the method in records and reports (default: the strategy name; sweep variants set it)")
+    strategy_options: dict[str, dict[str, Any]] = _key(
+        {}, "per-strategy hyper-parameters: {strategy: {name: value}}")
+    # -- protocol: the same for every method of a comparison -----------------------------------
+    mem_size: int = _key(0, "total replay memory (samples)")
+    train_epochs: int = _key(
+        1, "epochs per experience: passes over each experience's new data (the step budget)")
+    steps_per_experience: int | None = _key(
+        None, "explicit step budget per experience, the same for every method (null: train_epochs "
+        "passes over the new data)")
+    replay_sampling: str = _key(
+        "union", "batch composition of every replay method: union (uniform over new data ∪ memory) or share")
+    memory_share: float = _key(0.5, "memory fraction of each batch with replay_sampling=share")
+    head: str = _key(
+        "text", "classifier of every method: text (CLIP prompts over the seen classes) or linear (ablation)")
+    train_mb_size: int = _key(32, "training mini-batch size")
+    eval_mb_size: int = _key(256, "evaluation mini-batch size")
+    lr: float = _key(1e-3, "learning rate (same for every method)")
+    weight_decay: float = _key(0.1, "weight decay (same for every method)")
+    optimizer: str = _key("adamw", "adamw or sgd (same for every method)")
+    amp: str = _key("fp32", "mixed precision on CUDA: fp32, bf16, fp16")
+    seed: int = _key(0, "seed of the class order, initialisation and sampling")
+    # -- execution: where and how the run computes -------------------------------------------
+    device: str = _key("cpu", "cpu, cuda, cuda:N")
+    num_workers: int = _key(0, "data-loader worker processes")
+    threads: int | None = _key(
+        None, "torch intra-op threads of each run (default: torch's, one per core; "
+        "cores / workers under sweep --workers); threads=1 beside other jobs")
+    feature_cache: str | bool = _key(
+        "auto", "reuse frozen image-trunk features across runs: auto (when the trunk is frozen), "
+        "true (required), false")
+    cache_dir: str | None = _key(
+        None, "feature cache folder (default: $AVALANCHE_CLIP_CACHE or ~/.cache/avalanche-clip)")
+    zero_shot_floor: bool = _key(True, "record the zero-shot accuracy of the untrained model")
+    checkpoint: bool = _key(True, "checkpoint at every experience boundary (resumable runs)")
+    progress: bool = _key(True, "progress bars")
+    world_size: int | None = _key(
+        None, "processes that trained the run: run writes torchrun's count (1 in one "
+        "process) to config.yaml; a value given here is replaced by the launch's")
+    loggers: list[str] = _key(
+        [], "Avalanche loggers besides the text log, under the run folder's logs/: any of "
+        "tensorboard, csv, wandb (offline unless WANDB_MODE, WANDB_API_KEY or wandb login set it up)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved mapping (a deep copy), keys in schema order: what ``config.yaml`` holds."""
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with ``changes`` (unchecked: for values the caller took from a parsed config)."""
+        return RunConfig(**{**self.to_dict(), **changes})
+
+    @property
+    def scenario_label(self) -> str:
+        """The scenario's name in records and reports: ``label``, else the scenario name."""
+        return scenario_label(self.to_scenario_keys())
+
+    @property
+    def method_label(self) -> str:
+        """The method's name in records and reports: ``strategy_label`` (a sweep variant such as
+        ``gcl-reset``), else the registered strategy name."""
+        return self.strategy_label or self.strategy
+
+    @property
+    def run_id(self) -> str:
+        """``<scenario label>__<method label>__m<mem_size>__s<seed>``: the run folder's name."""
+        return f"{self.scenario_label}__{self.method_label}__m{self.mem_size}__s{self.seed}"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options given to this run's strategy (a copy; defaults are the registry's)."""
+        return copy.deepcopy(self.strategy_options.get(self.strategy, {}))
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """What the method ran with, for its records: its learning rate and epochs (the
+        per-method value, else the run's) and every option given to it."""
+        options = self.options
+        return {"lr": options.pop("lr", None) or self.lr,
+                "train_epochs": options.pop("train_epochs", None) or self.train_epochs, **options}
+
+    def to_scenario_keys(self) -> dict[str, Any]:
+        """The scenario keys (:data:`SCENARIO_KEYS`) of this run."""
+        return {key: copy.deepcopy(getattr(self, key)) for key in SCENARIO_KEYS}
+
+
+def _default(spec: Any) -> Any:
+    return copy.deepcopy(spec.default) if spec.default is not MISSING else spec.default_factory()
+
+
+#: Every run key: ``key → (default, meaning)``, in schema order (derived from :class:`RunConfig`).
+RUN_KEYS: dict[str, tuple[Any, str]] = {spec.name: (_default(spec), spec.metadata["help"])
+                                        for spec in fields(RunConfig)}
+#: The keys that make a scenario; a sweep's ``scenarios`` entries may set only these.
+SCENARIO_KEYS = ("scenario", "label", "data_root", "n_experiences", "domains", "scenario_options")
+
+
+def scenario_label(scenario_keys: Mapping[str, Any]) -> str:
+    """A scenario's name in records and reports: its ``label``, else its scenario name (also for
+    the scenario entries of a sweep config, which are not runs yet)."""
+    return scenario_keys.get("label") or scenario_keys["scenario"]
+
+
+def default_run_config() -> dict[str, Any]:
+    """Every run key with its default (a fresh copy)."""
+    return RunConfig().to_dict()
+
+
+__all__ = ["RUN_KEYS", "SCENARIO_KEYS", "RunConfig", "default_run_config", "scenario_label"]

@@ -1,0 +1,68 @@
+"""The typed run config: one schema for keys, defaults and help; parsed once; written back as it was."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from avalanche_clip.cli import _config, _parse
+from avalanche_clip.pipeline.config import RUN_KEYS, ConfigError, dump_yaml, resolve_config
+from avalanche_clip.pipeline.config_parse import parse_run_config
+from avalanche_clip.pipeline.config_schema import RunConfig
+
+RESULTS = Path(__file__).resolve().parents[2] / "experiments" / "results"
+
+
+def test_the_key_table_and_help_come_from_the_schema(capsys):
+    names = [spec.name for spec in dataclasses.fields(RunConfig)]
+    assert list(RUN_KEYS) == names and len(names) == 37
+    assert RUN_KEYS["lr"] == (1e-3, "learning rate (same for every method)")
+    assert RUN_KEYS["loggers"][0] == [] and RUN_KEYS["strategy_options"][0] == {}
+    with pytest.raises(SystemExit):
+        _parse(["run", "--help"])
+    shown = {line.split()[0] for line in capsys.readouterr().out.splitlines()
+             if line.startswith("  ") and line.split()}
+    assert set(names) <= shown  # every key of the schema, with its default and meaning
+
+
+def test_parsing_types_the_resolved_mapping_and_gives_it_back_unchanged():
+    resolved = resolve_config([{"strategy": "gdro", "mem_size": 20, "seed": 3,
+                                "strategy_options": {"gdro": {"margin": 0.2}}}])
+    config = parse_run_config(resolved)
+    assert isinstance(config, RunConfig) and config.mem_size == 20 and config.seed == 3
+    assert config.run_id == "digits__gdro__m20__s3" and config.options == {"margin": 0.2}
+    assert config.to_dict() == resolved and list(config.to_dict()) == list(resolved)
+    assert parse_run_config(config) is config  # parsed once: a typed config is not checked again
+    config.to_dict()["strategy_options"]["gdro"]["margin"] = 5.0  # a copy: the config is unchanged
+    assert config.options == {"margin": 0.2}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.seed = 4  # type: ignore[misc]
+
+
+def test_a_parse_error_names_the_key_the_value_and_what_is_expected():
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) 'mem_sise'; known keys: .*mem_size"):
+        parse_run_config({"mem_sise": 3})
+    with pytest.raises(ConfigError, match=r"memory_share must lie in \(0, 1\), got 1.5"):
+        parse_run_config(resolve_config([{"replay_sampling": "share", "memory_share": 1.5}]))
+    with pytest.raises(ConfigError, match=r"steps_per_experience must be an integer >= 1 or null.*got 0"):
+        parse_run_config(resolve_config([{"steps_per_experience": 0}]))
+    with pytest.raises(ConfigError, match=r"head='mlp'; expected one of \('text', 'linear'\)"):
+        parse_run_config(resolve_config([{"head": "mlp"}]))
+
+
+@pytest.mark.parametrize("results", ["default", "cifar10_proxy", "pacs_proxy"])
+def test_committed_run_configs_parse_and_are_written_back_byte_for_byte(results):
+    """What ``run --config <committed config.yaml>`` resolves, parsed and dumped as ``execute_run``
+    writes it, is the committed file (keys added since it was written are left out)."""
+    paths = sorted((RESULTS / results / "runs").glob("*/config.yaml"))[:8]
+    assert paths
+    for path in paths:
+        resolved = _config(path, [], sweep=False)
+        config = parse_run_config(resolved)
+        assert config.to_dict() == resolved and list(config.to_dict()) == list(resolved)
+        committed = path.read_text()
+        written = {**config.to_dict(), "world_size": resolved.get("world_size") or 1}
+        written = {k: v for k, v in written.items() if f"\n{k}:" in "\n" + committed}
+        assert dump_yaml(written) == committed, path
