@@ -9,7 +9,11 @@ the experience (new data plus memory) and ``β ∈ [0, 1)``:
 
       w_c ∝ (1 − β) / (1 − β^{n_c}),      Σ_c w_c = k
 
-  (``β = 0`` gives uniform weights; a class without any sample counts as one sample).
+  over the classes with samples (``β = 0`` gives uniform weights). A class without any sample
+  (an old class with no memory) leaves the weighting: its weight is 1, neither raised nor
+  lowered, and the others are normalised among themselves. Counting it as one sample instead
+  would give it the largest weight of all — without memory, old classes ≈ 1.9 against ≈ 0.09
+  for the new ones after one experience — a prior for classes the step has no data of.
 - logits alignment: ``L_LA = CE(z / w, y)`` — each class's logit divided by its weight, so
   rare (old) classes get larger logits at test time;
 - distillation with temperature ``T`` over the old classes::
@@ -34,17 +38,22 @@ __all__ = ["balanced_distillation", "distillation", "effective_number_weights", 
 
 
 def effective_number_weights(counts: Tensor, beta: float) -> Tensor:
-    """``[k]`` class weights ``∝ (1 − β)/(1 − β^{n_c})`` normalised to sum ``k`` (float64).
+    """``[k]`` class weights (float64): ``w_c ∝ (1 − β)/(1 − β^{n_c})`` over the ``m`` classes
+    with ``n_c > 0``, normalised to sum ``m``; ``w_c = 1`` for a class with no sample.
 
     Args:
-        counts: ``[k]`` samples per class (0 is treated as 1).
+        counts: ``[k]`` samples per class.
         beta: ``β`` in ``[0, 1)``.
     """
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta < 1.0:
         raise ValueError(f"beta must lie in [0, 1), got {beta!r}")
-    n = counts.to(torch.float64).clamp_min(1.0)
-    weights = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64), n))
-    return weights / weights.sum() * len(weights)
+    n = counts.to(torch.float64)
+    present = n > 0
+    weights = torch.ones_like(n)
+    if present.any():
+        raw = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64), n[present]))
+        weights[present] = raw / raw.sum() * int(present.sum())
+    return weights
 
 
 def logits_aligned_cross_entropy(logits: Tensor, targets: Tensor, weights: Tensor) -> Tensor:

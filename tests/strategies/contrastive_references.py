@@ -64,8 +64,11 @@ def instance_contrast(a, b, temperature):
 
 
 def effective_weights(counts, beta):
-    raw = [(1 - beta) / (1 - beta ** max(int(n), 1)) for n in counts]
-    return [w / sum(raw) * len(raw) for w in raw]
+    """Cui et al.'s inverse effective numbers over the classes with samples (mean 1 among them);
+    a class without samples keeps weight 1."""
+    raw = {c: (1 - beta) / (1 - beta ** int(n)) for c, n in enumerate(counts) if int(n) > 0}
+    total = sum(raw.values())
+    return [raw[c] / total * len(raw) if c in raw else 1.0 for c in range(len(counts))]
 
 
 def softmax_row(row, temperature=1.0):

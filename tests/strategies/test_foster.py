@@ -28,10 +28,26 @@ def test_effective_number_weights_match_the_formula():
     torch.testing.assert_close(effective_number_weights(counts, 0.96),
                                torch.tensor(effective_weights(counts, 0.96), dtype=torch.float64))
     weights = effective_number_weights(counts, 0.96)
-    assert weights[2] > weights[0] and weights.sum().item() == pytest.approx(5)
+    assert weights[2] > weights[0] and weights[:4].sum().item() == pytest.approx(4)
+    assert weights[4].item() == 1.0  # no sample: out of the weighting
     torch.testing.assert_close(effective_number_weights(counts, 0.0), torch.ones(5, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"beta must lie in \[0, 1\), got 1.0"):
         effective_number_weights(counts, 1.0)
+
+
+def test_without_memory_old_classes_are_not_weighted_above_the_new_ones():
+    # after one experience of 2 classes x 500 samples, no memory: 2 old classes without samples
+    weights = effective_number_weights(torch.tensor([0, 0, 500, 500]), 0.96)
+    torch.testing.assert_close(weights, torch.ones(4, dtype=torch.float64))  # plain cross-entropy
+    # memory 20 over 4 classes: 5 per old class; the old classes are up-weighted by the formula
+    weights = effective_number_weights(torch.tensor([5, 5, 500, 500]), 0.96)
+    ratio = (1 - 0.96 ** 500) / (1 - 0.96 ** 5)
+    assert weights[0].item() / weights[2].item() == pytest.approx(ratio)
+    assert weights.sum().item() == pytest.approx(4)
+    with pytest.raises(ValueError, match="beta must lie"):
+        effective_number_weights(torch.tensor([0, 0]), -0.1)
+    torch.testing.assert_close(effective_number_weights(torch.tensor([0, 0]), 0.9),
+                               torch.ones(2, dtype=torch.float64))
 
 
 def _reference_la(logits, targets, weights):
