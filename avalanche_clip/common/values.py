@@ -1,4 +1,4 @@
-"""Type tests of config and record values, written once for every layer.
+"""Type tests and range rules of config and record values, written once for every layer.
 
 YAML and JSON give ``True``/``False`` as ``bool``, a subclass of ``int`` in Python, so a bare
 ``isinstance(value, int)`` would take ``true`` for 1; these tests refuse booleans.
@@ -25,4 +25,34 @@ def is_finite_number(value: Any) -> bool:
     return is_number(value) and math.isfinite(value)
 
 
-__all__ = ["is_finite_number", "is_int", "is_number"]
+# -- range rules of named values (hyper-parameters): each returns the value as a float ----------
+def check_positive(name: str, value: Any) -> float:
+    """``value`` as a float; ``ValueError`` naming ``name`` unless it is a number > 0."""
+    if not is_number(value) or not value > 0:
+        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def check_non_negative(name: str, value: Any) -> float:
+    """``value`` as a float; ``ValueError`` naming ``name`` unless it is a number >= 0."""
+    if not is_number(value) or not value >= 0:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def check_open_fraction(name: str, value: Any) -> float:
+    """``value`` as a float; ``ValueError`` naming ``name`` unless ``0 < value < 1``."""
+    if not is_number(value) or not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
+    return float(value)
+
+
+def check_unit_interval(name: str, value: Any) -> float:
+    """``value`` as a float; ``ValueError`` naming ``name`` unless ``0 <= value < 1``."""
+    if not is_number(value) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+    return float(value)
+
+
+__all__ = ["check_non_negative", "check_open_fraction", "check_positive", "check_unit_interval",
+           "is_finite_number", "is_int", "is_number"]

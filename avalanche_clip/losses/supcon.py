@@ -32,18 +32,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    "check_temperature",
     "predictive_contrastive_distillation",
     "relation_distillation_loss",
     "supervised_contrastive_loss",
 ]
-
-
-def check_temperature(name: str, value: float) -> float:
-    """``value`` as a float; ``ValueError`` naming ``name`` unless it is a number > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-    return float(value)
 
 
 def _off_diagonal(n: int, device: torch.device) -> Tensor:

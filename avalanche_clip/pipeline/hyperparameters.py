@@ -2,27 +2,42 @@
 
 Names are checked by the registry (``check_strategy``); this module checks values by building
 the pieces that own them (the losses, the replay plugin) on a one-sample problem, so the error
-is the one those classes raise — e.g. ``gamma must lie in (0, 1], got 1.5`` — and no rule is
-written twice.
+is the one those classes raise — e.g. ``gamma must lie in (0, 1], got 1.5``. The other options'
+range rules are :mod:`avalanche_clip.common.values`'s, the ones the strategies' constructors
+apply (here only which rule each option name takes), so no rule is written twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from avalanche_clip.common.values import is_int, is_number
+from avalanche_clip.common.values import (
+    check_non_negative,
+    check_open_fraction,
+    check_positive,
+    check_unit_interval,
+    is_int,
+)
 from avalanche_clip.losses import GCLLoss, GDROLoss
+from avalanche_clip.strategies.contrastive import TRAIN_LOGITS
 
 _LOSS_KEYS = {
     "gcl": (GCLLoss, ("tau", "gamma", "negatives")),
     "gdro": (GDROLoss, ("tau", "margin", "dro_lambda", "gamma", "class_gamma")),
 }
-_NON_NEGATIVE = ("ewc_lambda", "alpha", "beta", "ird_lambda", "distill_lambda", "lambda_okd")
-_POSITIVE = ("lr", "budget_scale", "tau", "base_temperature", "kappa", "kappa_past",
-             "distill_temperature", "temperature")
-_FRACTIONS = ("classifier_fraction", "compression_fraction")  # shares of a step budget: (0, 1)
-_BETAS = ("beta1", "beta2")  # FOSTER's effective-number betas: [0, 1)
-_CHOICES = {"train_logits": ("seen", "batch")}
+#: The range rule of each option name (the rules themselves, and their messages, are
+#: avalanche_clip.common.values's, which the strategies' constructors apply too).
+_RULES: dict[str, Callable[[str, Any], float]] = {
+    **dict.fromkeys(("ewc_lambda", "alpha", "beta", "ird_lambda", "distill_lambda", "lambda_okd"),
+                    check_non_negative),
+    **dict.fromkeys(("lr", "budget_scale", "tau", "base_temperature", "kappa", "kappa_past",
+                     "distill_temperature", "temperature"), check_positive),
+    # shares of a step budget: (0, 1); FOSTER's effective-number betas: [0, 1)
+    **dict.fromkeys(("classifier_fraction", "compression_fraction"), check_open_fraction),
+    **dict.fromkeys(("beta1", "beta2"), check_unit_interval),
+}
+_CHOICES = {"train_logits": TRAIN_LOGITS}
 
 
 def check_hyperparameters(strategy: str, hparams: dict[str, Any]) -> None:
@@ -40,20 +55,11 @@ def _check(strategy: str, hparams: dict[str, Any]) -> None:
         if loss_class is GDROLoss:
             kwargs["num_classes"] = 1
         loss_class(num_samples=1, **kwargs)
-    for key in _NON_NEGATIVE:
-        if key in hparams and (not is_number(hparams[key]) or hparams[key] < 0):
-            raise ValueError(f"{key} must be a number >= 0, got {hparams[key]!r}")
-    for key in _POSITIVE:
-        if key in hparams and (not is_number(hparams[key]) or not hparams[key] > 0):
-            raise ValueError(f"{key} must be a number > 0, got {hparams[key]!r}")
+    for key, rule in _RULES.items():
+        if key in hparams:
+            rule(key, hparams[key])
     if "train_epochs" in hparams and (not is_int(hparams["train_epochs"]) or hparams["train_epochs"] < 1):
         raise ValueError(f"train_epochs must be an integer >= 1, got {hparams['train_epochs']!r}")
-    for key in _FRACTIONS:
-        if key in hparams and (not is_number(hparams[key]) or not 0 < hparams[key] < 1):
-            raise ValueError(f"{key} must lie in (0, 1), got {hparams[key]!r}")
-    for key in _BETAS:
-        if key in hparams and (not is_number(hparams[key]) or not 0 <= hparams[key] < 1):
-            raise ValueError(f"{key} must lie in [0, 1), got {hparams[key]!r}")
     for key, choices in _CHOICES.items():
         if key in hparams and hparams[key] not in choices:
             raise ValueError(f"{key}={hparams[key]!r}; expected one of {choices}")

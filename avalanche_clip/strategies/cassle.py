@@ -37,8 +37,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from avalanche_clip.common.values import check_non_negative, check_positive
 from avalanche_clip.losses.supcon import (
-    check_temperature,
     predictive_contrastive_distillation,
     supervised_contrastive_loss,
 )
@@ -71,11 +71,9 @@ class CaSSLeStrategy(DecoupledContrastiveStrategy):
                  **kwargs: Any) -> None:
         if kwargs.get("mem_size", 0):
             raise ValueError(f"CaSSLe uses no replay memory: mem_size must be 0, got {kwargs['mem_size']!r}")
-        self.tau = check_temperature("tau", tau)
-        self.distill_temperature = check_temperature("distill_temperature", distill_temperature)
-        if isinstance(distill_lambda, bool) or not isinstance(distill_lambda, (int, float)) or distill_lambda < 0:
-            raise ValueError(f"distill_lambda must be a number >= 0, got {distill_lambda!r}")
-        self.distill_lambda = float(distill_lambda)
+        self.tau = check_positive("tau", tau)
+        self.distill_temperature = check_positive("distill_temperature", distill_temperature)
+        self.distill_lambda = check_non_negative("distill_lambda", distill_lambda)
         super().__init__(model=model, optimizer=optimizer, criterion=criterion,
                          projection_hidden=projection_hidden, projection_dim=projection_dim,
                          classifier_fraction=classifier_fraction, class_balanced=False, **kwargs)

@@ -49,8 +49,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from avalanche_clip.common.values import check_non_negative, check_positive
 from avalanche_clip.losses.supcon import (
-    check_temperature,
     relation_distillation_loss,
     supervised_contrastive_loss,
 )
@@ -79,13 +79,11 @@ class Co2LStrategy(DecoupledContrastiveStrategy):
                  kappa_past: float = CO2L["kappa_past"], ird_lambda: float = CO2L["ird_lambda"],
                  projection_dim: int = 128, classifier_fraction: float = CO2L["classifier_fraction"],
                  **kwargs: Any) -> None:
-        self.tau = check_temperature("tau", tau)
-        self.base_temperature = check_temperature("base_temperature", base_temperature)
-        self.kappa = check_temperature("kappa", kappa)
-        self.kappa_past = check_temperature("kappa_past", kappa_past)
-        if isinstance(ird_lambda, bool) or not isinstance(ird_lambda, (int, float)) or ird_lambda < 0:
-            raise ValueError(f"ird_lambda must be a number >= 0, got {ird_lambda!r}")
-        self.ird_lambda = float(ird_lambda)
+        self.tau = check_positive("tau", tau)
+        self.base_temperature = check_positive("base_temperature", base_temperature)
+        self.kappa = check_positive("kappa", kappa)
+        self.kappa_past = check_positive("kappa_past", kappa_past)
+        self.ird_lambda = check_non_negative("ird_lambda", ird_lambda)
         self.mb_anchors: Tensor | None = None
         super().__init__(model=model, optimizer=optimizer, criterion=criterion,
                          projection_hidden=None, projection_dim=projection_dim,

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from avalanche_clip.common.values import check_open_fraction
 from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.strategies.snapshots import (
     FrozenImageEncoder,
@@ -36,7 +37,7 @@ from avalanche_clip.strategies.snapshots import (
     head_is_trainable,
     projection_mlp,
 )
-from avalanche_clip.strategies.staged import StagedCLIPStrategy, check_fraction, split_steps
+from avalanche_clip.strategies.staged import StagedCLIPStrategy, split_steps
 from avalanche_clip.training.batching import ReplayBatchSampler
 
 REPRESENTATION, CLASSIFIER = "representation", "classifier"
@@ -96,7 +97,7 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
                 "trainable parameter: with the prompt head the text tower or projection must "
                 "train (trainable: projections, text, last:K or all), or use head: linear"
             )
-        self.classifier_fraction = check_fraction("classifier_fraction", classifier_fraction)
+        self.classifier_fraction = check_open_fraction("classifier_fraction", classifier_fraction)
         self.class_balanced = bool(class_balanced)
         super().__init__(model=model, optimizer=optimizer, **kwargs)
         dim = embedding_dim(self.model)

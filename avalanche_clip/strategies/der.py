@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avalanche_clip.common.values import check_non_negative
 from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.strategies.base import CLIPStrategyBase
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
@@ -46,11 +47,9 @@ class DERStrategy(CLIPStrategyBase):
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
                  criterion: nn.Module | None = None, alpha: float = DER["alpha"], beta: float = DER["beta"],
                  **kwargs: Any) -> None:
-        for name, value in (("alpha", alpha), ("beta", beta)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        alpha, beta = check_non_negative("alpha", alpha), check_non_negative("beta", beta)
         super().__init__(model=model, optimizer=optimizer, criterion=criterion, **kwargs)
-        self.alpha, self.beta = float(alpha), float(beta)
+        self.alpha, self.beta = alpha, beta
         self.stored_ids = torch.zeros(0, dtype=torch.long)  # [R], sorted
         self.stored_logits = torch.zeros(0, self.model.num_classes)  # [R, K], −∞ = unseen then
 

@@ -45,6 +45,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from avalanche_clip.common.values import (
+    check_non_negative,
+    check_open_fraction,
+    check_positive,
+    check_unit_interval,
+)
 from avalanche_clip.losses.foster import (
     balanced_distillation,
     distillation,
@@ -52,14 +58,13 @@ from avalanche_clip.losses.foster import (
     logits_aligned_cross_entropy,
 )
 from avalanche_clip.losses.masked import masked_cross_entropy
-from avalanche_clip.losses.supcon import check_temperature
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
 from avalanche_clip.strategies.snapshots import (
     FrozenHead,
     FrozenImageEncoder,
     image_path,
 )
-from avalanche_clip.strategies.staged import StagedCLIPStrategy, check_fraction, split_steps
+from avalanche_clip.strategies.staged import StagedCLIPStrategy, split_steps
 from avalanche_clip.training.batching import ReplayBatchSampler
 from avalanche_clip.training.plugins import experience_classes
 
@@ -86,15 +91,10 @@ class FOSTERStrategy(StagedCLIPStrategy):
                  compression_fraction: float = FOSTER["compression_fraction"], **kwargs: Any) -> None:
         if criterion is not None:
             raise TypeError(f"FOSTERStrategy trains with its own losses and takes no criterion (got {criterion!r})")
-        for name, beta in (("beta1", beta1), ("beta2", beta2)):
-            if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta < 1.0:
-                raise ValueError(f"{name} must lie in [0, 1), got {beta!r}")
-        if isinstance(lambda_okd, bool) or not isinstance(lambda_okd, (int, float)) or lambda_okd < 0:
-            raise ValueError(f"lambda_okd must be a number >= 0, got {lambda_okd!r}")
-        self.beta1, self.beta2 = float(beta1), float(beta2)
-        self.temperature = check_temperature("temperature", temperature)
-        self.lambda_okd = float(lambda_okd)
-        self.compression_fraction = check_fraction("compression_fraction", compression_fraction)
+        self.beta1, self.beta2 = check_unit_interval("beta1", beta1), check_unit_interval("beta2", beta2)
+        self.lambda_okd = check_non_negative("lambda_okd", lambda_okd)
+        self.temperature = check_positive("temperature", temperature)
+        self.compression_fraction = check_open_fraction("compression_fraction", compression_fraction)
         super().__init__(model=model, optimizer=optimizer, **kwargs)
         self.old_encoder: FrozenImageEncoder | None = None
         self.old_head: FrozenHead | None = None

@@ -17,6 +17,7 @@ from avalanche.benchmarks.scenarios.generic_scenario import EagerCLStream
 from avalanche.benchmarks.utils.utils import concat_datasets
 from torch import nn
 
+from avalanche_clip.common.values import check_positive
 from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
 from avalanche_clip.training.plugins.seen_classes import experience_classes
 
@@ -33,12 +34,11 @@ class CLIPJointStrategy(CLIPCrossEntropyStrategy):
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
                  criterion: nn.Module | None = None, budget_scale: float = 1.0,
                  **kwargs: Any) -> None:
-        if isinstance(budget_scale, bool) or not isinstance(budget_scale, (int, float)) or budget_scale <= 0:
-            raise ValueError(f"budget_scale must be a number > 0, got {budget_scale!r}")
+        budget_scale = check_positive("budget_scale", budget_scale)
         if kwargs.get("mem_size", 0):
             raise ValueError("joint training has no replay memory: mem_size must be 0")
         super().__init__(model=model, optimizer=optimizer, criterion=criterion, **kwargs)
-        self.budget_scale = float(budget_scale)
+        self.budget_scale = budget_scale
 
     def continual_budget(self, experiences: list[Any]) -> int:
         """The total steps a continual method takes over ``experiences``."""

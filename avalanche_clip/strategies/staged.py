@@ -23,13 +23,6 @@ from avalanche_clip.strategies.base import CLIPStrategyBase
 from avalanche_clip.training.batching import ReplayBatchSampler
 
 
-def check_fraction(name: str, value: float) -> float:
-    """``value`` as a float; ``ValueError`` naming ``name`` unless ``0 < value < 1``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
-        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
-    return float(value)
-
-
 def split_steps(total: int, fraction: float, names: tuple[str, str]) -> list[tuple[str, int]]:
     """``total`` steps as ``[(names[0], T − n), (names[1], n)]`` with ``n = round(fraction·T)``
     clamped so each stage gets at least one step (``total >= 2``; 0 steps: no stage)."""
