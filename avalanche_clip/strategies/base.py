@@ -56,7 +56,7 @@ from avalanche_clip.scenarios.assigned_ids import SampleIdAssigner
 from avalanche_clip.strategies.budget import StepBudget, whole_eval_loader
 from avalanche_clip.training.batching import ReplayBatchSampler
 from avalanche_clip.training.distributed import GradientSumPlugin, world_size
-from avalanche_clip.training.plugin_states import check_distributed_plugins
+from avalanche_clip.training.distributed_plugins import check_distributed_plugins
 from avalanche_clip.training.plugins import (
     ClassBalancedReplayPlugin,
     SeenClassesPlugin,

@@ -142,7 +142,7 @@ def test_unsupported_strategies_plugins_and_commands_are_refused_under_several_p
     from avalanche.training.plugins import EWCPlugin, LRSchedulerPlugin
 
     import avalanche_clip.pipeline.run as experiment
-    import avalanche_clip.training.plugin_states as plugin_states
+    import avalanche_clip.training.distributed_plugins as distributed_plugins
     from avalanche_clip.cli import main
     from avalanche_clip.pipeline.config import ConfigError
 
@@ -151,12 +151,12 @@ def test_unsupported_strategies_plugins_and_commands_are_refused_under_several_p
                                           r"\(2 processes\); supported: ce, gcl, gdro, joint"):
         experiment.check_distributed_strategy("der")
     experiment.check_distributed_strategy("gdro")
-    monkeypatch.setattr(plugin_states, "world_size", lambda: 2)
+    monkeypatch.setattr(distributed_plugins, "world_size", lambda: 2)
     with pytest.raises(ValueError, match="EWCPlugin is not supported with distributed training"):
-        plugin_states.check_distributed_plugins("GCLStrategy", [EWCPlugin(1.0)])
+        distributed_plugins.check_distributed_plugins("GCLStrategy", [EWCPlugin(1.0)])
     scheduler = LRSchedulerPlugin(torch.optim.lr_scheduler.StepLR(
         torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), 1))
-    plugin_states.check_distributed_plugins("GCLStrategy", [scheduler])
+    distributed_plugins.check_distributed_plugins("GCLStrategy", [scheduler])
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["sweep", "--config", "none.yaml"]) == 2
     assert "sweep under torchrun" in capsys.readouterr().err
