@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from avalanche_clip.common.values import check_unit_interval
+
 __all__ = ["balanced_distillation", "distillation", "effective_number_weights", "logits_aligned_cross_entropy"]
 
 
@@ -45,8 +47,7 @@ def effective_number_weights(counts: Tensor, beta: float) -> Tensor:
         counts: ``[k]`` samples per class.
         beta: ``β`` in ``[0, 1)``.
     """
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta < 1.0:
-        raise ValueError(f"beta must lie in [0, 1), got {beta!r}")
+    beta = check_unit_interval("beta", beta)
     n = counts.to(torch.float64)
     present = n > 0
     weights = torch.ones_like(n)
