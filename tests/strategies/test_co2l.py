@@ -120,9 +120,10 @@ def test_memory_samples_never_act_as_anchors_in_training(dil_root):
     benchmark = dil_benchmark(dil_root)
     recorder = _RecordAnchors()
     setup = make_setup(benchmark, mem_size=6, plugins=[recorder], steps_per_experience=6)
-    ContinualRun(build_strategy("co2l", setup), benchmark, progress=False).run()
+    # half of each experience's 6 steps for the classifier: 3 representation steps each
+    ContinualRun(build_strategy("co2l", setup, classifier_fraction=0.5), benchmark, progress=False).run()
     with_memory = [s for s in recorder.steps if s[1] > 0]
-    assert len(recorder.steps) == 6 and len(with_memory) == 3  # 3 representation steps each
+    assert len(recorder.steps) == 6 and len(with_memory) == 3
     for anchors_are_new_rows, _, loss, reference, _ in recorder.steps:
         assert anchors_are_new_rows
         assert loss == pytest.approx(reference, rel=1e-5, abs=1e-6)
