@@ -25,6 +25,15 @@ def is_finite_number(value: Any) -> bool:
     return is_number(value) and math.isfinite(value)
 
 
+def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> Any:
+    """``value`` if it is one of ``choices`` by value *and* type (``0 == False`` and ``1 == True``
+    in Python, but ``feature_cache=0`` is not the choice ``False``); ``ValueError`` naming
+    ``name``, the value and the choices otherwise."""
+    if not any(value == choice and type(value) is type(choice) for choice in choices):
+        raise ValueError(f"{name}={value!r}; expected one of {choices}")
+    return value
+
+
 # -- range rules of named values (hyper-parameters): each returns the value as a float ----------
 def check_positive(name: str, value: Any) -> float:
     """``value`` as a float; ``ValueError`` naming ``name`` unless it is a number > 0."""
@@ -54,5 +63,5 @@ def check_unit_interval(name: str, value: Any) -> float:
     return float(value)
 
 
-__all__ = ["check_non_negative", "check_open_fraction", "check_positive", "check_unit_interval",
+__all__ = ["check_choice", "check_non_negative", "check_open_fraction", "check_positive", "check_unit_interval",
            "is_finite_number", "is_int", "is_number"]

@@ -11,6 +11,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from avalanche_clip.common.cpu_kernels import compute_identity
+from avalanche_clip.common.values import check_choice
 from avalanche_clip.features.cache import load_or_build
 from avalanche_clip.features.fingerprint import (
     UnfingerprintableDataError,
@@ -51,8 +52,7 @@ def apply_feature_cache(benchmark: Any, classifier: Any, *, mode: Any = "auto",
         trainable: the ``set_trainable`` choice; decides where the tower is split.
         cache_dir: the cache folder.
     """
-    if mode not in FEATURE_CACHE_CHOICES:
-        raise ValueError(f"feature_cache={mode!r}; expected one of {FEATURE_CACHE_CHOICES}")
+    check_choice("feature_cache", mode, FEATURE_CACHE_CHOICES)
     if mode is False:
         return benchmark
     visual = classifier.clip.visual

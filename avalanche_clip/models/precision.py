@@ -12,14 +12,15 @@ import contextlib
 
 import torch
 
+from avalanche_clip.common.values import check_choice
+
 AMP_CHOICES = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def effective_amp(amp: str, device: str | torch.device) -> str:
     """The precision a step will really use on ``device`` for the requested ``amp``."""
-    if amp not in AMP_CHOICES:
-        raise ValueError(f"amp={amp!r}; expected one of {AMP_CHOICES}")
+    check_choice("amp", amp, AMP_CHOICES)
     return amp if torch.device(device).type == "cuda" else "fp32"
 
 

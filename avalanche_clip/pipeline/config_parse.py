@@ -20,7 +20,7 @@ from typing import Any
 
 from avalanche_clip.common.errors import ConfigError
 from avalanche_clip.common.paths import check_file_name, check_safe_name
-from avalanche_clip.common.values import is_finite_number, is_int
+from avalanche_clip.common.values import check_choice, is_finite_number, is_int
 from avalanche_clip.features import FEATURE_CACHE_CHOICES
 from avalanche_clip.models import OFFLINE_MODELS
 from avalanche_clip.models.factory import _resolve_pretrained, list_models
@@ -152,11 +152,11 @@ def _check_names(config: RunConfig) -> None:
     _resolve_pretrained(config.model, config.pretrained)
     parse_trainable(config.trainable)
     resolve_templates(config.templates)
-    for key, choices in _CHOICES:
-        value = getattr(config, key)
-        # by type too: 0 == False and 1 == True, but feature_cache=0 must not mean "auto"
-        if not any(value == c and type(value) is type(c) for c in choices):
-            raise ConfigError(f"{key}={value!r}; expected one of {choices}")
+    try:
+        for key, choices in _CHOICES:  # the owners' choices, by value and type (feature_cache=0 is not False)
+            check_choice(key, getattr(config, key), choices)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _check_protocol(config: RunConfig) -> None:
@@ -164,10 +164,9 @@ def _check_protocol(config: RunConfig) -> None:
     try:
         check_composition(config.replay_sampling, config.memory_share)
         check_steps_per_experience(config.steps_per_experience)
+        check_choice("head", config.head, HEADS)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    if config.head not in HEADS:
-        raise ConfigError(f"head={config.head!r}; expected one of {HEADS}")
 
 
 __all__ = ["LOGGER_CHOICES", "NEEDS_NO_ROOT", "check_loggers", "parse_run_config"]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from avalanche_clip.common.values import (
+    check_choice,
     check_non_negative,
     check_open_fraction,
     check_positive,
@@ -61,5 +62,5 @@ def _check(strategy: str, hparams: dict[str, Any]) -> None:
     if "train_epochs" in hparams and (not is_int(hparams["train_epochs"]) or hparams["train_epochs"] < 1):
         raise ValueError(f"train_epochs must be an integer >= 1, got {hparams['train_epochs']!r}")
     for key, choices in _CHOICES.items():
-        if key in hparams and hparams[key] not in choices:
-            raise ValueError(f"{key}={hparams[key]!r}; expected one of {choices}")
+        if key in hparams:
+            check_choice(key, hparams[key], choices)

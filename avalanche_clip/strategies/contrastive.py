@@ -21,6 +21,7 @@ import torch
 from avalanche.training.plugins import LwFPlugin
 from torch import nn
 
+from avalanche_clip.common.values import check_choice
 from avalanche_clip.losses import GCLLoss, GDROLoss
 from avalanche_clip.models.task_heads import head_logits
 from avalanche_clip.strategies.base import CLIPStrategyBase, check_classifier
@@ -54,8 +55,7 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
                 f"{type(self).__name__} trains with its own loss ({type(loss).__name__}) and takes "
                 f"no criterion (got {criterion!r}); set the loss's hyper-parameters instead"
             )
-        if train_logits not in TRAIN_LOGITS:
-            raise ValueError(f"train_logits={train_logits!r}; expected one of {TRAIN_LOGITS}")
+        check_choice("train_logits", train_logits, TRAIN_LOGITS)
         if train_logits == "batch" and any(isinstance(p, LwFPlugin) for p in kwargs.get("plugins") or ()):
             raise ValueError(
                 "LwFPlugin distils the old classes' logits, which train_logits='batch' leaves at "

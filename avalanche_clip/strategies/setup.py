@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from avalanche_clip.common.values import check_choice
 from avalanche_clip.models import CLIPClassifier, LinearHeadClassifier
 from avalanche_clip.strategies.defaults import TRAIN_EPOCHS, WEIGHT_DECAY
 
@@ -66,10 +67,8 @@ class StrategySetup:
     def __post_init__(self) -> None:
         # replay_sampling, memory_share and steps_per_experience are checked by the strategies
         # that use them (their StepBudget, avalanche_clip.strategies.budget), once, when built
-        if self.head not in HEADS:
-            raise ValueError(f"head={self.head!r}; expected one of {HEADS}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer={self.optimizer!r}; expected one of {OPTIMIZERS}")
+        check_choice("head", self.head, HEADS)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be > 0 or None (the method's default), got {self.lr!r}")
         if self.weight_decay < 0:

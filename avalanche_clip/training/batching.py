@@ -30,15 +30,14 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import Sampler
 
-from avalanche_clip.common.values import is_int, is_number
+from avalanche_clip.common.values import check_choice, is_int, is_number
 
 COMPOSITIONS = ("union", "share")
 
 
 def check_composition(composition: str, memory_share: float) -> None:
     """``ValueError`` naming a bad composition or memory share."""
-    if composition not in COMPOSITIONS:
-        raise ValueError(f"replay_sampling={composition!r}; expected one of {COMPOSITIONS}")
+    check_choice("replay_sampling", composition, COMPOSITIONS)
     if not is_number(memory_share) or not 0.0 < memory_share < 1.0:
         raise ValueError(f"memory_share must lie in (0, 1), got {memory_share!r}")
 
