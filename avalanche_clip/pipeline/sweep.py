@@ -58,7 +58,9 @@ class SweepPlan:
     skipped: list[str] = field(default_factory=list)
 
 
-def _grid_list(config: dict[str, Any], key: str) -> list[Any]:
+def grid_list(config: dict[str, Any], key: str) -> list[Any]:
+    """The sweep grid key ``key`` (strategies, mem_sizes, seeds), checked to be a non-empty list
+    (its values are checked as the runs' own keys, when each run is parsed)."""
     value = config[key]
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{key} must be a non-empty list, got {value!r}")
@@ -71,6 +73,8 @@ def plan_sweep(config: dict[str, Any]) -> SweepPlan:
     scenarios = config.get("scenarios") or [{}]
     if not isinstance(scenarios, list) or not all(isinstance(s, dict) for s in scenarios):
         raise ConfigError("scenarios must be a list of mappings of scenario keys")
+    # each grid key checked once, before the loops that use it
+    seeds, mem_sizes, entries = grid_list(config, "seeds"), grid_list(config, "mem_sizes"), strategy_entries(config)
     plan = SweepPlan()
     seen_ids: set[str] = set()
     for override in scenarios:
@@ -79,13 +83,13 @@ def plan_sweep(config: dict[str, Any]) -> SweepPlan:
             raise ConfigError(f"scenarios entries take {SCENARIO_KEYS}; got unknown {unknown}")
         scenario_config = {**copy.deepcopy(base), **copy.deepcopy(override)}
         kind = scenario_kind(scenario_config["scenario"])
-        for seed in _grid_list(config, "seeds"):
-            for label, strategy, options in strategy_entries(config):
+        for seed in seeds:
+            for label, strategy, options in entries:
                 info = strategy_info(strategy)
                 if kind not in info.scenarios:
                     plan.skipped.append(f"{label} on {scenario_label(scenario_config)}: supports {', '.join(info.scenarios)} only")
                     continue
-                for mem_size in _memory_sizes(info.memory, _grid_list(config, "mem_sizes")):
+                for mem_size in _memory_sizes(info.memory, mem_sizes):
                     run = {**scenario_config, "strategy": strategy, "mem_size": mem_size, "seed": seed,
                            "strategy_label": label if label != strategy else None,
                            "strategy_options": {strategy: options} if options else {}}
@@ -106,7 +110,7 @@ def strategy_entries(config: dict[str, Any]) -> list[tuple[str, str, dict[str, A
     """
     shared = config.get("strategy_options") or {}
     entries, labels = [], set()
-    for entry in _grid_list(config, "strategies"):
+    for entry in grid_list(config, "strategies"):
         if isinstance(entry, str):
             label, strategy, extra = entry, entry, {}
         elif isinstance(entry, dict) and set(entry) <= {"label", "strategy", "options"} and "strategy" in entry:

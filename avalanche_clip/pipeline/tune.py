@@ -44,7 +44,7 @@ from avalanche_clip.pipeline.config import ConfigError
 from avalanche_clip.pipeline.config_parse import parse_run_config
 from avalanche_clip.pipeline.config_schema import RunConfig
 from avalanche_clip.pipeline.run import execute_run
-from avalanche_clip.pipeline.sweep import plan_sweep, strategy_entries
+from avalanche_clip.pipeline.sweep import grid_list, plan_sweep, strategy_entries
 from avalanche_clip.pipeline.tune_budget import (
     HOLDING,
     claimed,
@@ -103,11 +103,11 @@ def tune_settings(config: dict[str, Any], trials: int | None = None) -> TuneSett
     fraction = merged["validation_fraction"]
     if not is_number(fraction) or not 0 < fraction < 1:
         raise ConfigError(f"tune.validation_fraction must lie in (0, 1), got {fraction!r}")
-    sizes = sorted(m for m in config["mem_sizes"] if m > 0) or [0]
+    sizes = sorted(m for m in grid_list(config, "mem_sizes") if is_int(m) and m > 0) or [0]
     mem_size = merged["mem_size"] if merged["mem_size"] is not None else sizes[(len(sizes) - 1) // 2]
     if not is_int(mem_size) or mem_size < 0:
         raise ConfigError(f"tune.mem_size must be an integer >= 0, got {mem_size!r}")
-    seeds = merged["seeds"] if merged["seeds"] is not None else [config["seeds"][0]]
+    seeds = merged["seeds"] if merged["seeds"] is not None else [grid_list(config, "seeds")[0]]
     if not isinstance(seeds, list) or not seeds or not all(is_int(s) for s in seeds):
         raise ConfigError(f"tune.seeds must be a non-empty list of integers, got {seeds!r}")
     if not isinstance(merged["tune_epochs"], bool):
@@ -127,7 +127,8 @@ def trial_runs(config: dict[str, Any], settings: TuneSettings, label: str,
     on the validation split, with ``params`` as the strategy's options (parsed: the drawn values
     are checked as any config's)."""
     single = {**config, "seeds": settings.seeds, "mem_sizes": [settings.mem_size]}
-    single["strategies"] = [entry for entry in config["strategies"] if _label(entry) == label]
+    single["strategies"] = [{"label": entry, "strategy": strategy, "options": options}
+                            for entry, strategy, options in strategy_entries(config) if entry == label]
     runs = []
     for run in plan_sweep(single).runs:
         runs.append(parse_run_config({
@@ -138,10 +139,6 @@ def trial_runs(config: dict[str, Any], settings: TuneSettings, label: str,
     if not runs:
         raise ConfigError(f"strategy {label!r} has no run at tune memory {settings.mem_size}")
     return runs
-
-
-def _label(entry: Any) -> str:
-    return entry if isinstance(entry, str) else (entry.get("label") or entry["strategy"])
 
 
 def run_tune(config: dict[str, Any], out_dir: str | Path, *, trials: int | None = None,

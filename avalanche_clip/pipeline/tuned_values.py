@@ -125,13 +125,16 @@ def apply_tuned(config: dict[str, Any], path: str | Path) -> dict[str, Any]:
     Raises ``ConfigError`` when the tune ran under another protocol (:data:`PROTOCOL_KEYS`; with
     ``tuned_check: false`` in the config, a warning instead) or a value is outside its space.
     """
+    check = config.get("tuned_check", True)
+    if not isinstance(check, bool):  # read only here: checked here, once
+        raise ConfigError(f"tuned_check must be true or false, got {check!r}")
     document = read_tuned(path)
     recorded = document.get("tuned_for") or {}
     current = tuned_for(config)
     differing = [key for key in PROTOCOL_KEYS if key in recorded and recorded[key] != current[key]]
     if differing:
         detail = "; ".join(f"{k}: tuned {recorded[k]!r} vs now {current[k]!r}" for k in differing)
-        if config.get("tuned_check", True):
+        if check:
             raise ConfigError(f"tuned file {path} was tuned under another protocol ({detail}); set "
                               "tuned_check: false to apply its values anyway (an ablation)")
         warnings.warn(f"applying values tuned under another protocol ({detail})", stacklevel=2)

@@ -66,3 +66,21 @@ def test_committed_run_configs_parse_and_are_written_back_byte_for_byte(results)
         written = {**config.to_dict(), "world_size": resolved.get("world_size") or 1}
         written = {k: v for k, v in written.items() if f"\n{k}:" in "\n" + committed}
         assert dump_yaml(written) == committed, path
+
+
+def test_sweep_keys_read_in_one_place_are_checked_there(tmp_path):
+    from avalanche_clip.pipeline.sweep import plan_sweep
+    from avalanche_clip.pipeline.tuned_values import apply_tuned
+
+    with pytest.raises(ConfigError, match=r"tuned_check must be true or false, got 'no'"):
+        apply_tuned({"tuned_check": "no", "strategies": ["gcl"]}, tmp_path / "tuned.yaml")
+    with pytest.raises(ConfigError, match=r"mem_sizes must be a non-empty list, got 5"):
+        plan_sweep(resolve_config([{"mem_sizes": 5}], sweep=True))
+    plan = plan_sweep(resolve_config([{"strategies": ["naive", {"label": "gcl-g1", "strategy": "gcl",
+                                                                "options": {"gamma": 1.0}}],
+                                       "mem_sizes": [0, 10], "seeds": [0, 1]}], sweep=True))
+    assert [run.run_id for run in plan.runs] == [
+        "digits__naive__m0__s0", "digits__gcl-g1__m0__s0", "digits__gcl-g1__m10__s0",
+        "digits__naive__m0__s1", "digits__gcl-g1__m0__s1", "digits__gcl-g1__m10__s1"]
+    assert all(isinstance(run, RunConfig) for run in plan.runs)
+    assert plan.runs[1].options == {"gamma": 1.0} and plan.runs[1].strategy_label == "gcl-g1"
