@@ -152,7 +152,7 @@ def _run_of_sweep(source: dict[str, Any], parsed: dict[str, Any], tuned: str | P
     as a sweep checks them). ``strict``: a strategy outside the sweep is an error (tuned values
     asked for on the command line), else it runs with its own defaults."""
     from avalanche_clip.pipeline.config import RUN_KEYS, merge, resolve_config
-    from avalanche_clip.pipeline.sweep import strategy_entries
+    from avalanche_clip.pipeline.sweep_grid import strategy_entries
     from avalanche_clip.pipeline.tuned_values import apply_tuned
 
     run = merge({k: v for k, v in source.items() if k not in (*_SWEEP_ONLY, "tune", "tuned", "tuned_check")}, parsed)

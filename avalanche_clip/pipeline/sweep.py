@@ -42,6 +42,7 @@ from avalanche_clip.pipeline.data_identity import (
 from avalanche_clip.pipeline.parallel_sweep import run_parallel
 from avalanche_clip.pipeline.run import check_same_config
 from avalanche_clip.pipeline.run_loop import read_records
+from avalanche_clip.pipeline.sweep_grid import grid_list, strategy_entries
 from avalanche_clip.pipeline.sweep_runs import SweepLedger, finished_outcome, run_dir, run_serial
 from avalanche_clip.pipeline.sweep_state import check_run_folders, record_sweep_config
 from avalanche_clip.pipeline.tuned_values import apply_tuned
@@ -56,15 +57,6 @@ class SweepPlan:
 
     runs: list[RunConfig] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-
-
-def grid_list(config: dict[str, Any], key: str) -> list[Any]:
-    """The sweep grid key ``key`` (strategies, mem_sizes, seeds), checked to be a non-empty list
-    (its values are checked as the runs' own keys, when each run is parsed)."""
-    value = config[key]
-    if not isinstance(value, list) or not value:
-        raise ConfigError(f"{key} must be a non-empty list, got {value!r}")
-    return value
 
 
 def plan_sweep(config: dict[str, Any]) -> SweepPlan:
@@ -99,35 +91,6 @@ def plan_sweep(config: dict[str, Any]) -> SweepPlan:
                     seen_ids.add(parsed.run_id)
                     plan.runs.append(parsed)
     return plan
-
-
-def strategy_entries(config: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """``(label, registered strategy, options)`` of each entry of ``strategies``.
-
-    An entry is a registered name (its options: ``strategy_options[name]``) or a variant
-    ``{label: gcl-reset, strategy: gcl, options: {reset_loss_state: true}}`` (its options:
-    ``strategy_options[strategy]`` updated by ``options``). Labels must be unique.
-    """
-    shared = config.get("strategy_options") or {}
-    entries, labels = [], set()
-    for entry in grid_list(config, "strategies"):
-        if isinstance(entry, str):
-            label, strategy, extra = entry, entry, {}
-        elif isinstance(entry, dict) and set(entry) <= {"label", "strategy", "options"} and "strategy" in entry:
-            strategy = entry["strategy"]
-            label, extra = entry.get("label") or strategy, entry.get("options") or {}
-            if not isinstance(extra, dict):
-                raise ConfigError(f"strategies entry {entry!r}: options must be a mapping")
-        else:
-            raise ConfigError(
-                f"strategies entry {entry!r}: expected a strategy name or a mapping "
-                "{label: NAME, strategy: REGISTERED, options: {...}}"
-            )
-        if label in labels:
-            raise ConfigError(f"two strategies entries are labelled {label!r}; give variants distinct labels")
-        labels.add(label)
-        entries.append((label, strategy, {**shared.get(strategy, {}), **extra}))
-    return entries
 
 
 class _DataFingerprints:

@@ -44,7 +44,8 @@ from avalanche_clip.pipeline.config import ConfigError
 from avalanche_clip.pipeline.config_parse import parse_run_config
 from avalanche_clip.pipeline.config_schema import RunConfig
 from avalanche_clip.pipeline.run import execute_run
-from avalanche_clip.pipeline.sweep import grid_list, plan_sweep, strategy_entries
+from avalanche_clip.pipeline.sweep import plan_sweep
+from avalanche_clip.pipeline.sweep_grid import grid_list, strategy_entries
 from avalanche_clip.pipeline.tune_budget import (
     HOLDING,
     claimed,

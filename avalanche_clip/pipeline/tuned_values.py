@@ -35,6 +35,7 @@ from avalanche_clip.common.atomic import atomic_write_text
 from avalanche_clip.common.yaml_io import read_yaml
 from avalanche_clip.pipeline.config import ConfigError
 from avalanche_clip.pipeline.config_schema import scenario_label
+from avalanche_clip.pipeline.sweep_grid import strategy_entries
 from avalanche_clip.strategies.registry import search_space
 from avalanche_clip.strategies.spaces import describe, in_space
 
@@ -141,15 +142,15 @@ def apply_tuned(config: dict[str, Any], path: str | Path) -> dict[str, Any]:
     out = copy.deepcopy(config)
     entries = []
     tuned = document["strategies"]
-    for entry in out["strategies"]:
-        variant = {"label": entry, "strategy": entry} if isinstance(entry, str) else dict(entry)
-        label = variant.get("label") or variant["strategy"]
+    # each entry's label and strategy as the sweep reads them (strategy_entries checks the entries)
+    for entry, (label, strategy, _) in zip(out["strategies"], strategy_entries(out), strict=True):
         # a variant (gcl-reset) takes its strategy's tuned values unless it was tuned itself;
         # what the variant sets (reset_loss_state, gamma=1, ...) stays as it says
-        source = label if label in tuned else variant["strategy"] if variant["strategy"] in tuned else None
+        source = label if label in tuned else strategy if strategy in tuned else None
         if source is None:
             entries.append(entry)
             continue
+        variant = {"label": entry, "strategy": entry} if isinstance(entry, str) else dict(entry)
         variant["options"] = {**tuned[source]["params"], **(variant.get("options") or {})}
         entries.append(variant)
     out["strategies"] = entries  # entries of the file the sweep does not run are left unused
