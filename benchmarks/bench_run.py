@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -34,11 +35,12 @@ from avalanche_clip.pipeline.run import execute_run
 warnings.filterwarnings("ignore")
 
 
-def _time_run(config: dict, out: Path) -> tuple[float, list[dict]]:
+def _time_run(config: dict, out: Path) -> tuple[float, float, list[dict]]:
+    """(wall time, CPU time of the process — every thread —, records) of one run."""
     shutil.rmtree(out, ignore_errors=True)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     records = execute_run(config, out)
-    return time.perf_counter() - started, records
+    return time.perf_counter() - started, time.process_time() - cpu, records
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -63,27 +65,33 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "joint": _config(None, ["strategy=joint", "mem_size=0", *common], sweep=False),
     }
     times: dict[str, list[float]] = {name: [] for name in configs}
+    cpu: dict[str, list[float]] = {name: [] for name in configs}
     steps = {}
     for repeat in range(args.repeats + 1):  # the first round warms caches (features, imports)
-        for name, config in configs.items():
-            elapsed, records = _time_run(config, work / f"{name}_{repeat}")
+        # alternate which goes first, so a change of the machine's load favours neither
+        for name in (list(configs) if repeat % 2 else list(configs)[::-1]):
+            elapsed, used, records = _time_run(configs[name], work / f"{name}_{repeat}")
             steps[name] = sum(r["optimizer_steps"] or 0 for r in records)
             if repeat:
                 times[name].append(elapsed)
+                cpu[name].append(used)
     medians = {name: statistics.median(values) for name, values in times.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     ratio = medians["continual"] / medians["joint"]
+    cpu_ratio = cpu_medians["continual"] / cpu_medians["joint"]
     print(f"\n{args.strategy} memory {args.mem_size} (checkpoints on) vs joint; "
-          f"{args.repeats} timed runs each; torch threads 1; overrides {args.set or 'none'}\n")
-    print("| run | optimizer steps | median wall time (s) | all (s) |")
-    print("|---|---:|---:|---|")
+          f"{args.repeats} timed runs each; torch threads 1; overrides {args.set or 'none'}; "
+          f"load average {os.getloadavg()[0]:.1f}\n")
+    print("| run | optimizer steps | median wall time (s) | all (s) | median CPU time (s) |")
+    print("|---|---:|---:|---|---:|")
     for name in configs:
         shown = ", ".join(f"{t:.2f}" for t in times[name])
-        print(f"| {name} | {steps[name]} | {medians[name]:.2f} | {shown} |")
-    print(f"| continual / joint | | {ratio:.2f} | |")
+        print(f"| {name} | {steps[name]} | {medians[name]:.2f} | {shown} | {cpu_medians[name]:.2f} |")
+    print(f"| continual / joint | | {ratio:.2f} | | {cpu_ratio:.2f} |")
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     result = {"continual_s": medians["continual"], "joint_s": medians["joint"], "ratio": ratio,
-              "steps": steps, "times": times}
+              "cpu_ratio": cpu_ratio, "steps": steps, "times": times, "cpu_times": cpu}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return result

@@ -273,6 +273,25 @@ class CLIPClassifier(nn.Module):
         k, n_templates, length = tokens.shape
         return pooled_text(self.clip, tokens.reshape(k * n_templates, length)).view(k, n_templates, -1)
 
+    def to(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """``nn.Module.to``, returning at once when it would move nothing: a plain device move
+        (no dtype, no memory format) to the exact device every parameter, gradient and buffer is
+        on already. Avalanche calls ``model.to(device)`` before every training and evaluation
+        experience (20 times in a 5-experience run), and torch's ``_apply`` would visit each of
+        effnet-lite0-clip's 326 modules and reassign each tensor to itself (~15 ms a call on one
+        CPU thread). ``"cuda"`` without an index never matches a tensor's device, so it takes
+        torch's path."""
+        device, dtype, _, memory_format = torch._C._nn._parse_to(*args, **kwargs)
+        if device is not None and dtype is None and memory_format is None and self._all_on(device):
+            return self
+        return super().to(*args, **kwargs)
+
+    def _all_on(self, device: torch.device) -> bool:
+        for p in self.parameters():
+            if p.device != device or (p.grad is not None and p.grad.device != device):
+                return False
+        return all(b.device == device for b in self.buffers())
+
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         # .to() / .double() / .cuda(): a cached tensor on the old device or dtype is stale; a
         # .to() where everything already is (Avalanche's, at every experience) keeps the caches.

@@ -34,7 +34,8 @@ from avalanche_clip.common.device import check_device
 from avalanche_clip.common.errors import check_writable_dir, writing
 from avalanche_clip.common.yaml_io import read_yaml
 from avalanche_clip.features import apply_feature_cache, default_cache_dir
-from avalanche_clip.models import CLIPClassifier, create_clip, set_trainable
+from avalanche_clip.models import CLIPClassifier, set_trainable
+from avalanche_clip.pipeline.built_models import fresh_clip
 from avalanche_clip.pipeline.config import ConfigError, dump_yaml
 from avalanche_clip.pipeline.config_parse import parse_run_config
 from avalanche_clip.pipeline.config_schema import RunConfig
@@ -77,9 +78,10 @@ def build_benchmark_and_classifier(config: RunConfig, *, with_index: bool,
     ``augment=False`` trains on eval-transformed images, as training on the feature cache
     does (which encodes each image once, with the eval transform); for comparing the two.
     """
-    seed_everything(config.seed)
-    model, train_tf, eval_tf, tokenizer = create_clip(
+    # seeded, then built (or copied from this process's first build of the same model and seed)
+    model, train_tf, eval_tf, tokenizer = fresh_clip(
         config.model, config.pretrained, device=config.device, image_size=config.image_size,
+        seed=config.seed,
     )
     set_trainable(model, config.trainable)
     benchmark = build_scenario(

@@ -47,7 +47,13 @@ from avalanche_clip.common.atomic import atomic_write_text
 from avalanche_clip.evaluation import loss_metrics
 from avalanche_clip.reporting.records import read_json_lines
 from avalanche_clip.scenarios import seen_test_experiences
-from avalanche_clip.training.checkpoint import check_records_cover, load_checkpoint, save_checkpoint
+from avalanche_clip.training.checkpoint import (
+    check_records_cover,
+    checkpoint_payload,
+    load_checkpoint,
+    write_checkpoint,
+)
+from avalanche_clip.training.checkpoint_writer import BackgroundWriter
 from avalanche_clip.training.distributed import barrier, gather_rng_states, is_main, world_size
 
 ACCURACY_KEY = "Top1_Acc_Exp/eval_phase/test_stream/Exp{:03d}"
@@ -161,19 +167,27 @@ class ContinualRun:
         elapsed = records[-1]["wall_time_s"] if records else 0.0
         experiences = range(start, self.n_experiences)
         bar = tqdm(experiences, desc=self._label(), disable=not self.progress or not is_main(), leave=False)
-        for t in bar:
-            began = time.perf_counter()
-            self.strategy.train(self.benchmark.train_stream[t], eval_streams=[])
-            metrics = self.strategy.eval(seen_test_experiences(self.benchmark, t))
-            elapsed += time.perf_counter() - began
-            records.append(self._record(t, metrics, records, elapsed))
-            self._commit(records)
-            if self.checkpoint_path and self.checkpointable:
-                rng = gather_rng_states()  # every process's (a collective: all processes call it)
-                if is_main():
-                    save_checkpoint(self.checkpoint_path, strategy=self.strategy, experience=t,
-                                    config=self.config, rng_states=rng)
-            barrier()  # several processes: the next experience starts once rank 0 has written
+        writer = BackgroundWriter()  # checkpoint files: written while the next experience trains
+        try:
+            for t in bar:
+                began = time.perf_counter()
+                self.strategy.train(self.benchmark.train_stream[t], eval_streams=[])
+                metrics = self.strategy.eval(seen_test_experiences(self.benchmark, t))
+                elapsed += time.perf_counter() - began
+                writer.wait()  # the checkpoint of t - 1 is on disk (or its error raised) before record t
+                records.append(self._record(t, metrics, records, elapsed))
+                self._commit(records)
+                if self.checkpoint_path and self.checkpointable:
+                    rng = gather_rng_states()  # every process's (a collective: all processes call it)
+                    if is_main():  # copies taken now; the next experience changes the originals
+                        payload = checkpoint_payload(strategy=self.strategy, experience=t,
+                                                     config=self.config, rng_states=rng)
+                        writer.submit(lambda path=self.checkpoint_path, p=payload: write_checkpoint(path, p))
+                barrier()  # several processes: rank 0 has taken its snapshot
+        except BaseException:
+            writer.close(raise_error=False)
+            raise
+        writer.close()  # the last checkpoint is on disk before the run returns
         return records
 
     def _run_joint(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:

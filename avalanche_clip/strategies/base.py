@@ -64,6 +64,7 @@ from avalanche_clip.training.plugins import (
 )
 from avalanche_clip.training.plugins.memory import ids_digest
 from avalanche_clip.training.plugins.replay import check_no_replay_plugin
+from avalanche_clip.training.train_modes import restore_train_modes
 
 _CLASSIFIER_API = ("encode_images", "class_embeddings", "mark_seen", "num_classes", "logit_scale")
 
@@ -252,6 +253,17 @@ class CLIPStrategyBase(SupervisedTemplate):
             self.adapted_dataset, batch_size=self.eval_mb_size, device=self.device,
             num_workers=num_workers, pin_memory=pin_memory, persistent_workers=persistent_workers,
         )
+
+    def _load_train_state(self, prev_state: dict[str, Any]) -> None:
+        """Avalanche's restore after an evaluation, with each module's train / eval flag set in
+        one pass instead of one recursive ``train`` call per module
+        (:mod:`avalanche_clip.training.train_modes`: the same flags). Avalanche's other saved
+        entries (``experience``, ``is_training``, ``adapted_dataset``, ``dataloader``) are the
+        attributes of the same names, set back as its templates do."""
+        for key, value in prev_state.items():
+            if key != "model_training_mode":
+                setattr(self, key, value)
+        restore_train_modes(self.model, prev_state["model_training_mode"])
 
     def _after_update(self, **kwargs: Any) -> None:
         self.budget.count_step()

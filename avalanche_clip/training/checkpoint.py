@@ -40,6 +40,7 @@ import torch
 from avalanche_clip.common.atomic import atomic_write
 from avalanche_clip.common.errors import AvalancheClipError
 from avalanche_clip.features.fingerprint import tensors_fingerprint
+from avalanche_clip.training.checkpoint_writer import snapshot
 from avalanche_clip.training.distributed import rank
 from avalanche_clip.training.plugin_states import (
     NotCheckpointableError,
@@ -168,13 +169,26 @@ def save_checkpoint(path: str | os.PathLike, *, strategy: Any, experience: int,
     """Write the state after finishing ``experience`` to ``path`` atomically (``config``: the
     run's settings, checked on resume; ``rng_states``: every process's RNG state, in rank order,
     when several train the run — each resumes with its own)."""
-    payload = {
+    return write_checkpoint(path, checkpoint_payload(strategy=strategy, experience=experience,
+                                                     config=config, rng_states=rng_states))
+
+
+def checkpoint_payload(*, strategy: Any, experience: int, config: dict[str, Any] | None = None,
+                       rng_states: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What :func:`save_checkpoint` writes, as copies that share no tensor or container with the
+    strategy (:func:`~avalanche_clip.training.checkpoint_writer.snapshot`): training may go on
+    while :func:`write_checkpoint` writes it on another thread."""
+    return snapshot({
         "version": CHECKPOINT_VERSION,
         "experience": int(experience),
         "config": dict(config or {}),
         "strategy": strategy_state(strategy),
         "rng": rng_states if rng_states is not None else capture_rng_state(),
-    }
+    })
+
+
+def write_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write a :func:`checkpoint_payload` to ``path`` atomically (temp file, fsync, rename)."""
     return atomic_write(path, lambda stream: torch.save(payload, stream))
 
 

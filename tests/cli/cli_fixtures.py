@@ -113,14 +113,14 @@ def interrupted_run(out: Path, config: Path) -> Path:
     (records: [0], a checkpoint on disk)."""
     import avalanche_clip.pipeline.run_loop as runner
 
-    original = runner.save_checkpoint
+    original = runner.checkpoint_payload
 
-    def die_after_first(path: Any, **kwargs: Any) -> None:
-        original(path, **kwargs)
+    def die_after_first(**kwargs: Any) -> None:  # the file written now, not by the background writer
+        runner.write_checkpoint(out / "checkpoint.pt", original(**kwargs))
         raise Killed
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "save_checkpoint", die_after_first)
+        patch.setattr(runner, "checkpoint_payload", die_after_first)
         with pytest.raises(Killed):
             main(["run", "--config", str(config), "--out", str(out)])
     return out

@@ -31,15 +31,15 @@ def finished(tmp_path_factory):
     config = write_config(root / "run.yaml", tiny_config(root / "cache"))
     out = root / "out"
     saved = []
-    original = runner.save_checkpoint
+    original = runner.write_checkpoint
 
-    def spy(path, **kwargs):
-        result = original(path, **kwargs)
-        saved.append((kwargs["experience"], Path(path).is_file()))
+    def spy(path, payload):  # on the writer thread
+        result = original(path, payload)
+        saved.append((payload["experience"], Path(path).is_file()))
         return result
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "save_checkpoint", spy)
+        patch.setattr(runner, "write_checkpoint", spy)
         assert main(["run", "--config", str(config), "--out", str(out)]) == 0
     return config, out, saved
 
