@@ -34,7 +34,35 @@ def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> Any:
     return value
 
 
-# -- range rules of named values (hyper-parameters): each returns the value as a float ----------
+# -- range rules of named values: one per kind of key, shared by the run config and the
+# library's constructors (StrategySetup, the strategies), so their messages cannot disagree ------
+def check_int(name: str, value: Any, minimum: int, *, nullable: bool = False) -> int | None:
+    """``value`` if it is an integer (not a boolean) ``>= minimum``, or None when ``nullable``;
+    ``ValueError`` naming ``name``, the value and the bound otherwise."""
+    if value is None and nullable:
+        return None
+    if not is_int(value) or value < minimum:
+        null = " or null" if nullable else ""
+        raise ValueError(f"{name} must be an integer >= {minimum}{null}, got {value!r}")
+    return value
+
+
+def check_finite_positive(name: str, value: Any) -> float:
+    """``value`` as a float; ``ValueError`` naming ``name`` unless it is a finite number > 0
+    (a learning rate: inf or nan would train on nan)."""
+    if not is_finite_number(value) or not value > 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_finite_non_negative(name: str, value: Any) -> float:
+    """``value`` as a float; ``ValueError`` naming ``name`` unless it is a finite number >= 0."""
+    if not is_finite_number(value) or not value >= 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+# -- range rules of hyper-parameters: each returns the value as a float -------------------------
 def check_positive(name: str, value: Any) -> float:
     """``value`` as a float; ``ValueError`` naming ``name`` unless it is a number > 0."""
     if not is_number(value) or not value > 0:
@@ -63,5 +91,6 @@ def check_unit_interval(name: str, value: Any) -> float:
     return float(value)
 
 
-__all__ = ["check_choice", "check_non_negative", "check_open_fraction", "check_positive", "check_unit_interval",
+__all__ = ["check_choice", "check_finite_non_negative", "check_finite_positive", "check_int",
+           "check_non_negative", "check_open_fraction", "check_positive", "check_unit_interval",
            "is_finite_number", "is_int", "is_number"]

@@ -20,7 +20,7 @@ from typing import Any
 
 from avalanche_clip.common.errors import ConfigError
 from avalanche_clip.common.paths import check_file_name, check_safe_name
-from avalanche_clip.common.values import check_choice, is_finite_number, is_int
+from avalanche_clip.common.values import check_choice, check_int
 from avalanche_clip.features import FEATURE_CACHE_CHOICES
 from avalanche_clip.models import OFFLINE_MODELS
 from avalanche_clip.models.factory import _resolve_pretrained, list_models
@@ -31,16 +31,13 @@ from avalanche_clip.pipeline.config_schema import RUN_KEYS, RunConfig
 from avalanche_clip.pipeline.hyperparameters import check_hyperparameters
 from avalanche_clip.scenarios import check_scenario_options, scenario_kind
 from avalanche_clip.strategies import check_strategy, strategy_info
-from avalanche_clip.strategies.setup import HEADS, OPTIMIZERS
+from avalanche_clip.strategies.setup import HEADS, OPTIMIZERS, check_setup_values
 from avalanche_clip.training.batching import check_composition, check_steps_per_experience
 
 #: Scenarios that read no files (the rest need ``data_root``).
 NEEDS_NO_ROOT = ("digits",)
 #: Avalanche loggers a config may name (built by avalanche_clip.pipeline.run_loggers).
 LOGGER_CHOICES = ("tensorboard", "csv", "wandb")
-_POSITIVE_INTS = ("train_mb_size", "eval_mb_size")
-_NON_NEGATIVE_INTS = ("train_epochs", "mem_size", "num_workers", "seed")
-_POSITIVE_INTS_OR_NULL = ("n_experiences", "image_size")  # null: the scenario's / model's own
 _BOOLEANS = ("zero_shot_floor", "checkpoint", "progress")
 _CHOICES = (("amp", AMP_CHOICES), ("optimizer", OPTIMIZERS), ("feature_cache", FEATURE_CACHE_CHOICES))
 
@@ -71,24 +68,19 @@ def parse_run_config(raw: Mapping[str, Any] | RunConfig) -> RunConfig:
 
 
 def _check_types(config: RunConfig) -> None:
-    """Types and ranges that need no registry."""
-    for key in _POSITIVE_INTS + _NON_NEGATIVE_INTS + _POSITIVE_INTS_OR_NULL:
-        value = getattr(config, key)
-        if value is None and key in _POSITIVE_INTS_OR_NULL:
-            continue
-        minimum = 0 if key in _NON_NEGATIVE_INTS else 1
-        if not is_int(value) or value < minimum:
-            null = " or null" if key in _POSITIVE_INTS_OR_NULL else ""
-            raise ConfigError(f"{key} must be an integer >= {minimum}{null}, got {value!r}")
+    """Types and ranges that need no registry: the shared training values by StrategySetup's
+    rule (the one each has), the rest by common.values's."""
+    try:
+        check_setup_values(config, lr_required=True)
+        for key in ("num_workers", "seed"):
+            check_int(key, getattr(config, key), 0)
+        for key in ("n_experiences", "image_size", "threads"):  # null: the scenario's / model's / torch's
+            check_int(key, getattr(config, key), 1, nullable=True)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     for key in _BOOLEANS:
         if not isinstance(getattr(config, key), bool):
             raise ConfigError(f"{key} must be true or false, got {getattr(config, key)!r}")
-    if not is_finite_number(config.lr) or config.lr <= 0:
-        raise ConfigError(f"lr must be a finite number > 0, got {config.lr!r}")
-    if not is_finite_number(config.weight_decay) or config.weight_decay < 0:
-        raise ConfigError(f"weight_decay must be a finite number >= 0, got {config.weight_decay!r}")
-    if config.threads is not None and (not is_int(config.threads) or config.threads < 1):
-        raise ConfigError(f"threads must be an integer >= 1 or null (torch's default), got {config.threads!r}")
     if not isinstance(config.strategy_options, dict) or not all(
         isinstance(v, dict) for v in config.strategy_options.values()
     ):

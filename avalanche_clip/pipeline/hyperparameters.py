@@ -14,11 +14,12 @@ from typing import Any
 
 from avalanche_clip.common.values import (
     check_choice,
+    check_finite_positive,
+    check_int,
     check_non_negative,
     check_open_fraction,
     check_positive,
     check_unit_interval,
-    is_int,
 )
 from avalanche_clip.losses import GCLLoss, GDROLoss
 from avalanche_clip.strategies.contrastive import TRAIN_LOGITS
@@ -32,7 +33,8 @@ _LOSS_KEYS = {
 _RULES: dict[str, Callable[[str, Any], float]] = {
     **dict.fromkeys(("ewc_lambda", "alpha", "beta", "ird_lambda", "distill_lambda", "lambda_okd"),
                     check_non_negative),
-    **dict.fromkeys(("lr", "budget_scale", "tau", "base_temperature", "kappa", "kappa_past",
+    "lr": check_finite_positive,  # the run's lr rule (StrategySetup's)
+    **dict.fromkeys(("budget_scale", "tau", "base_temperature", "kappa", "kappa_past",
                      "distill_temperature", "temperature"), check_positive),
     # shares of a step budget: (0, 1); FOSTER's effective-number betas: [0, 1)
     **dict.fromkeys(("classifier_fraction", "compression_fraction"), check_open_fraction),
@@ -59,8 +61,8 @@ def _check(strategy: str, hparams: dict[str, Any]) -> None:
     for key, rule in _RULES.items():
         if key in hparams:
             rule(key, hparams[key])
-    if "train_epochs" in hparams and (not is_int(hparams["train_epochs"]) or hparams["train_epochs"] < 1):
-        raise ValueError(f"train_epochs must be an integer >= 1, got {hparams['train_epochs']!r}")
+    if "train_epochs" in hparams:  # a method's own epochs: at least one (zero-shot is its own strategy)
+        check_int("train_epochs", hparams["train_epochs"], 1)
     for key, choices in _CHOICES.items():
         if key in hparams:
             check_choice(key, hparams[key], choices)

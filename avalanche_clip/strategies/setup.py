@@ -8,12 +8,34 @@ from typing import Any
 import torch
 from torch import nn
 
-from avalanche_clip.common.values import check_choice
+from avalanche_clip.common.values import (
+    check_choice,
+    check_finite_non_negative,
+    check_finite_positive,
+    check_int,
+)
 from avalanche_clip.models import CLIPClassifier, LinearHeadClassifier
 from avalanche_clip.strategies.defaults import TRAIN_EPOCHS, WEIGHT_DECAY
 
 OPTIMIZERS = ("adamw", "sgd")
 HEADS = ("text", "linear")
+
+
+def check_setup_values(values: Any, *, lr_required: bool = False) -> None:
+    """The one range rule of each shared training value, for ``StrategySetup`` and the run config
+    (``parse_run_config`` asks it of a ``RunConfig``): ``values`` has the attributes ``lr``,
+    ``weight_decay``, ``train_mb_size``, ``eval_mb_size``, ``train_epochs`` and ``mem_size``.
+
+    ``lr`` may be None (each method's default) unless ``lr_required``. Raises ``ValueError``
+    naming the first bad value.
+    """
+    if values.lr is not None or lr_required:
+        check_finite_positive("lr", values.lr)
+    check_finite_non_negative("weight_decay", values.weight_decay)
+    check_int("train_mb_size", values.train_mb_size, 1)
+    check_int("eval_mb_size", values.eval_mb_size, 1)
+    check_int("train_epochs", values.train_epochs, 0)
+    check_int("mem_size", values.mem_size, 0)
 
 
 @dataclass
@@ -69,17 +91,7 @@ class StrategySetup:
         # that use them (their StepBudget, avalanche_clip.strategies.budget), once, when built
         check_choice("head", self.head, HEADS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be > 0 or None (the method's default), got {self.lr!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        for name in ("train_mb_size", "eval_mb_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.train_epochs < 0:
-            raise ValueError(f"train_epochs must be >= 0, got {self.train_epochs!r}")
-        if isinstance(self.mem_size, bool) or not isinstance(self.mem_size, int) or self.mem_size < 0:
-            raise ValueError(f"mem_size must be an integer >= 0, got {self.mem_size!r}")
+        check_setup_values(self)
 
     def make_optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
         """The shared optimizer over ``module``'s trainable parameters."""

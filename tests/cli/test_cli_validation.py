@@ -18,6 +18,8 @@ from cli_fixtures import (
     write_config,
 )
 
+from avalanche_clip.strategies import strategy_hparams
+
 # (overrides, fragments the error message must contain)
 BAD_RUNS = {
     "unknown scenario": (
@@ -38,7 +40,9 @@ BAD_RUNS = {
     "tau negative (gdro)": (["strategy=gdro", "strategy_options.gdro.tau=-0.1"], ["tau", "(0.0, inf)", "-0.1"]),
     "negative memory": (["mem_size=-1"], ["mem_size", ">= 0", "-1"]),
     "memory required": (["strategy=der", "mem_size=0"], ["'der'", "mem_size must be >= 1", "got 0"]),
-    "unknown hyper-parameter": (["strategy_options.gcl.taux=1"], ["'taux'", "'gcl'", "tau=0.05", "gamma=0.9"]),
+    # the accepted list names GCL's own defaults (strategies/defaults.py), whatever they are now
+    "unknown hyper-parameter": (["strategy_options.gcl.taux=1"], ["'taux'", "'gcl'", *(
+        f"{key}={strategy_hparams('gcl')[key]!r}" for key in ("tau", "gamma"))]),
     "trainable": (["trainable=bogus"], ["trainable='bogus'", "projections", "last:K"]),
     "trainable last:0": (["trainable=last:0"], ["trainable='last:0'", "K an integer >= 1"]),
     "feature cache": (["feature_cache=maybe"], ["feature_cache='maybe'", "'auto', True, False"]),

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from avalanche.benchmarks.utils.utils import concat_datasets
 
+from avalanche_clip.common.values import check_int
 from avalanche_clip.scenarios import SAMPLE_INDEX_ATTR
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -84,9 +85,7 @@ class ClassBalancedMemory:
     """
 
     def __init__(self, max_size: int, seed: int = 0) -> None:
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0:
-            raise ValueError(f"mem_size must be an integer >= 0, got {max_size!r}")
-        self.max_size = max_size
+        self.max_size = check_int("mem_size", max_size, 0)  # StrategySetup's and the config's rule
         self.seed = int(seed)
         self.class_order: list[int] = []  # classes in order of first appearance
         self.members: dict[int, list[int]] = {}  # class -> stored ids, highest priority first
