@@ -30,7 +30,7 @@ from avalanche_clip.models.trainable import parse_trainable
 from avalanche_clip.pipeline.config_schema import RUN_KEYS, RunConfig
 from avalanche_clip.pipeline.hyperparameters import check_hyperparameters
 from avalanche_clip.scenarios import check_scenario_options, scenario_kind
-from avalanche_clip.strategies import check_strategy, strategy_info
+from avalanche_clip.strategies import check_strategy, strategy_hparams, strategy_info
 from avalanche_clip.strategies.setup import HEADS, OPTIMIZERS, check_setup_values
 from avalanche_clip.training.batching import check_composition, check_steps_per_experience
 
@@ -84,9 +84,10 @@ def _check_types(config: RunConfig) -> None:
     if not isinstance(config.strategy_options, dict) or not all(
         isinstance(v, dict) for v in config.strategy_options.values()
     ):
+        tau = strategy_hparams("gcl")["tau"]  # the example names GCL's current default
         raise ConfigError(
             "strategy_options must map strategy names to mappings of hyper-parameters, e.g. "
-            "{gcl: {tau: 0.05}}"
+            f"{{gcl: {{tau: {tau}}}}}, got {config.strategy_options!r}"
         )
     if not isinstance(config.scenario_options, dict):
         raise ConfigError(f"scenario_options must be a mapping, got {config.scenario_options!r}")
