@@ -7,7 +7,12 @@ YAML and JSON give ``True``/``False`` as ``bool``, a subclass of ``int`` in Pyth
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
+
+#: A range rule of a named value: ``rule(name, value)`` gives the value back (a float for the
+#: number rules) or raises ``ValueError`` naming ``name``, the value and what is expected.
+Rule = Callable[[str, Any], Any]
 
 
 def is_int(value: Any) -> bool:
@@ -91,6 +96,12 @@ def check_unit_interval(name: str, value: Any) -> float:
     return float(value)
 
 
-__all__ = ["check_choice", "check_finite_non_negative", "check_finite_positive", "check_int",
+def check_options(rules: Mapping[str, Rule], **values: Any) -> list[Any]:
+    """Each of ``values`` checked by its rule in ``rules`` (a strategy's declared rules, which the
+    pipeline reads too), in the order given: ``a, b = check_options(RULES, a=a, b=b)``."""
+    return [rules[name](name, value) for name, value in values.items()]
+
+
+__all__ = ["Rule", "check_choice", "check_options", "check_finite_non_negative", "check_finite_positive", "check_int",
            "check_non_negative", "check_open_fraction", "check_positive", "check_unit_interval",
            "is_finite_number", "is_int", "is_number"]

@@ -37,16 +37,25 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from avalanche_clip.common.values import check_non_negative, check_positive
+from avalanche_clip.common.values import Rule, check_non_negative, check_options, check_positive
 from avalanche_clip.losses.supcon import (
     predictive_contrastive_distillation,
     supervised_contrastive_loss,
 )
-from avalanche_clip.strategies.decoupled import DecoupledContrastiveStrategy
+from avalanche_clip.strategies.decoupled import DECOUPLED_RULES, DecoupledContrastiveStrategy
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
 from avalanche_clip.strategies.snapshots import projection_mlp
 
 CASSLE = METHOD_DEFAULTS["cassle"]  # derived defaults (strategies.defaults)
+
+
+#: The range rule of each CaSSLe option (the constructors apply them; the pipeline reads them
+#: through the registry before any training).
+CASSLE_RULES: dict[str, Rule] = {
+    **DECOUPLED_RULES,
+    **dict.fromkeys(("tau", "distill_temperature"), check_positive),
+    "distill_lambda": check_non_negative,
+}
 
 
 class CaSSLeStrategy(DecoupledContrastiveStrategy):
@@ -71,9 +80,8 @@ class CaSSLeStrategy(DecoupledContrastiveStrategy):
                  **kwargs: Any) -> None:
         if kwargs.get("mem_size", 0):
             raise ValueError(f"CaSSLe uses no replay memory: mem_size must be 0, got {kwargs['mem_size']!r}")
-        self.tau = check_positive("tau", tau)
-        self.distill_temperature = check_positive("distill_temperature", distill_temperature)
-        self.distill_lambda = check_non_negative("distill_lambda", distill_lambda)
+        self.tau, self.distill_temperature, self.distill_lambda = check_options(
+            CASSLE_RULES, tau=tau, distill_temperature=distill_temperature, distill_lambda=distill_lambda)
         super().__init__(model=model, optimizer=optimizer, criterion=criterion,
                          projection_hidden=projection_hidden, projection_dim=projection_dim,
                          classifier_fraction=classifier_fraction, class_balanced=False, **kwargs)

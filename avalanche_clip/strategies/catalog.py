@@ -20,16 +20,17 @@ from typing import Any
 
 from torch import nn
 
+from avalanche_clip.common.values import Rule, check_non_negative, check_options
 from avalanche_clip.models.linear_head import NormalizedImageEncoder
-from avalanche_clip.strategies.cassle import CaSSLeStrategy
-from avalanche_clip.strategies.co2l import Co2LStrategy
-from avalanche_clip.strategies.contrastive import GCLStrategy, GDROStrategy
+from avalanche_clip.strategies.cassle import CASSLE_RULES, CaSSLeStrategy
+from avalanche_clip.strategies.co2l import CO2L_RULES, Co2LStrategy
+from avalanche_clip.strategies.contrastive import CONTRASTIVE_RULES, GCLStrategy, GDROStrategy
 from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
-from avalanche_clip.strategies.der import DERStrategy
-from avalanche_clip.strategies.foster import FOSTERStrategy
+from avalanche_clip.strategies.der import DER_RULES, DERStrategy
+from avalanche_clip.strategies.foster import FOSTER_RULES, FOSTERStrategy
 from avalanche_clip.strategies.icarl import BudgetedICaRL, PromptHead, attach_icarl_benchmark_info
-from avalanche_clip.strategies.joint import CLIPJointStrategy
+from avalanche_clip.strategies.joint import JOINT_RULES, CLIPJointStrategy
 from avalanche_clip.strategies.registry import CLASS_INCREMENTAL, register_strategy
 from avalanche_clip.strategies.setup import StrategySetup
 from avalanche_clip.training.plugins import SeenClassesPlugin
@@ -39,6 +40,8 @@ from avalanche_clip.training.plugins.ewc import TrainableEWCPlugin
 # table for the factories and the strategy classes (avalanche_clip.strategies.defaults).
 GCL, GDRO, EWC, DER = (METHOD_DEFAULTS[m] for m in ("gcl", "gdro", "ewc", "der"))
 CO2L, FOSTER, CASSLE = (METHOD_DEFAULTS[m] for m in ("co2l", "foster", "cassle"))
+#: EWC's option rule (Avalanche's plugin does not check its lambda): applied by build_ewc.
+EWC_RULES: dict[str, Rule] = {"ewc_lambda": check_non_negative}
 
 
 def _ours(setup: StrategySetup, *extra_plugins: Any, mem_size: int | None = None) -> dict[str, Any]:
@@ -54,7 +57,8 @@ def _ours(setup: StrategySetup, *extra_plugins: Any, mem_size: int | None = None
     }
 
 
-@register_strategy("gcl", distributed=True, description="GCL: global contrastive loss between images and label "
+@register_strategy("gcl", distributed=True, option_rules=CONTRASTIVE_RULES,
+                   description="GCL: global contrastive loss between images and label "
                    "prompts with moving-average estimators (ours)",
                    search_space={"tau": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
                                  "gamma": {"type": "float", "low": 0.1, "high": 1.0}})
@@ -66,7 +70,8 @@ def build_gcl(setup: StrategySetup, *, tau: float = GCL["tau"], gamma: float = G
                        train_logits=train_logits, **_ours(setup))
 
 
-@register_strategy("gdro", distributed=True, description="GDRO: class-wise contrastive losses under KL group DRO "
+@register_strategy("gdro", distributed=True, option_rules=CONTRASTIVE_RULES,
+                   description="GDRO: class-wise contrastive losses under KL group DRO "
                    "(ours)",
                    search_space={"tau": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
                                  "margin": {"type": "float", "low": 0.1, "high": 1.0},
@@ -108,16 +113,19 @@ def build_replay(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
     return CLIPCrossEntropyStrategy(**_ours(setup))
 
 
-@register_strategy("ewc", memory="none", description="Avalanche's EWC "
+@register_strategy("ewc", memory="none", option_rules=EWC_RULES,
+                   description="Avalanche's EWC "
                    "(elastic weight consolidation) plugin on cross-entropy fine-tuning",
                    search_space={"ewc_lambda": {"type": "float", "low": 1.0, "high": 1e6, "log": True}})
 def build_ewc(setup: StrategySetup, *, ewc_lambda: float = EWC["ewc_lambda"], mode: str = "separate",
               decay_factor: float | None = None) -> CLIPCrossEntropyStrategy:
+    check_options(EWC_RULES, ewc_lambda=ewc_lambda)  # the plugin gets the value as given
     plugin = TrainableEWCPlugin(ewc_lambda=ewc_lambda, mode=mode, decay_factor=decay_factor)
     return CLIPCrossEntropyStrategy(**_ours(setup, plugin, mem_size=0))
 
 
-@register_strategy("der", memory="required", description="Avalanche's DER (dark experience "
+@register_strategy("der", memory="required", option_rules=DER_RULES,
+                   description="Avalanche's DER (dark experience "
                    "replay: logit distillation and CE on memory samples) on the shared memory",
                    search_space={"alpha": {"type": "float", "low": 0.01, "high": 1.0, "log": True},
                                  "beta": {"type": "float", "low": 0.0, "high": 1.0}})
@@ -125,7 +133,8 @@ def build_der(setup: StrategySetup, *, alpha: float = DER["alpha"], beta: float 
     return DERStrategy(alpha=alpha, beta=beta, **_ours(setup))
 
 
-@register_strategy("co2l", description="Co2L: asymmetric supervised contrastive learning and "
+@register_strategy("co2l", option_rules=CO2L_RULES,
+                   description="Co2L: asymmetric supervised contrastive learning and "
                    "instance-wise relation distillation on a projection of the image embedding, "
                    "then the head, class-balanced, on the shared memory",
                    search_space={
@@ -144,7 +153,8 @@ def build_co2l(setup: StrategySetup, *, tau: float = CO2L["tau"], kappa: float =
                         classifier_fraction=classifier_fraction, **_ours(setup))
 
 
-@register_strategy("foster", scenarios=(CLASS_INCREMENTAL,), description="FOSTER: feature "
+@register_strategy("foster", scenarios=(CLASS_INCREMENTAL,), option_rules=FOSTER_RULES,
+                   description="FOSTER: feature "
                    "boosting (a new image path beside the frozen old one, logits alignment, "
                    "feature enhancement, distillation) then compression back into one path",
                    search_space={
@@ -161,7 +171,8 @@ def build_foster(setup: StrategySetup, *, beta1: float = FOSTER["beta1"], beta2:
                           compression_fraction=compression_fraction, **_ours(setup))
 
 
-@register_strategy("cassle", memory="none", description="CaSSLe (supervised contrastive): SupCon "
+@register_strategy("cassle", memory="none", option_rules=CASSLE_RULES,
+                   description="CaSSLe (supervised contrastive): SupCon "
                    "and predictive contrastive distillation to the frozen previous model, then "
                    "the head; no memory",
                    search_space={
@@ -212,7 +223,8 @@ def build_joint(setup: StrategySetup) -> CLIPJointStrategy:
     return CLIPJointStrategy(**_ours(setup, mem_size=0))
 
 
-@register_strategy("joint-converged", distributed=True, memory="none", joint=True, description="upper bound "
+@register_strategy("joint-converged", distributed=True, memory="none", joint=True, option_rules=JOINT_RULES,
+                   description="upper bound "
                    "trained towards convergence: joint with budget_scale times the total steps",
                    search_space={"budget_scale": {"type": "float", "low": 1.0, "high": 8.0}})
 def build_joint_converged(setup: StrategySetup, *,

@@ -49,15 +49,24 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from avalanche_clip.common.values import check_non_negative, check_positive
+from avalanche_clip.common.values import Rule, check_non_negative, check_options, check_positive
 from avalanche_clip.losses.supcon import (
     relation_distillation_loss,
     supervised_contrastive_loss,
 )
-from avalanche_clip.strategies.decoupled import DecoupledContrastiveStrategy
+from avalanche_clip.strategies.decoupled import DECOUPLED_RULES, DecoupledContrastiveStrategy
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
 
 CO2L = METHOD_DEFAULTS["co2l"]  # derived defaults (strategies.defaults)
+
+
+#: The range rule of each Co2L option (the constructors apply them; the pipeline reads them
+#: through the registry before any training).
+CO2L_RULES: dict[str, Rule] = {
+    **DECOUPLED_RULES,
+    **dict.fromkeys(("tau", "base_temperature", "kappa", "kappa_past"), check_positive),
+    "ird_lambda": check_non_negative,
+}
 
 
 class Co2LStrategy(DecoupledContrastiveStrategy):
@@ -79,11 +88,9 @@ class Co2LStrategy(DecoupledContrastiveStrategy):
                  kappa_past: float = CO2L["kappa_past"], ird_lambda: float = CO2L["ird_lambda"],
                  projection_dim: int = 128, classifier_fraction: float = CO2L["classifier_fraction"],
                  **kwargs: Any) -> None:
-        self.tau = check_positive("tau", tau)
-        self.base_temperature = check_positive("base_temperature", base_temperature)
-        self.kappa = check_positive("kappa", kappa)
-        self.kappa_past = check_positive("kappa_past", kappa_past)
-        self.ird_lambda = check_non_negative("ird_lambda", ird_lambda)
+        self.tau, self.base_temperature, self.kappa, self.kappa_past, self.ird_lambda = check_options(
+            CO2L_RULES, tau=tau, base_temperature=base_temperature, kappa=kappa, kappa_past=kappa_past,
+            ird_lambda=ird_lambda)
         self.mb_anchors: Tensor | None = None
         super().__init__(model=model, optimizer=optimizer, criterion=criterion,
                          projection_hidden=None, projection_dim=projection_dim,

@@ -15,13 +15,14 @@ gradients come from the training loss.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
 from avalanche.training.plugins import LwFPlugin
 from torch import nn
 
-from avalanche_clip.common.values import check_choice
+from avalanche_clip.common.values import Rule, check_choice, check_options
 from avalanche_clip.losses import GCLLoss, GDROLoss
 from avalanche_clip.models.task_heads import head_logits
 from avalanche_clip.strategies.base import CLIPStrategyBase, check_classifier
@@ -34,6 +35,10 @@ from avalanche_clip.training.plugins import LossStatePlugin
 GCL, GDRO = METHOD_DEFAULTS["gcl"], METHOD_DEFAULTS["gdro"]  # derived defaults (strategies.defaults)
 
 TRAIN_LOGITS = ("seen", "batch")
+#: The rule of the contrastive strategies' own option besides their loss's (the loss classes
+#: check tau, gamma, ... themselves); the constructor applies it, the pipeline reads it through
+#: the registry.
+CONTRASTIVE_RULES: dict[str, Rule] = {"train_logits": partial(check_choice, choices=TRAIN_LOGITS)}
 
 
 class ContrastiveCLIPStrategy(CLIPStrategyBase):
@@ -55,7 +60,7 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
                 f"{type(self).__name__} trains with its own loss ({type(loss).__name__}) and takes "
                 f"no criterion (got {criterion!r}); set the loss's hyper-parameters instead"
             )
-        check_choice("train_logits", train_logits, TRAIN_LOGITS)
+        check_options(CONTRASTIVE_RULES, train_logits=train_logits)
         if train_logits == "batch" and any(isinstance(p, LwFPlugin) for p in kwargs.get("plugins") or ()):
             raise ValueError(
                 "LwFPlugin distils the old classes' logits, which train_logits='batch' leaves at "

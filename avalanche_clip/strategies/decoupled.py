@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from avalanche_clip.common.values import check_open_fraction
+from avalanche_clip.common.values import Rule, check_open_fraction, check_options
 from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.strategies.snapshots import (
     FrozenImageEncoder,
@@ -72,6 +72,10 @@ def balanced_class_weights(probabilities: Tensor) -> Tensor:
     return weights.float()
 
 
+#: The range rule of the option every decoupled method shares (Co2L's and CaSSLe's rules extend it).
+DECOUPLED_RULES: dict[str, Rule] = {"classifier_fraction": check_open_fraction}
+
+
 class DecoupledContrastiveStrategy(StagedCLIPStrategy):
     """Base of Co2L and CaSSLe (module docstring); subclasses implement
     :meth:`representation_loss` and may add method modules.
@@ -97,7 +101,7 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
                 "trainable parameter: with the prompt head the text tower or projection must "
                 "train (trainable: projections, text, last:K or all), or use head: linear"
             )
-        self.classifier_fraction = check_open_fraction("classifier_fraction", classifier_fraction)
+        (self.classifier_fraction,) = check_options(DECOUPLED_RULES, classifier_fraction=classifier_fraction)
         self.class_balanced = bool(class_balanced)
         super().__init__(model=model, optimizer=optimizer, **kwargs)
         dim = embedding_dim(self.model)

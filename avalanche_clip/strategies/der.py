@@ -26,12 +26,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avalanche_clip.common.values import check_non_negative
+from avalanche_clip.common.values import Rule, check_non_negative, check_options
 from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.strategies.base import CLIPStrategyBase
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
 
 DER = METHOD_DEFAULTS["der"]  # derived defaults (strategies.defaults)
+
+
+#: The range rule of each DER option (the constructor applies them; the pipeline reads them
+#: through the registry before any training).
+DER_RULES: dict[str, Rule] = {"alpha": check_non_negative, "beta": check_non_negative}
 
 
 class DERStrategy(CLIPStrategyBase):
@@ -47,7 +52,7 @@ class DERStrategy(CLIPStrategyBase):
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
                  criterion: nn.Module | None = None, alpha: float = DER["alpha"], beta: float = DER["beta"],
                  **kwargs: Any) -> None:
-        alpha, beta = check_non_negative("alpha", alpha), check_non_negative("beta", beta)
+        alpha, beta = check_options(DER_RULES, alpha=alpha, beta=beta)
         super().__init__(model=model, optimizer=optimizer, criterion=criterion, **kwargs)
         self.alpha, self.beta = alpha, beta
         self.stored_ids = torch.zeros(0, dtype=torch.long)  # [R], sorted

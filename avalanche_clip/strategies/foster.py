@@ -46,8 +46,10 @@ import torch
 from torch import Tensor, nn
 
 from avalanche_clip.common.values import (
+    Rule,
     check_non_negative,
     check_open_fraction,
+    check_options,
     check_positive,
     check_unit_interval,
 )
@@ -73,6 +75,15 @@ FOSTER = METHOD_DEFAULTS["foster"]  # derived defaults (strategies.defaults)
 INITIAL, BOOSTING, COMPRESSION = "initial", "boosting", "compression"
 
 
+#: The range rule of each FOSTER option (the constructor applies them; the pipeline reads them
+#: through the registry): the effective-number betas in [0, 1), the compression's share of the
+#: step budget in (0, 1).
+FOSTER_RULES: dict[str, Rule] = {
+    "beta1": check_unit_interval, "beta2": check_unit_interval, "lambda_okd": check_non_negative,
+    "temperature": check_positive, "compression_fraction": check_open_fraction,
+}
+
+
 class FOSTERStrategy(StagedCLIPStrategy):
     """FOSTER on the shared memory, budget and head (module docstring).
 
@@ -91,10 +102,9 @@ class FOSTERStrategy(StagedCLIPStrategy):
                  compression_fraction: float = FOSTER["compression_fraction"], **kwargs: Any) -> None:
         if criterion is not None:
             raise TypeError(f"FOSTERStrategy trains with its own losses and takes no criterion (got {criterion!r})")
-        self.beta1, self.beta2 = check_unit_interval("beta1", beta1), check_unit_interval("beta2", beta2)
-        self.lambda_okd = check_non_negative("lambda_okd", lambda_okd)
-        self.temperature = check_positive("temperature", temperature)
-        self.compression_fraction = check_open_fraction("compression_fraction", compression_fraction)
+        self.beta1, self.beta2, self.lambda_okd, self.temperature, self.compression_fraction = check_options(
+            FOSTER_RULES, beta1=beta1, beta2=beta2, lambda_okd=lambda_okd, temperature=temperature,
+            compression_fraction=compression_fraction)
         super().__init__(model=model, optimizer=optimizer, **kwargs)
         self.old_encoder: FrozenImageEncoder | None = None
         self.old_head: FrozenHead | None = None

@@ -17,9 +17,13 @@ from avalanche.benchmarks.scenarios.generic_scenario import EagerCLStream
 from avalanche.benchmarks.utils.utils import concat_datasets
 from torch import nn
 
-from avalanche_clip.common.values import check_positive
+from avalanche_clip.common.values import Rule, check_options, check_positive
 from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
 from avalanche_clip.training.plugins.seen_classes import experience_classes
+
+#: The range rule of the joint bound's option (the constructor applies it; the pipeline reads it
+#: through the registry).
+JOINT_RULES: dict[str, Rule] = {"budget_scale": check_positive}
 
 
 class CLIPJointStrategy(CLIPCrossEntropyStrategy):
@@ -34,7 +38,7 @@ class CLIPJointStrategy(CLIPCrossEntropyStrategy):
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
                  criterion: nn.Module | None = None, budget_scale: float = 1.0,
                  **kwargs: Any) -> None:
-        budget_scale = check_positive("budget_scale", budget_scale)
+        (budget_scale,) = check_options(JOINT_RULES, budget_scale=budget_scale)
         if kwargs.get("mem_size", 0):
             raise ValueError("joint training has no replay memory: mem_size must be 0")
         super().__init__(model=model, optimizer=optimizer, criterion=criterion, **kwargs)

@@ -14,9 +14,11 @@ import dataclasses
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from avalanche_clip.common.registry import Registry
+from avalanche_clip.common.values import Rule, check_finite_positive, check_int
 from avalanche_clip.models.label_alignment import check_label_alignment
 from avalanche_clip.strategies.defaults import default_lr
 from avalanche_clip.strategies.setup import StrategySetup
@@ -40,6 +42,9 @@ class StrategyInfo:
     trains: bool = True
     distributed: bool = False
     search_space: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The range rule of each of the method's own options: the rules its constructor applies
+    #: (declared once, beside it), read by the pipeline to check a config before any training.
+    option_rules: dict[str, Rule] = field(default_factory=dict)
 
 
 STRATEGIES: Registry[Callable[..., Any]] = Registry("strategy")
@@ -49,7 +54,8 @@ def register_strategy(name: str, **info: Any) -> Callable[[Callable[..., Any]], 
     """Register a factory ``(setup, **hparams) -> strategy`` under ``name``.
 
     ``search_space`` (see :mod:`avalanche_clip.strategies.spaces`) lists the method's own tunable
-    hyper-parameters; ``trains=False`` marks a strategy that never trains (nothing to tune).
+    hyper-parameters; ``trains=False`` marks a strategy that never trains (nothing to tune);
+    ``option_rules`` the range rules its constructor applies to its options.
     """
     parsed = StrategyInfo(**info)
     if parsed.memory not in MEMORY_USES:
@@ -84,6 +90,16 @@ def strategy_roles() -> dict[str, dict[str, bool]]:
 #: run's learning rate and epochs (what the paper tunes per method; None = the run's value, and
 #: a run without a learning rate takes the method's default).
 PER_METHOD_OPTIONS: dict[str, Any] = {"lr": None, "train_epochs": None}
+#: Their rules: the run's learning-rate rule, and at least one epoch (the untrained model is the
+#: strategy 'zero-shot'); StrategySetup applies its own (the same lr rule) when build_strategy
+#: gives them to it.
+PER_METHOD_RULES: dict[str, Rule] = {"lr": check_finite_positive, "train_epochs": partial(check_int, minimum=1)}
+
+
+def option_rules(name: str) -> dict[str, Rule]:
+    """The range rule of every option strategy ``name`` takes that has one: the per-method
+    options' then the method's own (:attr:`StrategyInfo.option_rules`)."""
+    return {**PER_METHOD_RULES, **strategy_info(name).option_rules}
 
 
 def strategy_hparams(name: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from strategy_fixtures import cil_benchmark, make_setup
 from avalanche_clip.models import LinearHeadClassifier, set_trainable
 from avalanche_clip.pipeline.hyperparameters import check_hyperparameters
 from avalanche_clip.pipeline.run_loop import ContinualRun
-from avalanche_clip.strategies import STRATEGIES, build_strategy, strategy_hparams, strategy_info
+from avalanche_clip.strategies import STRATEGIES, build_strategy, option_rules, strategy_hparams, strategy_info
 from avalanche_clip.strategies.registry import register_strategy
 from avalanche_clip.strategies.snapshots import (
     FrozenHead,
@@ -136,12 +136,28 @@ def test_search_spaces_name_accepted_options_and_hold_the_defaults(name):
     ("foster", {"beta1": 1.0}, r"beta1 must lie in \[0, 1\), got 1.0"),
     ("foster", {"compression_fraction": 0}, r"compression_fraction must lie in \(0, 1\), got 0"),
     ("cassle", {"distill_lambda": -1}, "distill_lambda must be a number >= 0, got -1"),
+    # the rules each strategy declares beside its constructor, read by the pipeline too
+    ("ewc", {"ewc_lambda": -1.0}, "ewc_lambda must be a number >= 0, got -1.0"),
+    ("der", {"alpha": -0.5}, "alpha must be a number >= 0, got -0.5"),
+    ("joint-converged", {"budget_scale": 0}, "budget_scale must be a number > 0, got 0"),
+    ("gcl", {"train_logits": "all"}, r"train_logits='all'; expected one of \('seen', 'batch'\)"),
 ])
 def test_bad_values_fail_before_training_and_when_built(name, hparams, message, small_benchmark):
     with pytest.raises(ValueError, match=f"strategy '{name}': {message}"):
         check_hyperparameters(name, hparams)  # what run / sweep validation calls up front
     with pytest.raises(ValueError, match=message):
         build_strategy(name, make_setup(small_benchmark), **hparams)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_declared_option_rules_name_accepted_options_and_take_the_defaults(name):
+    """A strategy's declared rules (which its constructor applies and the pipeline reads) name
+    options it accepts, and its own defaults pass them."""
+    rules, defaults = option_rules(name), strategy_hparams(name)
+    assert set(rules) <= set(defaults), sorted(set(rules) - set(defaults))
+    for key, rule in rules.items():
+        if defaults[key] is not None:  # lr / train_epochs: None is the run's value
+            rule(key, defaults[key])
 
 
 @pytest.mark.parametrize("spec", [
