@@ -1,8 +1,10 @@
 """The run config's schema: every run key, its type, default and meaning, written once.
 
 :class:`RunConfig` is what the pipeline passes around once a config has been parsed
-(:func:`avalanche_clip.pipeline.config_parse.parse_run_config` is the only place that checks
-values). Its fields are the keys of a run config in the order ``config.yaml`` has always listed
+(:func:`avalanche_clip.pipeline.config_parse.parse_run_config` builds it from a mapping; the
+constructor runs :func:`avalanche_clip.pipeline.config_checks.check_run_values`, the one check of
+its values, so every ``RunConfig`` — also one made directly or with :meth:`RunConfig.replace` —
+is valid). Its fields are the keys of a run config in the order ``config.yaml`` has always listed
 them; :data:`RUN_KEYS` (``key → (default, meaning)``, for ``--help`` and the YAML loader) is
 derived from them, so a default or a help line cannot disagree between the two.
 
@@ -18,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+from avalanche_clip.pipeline.config_checks import check_run_values
+
 
 def _key(default: Any, meaning: str) -> Any:
     """A field with ``default`` (mappings and lists copied per instance) and its help line."""
@@ -30,7 +34,8 @@ def _key(default: Any, meaning: str) -> Any:
 class RunConfig:
     """One run (scenario × strategy × memory × seed): see the module docstring.
 
-    Build it with ``parse_run_config``; the constructor itself checks nothing.
+    Build it with ``parse_run_config`` (a mapping: unknown keys refused), or directly, or with
+    :meth:`replace`: the constructor checks every value (``ConfigError`` naming the first bad one).
     """
 
     # -- scenario ---------------------------------------------------------------------------
@@ -95,12 +100,15 @@ class RunConfig:
         [], "Avalanche loggers besides the text log, under the run folder's logs/: any of "
         "tensorboard, csv, wandb (offline unless WANDB_MODE, WANDB_API_KEY or wandb login set it up)")
 
+    def __post_init__(self) -> None:
+        check_run_values(self)
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved mapping (a deep copy), keys in schema order: what ``config.yaml`` holds."""
         return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
 
     def replace(self, **changes: Any) -> RunConfig:
-        """A copy with ``changes`` (unchecked: for values the caller took from a parsed config)."""
+        """A copy with ``changes``, checked as any ``RunConfig`` is when made."""
         return RunConfig(**{**self.to_dict(), **changes})
 
     @property

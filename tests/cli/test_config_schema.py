@@ -55,6 +55,20 @@ def test_a_parse_error_names_the_key_the_value_and_what_is_expected():
         parse_run_config(resolve_config([{"strategy_options": {"gcl": 0.2}}]))
 
 
+def test_every_run_config_is_checked_as_it_is_made():
+    """The constructor and ``replace`` run the same check as parsing: no RunConfig is invalid."""
+    with pytest.raises(ConfigError, match=r"lr must be a finite number > 0, got 0"):
+        RunConfig(lr=0)
+    config = RunConfig(strategy="der", mem_size=20)
+    assert config.replace(seed=3).seed == 3 and config.seed == 0
+    with pytest.raises(ConfigError, match=r"seed must be an integer >= 0, got -1"):
+        config.replace(seed=-1)
+    with pytest.raises(ValueError, match=r"'der' needs a replay memory: mem_size must be >= 1, got 0"):
+        config.replace(mem_size=0)
+    with pytest.raises(ValueError, match=r"strategy 'der': alpha must be a number >= 0, got -1"):
+        config.replace(strategy_options={"der": {"alpha": -1}})
+
+
 @pytest.mark.parametrize("results", ["default", "cifar10_proxy", "pacs_proxy"])
 def test_committed_run_configs_parse_and_are_written_back_byte_for_byte(results):
     """What ``run --config <committed config.yaml>`` resolves, parsed and dumped as ``execute_run``
