@@ -152,15 +152,15 @@ def _run_of_sweep(source: dict[str, Any], parsed: dict[str, Any], tuned: str | P
     as a sweep checks them). ``strict``: a strategy outside the sweep is an error (tuned values
     asked for on the command line), else it runs with its own defaults."""
     from avalanche_clip.pipeline.config import RUN_KEYS, merge, resolve_config
-    from avalanche_clip.pipeline.sweep_grid import strategy_entries
+    from avalanche_clip.pipeline.sweep_schema import parse_sweep_config
     from avalanche_clip.pipeline.tuned_values import apply_tuned
 
     run = merge({k: v for k, v in source.items() if k not in (*_SWEEP_ONLY, "tune", "tuned", "tuned_check")}, parsed)
     label = run.get("strategy", RUN_KEYS["strategy"][0])
-    swept = resolve_config([source], sweep=True)
+    swept = parse_sweep_config(resolve_config([source], sweep=True))
     if tuned:
         swept = apply_tuned(swept, tuned)
-    entries = {entry_label: (strategy, options) for entry_label, strategy, options in strategy_entries(swept)}
+    entries = {entry_label: (strategy, options) for entry_label, strategy, options in swept.entries}
     if label in entries:
         strategy, options = entries[label]
         run["strategy"] = strategy
@@ -249,6 +249,7 @@ def _refuse_torchrun(command: str) -> None:
 
 def _sweep(args: argparse.Namespace) -> int:
     from avalanche_clip.pipeline.sweep import run_sweep
+    from avalanche_clip.pipeline.sweep_schema import parse_sweep_config
 
     _refuse_torchrun("sweep")
 
@@ -261,12 +262,12 @@ def _sweep(args: argparse.Namespace) -> int:
             import_ray()
         except MissingRayError as err:
             raise ValueError(str(err)) from None
-    config = _config(args.config, args.overrides, sweep=True)
+    config = parse_sweep_config(_config(args.config, args.overrides, sweep=True))  # parsed once
     if args.tuned:
-        config["tuned"] = str(args.tuned.expanduser().resolve())
+        config = config.replace(tuned=str(args.tuned.expanduser().resolve()))
     name = args.config.stem if args.config else "default"
     out = args.out or Path("runs") / name
-    result = run_sweep(config, out, progress=config["progress"], workers=args.workers,
+    result = run_sweep(config, out, progress=config.shared["progress"], workers=args.workers,
                        ray_address=args.ray_address)
     report = result["report"]
     if report is not None:
@@ -284,15 +285,16 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _tune(args: argparse.Namespace) -> int:
     from avalanche_clip.common.threads import apply_threads
+    from avalanche_clip.pipeline.sweep_schema import parse_sweep_config
     from avalanche_clip.pipeline.tune import run_tune
 
     _refuse_torchrun("tune")
 
-    config = _config(args.config, args.overrides, sweep=True)
+    config = parse_sweep_config(_config(args.config, args.overrides, sweep=True))  # parsed once
     name = args.config.stem if args.config else "default"
     out = args.out or Path("runs") / f"{name}-tune"
-    apply_threads(config.get("threads"))
-    result = run_tune(config, out, trials=args.trials, storage=args.storage, progress=config["progress"])
+    apply_threads(config.shared.get("threads"))
+    result = run_tune(config, out, trials=args.trials, storage=args.storage, progress=config.shared["progress"])
     for label, tuned in result["strategies"].items():
         values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in tuned.params.items())
         print(f"{label:<16} validation accuracy {100 * tuned.value:5.1f}%  ({tuned.trials} trials, "

@@ -48,25 +48,23 @@ RESULTS = EXPERIMENTS / "results"
 def test_committed_tuned_values_apply_to_their_proxy(name, data_root):
     """The committed tuned.yaml was tuned under its proxy's protocol, and every value is in its
     strategy's search space (apply_tuned checks both, as sweep --tuned does)."""
-    from avalanche_clip.pipeline.sweep import strategy_entries
     from avalanche_clip.pipeline.tuned_values import apply_tuned
 
     raw = load_yaml(EXPERIMENTS / f"{name}.yaml")
     config = resolve_config([raw, {"data_root": str(data_root / name.split("_")[0])}], sweep=True)
-    tuned = {label: options for label, _, options in strategy_entries(
-        apply_tuned(config, RESULTS / f"{name}_tune" / "tuned.yaml"))}
+    tuned = {label: options for label, _, options in
+             apply_tuned(config, RESULTS / f"{name}_tune" / "tuned.yaml").entries}
     assert "lr" in tuned["gcl"] and "tau" in tuned["gcl"] and "dro_lambda" in tuned["gdro"]
     assert not tuned["zero-shot"]  # never trains: nothing to tune
 
 
 def test_the_embedded_comparison_applies_its_packaged_tuned_values():
     from avalanche_clip.cli import DEFAULT_CONFIG, _config
-    from avalanche_clip.pipeline.sweep import strategy_entries
     from avalanche_clip.pipeline.tuned_values import apply_tuned, read_tuned
 
     sweep = _config(None, [], sweep=True)
     assert Path(sweep["tuned"]) == DEFAULT_CONFIG.parent / "comparison.tuned.yaml"
-    entries = {label: options for label, _, options in strategy_entries(apply_tuned(sweep, sweep["tuned"]))}
+    entries = {label: options for label, _, options in apply_tuned(sweep, sweep["tuned"]).entries}
     trained = set(entries) - {"zero-shot"}
     assert trained == set(read_tuned(sweep["tuned"])["strategies"])  # every trained method was tuned
     assert all("lr" in entries[label] for label in trained)

@@ -21,7 +21,6 @@ was made with other settings (:mod:`avalanche_clip.pipeline.sweep_state`) or oth
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from avalanche_clip.assets import check_assets
 from avalanche_clip.common.device import check_device
 from avalanche_clip.common.errors import check_writable_dir
 from avalanche_clip.common.threads import apply_threads
-from avalanche_clip.pipeline.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError
+from avalanche_clip.pipeline.config import ConfigError
 from avalanche_clip.pipeline.config_parse import parse_run_config
 from avalanche_clip.pipeline.config_schema import RunConfig, scenario_label
 from avalanche_clip.pipeline.data_identity import (
@@ -42,8 +41,8 @@ from avalanche_clip.pipeline.data_identity import (
 from avalanche_clip.pipeline.parallel_sweep import run_parallel
 from avalanche_clip.pipeline.run import check_same_config
 from avalanche_clip.pipeline.run_loop import read_records
-from avalanche_clip.pipeline.sweep_grid import grid_list, strategy_entries
 from avalanche_clip.pipeline.sweep_runs import SweepLedger, finished_outcome, run_dir, run_serial
+from avalanche_clip.pipeline.sweep_schema import SweepConfig, parse_sweep_config
 from avalanche_clip.pipeline.sweep_state import check_run_folders, record_sweep_config
 from avalanche_clip.pipeline.tuned_values import apply_tuned
 from avalanche_clip.reporting import write_report
@@ -59,21 +58,14 @@ class SweepPlan:
     skipped: list[str] = field(default_factory=list)
 
 
-def plan_sweep(config: dict[str, Any]) -> SweepPlan:
-    """Expand every run of ``config`` and parse it (:func:`parse_run_config`: before any training)."""
-    base = {k: v for k, v in config.items() if k not in SWEEP_KEYS}
-    scenarios = config.get("scenarios") or [{}]
-    if not isinstance(scenarios, list) or not all(isinstance(s, dict) for s in scenarios):
-        raise ConfigError("scenarios must be a list of mappings of scenario keys")
-    # each grid key checked once, before the loops that use it
-    seeds, mem_sizes, entries = grid_list(config, "seeds"), grid_list(config, "mem_sizes"), strategy_entries(config)
+def plan_sweep(config: SweepConfig | dict[str, Any]) -> SweepPlan:
+    """Expand every run of the sweep ``config`` and parse it (:func:`parse_run_config`: before any
+    training); its grid keys were checked once, when the :class:`SweepConfig` was made."""
+    sweep = parse_sweep_config(config)
+    seeds, mem_sizes, entries = sweep.seeds, sweep.mem_sizes, sweep.entries
     plan = SweepPlan()
     seen_ids: set[str] = set()
-    for override in scenarios:
-        unknown = sorted(set(override) - set(SCENARIO_KEYS))
-        if unknown:
-            raise ConfigError(f"scenarios entries take {SCENARIO_KEYS}; got unknown {unknown}")
-        scenario_config = {**copy.deepcopy(base), **copy.deepcopy(override)}
+    for scenario_config in sweep.scenario_configs():
         kind = scenario_kind(scenario_config["scenario"])
         for seed in seeds:
             for label, strategy, options in entries:
@@ -132,7 +124,7 @@ def _memory_sizes(memory: str, sizes: list[int]) -> list[int]:
     return list(sizes)
 
 
-def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = True,
+def run_sweep(config: SweepConfig | dict[str, Any], out_dir: str | Path, *, progress: bool = True,
               workers: int = 1, ray_address: str | None = None) -> dict[str, Any]:
     """Run every planned run in ``out_dir`` (skipping finished ones), then write the report.
 
@@ -141,8 +133,9 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = T
     Ray (:mod:`avalanche_clip.pipeline.parallel_sweep`; ``ray_address``: a cluster, default a local instance),
     with the same records as one after another.
     """
-    if config.get("tuned"):
-        config = apply_tuned(config, config["tuned"])
+    config = parse_sweep_config(config)
+    if config.tuned:
+        config = apply_tuned(config, config.tuned)
     plan = plan_sweep(config)
     out = Path(out_dir)
     for run in plan.runs:  # a changed sweep config must not silently reuse old results
@@ -164,9 +157,9 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, progress: bool = T
     ledger = SweepLedger(out, fingerprints=fingerprints.known_runs(plan.runs))
     if workers > 1 and pending:
         run_parallel(plan.runs, out, ledger, workers=workers, ray_address=ray_address,
-                     threads=config.get("threads"), progress=progress)
+                     threads=config.shared.get("threads"), progress=progress)
     else:
-        apply_threads(config.get("threads"))
+        apply_threads(config.shared.get("threads"))
         run_serial(plan.runs, out, ledger, progress=progress)
     # no report when no run left a record (every run failed): the failures say why
     recorded = any((run_dir(out, run) / "results.jsonl").is_file() for run in plan.runs)

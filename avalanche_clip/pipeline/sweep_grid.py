@@ -1,9 +1,10 @@
 """A sweep config's grid keys, read and checked in one place.
 
 ``strategies`` (names, or variants ``{label, strategy, options}``), ``mem_sizes`` and ``seeds``
-are non-empty lists; every reader of the grid (planning a sweep, tuning, applying tuned values,
-one run of a sweep on the command line) goes through :func:`grid_list` and
-:func:`strategy_entries`, so an entry's label, strategy and options mean the same everywhere.
+are non-empty lists; :class:`~avalanche_clip.pipeline.sweep_schema.SweepConfig` checks them
+through :func:`grid_list` and :func:`strategy_entries` as it is made, and every reader of the
+grid (planning a sweep, tuning, applying tuned values, one run of a sweep on the command line)
+reads them from it, so an entry's label, strategy and options mean the same everywhere.
 The values themselves (a memory size, a seed, an option) are checked as the keys of each run when
 it is parsed (:func:`~avalanche_clip.pipeline.config_parse.parse_run_config`).
 """

@@ -25,7 +25,8 @@ import yaml
 
 from avalanche_clip.common.atomic import atomic_write_text
 from avalanche_clip.common.yaml_io import read_yaml
-from avalanche_clip.pipeline.config import SCENARIO_KEYS, SWEEP_KEYS, ConfigError, dump_yaml
+from avalanche_clip.pipeline.config import SCENARIO_KEYS, ConfigError, dump_yaml
+from avalanche_clip.pipeline.sweep_schema import SweepConfig, parse_sweep_config
 from avalanche_clip.training.checkpoint import config_differences
 
 SWEEP_CONFIG = "sweep.yaml"
@@ -37,15 +38,14 @@ class SweepConfigWarning(UserWarning):
     """The sweep folder's config changed; the previous one was kept (the message says where)."""
 
 
-def expected_run_config(sweep: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any]:
+def expected_run_config(sweep: SweepConfig, saved: dict[str, Any]) -> dict[str, Any]:
     """The config the current ``sweep`` gives the run whose saved config is ``saved``: its
     scenario entry (by label; a label no longer in the grid keeps its saved scenario keys) and
     its place in the grid, everything else from the sweep."""
-    base = {k: copy.deepcopy(v) for k, v in sweep.items() if k not in SWEEP_KEYS}
+    base = copy.deepcopy(sweep.shared)
     label = saved.get("label") or saved.get("scenario")
     scenario = {k: saved[k] for k in SCENARIO_KEYS if k in saved}
-    for override in sweep.get("scenarios") or [{}]:
-        candidate = {**base, **copy.deepcopy(override)}
+    for candidate in sweep.scenario_configs():
         if (candidate.get("label") or candidate.get("scenario")) == label:
             scenario = {k: candidate[k] for k in SCENARIO_KEYS if k in candidate}
             break
@@ -58,9 +58,10 @@ def expected_run_config(sweep: dict[str, Any], saved: dict[str, Any]) -> dict[st
 _RUN_OWN = ("strategy_options", "strategy_label")
 
 
-def check_run_folders(sweep: dict[str, Any], out: Path, planned: set[str] | None = None) -> None:
+def check_run_folders(sweep: SweepConfig | dict[str, Any], out: Path, planned: set[str] | None = None) -> None:
     """Refuse ``sweep`` in ``out`` if a run folder there was made with other settings; folders
     whose name is in ``planned`` (run ids of the current plan) are left to the per-run check."""
+    sweep = parse_sweep_config(sweep)
     for saved_path in sorted((out / "runs").glob("*/config.yaml")):
         if planned is not None and saved_path.parent.name in planned:
             continue
@@ -80,9 +81,10 @@ def check_run_folders(sweep: dict[str, Any], out: Path, planned: set[str] | None
             )
 
 
-def record_sweep_config(sweep: dict[str, Any], out: Path) -> Path | None:
-    """Write ``out/sweep.yaml``; returns where the previous, different one was kept (if any)."""
-    target, text = out / SWEEP_CONFIG, dump_yaml(sweep)
+def record_sweep_config(sweep: SweepConfig | dict[str, Any], out: Path) -> Path | None:
+    """Write ``out/sweep.yaml`` (the mapping the sweep was parsed from); returns where the
+    previous, different one was kept (if any)."""
+    target, text = out / SWEEP_CONFIG, dump_yaml(parse_sweep_config(sweep).to_dict())
     kept = None
     if target.is_file() and target.read_text() != text:
         history = out / HISTORY_DIR

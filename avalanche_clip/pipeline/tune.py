@@ -45,7 +45,7 @@ from avalanche_clip.pipeline.config_parse import parse_run_config
 from avalanche_clip.pipeline.config_schema import RunConfig
 from avalanche_clip.pipeline.run import execute_run
 from avalanche_clip.pipeline.sweep import plan_sweep
-from avalanche_clip.pipeline.sweep_grid import grid_list, strategy_entries
+from avalanche_clip.pipeline.sweep_schema import SweepConfig, parse_sweep_config
 from avalanche_clip.pipeline.tune_budget import (
     HOLDING,
     claimed,
@@ -87,9 +87,10 @@ class TuneSettings:
     strategies: list[str]
 
 
-def tune_settings(config: dict[str, Any], trials: int | None = None) -> TuneSettings:
+def tune_settings(config: SweepConfig | dict[str, Any], trials: int | None = None) -> TuneSettings:
     """The checked ``tune`` section of a sweep config (``trials`` overrides it)."""
-    section = config.get("tune") or {}
+    config = parse_sweep_config(config)
+    section = config.tune or {}
     if not isinstance(section, dict):
         raise ConfigError(f"tune must be a mapping of {sorted(TUNE_DEFAULTS)}, got {section!r}")
     unknown = sorted(set(section) - set(TUNE_DEFAULTS))
@@ -104,16 +105,16 @@ def tune_settings(config: dict[str, Any], trials: int | None = None) -> TuneSett
     fraction = merged["validation_fraction"]
     if not is_number(fraction) or not 0 < fraction < 1:
         raise ConfigError(f"tune.validation_fraction must lie in (0, 1), got {fraction!r}")
-    sizes = sorted(m for m in grid_list(config, "mem_sizes") if is_int(m) and m > 0) or [0]
+    sizes = sorted(m for m in config.mem_sizes if is_int(m) and m > 0) or [0]
     mem_size = merged["mem_size"] if merged["mem_size"] is not None else sizes[(len(sizes) - 1) // 2]
     if not is_int(mem_size) or mem_size < 0:
         raise ConfigError(f"tune.mem_size must be an integer >= 0, got {mem_size!r}")
-    seeds = merged["seeds"] if merged["seeds"] is not None else [grid_list(config, "seeds")[0]]
+    seeds = merged["seeds"] if merged["seeds"] is not None else [config.seeds[0]]
     if not isinstance(seeds, list) or not seeds or not all(is_int(s) for s in seeds):
         raise ConfigError(f"tune.seeds must be a non-empty list of integers, got {seeds!r}")
     if not isinstance(merged["tune_epochs"], bool):
         raise ConfigError(f"tune.tune_epochs must be true or false, got {merged['tune_epochs']!r}")
-    labels = [label for label, strategy, _ in strategy_entries(config) if strategy_info(strategy).trains]
+    labels = [label for label, strategy, _ in config.entries if strategy_info(strategy).trains]
     wanted = merged["strategies"] if merged["strategies"] is not None else labels
     missing = sorted(set(wanted) - set(labels))
     if missing:
@@ -122,14 +123,16 @@ def tune_settings(config: dict[str, Any], trials: int | None = None) -> TuneSett
                         int(merged["sampler_seed"]), [label for label in labels if label in wanted])
 
 
-def trial_runs(config: dict[str, Any], settings: TuneSettings, label: str,
+def trial_runs(config: SweepConfig | dict[str, Any], settings: TuneSettings, label: str,
                params: dict[str, Any]) -> list[RunConfig]:
     """The run configs of one trial: the sweep's runs of ``label`` at the tune memory and seeds,
     on the validation split, with ``params`` as the strategy's options (parsed: the drawn values
     are checked as any config's)."""
-    single = {**config, "seeds": settings.seeds, "mem_sizes": [settings.mem_size]}
-    single["strategies"] = [{"label": entry, "strategy": strategy, "options": options}
-                            for entry, strategy, options in strategy_entries(config) if entry == label]
+    config = parse_sweep_config(config)
+    single = config.replace(
+        seeds=settings.seeds, mem_sizes=[settings.mem_size],
+        strategies=[{"label": entry, "strategy": strategy, "options": options}
+                    for entry, strategy, options in config.entries if entry == label])
     runs = []
     for run in plan_sweep(single).runs:
         runs.append(parse_run_config({
@@ -142,11 +145,12 @@ def trial_runs(config: dict[str, Any], settings: TuneSettings, label: str,
     return runs
 
 
-def run_tune(config: dict[str, Any], out_dir: str | Path, *, trials: int | None = None,
+def run_tune(config: SweepConfig | dict[str, Any], out_dir: str | Path, *, trials: int | None = None,
              storage: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Tune every strategy of the sweep ``config`` into ``out_dir`` (module docstring)."""
     import optuna
 
+    config = parse_sweep_config(config)
     settings = tune_settings(config, trials)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,7 +158,7 @@ def run_tune(config: dict[str, Any], out_dir: str | Path, *, trials: int | None 
     # heartbeats (how a killed trial is told from a running one) are "experimental" in Optuna
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    entries = {label: strategy for label, strategy, _ in strategy_entries(config)}
+    entries = {label: strategy for label, strategy, _ in config.entries}
     results: dict[str, TunedStrategy] = {}
     began = time.perf_counter()
     with storage_errors(storage_url):  # a damaged optuna.db: one line, not SQLAlchemy's traceback
@@ -167,7 +171,7 @@ def run_tune(config: dict[str, Any], out_dir: str | Path, *, trials: int | None 
             "wall_time_s": time.perf_counter() - began, "storage": storage_url}
 
 
-def _tune_one(config: dict[str, Any], settings: TuneSettings, label: str,
+def _tune_one(config: SweepConfig, settings: TuneSettings, label: str,
               space: dict[str, dict[str, Any]], db: Any, out: Path, progress: bool) -> TunedStrategy:
     import optuna
     from optuna.trial import TrialState
@@ -225,8 +229,8 @@ def _tune_one(config: dict[str, Any], settings: TuneSettings, label: str,
     )
 
 
-def config_strategy(config: dict[str, Any], label: str) -> str:
-    return {lab: strategy for lab, strategy, _ in strategy_entries(config)}[label]
+def config_strategy(config: SweepConfig, label: str) -> str:
+    return {lab: strategy for lab, strategy, _ in config.entries}[label]
 
 
 __all__ = ["TUNE_DEFAULTS", "TuneSettings", "run_tune", "trial_runs", "tune_settings"]

@@ -35,7 +35,7 @@ from avalanche_clip.common.atomic import atomic_write_text
 from avalanche_clip.common.yaml_io import read_yaml
 from avalanche_clip.pipeline.config import ConfigError
 from avalanche_clip.pipeline.config_schema import scenario_label
-from avalanche_clip.pipeline.sweep_grid import strategy_entries
+from avalanche_clip.pipeline.sweep_schema import SweepConfig, parse_sweep_config
 from avalanche_clip.strategies.registry import search_space
 from avalanche_clip.strategies.spaces import describe, in_space
 
@@ -58,14 +58,14 @@ class TunedStrategy:
     space: dict[str, dict[str, Any]]
 
 
-def tuned_for(config: dict[str, Any]) -> dict[str, Any]:
+def tuned_for(config: SweepConfig | dict[str, Any]) -> dict[str, Any]:
     """The protocol a tune ran under (compared when a sweep applies its values)."""
-    scenarios = [{**config, **override} for override in (config.get("scenarios") or [{}])]
-    return {"scenarios": [scenario_label(s) for s in scenarios],
-            **{key: config.get(key) for key in PROTOCOL_KEYS}}
+    sweep = parse_sweep_config(config)
+    return {"scenarios": [scenario_label(s) for s in sweep.scenario_configs()],
+            **{key: sweep.shared.get(key) for key in PROTOCOL_KEYS}}
 
 
-def write_tuned(path: Path, config: dict[str, Any], settings: Any,
+def write_tuned(path: Path, config: SweepConfig | dict[str, Any], settings: Any,
                 results: dict[str, TunedStrategy], storage: str) -> Path:
     document = {
         "tuned_for": tuned_for(config),
@@ -120,15 +120,14 @@ def read_tuned(path: str | Path) -> dict[str, Any]:
     return document
 
 
-def apply_tuned(config: dict[str, Any], path: str | Path) -> dict[str, Any]:
-    """``config`` (a sweep config) with the tuned values of ``path`` in its strategies' options.
+def apply_tuned(config: SweepConfig | dict[str, Any], path: str | Path) -> SweepConfig:
+    """The sweep ``config`` with the tuned values of ``path`` in its strategies' options.
 
     Raises ``ConfigError`` when the tune ran under another protocol (:data:`PROTOCOL_KEYS`; with
     ``tuned_check: false`` in the config, a warning instead) or a value is outside its space.
     """
-    check = config.get("tuned_check", True)
-    if not isinstance(check, bool):  # read only here: checked here, once
-        raise ConfigError(f"tuned_check must be true or false, got {check!r}")
+    config = parse_sweep_config(config)  # tuned_check checked there, with the other sweep keys
+    check = config.tuned_check
     document = read_tuned(path)
     recorded = document.get("tuned_for") or {}
     current = tuned_for(config)
@@ -139,11 +138,10 @@ def apply_tuned(config: dict[str, Any], path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"tuned file {path} was tuned under another protocol ({detail}); set "
                               "tuned_check: false to apply its values anyway (an ablation)")
         warnings.warn(f"applying values tuned under another protocol ({detail})", stacklevel=2)
-    out = copy.deepcopy(config)
     entries = []
     tuned = document["strategies"]
-    # each entry's label and strategy as the sweep reads them (strategy_entries checks the entries)
-    for entry, (label, strategy, _) in zip(out["strategies"], strategy_entries(out), strict=True):
+    # each entry's label and strategy as the sweep reads them (checked when the config was made)
+    for entry, (label, strategy, _) in zip(copy.deepcopy(config.strategies), config.entries, strict=True):
         # a variant (gcl-reset) takes its strategy's tuned values unless it was tuned itself;
         # what the variant sets (reset_loss_state, gamma=1, ...) stays as it says
         source = label if label in tuned else strategy if strategy in tuned else None
@@ -153,5 +151,4 @@ def apply_tuned(config: dict[str, Any], path: str | Path) -> dict[str, Any]:
         variant = {"label": entry, "strategy": entry} if isinstance(entry, str) else dict(entry)
         variant["options"] = {**tuned[source]["params"], **(variant.get("options") or {})}
         entries.append(variant)
-    out["strategies"] = entries  # entries of the file the sweep does not run are left unused
-    return out
+    return config.replace(strategies=entries)  # entries of the file the sweep does not run are left unused

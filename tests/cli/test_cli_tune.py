@@ -206,7 +206,7 @@ def test_variants_take_their_strategys_tuned_values_and_keep_their_own(roots, tm
     tuned = tmp_path / "tuned.yaml"
     tuned.write_text(yaml.safe_dump({"strategies": {
         "gcl": {"strategy": "gcl", "params": {"lr": 0.002, "tau": 0.1, "gamma": 0.5}}}}))
-    applied = apply_tuned(config, tuned)["strategies"]
+    applied = apply_tuned(config, tuned).strategies  # a SweepConfig: its entries as written
     assert applied[0]["options"] == {"lr": 0.002, "tau": 0.1, "gamma": 0.5}
     assert applied[1] == {"label": "gcl-gamma1", "strategy": "gcl",
                           "options": {"lr": 0.002, "tau": 0.1, "gamma": 1.0}}

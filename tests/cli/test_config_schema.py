@@ -101,3 +101,41 @@ def test_sweep_keys_read_in_one_place_are_checked_there(tmp_path):
         "digits__naive__m0__s1", "digits__gcl-g1__m0__s1", "digits__gcl-g1__m10__s1"]
     assert all(isinstance(run, RunConfig) for run in plan.runs)
     assert plan.runs[1].options == {"gamma": 1.0} and plan.runs[1].strategy_label == "gcl-g1"
+
+
+@pytest.mark.parametrize("results", ["default", "cifar10_proxy", "ablation_pacs", "share_cifar10"])
+def test_committed_sweeps_parse_write_back_byte_for_byte_and_are_accepted(results, tmp_path):
+    """A committed sweep.yaml parses into a SweepConfig that gives back the same mapping, is
+    written back byte for byte, and its sweep folder's run folders are accepted as its own."""
+    from avalanche_clip.pipeline.config import load_yaml
+    from avalanche_clip.pipeline.sweep_schema import SweepConfig, parse_sweep_config
+    from avalanche_clip.pipeline.sweep_state import check_run_folders, record_sweep_config
+
+    folder = RESULTS / results
+    raw = load_yaml(folder / "sweep.yaml")
+    sweep = parse_sweep_config(raw)
+    assert isinstance(sweep, SweepConfig) and sweep.to_dict() == raw
+    assert "strategies" not in sweep.shared and sweep.shared["strategy"] == raw["strategy"]
+    assert [label for label, _, _ in sweep.entries] == [
+        entry if isinstance(entry, str) else entry.get("label") or entry["strategy"] for entry in raw["strategies"]]
+    assert record_sweep_config(sweep, tmp_path) is None
+    assert (tmp_path / "sweep.yaml").read_bytes() == (folder / "sweep.yaml").read_bytes()
+    check_run_folders(sweep, folder)  # every committed run folder: made with these settings
+    changed = sweep.replace(shared={**sweep.shared, "weight_decay": 0.5})
+    with pytest.raises(ConfigError, match=r"made with other settings .*weight_decay"):
+        check_run_folders(changed, folder)
+
+
+def test_a_sweep_config_checks_its_sweep_keys_as_it_is_made():
+    from avalanche_clip.pipeline.sweep_schema import SweepConfig, parse_sweep_config
+
+    with pytest.raises(ConfigError, match=r"seeds must be a non-empty list, got \[\]"):
+        SweepConfig(seeds=[])
+    with pytest.raises(ConfigError, match=r"scenarios entries take .*got unknown \['model'\]"):
+        parse_sweep_config({"scenarios": [{"label": "a", "model": "tiny-clip"}]})
+    with pytest.raises(ConfigError, match=r"two strategies entries are labelled 'gcl'"):
+        SweepConfig().replace(strategies=["gcl", "gcl"])
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) 'mem_sise'"):
+        parse_sweep_config({"mem_sise": 3})
+    sweep = parse_sweep_config({"mem_sizes": [0, 20], "seeds": [1]})  # keys it lacks are not written back
+    assert sweep.to_dict() == {"mem_sizes": [0, 20], "seeds": [1]} and sweep.strategies == ["zero-shot", "ce", "gcl", "gdro"]
