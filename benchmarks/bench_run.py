@@ -6,7 +6,8 @@ checkpoints on) trains 5 experiences with an evaluation, a record and a checkpoi
 joint training takes the same optimizer steps in one pass and evaluates once. Each is timed as
 ``execute_run`` in a fresh run folder (build the model and stream, train, evaluate, record,
 checkpoint; no zero-shot evaluation, which a sweep does once per seed), in one process with
-one torch thread, taking turns after one warm-up run of each;
+one torch thread, CPU kernels pinned as the command line pins them, taking turns (alternating
+which goes first) after one warm-up run of each;
 the table gives the median of ``--repeats`` and the ratio measured in the same process.
 
     python benchmarks/bench_run.py --repeats 5
@@ -27,9 +28,13 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
+from avalanche_clip.common.cpu_kernels import pin_cpu_kernels
 
-from avalanche_clip.cli import _config
+pin_cpu_kernels()  # as the command line does, before any tensor operation: the kernels sweeps run
+
+import torch  # noqa: E402
+
+from avalanche_clip.cli import _config  # noqa: E402
 from avalanche_clip.pipeline.run import execute_run
 
 warnings.filterwarnings("ignore")

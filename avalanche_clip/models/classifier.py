@@ -287,10 +287,15 @@ class CLIPClassifier(nn.Module):
         return super().to(*args, **kwargs)
 
     def _all_on(self, device: torch.device) -> bool:
-        for p in self.parameters():
-            if p.device != device or (p.grad is not None and p.grad.device != device):
-                return False
-        return all(b.device == device for b in self.buffers())
+        # one walk over the modules' own tensors (parameters() and buffers() would walk twice)
+        for module in self.modules():
+            for p in module._parameters.values():
+                if p is not None and (p.device != device or (p.grad is not None and p.grad.device != device)):
+                    return False
+            for b in module._buffers.values():
+                if b is not None and b.device != device:
+                    return False
+        return True
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         # .to() / .double() / .cuda(): a cached tensor on the old device or dtype is stale; a

@@ -132,12 +132,31 @@ def freeze_frozen_modules(module: nn.Module) -> None:
     random, so a cached prompt embedding would keep one random draw. Modules without parameters
     of their own (a bare dropout) follow their parent.
     """
-    params = list(module.parameters())
-    if params and not any(p.requires_grad for p in params):
+    _freeze_frozen(module, {})
+
+
+def _freeze_frozen(module: nn.Module, summary: dict[int, tuple[bool, bool]]) -> None:
+    """:func:`freeze_frozen_modules` with each module's (has parameters, all frozen) computed once
+    (``summary``, by ``id``) instead of once per ancestor."""
+    has_params, all_frozen = _frozen_summary(module, summary)
+    if has_params and all_frozen:
         module.eval()
         return
     for child in module.children():
-        freeze_frozen_modules(child)
+        _freeze_frozen(child, summary)
+
+
+def _frozen_summary(module: nn.Module, summary: dict[int, tuple[bool, bool]]) -> tuple[bool, bool]:
+    """(whether ``module`` or a descendant has a parameter, whether all of them are frozen)."""
+    key = id(module)
+    if key not in summary:
+        own = [p for p in module._parameters.values() if p is not None]
+        has_params, all_frozen = bool(own), not any(p.requires_grad for p in own)
+        for child in module.children():
+            child_has, child_frozen = _frozen_summary(child, summary)
+            has_params, all_frozen = has_params or child_has, all_frozen and child_frozen
+        summary[key] = (has_params, all_frozen)
+    return summary[key]
 
 
 def _last_blocks(groups: dict[str, str], k: int, tower: str) -> set[str]:

@@ -141,3 +141,30 @@ def test_a_second_build_is_an_independent_copy_with_the_same_values_and_random_s
     other_seed = fresh_clip("tiny-clip", None, image_size=None, device="cpu", seed=4)
     assert not torch.equal(next(other_seed.model.parameters()), next(second.model.parameters()))
     forget_built_models()
+
+
+def _freeze_reference(module: nn.Module) -> None:
+    """freeze_frozen_modules as it was: every module's parameters listed once per ancestor."""
+    params = list(module.parameters())
+    if params and not any(p.requires_grad for p in params):
+        module.eval()
+        return
+    for child in module.children():
+        _freeze_reference(child)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_freezing_frozen_modules_in_one_pass_gives_the_same_flags(seed):
+    from avalanche_clip.models.trainable import freeze_frozen_modules
+
+    rng = random.Random(seed)
+    expected, fast = create_clip("tiny-clip").model, create_clip("tiny-clip").model
+    for (_, a), (_, b) in zip(expected.named_parameters(), fast.named_parameters(), strict=True):
+        a.requires_grad_(rng.random() < 0.2)
+        b.requires_grad_(a.requires_grad)
+    expected.train()
+    fast.train()
+    _freeze_reference(expected)
+    freeze_frozen_modules(fast)
+    flags = [m.training for m in expected.modules()]
+    assert [m.training for m in fast.modules()] == flags and not all(flags) and any(flags)
