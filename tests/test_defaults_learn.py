@@ -45,7 +45,7 @@ PACS_MARGIN = 0.05
 DIGITS = {"max_train_per_class": 60, "max_test_per_class": 10}
 PACS = {"max_train_per_class": 10, "max_test_per_class": 10}
 #: Class-incremental on digits: the replay methods (memory 100) and the joint bounds.
-REPLAY = ["replay", "der", "co2l", "foster", "gcl", "gdro", "icarl"]
+REPLAY = ["replay", "der", "co2l", "foster", "gcl", "gdro", "icarl", "zscl"]
 JOINT = ["joint", "joint-converged"]
 #: Domain-incremental on PACS: the methods without memory.
 MEMORY_FREE = ["naive", "ewc", "cassle"]

@@ -33,6 +33,7 @@ from avalanche_clip.strategies.icarl import BudgetedICaRL, PromptHead, attach_ic
 from avalanche_clip.strategies.joint import JOINT_RULES, CLIPJointStrategy
 from avalanche_clip.strategies.registry import CLASS_INCREMENTAL, register_strategy
 from avalanche_clip.strategies.setup import StrategySetup
+from avalanche_clip.strategies.zscl import ZSCL_RULES, ZSCLStrategy
 from avalanche_clip.training.plugins import SeenClassesPlugin
 from avalanche_clip.training.plugins.ewc import TrainableEWCPlugin
 
@@ -40,6 +41,7 @@ from avalanche_clip.training.plugins.ewc import TrainableEWCPlugin
 # table for the factories and the strategy classes (avalanche_clip.strategies.defaults).
 GCL, GDRO, EWC, DER = (METHOD_DEFAULTS[m] for m in ("gcl", "gdro", "ewc", "der"))
 CO2L, FOSTER, CASSLE = (METHOD_DEFAULTS[m] for m in ("co2l", "foster", "cassle"))
+ZSCL = METHOD_DEFAULTS["zscl"]
 #: EWC's option rule (Avalanche's plugin does not check its lambda): applied by build_ewc.
 EWC_RULES: dict[str, Rule] = {"ewc_lambda": check_non_negative}
 
@@ -190,6 +192,22 @@ def build_cassle(setup: StrategySetup, *, tau: float = CASSLE["tau"],
                           distill_lambda=distill_lambda, projection_hidden=projection_hidden,
                           projection_dim=projection_dim, predictor_hidden=predictor_hidden,
                           classifier_fraction=classifier_fraction, **_ours(setup, mem_size=0))
+
+
+@register_strategy("zscl", checkpointable=False, option_rules=ZSCL_RULES,
+                   description="ZSCL: CE plus distillation from the frozen initial model in the "
+                   "image-text feature space on reference images (held-out training data by "
+                   "default), and a weight ensemble",
+                   search_space={
+                       "distill_lambda": {"type": "float", "low": 0.1, "high": 20.0, "log": True},
+                       "ensemble_fraction": {"type": "float", "low": 0.02, "high": 0.5, "log": True},
+                   })
+def build_zscl(setup: StrategySetup, *, distill_lambda: float = ZSCL["distill_lambda"],
+               ensemble_fraction: float = ZSCL["ensemble_fraction"], temperature: float = 2.0,
+               reference_fraction: float = 0.1, weight_ensemble: bool = True) -> ZSCLStrategy:
+    return ZSCLStrategy(distill_lambda=distill_lambda, ensemble_fraction=ensemble_fraction,
+                        temperature=temperature, reference_fraction=reference_fraction,
+                        weight_ensemble=weight_ensemble, **_ours(setup))
 
 
 @register_strategy("icarl", scenarios=(CLASS_INCREMENTAL,), memory="required", uses_index=False,

@@ -13,6 +13,9 @@ method on a validation split, memory 50, both with the recipe below), by one rul
 - then rounded to one significant digit, or the fewest digits that keep it inside the method's
   search space (FOSTER's β: 0.9546 → 0.95, not 1).
 
+ZSCL (``zscl``) is not tuned on the proxies yet: it takes CE's learning rate and its official
+code's ``λ = 5`` and ensemble interval (a tenth of a task's steps: :mod:`avalanche_clip.strategies.zscl`).
+
 Naive and Replay (``naive``, ``replay``) are ``ce`` restricted to a memory use, and take ``ce``'s
 values; ``zero-shot`` never trains. The shared recipe is the one the proxies were tuned under
 (``tuned_for`` in both files): 5 epochs per experience, AdamW with weight decay 0.01 (these are
@@ -94,6 +97,9 @@ METHOD_DEFAULTS: dict[str, dict[str, float]] = {
     "gdro": {"lr": 1e-4, "tau": 0.3, "margin": 0.7, "dro_lambda": 1.0, "gamma": 0.6},
     "joint": {"lr": 1e-3},
     "joint-converged": {"lr": 5e-4, "budget_scale": 3.0},
+    # not tuned on the proxies yet: CE's learning rate and the official code's λ and interval
+    # (avalanche_clip.strategies.zscl)
+    "zscl": {"lr": _CE["lr"], "distill_lambda": 5.0, "ensemble_fraction": 0.1},
 }
 
 

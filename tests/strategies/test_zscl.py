@@ -1,0 +1,114 @@
+"""ZSCL: CE's step budget and batches, a frozen teacher, the weight ensemble's formula, the
+held-out reference rows, and the registration."""
+
+from __future__ import annotations
+
+import torch
+from avalanche.core import SupervisedPlugin
+from strategy_fixtures import cil_benchmark, make_setup
+
+from avalanche_clip.strategies import build_strategy
+from avalanche_clip.strategies.registry import search_space, strategy_hparams, strategy_info
+from avalanche_clip.strategies.zscl import ZSCLStrategy
+
+
+class _Watch(SupervisedPlugin):
+    """Per experience: steps, the ids of every batch, and the trainable weights at the start and
+    after each optimizer step."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps, self.batches, self.start, self.stepped, self.end = [], [], [], [], []
+
+    @staticmethod
+    def _weights(strategy):
+        return {n: p.detach().clone() for n, p in strategy.model.named_parameters() if p.requires_grad}
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.batches.append([])
+        self.stepped.append([])
+        self.start.append(self._weights(strategy))
+
+    def before_backward(self, strategy, **kwargs):
+        self.batches[-1].append(strategy.mb_index.cpu().tolist())
+
+    def after_update(self, strategy, **kwargs):
+        self.stepped[-1].append(self._weights(strategy))
+
+    def after_training_exp(self, strategy, **kwargs):
+        self.steps.append(strategy.budget.optimizer_steps)
+        self.end.append(self._weights(strategy))
+
+
+def _train(name, benchmark, experiences=2, mem_size=20, **options):
+    watch = _Watch()
+    setup = make_setup(benchmark, mem_size=mem_size, plugins=[watch])
+    strategy = build_strategy(name, setup, **options)
+    for experience in benchmark.train_stream[:experiences]:
+        strategy.train(experience)
+    return strategy, watch
+
+
+def test_registered_with_its_space_and_the_official_defaults():
+    info = strategy_info("zscl")
+    assert not info.checkpointable and info.memory == "optional"
+    assert set(search_space("zscl")) == {"lr", "distill_lambda", "ensemble_fraction"}
+    hparams = strategy_hparams("zscl")
+    assert hparams["distill_lambda"] == 5.0 and hparams["ensemble_fraction"] == 0.1
+    assert hparams["temperature"] == 2.0
+
+
+def test_same_step_budget_and_batches_as_ce_and_the_teacher_stays_frozen():
+    benchmark = cil_benchmark()
+    ce, ce_watch = _train("ce", benchmark)
+    zscl, watch = _train("zscl", benchmark)
+    assert isinstance(zscl, ZSCLStrategy)
+    assert watch.steps == ce_watch.steps and all(s > 1 for s in watch.steps)
+    assert watch.batches == ce_watch.batches  # the protocol's batches, memory included
+    # the teacher: the image path at the start of the first experience, never trained
+    teacher = dict(zscl.teacher.path.named_parameters())
+    assert teacher and not any(p.requires_grad for p in teacher.values())
+    visual = {f"clip.visual.{n}": p for n, p in teacher.items()}
+    for name, before in watch.start[0].items():
+        if name in visual:
+            torch.testing.assert_close(visual[name], before, rtol=0, atol=0)
+    moved = [n for n in watch.start[0] if n in visual and not torch.equal(watch.end[-1][n], watch.start[0][n])]
+    assert moved, "the student's image path trained"
+
+
+def test_weight_ensemble_is_the_mean_of_the_start_and_every_interval_th_step():
+    benchmark = cil_benchmark()
+    zscl, watch = _train("zscl", benchmark, ensemble_fraction=0.5)
+    interval = zscl.ensemble_interval
+    assert [len(s) for s in watch.stepped] == [3, 3] and interval == 2  # round(0.5 · 3) steps
+    for e in range(2):
+        steps = watch.stepped[e]
+        kept = [watch.start[e]] + [steps[k] for k in range(len(steps)) if k % interval == 0]
+        assert len(kept) >= 3
+        for name, final in watch.end[e].items():
+            expected = torch.stack([w[name] for w in kept]).mean(0)
+            torch.testing.assert_close(final, expected, rtol=1e-5, atol=1e-6)
+            last = steps[-1][name]
+            if not torch.equal(expected, last):
+                assert not torch.equal(final, last)  # the model ends on the ensemble, not the last step
+
+
+def test_without_the_ensemble_the_model_keeps_its_last_step():
+    zscl, watch = _train("zscl", cil_benchmark(), experiences=1, weight_ensemble=False)
+    for name, final in watch.end[0].items():
+        torch.testing.assert_close(final, watch.stepped[0][-1][name], rtol=0, atol=0)
+
+
+def test_held_out_reference_rows_leave_the_task_loss_and_feed_the_distillation():
+    benchmark = cil_benchmark()
+    zscl, watch = _train("zscl", benchmark, mem_size=0)
+    sizes = [len(e.dataset) for e in benchmark.train_stream[:2]]
+    assert [len(p) for p in zscl.pool] == [round(0.1 * n) for n in sizes]
+    held = set(zscl.held_out.tolist())
+    assert len(held) == sum(len(p) for p in zscl.pool)
+    assert any(i in held for batch in watch.batches[0] for i in batch)  # the batches are CE's
+    x, text = zscl.reference_batch()
+    assert x.shape[0] == zscl.train_mb_size and text.shape[0] == 4  # the 4 classes seen so far
+    # the same held-out draw for the same seed
+    again, _ = _train("zscl", benchmark, mem_size=0)
+    assert torch.equal(again.held_out, zscl.held_out)
