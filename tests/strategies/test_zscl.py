@@ -7,9 +7,10 @@ import torch
 from avalanche.core import SupervisedPlugin
 from strategy_fixtures import cil_benchmark, make_setup
 
+from avalanche_clip.models import create_clip
 from avalanche_clip.strategies import build_strategy
 from avalanche_clip.strategies.registry import search_space, strategy_hparams, strategy_info
-from avalanche_clip.strategies.zscl import ZSCLStrategy
+from avalanche_clip.strategies.zscl import ZSCLStrategy, folder_reference
 
 
 class _Watch(SupervisedPlugin):
@@ -112,3 +113,22 @@ def test_held_out_reference_rows_leave_the_task_loss_and_feed_the_distillation()
     # the same held-out draw for the same seed
     again, _ = _train("zscl", benchmark, mem_size=0)
     assert torch.equal(again.held_out, zscl.held_out)
+
+
+def test_a_folder_reference_gives_its_class_names_texts_and_holds_nothing_out(dil_root):
+    """An ImageFolder-style reference (here one domain of the generated tree: cat / dog / car):
+    its texts are the teacher's prompt features of the folder's names, and nothing of the
+    training data is held out of the task loss."""
+    benchmark = cil_benchmark()
+    setup = make_setup(benchmark, mem_size=0)
+    _, _, eval_tf, tokenizer = create_clip("tiny-clip")
+    reference = folder_reference(str(dil_root / "paint"), setup.classifier, tokenizer, eval_tf)
+    assert reference.images.classes == ["car", "cat", "dog"] and reference.text_features.shape[0] == 3
+    torch.testing.assert_close(reference.text_features.norm(dim=1), torch.ones(3))
+    strategy = ZSCLStrategy(reference=reference, model=setup.classifier,
+                            optimizer=setup.make_optimizer(setup.classifier), seed=0, train_mb_size=16,
+                            train_epochs=1, evaluator=setup.evaluator)
+    strategy.train(benchmark.train_stream[0])
+    assert not strategy.pool and not len(strategy.held_out)
+    x, text = strategy.reference_batch()
+    assert x.shape[0] == 16 and torch.equal(text, reference.text_features)
