@@ -21,7 +21,6 @@ was made with other settings (:mod:`avalanche_clip.pipeline.sweep_state`) or oth
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,13 @@ from avalanche_clip.pipeline.data_identity import (
 from avalanche_clip.pipeline.parallel_sweep import run_parallel
 from avalanche_clip.pipeline.run import check_same_config
 from avalanche_clip.pipeline.run_loop import read_records
-from avalanche_clip.pipeline.sweep_runs import SweepLedger, finished_outcome, run_dir, run_serial
+from avalanche_clip.pipeline.sweep_runs import (
+    SweepLedger,
+    data_key,
+    finished_outcome,
+    run_dir,
+    run_serial,
+)
 from avalanche_clip.pipeline.sweep_schema import SweepConfig, parse_sweep_config
 from avalanche_clip.pipeline.sweep_state import check_run_folders, record_sweep_config
 from avalanche_clip.pipeline.tuned_values import apply_tuned
@@ -93,7 +98,7 @@ class _DataFingerprints:
 
     @staticmethod
     def _key(run: RunConfig) -> str:
-        return json.dumps({**run.to_scenario_keys(), "cache_dir": run.cache_dir}, sort_keys=True, default=str)
+        return data_key(run)
 
     def of(self, run: RunConfig) -> str:
         key = self._key(run)

@@ -1,0 +1,90 @@
+"""Wall time of a whole sweep into a fresh folder, as ``avalanche-clip sweep`` runs it.
+
+    python benchmarks/time_sweep.py --out /tmp/sweep_default                 # the embedded default
+    python benchmarks/time_sweep.py --config experiments/cifar10_proxy.yaml \\
+        --tuned experiments/results/cifar10_proxy_tune/tuned.yaml --out /tmp/sweep_cifar10 \\
+        data_root=/work/shared/data/cifar10
+
+The sweep runs in this process through the command line's own entry point (CPU kernels pinned,
+one run after another), so the time is what a user waits. Printed: the number of runs, the total,
+the setup before the first run (imports, planning, data fingerprints, asset checks), the mean
+and median seconds per run after it, and the load average at the start and at the end (a
+loaded machine's numbers are not an idle one's). ``--out`` must not exist or be empty: a
+folder holding finished runs would be skipped, not timed. ``--cold-cache`` puts the feature
+cache in ``<out>/cache`` (encoding every image once is then part of the time); otherwise the
+config's cache (usually warm) is used. ``--json`` also writes the numbers to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import avalanche_clip.pipeline.sweep_runs as sweep_runs
+from avalanche_clip.cli import main as cli_main
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", help="sweep config (default: the embedded comparison)")
+    parser.add_argument("--tuned", help="tuned.yaml to apply, as sweep --tuned")
+    parser.add_argument("--out", required=True, help="a fresh sweep folder")
+    parser.add_argument("--cold-cache", action="store_true", help="feature cache in <out>/cache")
+    parser.add_argument("--json", help="also write the numbers to this file")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        parser.error(f"--out {out} is not empty: its finished runs would be skipped, not timed")
+
+    durations: list[float] = []
+    first_start: list[float] = []
+    run_planned = sweep_runs.run_planned
+
+    def timed(*a, **k):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        first_start[:1] = first_start[:1] or [started]
+        try:
+            return run_planned(*a, **k)
+        finally:
+            durations.append(time.perf_counter() - started)
+
+    command = ["sweep", "--out", str(out), "progress=false", *args.overrides]
+    command += ["--config", args.config] if args.config else []
+    command += ["--tuned", args.tuned] if args.tuned else []
+    command += [f"cache_dir={out / 'cache'}"] if args.cold_cache else []
+    load_before = os.getloadavg()[0]
+    sweep_runs.run_planned = timed
+    started = time.perf_counter()
+    try:
+        code = cli_main(command)
+    finally:
+        sweep_runs.run_planned = run_planned
+    total = time.perf_counter() - started
+    if code != 0 or not durations:
+        print(f"the sweep exited with {code} after {len(durations)} runs", file=sys.stderr)
+        raise SystemExit(code or 1)
+    setup = first_start[0] - started
+    result = {
+        "runs": len(durations), "total_s": total, "setup_s": setup,
+        "mean_run_s": statistics.mean(durations), "median_run_s": statistics.median(durations),
+        "load_before": load_before, "load_after": os.getloadavg()[0],
+    }
+    print(f"\n{' '.join(command)}\n")
+    print("| runs | total | setup | mean per run after setup | median per run | load average (start, end) |")
+    print("|---:|---:|---:|---:|---:|---|")
+    print(f"| {len(durations)} | {total / 60:.1f} min ({total:.0f} s) | {setup:.1f} s | "
+          f"{result['mean_run_s']:.2f} s | {result['median_run_s']:.2f} s | "
+          f"{load_before:.1f}, {result['load_after']:.1f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
