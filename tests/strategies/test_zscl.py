@@ -1,13 +1,17 @@
 """ZSCL: CE's step budget and batches, a frozen teacher, the weight ensemble's formula, the
-held-out reference rows, and the registration."""
+held-out reference rows, a folder reference, the registration, and (on real CIFAR-10 images,
+skipped without them) more zero-shot accuracy kept on unseen classes than CE."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from avalanche.core import SupervisedPlugin
 from strategy_fixtures import cil_benchmark, make_setup
 
 from avalanche_clip.models import create_clip
+from avalanche_clip.pipeline.config import resolve_config
+from avalanche_clip.pipeline.run import prepare_run
 from avalanche_clip.strategies import build_strategy
 from avalanche_clip.strategies.registry import search_space, strategy_hparams, strategy_info
 from avalanche_clip.strategies.zscl import ZSCLStrategy, folder_reference
@@ -132,3 +136,39 @@ def test_a_folder_reference_gives_its_class_names_texts_and_holds_nothing_out(di
     assert not strategy.pool and not len(strategy.held_out)
     x, text = strategy.reference_batch()
     assert x.shape[0] == 16 and torch.equal(text, reference.text_features)
+
+
+def _unseen_class_accuracy(strategy: str, data_root, cache_dir) -> float:
+    """Zero-shot accuracy, among the 6 never-trained classes, on their CIFAR-10 test images after
+    ``strategy`` trained the first 2 of 5 experiences (minilm-effnet-conse, the proxy recipe at
+    100 train / 100 test images per class, memory 50, seed 0)."""
+    config = {"scenario": "split-imagefolder", "label": "cifar10", "data_root": str(data_root / "cifar10"),
+              "n_experiences": 5, "scenario_options": {"max_train_per_class": 100, "max_test_per_class": 100},
+              "model": "minilm-effnet-conse", "image_size": 128, "trainable": "projections",
+              "templates": "photo", "train_epochs": 5, "train_mb_size": 64, "eval_mb_size": 256, "lr": 1e-3,
+              "weight_decay": 0.01, "cache_dir": str(cache_dir), "progress": False, "checkpoint": False,
+              "seed": 0, "strategy": strategy, "mem_size": 50}
+    prepared = prepare_run(resolve_config([config]))
+    model, benchmark = prepared.strategy.model, prepared.benchmark
+    if strategy != "zero-shot":
+        for experience in benchmark.train_stream[:2]:
+            prepared.strategy.train(experience)
+    unseen = torch.tensor(sorted({int(c) for e in benchmark.test_stream[2:] for c in e.classes_in_this_experience}))
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for experience in benchmark.test_stream[2:]:
+            for x, y, *_ in torch.utils.data.DataLoader(experience.dataset.eval(), batch_size=256):
+                logits = model.logits_of(model.encode_images(x), unseen)
+                correct += int((logits.argmax(1) == y).sum())
+                total += len(y)
+    return correct / total
+
+
+@pytest.mark.data
+def test_zscl_keeps_more_zero_shot_accuracy_on_unseen_classes_than_ce(data_root, feature_cache_dir):
+    """Measured: zero-shot 0.545, CE 0.428, ZSCL 0.525 (seed 1: 0.502, 0.408, 0.445)."""
+    accuracy = {name: _unseen_class_accuracy(name, data_root, feature_cache_dir) for name in ("zero-shot", "ce", "zscl")}
+    assert accuracy["zero-shot"] > 0.4  # a real zero-shot ability to lose (chance: 1/6)
+    assert accuracy["ce"] < accuracy["zero-shot"] - 0.05  # fine-tuning on 4 classes loses it
+    assert accuracy["zscl"] > accuracy["ce"] + 0.05, accuracy
