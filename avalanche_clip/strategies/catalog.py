@@ -194,7 +194,7 @@ def build_cassle(setup: StrategySetup, *, tau: float = CASSLE["tau"],
                           classifier_fraction=classifier_fraction, **_ours(setup, mem_size=0))
 
 
-@register_strategy("zscl", checkpointable=False, option_rules=ZSCL_RULES,
+@register_strategy("zscl", option_rules=ZSCL_RULES,
                    description="ZSCL: CE plus distillation from the frozen initial model in the "
                    "image-text feature space on reference images (held-out training data by "
                    "default), and a weight ensemble",

@@ -14,7 +14,7 @@ the CE baseline) and on a batch of ``N`` reference images drawn beside it::
   student's image features of the reference images against the *teacher's* text features of the
   reference texts, distilled from the teacher's, image→text and text→image, temperature
   ``T = 2``, one weight ``λ`` for both directions. Teacher = the model frozen at the start of
-  training (the official ``ref_model`` is ``clip.load`` afresh, the zero-shot model, for every
+  training, i.e. the model the strategy is built with (the official ``ref_model`` is ``clip.load`` afresh, the zero-shot model, for every
   task: ``cil/continual_clip/models.py``, ``ClassIncremental.train``; ``mtil/src/models/
   finetune.py`` by default), kept for the whole stream. The logit scale is the teacher's (the
   official code multiplies both sides by ``model.logit_scale``, which it never trains).
@@ -57,7 +57,12 @@ batch has the training batch's size (the official reference loader's ``batch_siz
 CE's default: the official ``7e-6``/``1e-5`` are for fine-tuning the whole ViT-B/16 with batch
 128, not our setting. λ, f and the learning rate are tuned like every method's.
 
-Checkpoints: not checkpointable yet (the teacher's weights and the reference pool are not saved).
+Checkpoints (:meth:`ZSCLStrategy.checkpoint_state`): the teacher is frozen when the strategy is
+built, from the model it is given — the pretrained model a resumed run rebuilds from its config —
+so a checkpoint holds only its fingerprint (checked on resume); the held-out ids (the pool is
+rebuilt from the stream's earlier experiences, by the same seeded draw, and checked against them)
+and the reference batches' generator state. The weight ensemble lives within an experience and
+is empty at every checkpoint.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.datasets import ImageFolder
 
+from avalanche_clip.common.errors import AvalancheClipError
 from avalanche_clip.common.values import (
     Rule,
     check_non_negative,
@@ -77,6 +83,7 @@ from avalanche_clip.common.values import (
     check_options,
     check_positive,
 )
+from avalanche_clip.features.fingerprint import tensors_fingerprint
 from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.losses.zscl import zscl_distillation
 from avalanche_clip.models.classifier import CLIPClassifier
@@ -96,6 +103,10 @@ ZSCL_RULES: dict[str, Rule] = {
     "temperature": check_positive,
     "reference_fraction": check_open_fraction,
 }
+
+
+class ZSCLCheckpointError(AvalancheClipError, ValueError):
+    """A checkpoint's ZSCL state does not fit the strategy resuming it."""
 
 
 @dataclass
@@ -158,6 +169,8 @@ class ZSCLStrategy(CLIPStrategyBase):
         self.ensemble_count = 0
         self.ensemble_interval = 1
         self.experience_step = 0
+        self._saved_held_out: Tensor | None = None  # a checkpoint's, checked once the pool is rebuilt
+        self._freeze_teacher()  # the model as given: the pretrained one, rebuilt alike on resume
 
     def on_batches_planned(self, sampler: ReplayBatchSampler) -> None:
         super().on_batches_planned(sampler)
@@ -166,10 +179,16 @@ class ZSCLStrategy(CLIPStrategyBase):
     # -- the teacher and the reference pool -------------------------------------------------
     def _before_training_exp(self, **kwargs: Any) -> None:
         super()._before_training_exp(**kwargs)
-        if self.teacher is None:
-            self._freeze_teacher()
+        assert self.teacher is not None and self.teacher_text is not None
+        self.teacher.to(self.device)
+        self.teacher_text = self.teacher_text.to(self.device)
         if self.reference is None:
-            self._hold_out(self.clock.train_exp_counter)
+            index = self.experience.current_experience
+            while len(self.pool) < index:  # resumed: the earlier experiences' held-out parts
+                earlier = self.experience.origin_stream[len(self.pool)]
+                self._hold_out(len(self.pool), self.sample_ids.dataset_with_ids(earlier), earlier)
+            self._check_saved_held_out()
+            self._hold_out(index, self.indexed_experience_dataset, self.experience)
         self.ensemble = {name: p.detach().clone() for name, p in self._ensembled()}
         self.ensemble_count = 0
         self.experience_step = 0
@@ -183,17 +202,44 @@ class ZSCLStrategy(CLIPStrategyBase):
         else:
             self.teacher_text = self.reference.text_features.detach().float().to(self.device)
 
-    def _hold_out(self, experience: int) -> None:
-        data = self.indexed_experience_dataset
+    def _hold_out(self, index: int, data: Any, experience: Any) -> None:
+        """Hold out the seed-determined ``reference_fraction`` of experience ``index``'s ``data``."""
         n = len(data)
         k = min(n, max(1, round(self.reference_fraction * n)))
-        generator = torch.Generator().manual_seed(derived_seed(self.budget.seed, "zscl-reference", experience))
+        generator = torch.Generator().manual_seed(derived_seed(self.budget.seed, "zscl-reference", index))
         positions = sorted(torch.randperm(n, generator=generator)[:k].tolist())
         ids = sample_ids(data)
         chosen = torch.tensor([ids[p] for p in positions], dtype=torch.long)
         self.held_out = torch.sort(torch.cat([self.held_out, chosen])).values
         self.pool.append(data.subset(positions).eval())
-        self.pool_classes = sorted(set(self.pool_classes) | set(experience_classes(self.experience)))
+        self.pool_classes = sorted(set(self.pool_classes) | set(experience_classes(experience)))
+
+    def _check_saved_held_out(self) -> None:
+        if self._saved_held_out is None:
+            return
+        if not torch.equal(self._saved_held_out, self.held_out):
+            raise ZSCLCheckpointError(
+                f"the rebuilt reference pool holds {len(self.held_out)} ids, not the checkpoint's "
+                f"{len(self._saved_held_out)} (or other ids): the stream or the seed differs")
+        self._saved_held_out = None
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def teacher_fingerprint(self) -> str:
+        assert self.teacher is not None
+        return tensors_fingerprint({k: v.detach().cpu() for k, v in self.teacher.path.state_dict().items()})
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The teacher's fingerprint, the held-out ids and the reference generator's state."""
+        return {"teacher_fingerprint": self.teacher_fingerprint(), "held_out": self.held_out.clone(),
+                "reference_generator": self.reference_generator.get_state()}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        if state["teacher_fingerprint"] != self.teacher_fingerprint():
+            raise ZSCLCheckpointError(
+                "the teacher this strategy was built with (the model it was given) differs from the "
+                "checkpoint's: build it from the same pretrained model and config")
+        self._saved_held_out = state["held_out"].clone()
+        self.reference_generator.set_state(state["reference_generator"])
 
     def reference_batch(self) -> tuple[Tensor, Tensor]:
         """``(x [N, ...], text [C, D])``: a reference batch and its texts' teacher features."""

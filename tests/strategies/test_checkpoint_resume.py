@@ -41,7 +41,7 @@ def _run(tmp_path, name, *, plugins=(), resume=False, config=None, mem_size=20):
     return run.run(resume=resume), strategy
 
 
-@pytest.mark.parametrize("name", ["gdro", "replay", "der", "ewc", "co2l", "foster", "cassle"])
+@pytest.mark.parametrize("name", ["gdro", "replay", "der", "ewc", "co2l", "foster", "cassle", "zscl"])
 def test_resumed_run_equals_uninterrupted_run(tmp_path, name):
     reference, ref_strategy = _run(tmp_path / "reference", name)
 
@@ -63,6 +63,9 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, name):
     if name in ("co2l", "foster", "cassle"):  # the method's own modules (projector, predictor)
         for key, value in ref_strategy.method_modules.state_dict().items():
             torch.testing.assert_close(strategy.method_modules.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    if name == "zscl":  # the reference pool rebuilt, the reference batches' generator restored
+        assert torch.equal(strategy.held_out, ref_strategy.held_out)
+        assert torch.equal(strategy.reference_generator.get_state(), ref_strategy.reference_generator.get_state())
     if name == "gdro":
         for key, value in ref_strategy.contrastive_loss.state_dict().items():
             torch.testing.assert_close(strategy.contrastive_loss.state_dict()[key], value, rtol=0, atol=0,

@@ -1,5 +1,5 @@
 """ZSCL: CE's step budget and batches, a frozen teacher, the weight ensemble's formula, the
-held-out reference rows, a folder reference, the registration, and (on real CIFAR-10 images,
+held-out reference rows, a folder reference, the registration, checkpoints, and (on real CIFAR-10 images,
 skipped without them) more zero-shot accuracy kept on unseen classes than CE."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from avalanche_clip.pipeline.config import resolve_config
 from avalanche_clip.pipeline.run import prepare_run
 from avalanche_clip.strategies import build_strategy
 from avalanche_clip.strategies.registry import search_space, strategy_hparams, strategy_info
-from avalanche_clip.strategies.zscl import ZSCLStrategy, folder_reference
+from avalanche_clip.strategies.zscl import ZSCLCheckpointError, ZSCLStrategy, folder_reference
 
 
 class _Watch(SupervisedPlugin):
@@ -56,7 +56,7 @@ def _train(name, benchmark, experiences=2, mem_size=20, **options):
 
 def test_registered_with_its_space_and_the_official_defaults():
     info = strategy_info("zscl")
-    assert not info.checkpointable and info.memory == "optional"
+    assert info.checkpointable and info.memory == "optional"
     assert set(search_space("zscl")) == {"lr", "distill_lambda", "ensemble_fraction"}
     hparams = strategy_hparams("zscl")
     assert hparams["distill_lambda"] == 5.0 and hparams["ensemble_fraction"] == 0.1
@@ -172,3 +172,14 @@ def test_zscl_keeps_more_zero_shot_accuracy_on_unseen_classes_than_ce(data_root,
     assert accuracy["zero-shot"] > 0.4  # a real zero-shot ability to lose (chance: 1/6)
     assert accuracy["ce"] < accuracy["zero-shot"] - 0.05  # fine-tuning on 4 classes loses it
     assert accuracy["zscl"] > accuracy["ce"] + 0.05, accuracy
+
+
+def test_a_checkpoint_of_another_teacher_is_refused():
+    benchmark = cil_benchmark()
+    first = build_strategy("zscl", make_setup(benchmark, seed=0))
+    state = first.checkpoint_state()
+    same = build_strategy("zscl", make_setup(benchmark, seed=0))
+    same.load_checkpoint_state(state)  # the same pretrained model: accepted
+    other = build_strategy("zscl", make_setup(benchmark, seed=1))  # another random tiny CLIP
+    with pytest.raises(ZSCLCheckpointError, match="teacher this strategy was built with"):
+        other.load_checkpoint_state(state)
