@@ -35,3 +35,23 @@ def test_run_benchmark_compares_a_continual_run_with_joint_training_of_the_same_
         "scenario_options.max_test_per_class=2"])
     assert result["steps"]["continual"] == result["steps"]["joint"] > 0
     assert result["ratio"] == result["continual_s"] / result["joint_s"] > 0
+
+
+def test_sweep_timer_times_every_run_of_a_fresh_sweep_and_refuses_a_used_folder(tmp_path):
+    import pytest
+    import yaml
+
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({
+        "scenario": "digits", "n_experiences": 2, "model": "tiny-clip", "pretrained": None,
+        "image_size": 32, "trainable": "projections", "train_epochs": 1, "train_mb_size": 16,
+        "scenario_options": {"max_train_per_class": 4, "max_test_per_class": 2},
+        "strategies": ["gcl", "joint"], "mem_sizes": [0], "seeds": [0], "cache_dir": str(tmp_path / "cache")}))
+    out = tmp_path / "sweep"
+    result = _script("time_sweep").main(["--config", str(config), "--out", str(out), "--json",
+                                         str(tmp_path / "t.json")])
+    assert result["runs"] == 2 and result["total_s"] > result["setup_s"] > 0
+    assert len(list((out / "runs").iterdir())) == 2
+    assert json.loads((tmp_path / "t.json").read_text())["runs"] == 2
+    with pytest.raises(SystemExit):
+        _script("time_sweep").main(["--config", str(config), "--out", str(out)])
