@@ -35,7 +35,7 @@ pin_cpu_kernels()  # as the command line does, before any tensor operation: the 
 import torch  # noqa: E402
 
 from avalanche_clip.cli import _config  # noqa: E402
-from avalanche_clip.pipeline.run import execute_run
+from avalanche_clip.pipeline.run import execute_run  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
