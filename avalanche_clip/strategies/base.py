@@ -53,7 +53,7 @@ from avalanche_clip.models.label_alignment import attach_task_heads, check_label
 from avalanche_clip.models.precision import autocast, effective_amp, grad_scaler
 from avalanche_clip.scenarios import SAMPLE_INDEX_POSITION, has_sample_index
 from avalanche_clip.scenarios.assigned_ids import SampleIdAssigner
-from avalanche_clip.strategies.budget import StepBudget, whole_eval_loader
+from avalanche_clip.strategies.budget import StepBudget, make_eval_dataloader
 from avalanche_clip.training.batching import ReplayBatchSampler
 from avalanche_clip.training.distributed import GradientSumPlugin, world_size
 from avalanche_clip.training.distributed_plugins import check_distributed_plugins
@@ -245,14 +245,9 @@ class CLIPStrategyBase(SupervisedTemplate):
                              pin_memory: bool | None = None, persistent_workers: bool = False,
                              **kwargs: Any) -> None:
         """Avalanche's loader; under several processes every sample on every process."""
-        if world_size() == 1:
-            super().make_eval_dataloader(num_workers=num_workers, shuffle=shuffle, pin_memory=pin_memory,
-                                         persistent_workers=persistent_workers, **kwargs)
-            return
-        self.dataloader = whole_eval_loader(
-            self.adapted_dataset, batch_size=self.eval_mb_size, device=self.device,
-            num_workers=num_workers, pin_memory=pin_memory, persistent_workers=persistent_workers,
-        )
+        make_eval_dataloader(self, super().make_eval_dataloader, num_workers=num_workers,
+                             shuffle=shuffle, pin_memory=pin_memory,
+                             persistent_workers=persistent_workers, **kwargs)
 
     def _load_train_state(self, prev_state: dict[str, Any]) -> None:
         """Avalanche's restore after an evaluation, with each module's train / eval flag set in

@@ -27,6 +27,9 @@ Avalanche's class) overrides four of Avalanche's template methods with one call 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from avalanche.benchmarks.utils import AvalancheDataset
 from torch.utils.data import DataLoader
@@ -131,4 +134,20 @@ def whole_eval_loader(dataset: AvalancheDataset, *, batch_size: int, device: tor
     )
 
 
-__all__ = ["StepBudget", "whole_eval_loader"]
+def make_eval_dataloader(strategy: Any, avalanche_make: Callable[..., None], *, num_workers: int,
+                         shuffle: bool, pin_memory: bool | None, persistent_workers: bool,
+                         **kwargs: Any) -> None:
+    """A strategy's evaluation loader: Avalanche's (``avalanche_make``, the template's
+    ``make_eval_dataloader``) in one process; under several, :func:`whole_eval_loader` of the
+    strategy's adapted dataset, so every process evaluates every sample."""
+    if world_size() == 1:
+        avalanche_make(num_workers=num_workers, shuffle=shuffle, pin_memory=pin_memory,
+                       persistent_workers=persistent_workers, **kwargs)
+        return
+    strategy.dataloader = whole_eval_loader(
+        strategy.adapted_dataset, batch_size=strategy.eval_mb_size, device=strategy.device,
+        num_workers=num_workers, pin_memory=pin_memory, persistent_workers=persistent_workers,
+    )
+
+
+__all__ = ["StepBudget", "make_eval_dataloader", "whole_eval_loader"]

@@ -38,8 +38,7 @@ from torch import nn
 
 from avalanche_clip.common.device import check_device
 from avalanche_clip.scenarios.assigned_ids import without_index_in_items
-from avalanche_clip.strategies.budget import StepBudget, whole_eval_loader
-from avalanche_clip.training.distributed import world_size
+from avalanche_clip.strategies.budget import StepBudget, make_eval_dataloader
 from avalanche_clip.training.plugins.memory import balanced_capacities
 from avalanche_clip.training.plugins.seen_classes import experience_classes
 
@@ -157,14 +156,10 @@ class BudgetedICaRL(ICaRL):
     def make_eval_dataloader(self, num_workers: int = 0, shuffle: bool = False,
                              pin_memory: bool | None = None, persistent_workers: bool = False,
                              **kwargs: Any) -> None:
-        if world_size() == 1:
-            super().make_eval_dataloader(num_workers=num_workers, shuffle=shuffle, pin_memory=pin_memory,
-                                         persistent_workers=persistent_workers, **kwargs)
-            return
-        self.dataloader = whole_eval_loader(
-            self.adapted_dataset, batch_size=self.eval_mb_size, device=self.device,
-            num_workers=num_workers, pin_memory=pin_memory, persistent_workers=persistent_workers,
-        )
+        """Avalanche's loader; under several processes every sample on every process."""
+        make_eval_dataloader(self, super().make_eval_dataloader, num_workers=num_workers,
+                             shuffle=shuffle, pin_memory=pin_memory,
+                             persistent_workers=persistent_workers, **kwargs)
 
     def _after_update(self, **kwargs: Any) -> None:
         self.budget.count_step()
