@@ -53,7 +53,7 @@ from avalanche_clip.models.label_alignment import attach_task_heads, check_label
 from avalanche_clip.models.precision import autocast, effective_amp, grad_scaler
 from avalanche_clip.scenarios import SAMPLE_INDEX_POSITION, has_sample_index
 from avalanche_clip.scenarios.assigned_ids import SampleIdAssigner
-from avalanche_clip.strategies.budget import StepBudget, make_eval_dataloader
+from avalanche_clip.strategies.budget import StepBudget, make_eval_dataloader, make_train_dataloader
 from avalanche_clip.training.batching import ReplayBatchSampler
 from avalanche_clip.training.distributed import GradientSumPlugin, world_size
 from avalanche_clip.training.distributed_plugins import check_distributed_plugins
@@ -233,11 +233,8 @@ class CLIPStrategyBase(SupervisedTemplate):
                               pin_memory: bool | None = None, persistent_workers: bool = False,
                               **kwargs: Any) -> None:
         """The step budget's loader (``shuffle``, ``drop_last``: the budget decides)."""
-        self.dataloader = self.budget.train_loader(
-            self.adapted_dataset, batch_size=self.train_mb_size, epochs=self.train_epochs,
-            experience=self.clock.train_exp_counter, device=self.device, num_workers=num_workers,
-            pin_memory=pin_memory, persistent_workers=persistent_workers,
-        )
+        make_train_dataloader(self, num_workers=num_workers, pin_memory=pin_memory,
+                              persistent_workers=persistent_workers)
         assert self.budget.sampler is not None
         self.on_batches_planned(self.budget.sampler)
 

@@ -134,6 +134,17 @@ def whole_eval_loader(dataset: AvalancheDataset, *, batch_size: int, device: tor
     )
 
 
+def make_train_dataloader(strategy: Any, *, num_workers: int, pin_memory: bool | None,
+                          persistent_workers: bool) -> None:
+    """A strategy's training loader: its step budget's (``strategy.budget``), over its adapted
+    dataset (Avalanche's ``shuffle`` and ``drop_last`` do not apply: the budget decides)."""
+    strategy.dataloader = strategy.budget.train_loader(
+        strategy.adapted_dataset, batch_size=strategy.train_mb_size, epochs=strategy.train_epochs,
+        experience=strategy.clock.train_exp_counter, device=strategy.device, num_workers=num_workers,
+        pin_memory=pin_memory, persistent_workers=persistent_workers,
+    )
+
+
 def make_eval_dataloader(strategy: Any, avalanche_make: Callable[..., None], *, num_workers: int,
                          shuffle: bool, pin_memory: bool | None, persistent_workers: bool,
                          **kwargs: Any) -> None:
@@ -150,4 +161,4 @@ def make_eval_dataloader(strategy: Any, avalanche_make: Callable[..., None], *, 
     )
 
 
-__all__ = ["StepBudget", "make_eval_dataloader", "whole_eval_loader"]
+__all__ = ["StepBudget", "make_eval_dataloader", "make_train_dataloader", "whole_eval_loader"]

@@ -38,7 +38,7 @@ from torch import nn
 
 from avalanche_clip.common.device import check_device
 from avalanche_clip.scenarios.assigned_ids import without_index_in_items
-from avalanche_clip.strategies.budget import StepBudget, make_eval_dataloader
+from avalanche_clip.strategies.budget import StepBudget, make_eval_dataloader, make_train_dataloader
 from avalanche_clip.training.plugins.memory import balanced_capacities
 from avalanche_clip.training.plugins.seen_classes import experience_classes
 
@@ -147,11 +147,8 @@ class BudgetedICaRL(ICaRL):
     def make_train_dataloader(self, num_workers: int = 0, shuffle: bool = True,
                               pin_memory: bool | None = None, persistent_workers: bool = False,
                               **kwargs: Any) -> None:
-        self.dataloader = self.budget.train_loader(
-            self.adapted_dataset, batch_size=self.train_mb_size, epochs=self.train_epochs,
-            experience=self.clock.train_exp_counter, device=self.device, num_workers=num_workers,
-            pin_memory=pin_memory, persistent_workers=persistent_workers,
-        )
+        make_train_dataloader(self, num_workers=num_workers, pin_memory=pin_memory,
+                              persistent_workers=persistent_workers)
 
     def make_eval_dataloader(self, num_workers: int = 0, shuffle: bool = False,
                              pin_memory: bool | None = None, persistent_workers: bool = False,
