@@ -261,13 +261,21 @@ def gdro_small_memory(sweep: Sweep) -> list[Comparison]:
     return [compare(sweep, FINAL, ("gdro", m), ("gcl", m), f"GDRO − GCL at {m}") for m in smallest]
 
 
-def gdro_stable(sweep: Sweep) -> list[Comparison]:
-    memories = sweep.memories("gdro")
+def falls_from_largest(sweep: Sweep, grid: str, first: tuple[str, str],
+                       second: tuple[str, str]) -> list[Comparison]:
+    """``first``'s fall in final accuracy minus ``second``'s, from ``grid``'s largest memory to
+    each smaller one (largest first); ``first``/``second`` are (strategy, name in the label)."""
+    memories = sweep.memories(grid)
     top = memories[-1]
     return [
-        compare_falls(sweep, FINAL, "gcl", "gdro", top, m, f"GCL's fall − GDRO's, {top} → {m}")
+        compare_falls(sweep, FINAL, first[0], second[0], top, m,
+                      f"{first[1]}'s fall − {second[1]}'s, {top} → {m}")
         for m in reversed(memories[:-1])
     ]
+
+
+def gdro_stable(sweep: Sweep) -> list[Comparison]:
+    return falls_from_largest(sweep, "gdro", ("gcl", "GCL"), ("gdro", "GDRO"))
 
 
 def gdro_forgets_less(sweep: Sweep) -> list[Comparison]:
@@ -310,12 +318,7 @@ def gcl_drops(sweep: Sweep) -> list[Comparison]:
 
 
 def co2l_collapses(sweep: Sweep) -> list[Comparison]:
-    memories = sweep.memories("co2l")
-    top = memories[-1]
-    return [
-        compare_falls(sweep, FINAL, "co2l", "gcl", top, m, f"Co2L's fall − GCL's, {top} → {m}")
-        for m in reversed(memories[:-1])
-    ]
+    return falls_from_largest(sweep, "co2l", ("co2l", "Co2L"), ("gcl", "GCL"))
 
 
 def cassle_forgets(sweep: Sweep) -> list[Comparison]:

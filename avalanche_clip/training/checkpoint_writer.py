@@ -38,7 +38,7 @@ def snapshot(state: Any) -> Any:
         tensor = state.detach()
         return tensor.clone() if tensor.device.type == "cpu" else tensor.to("cpu", copy=True)
     if isinstance(state, dict):
-        copied = type(state)() if type(state) is not dict else {}
+        copied = type(state)()
         for key, value in state.items():
             copied[key] = snapshot(value)
         if getattr(state, "__dict__", None):  # a state_dict's ``_metadata`` (module versions)
