@@ -107,7 +107,7 @@ def _dispatch(ray: Any, runs: list[RunConfig], out: Path, ledger: SweepLedger, *
             for run in _ready(waiting, in_flight, ledger, workers):
                 options = {"num_cpus": 1, "num_gpus": 1 if str(run.device).startswith("cuda") else 0}
                 ref = task.options(**options).remote(run, str(run_dir(out, run)), ledger.floor(run), threads,
-                                                     ledger.fingerprints.get(run.run_id))
+                                                     ledger.fingerprint(run))
                 in_flight[ref] = run
             finished, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in finished:

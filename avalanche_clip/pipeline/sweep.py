@@ -94,25 +94,13 @@ class _DataFingerprints:
     """The data fingerprint of each scenario of a sweep, computed once (when first needed)."""
 
     def __init__(self) -> None:
-        self._known: dict[str, str] = {}
-
-    @staticmethod
-    def _key(run: RunConfig) -> str:
-        return data_key(run)
+        self.known: dict[str, str] = {}  # data_key -> fingerprint
 
     def of(self, run: RunConfig) -> str:
-        key = self._key(run)
-        if key not in self._known:
-            self._known[key] = run_data_fingerprint(run)
-        return self._known[key]
-
-    def known_runs(self, runs: list[RunConfig]) -> dict[str, str]:
-        """run id → fingerprint, for the runs whose scenario's fingerprint is known already."""
-        known = {}
-        for run in runs:
-            if self._key(run) in self._known:
-                known[run.run_id] = self._known[self._key(run)]
-        return known
+        key = data_key(run)
+        if key not in self.known:
+            self.known[key] = run_data_fingerprint(run)
+        return self.known[key]
 
     def check_records(self, run: RunConfig, run_dir: Path) -> bool:
         """Whether the run folder's records (if any) carry this data's fingerprint (False: they
@@ -159,7 +147,7 @@ def run_sweep(config: SweepConfig | dict[str, Any], out_dir: str | Path, *, prog
     record_sweep_config(config, out)
     # runs compute their data's fingerprint themselves (memoised file digests make that cheap),
     # so data that cannot be read fails those runs, not the whole sweep before it starts
-    ledger = SweepLedger(out, fingerprints=fingerprints.known_runs(plan.runs))
+    ledger = SweepLedger(out, data_fingerprints=dict(fingerprints.known))
     if workers > 1 and pending:
         run_parallel(plan.runs, out, ledger, workers=workers, ray_address=ray_address,
                      threads=config.shared.get("threads"), progress=progress)

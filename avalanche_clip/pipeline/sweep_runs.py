@@ -92,9 +92,9 @@ class SweepLedger:
     """Floors, failures and the early stop of one sweep over ``out`` (module docstring)."""
 
     out: Path
-    fingerprints: dict[str, str] = field(default_factory=dict)  # run id -> its data's fingerprint
-    # data_key -> fingerprint, from the records of the sweep's runs as they finish: the later runs
-    # of the same data are handed it instead of each hashing the data again (~0.1 s a run)
+    # data_key -> fingerprint: what the sweep computed before its runs, and what the records of
+    # its runs carry as they finish; the later runs of the same data are handed it instead of
+    # each hashing the data again (~0.1 s a run)
     data_fingerprints: dict[str, str] = field(default_factory=dict)
     floors: dict[tuple[str, Any], float | None] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -107,7 +107,7 @@ class SweepLedger:
     def fingerprint(self, run: RunConfig) -> str | None:
         """The fingerprint of ``run``'s data when the sweep knows it already (else None: the run
         computes it)."""
-        return self.fingerprints.get(run.run_id) or self.data_fingerprints.get(data_key(run))
+        return self.data_fingerprints.get(data_key(run))
 
     def has_floor(self, run: RunConfig) -> bool:
         return floor_key(run) in self.floors
