@@ -153,19 +153,26 @@ def _run_of_sweep(source: dict[str, Any], parsed: dict[str, Any], tuned: str | P
     asked for on the command line), else it runs with its own defaults."""
     from avalanche_clip.pipeline.config import RUN_KEYS, merge, resolve_config
     from avalanche_clip.pipeline.sweep_schema import parse_sweep_config
-    from avalanche_clip.pipeline.tuned_values import apply_tuned
+    from avalanche_clip.pipeline.tuned_values import load_tuned
 
     run = merge({k: v for k, v in source.items() if k not in (*_SWEEP_ONLY, "tune", "tuned", "tuned_check")}, parsed)
     label = run.get("strategy", RUN_KEYS["strategy"][0])
+    mem_size = run.get("mem_size", RUN_KEYS["mem_size"][0])
+    if isinstance(mem_size, bool) or not isinstance(mem_size, int):
+        mem_size = 0  # any tuned size will do: parsing the run refuses this mem_size next
     swept = parse_sweep_config(resolve_config([source], sweep=True))
-    if tuned:
-        swept = apply_tuned(swept, tuned)
+    values = load_tuned(swept, tuned) if tuned else None
+    if values is not None:  # the values tuned nearest this run's memory, as its sweep applies them
+        swept = values.apply(swept, mem_size)
     entries = {entry_label: (strategy, options) for entry_label, strategy, options in swept.entries}
     if label in entries:
         strategy, options = entries[label]
         run["strategy"] = strategy
         if strategy != label:
             run.setdefault("strategy_label", label)
+        tuned_at = values.tuned_at(label, strategy, mem_size) if values is not None else None
+        if tuned_at is not None:
+            run["tuned_at_mem_size"] = tuned_at
         given = (parsed.get("strategy_options") or {}).get(strategy, {})
         if options or given:  # the command line's own options win over the sweep's
             run["strategy_options"] = {**(run.get("strategy_options") or {}), strategy: {**options, **given}}
@@ -295,10 +302,13 @@ def _tune(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / f"{name}-tune"
     apply_threads(config.shared.get("threads"))
     result = run_tune(config, out, trials=args.trials, storage=args.storage, progress=config.shared["progress"])
-    for label, tuned in result["strategies"].items():
-        values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in tuned.params.items())
-        print(f"{label:<16} validation accuracy {100 * tuned.value:5.1f}%  ({tuned.trials} trials, "
-              f"{tuned.wall_time_s:.0f} s)  {values or 'nothing to tune'}")
+    for label, studies in result["strategies"].items():
+        for mem_size, tuned in studies.items():
+            values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in tuned.params.items())
+            bounds = "".join(f"  [{b['param']} at {b['bound']} bound]" for b in tuned.at_bound)
+            print(f"{label:<16} m={mem_size:<4} validation accuracy {100 * tuned.value:5.1f}% "
+                  f"± {100 * tuned.standard_error:.1f} (SE, n={sum(tuned.validation_sizes)})  "
+                  f"({tuned.trials} trials, {tuned.wall_time_s:.0f} s)  {values or 'nothing to tune'}{bounds}")
     print(f"\ntuned values in {result['tuned']} ({result['wall_time_s']:.0f} s); apply with "
           f"avalanche-clip sweep --config {args.config or '<config>'} --tuned {result['tuned']}")
     return 0

@@ -64,6 +64,7 @@ def _check_types(config: Any) -> None:
             check_int(key, getattr(config, key), 0)
         for key in ("n_experiences", "image_size", "threads"):  # null: the scenario's / model's / torch's
             check_int(key, getattr(config, key), 1, nullable=True)
+        check_int("tuned_at_mem_size", config.tuned_at_mem_size, 0, nullable=True)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     for key in _BOOLEANS:

@@ -60,6 +60,9 @@ class RunConfig:
         None, "name of the method in records and reports (default: the strategy name; sweep variants set it)")
     strategy_options: dict[str, dict[str, Any]] = _key(
         {}, "per-strategy hyper-parameters: {strategy: {name: value}}")
+    tuned_at_mem_size: int | None = _key(
+        None, "memory size at which the strategy's tuned values were tuned (set by a sweep applying a "
+        "tuned.yaml: the tuned size nearest mem_size; null: not tuned)")
     # -- protocol: the same for every method of a comparison -----------------------------------
     mem_size: int = _key(0, "total replay memory (samples)")
     train_epochs: int = _key(
@@ -137,8 +140,10 @@ class RunConfig:
         """What the method ran with, for its records: its learning rate and epochs (the
         per-method value, else the run's) and every option given to it."""
         options = self.options
-        return {"lr": options.pop("lr", None) or self.lr,
-                "train_epochs": options.pop("train_epochs", None) or self.train_epochs, **options}
+        values = {"lr": options.pop("lr", None) or self.lr,
+                  "train_epochs": options.pop("train_epochs", None) or self.train_epochs, **options}
+        # only when tuned: the records of untuned runs stay as they were before the key existed
+        return values if self.tuned_at_mem_size is None else {**values, "tuned_at_mem_size": self.tuned_at_mem_size}
 
     def to_scenario_keys(self) -> dict[str, Any]:
         """The scenario keys (:data:`SCENARIO_KEYS`) of this run."""

@@ -165,6 +165,8 @@ def prepare_run(config: Mapping[str, Any] | RunConfig, *, loggers: tuple = (), p
         "hyperparameters": config.hyperparameters,
         "zero_shot_accuracy": zero_shot, "data_fingerprint": data_fingerprint,
     }
+    if config.tuned_at_mem_size is not None:  # a tuned sweep's run; others' records stay as they were
+        identity["tuned_at_mem_size"] = config.tuned_at_mem_size
     return PreparedRun(config, strategy, benchmark, classifier, identity)
 
 

@@ -49,7 +49,7 @@ from avalanche_clip.pipeline.sweep_runs import (
 )
 from avalanche_clip.pipeline.sweep_schema import SweepConfig, parse_sweep_config
 from avalanche_clip.pipeline.sweep_state import check_run_folders, record_sweep_config
-from avalanche_clip.pipeline.tuned_values import apply_tuned
+from avalanche_clip.pipeline.tuned_values import TunedValues, load_tuned
 from avalanche_clip.reporting import write_report
 from avalanche_clip.scenarios import scenario_kind
 from avalanche_clip.strategies import strategy_info, strategy_roles
@@ -63,25 +63,33 @@ class SweepPlan:
     skipped: list[str] = field(default_factory=list)
 
 
-def plan_sweep(config: SweepConfig | dict[str, Any]) -> SweepPlan:
+def plan_sweep(config: SweepConfig | dict[str, Any], tuned: TunedValues | None = None) -> SweepPlan:
     """Expand every run of the sweep ``config`` and parse it (:func:`parse_run_config`: before any
-    training); its grid keys were checked once, when the :class:`SweepConfig` was made."""
+    training); its grid keys were checked once, when the :class:`SweepConfig` was made. With
+    ``tuned``, a run at memory ``m`` takes the values tuned nearest ``m`` and records that size
+    (``tuned_at_mem_size``)."""
     sweep = parse_sweep_config(config)
-    seeds, mem_sizes, entries = sweep.seeds, sweep.mem_sizes, sweep.entries
+    seeds, mem_sizes = sweep.seeds, sweep.mem_sizes
+    # the entries (label, strategy, options) of the runs at each memory size
+    entries_at = {m: (sweep if tuned is None else tuned.apply(sweep, m)).entries for m in {0, *mem_sizes}}
+    entries = entries_at[0]
     plan = SweepPlan()
     seen_ids: set[str] = set()
     for scenario_config in sweep.scenario_configs():
         kind = scenario_kind(scenario_config["scenario"])
         for seed in seeds:
-            for label, strategy, options in entries:
+            for position, (label, strategy, _) in enumerate(entries):
                 info = strategy_info(strategy)
                 if kind not in info.scenarios:
                     plan.skipped.append(f"{label} on {scenario_label(scenario_config)}: supports {', '.join(info.scenarios)} only")
                     continue
                 for mem_size in _memory_sizes(info.memory, mem_sizes):
+                    options = entries_at[mem_size][position][2]
                     run = {**scenario_config, "strategy": strategy, "mem_size": mem_size, "seed": seed,
                            "strategy_label": label if label != strategy else None,
                            "strategy_options": {strategy: options} if options else {}}
+                    if tuned is not None and tuned.tuned_at(label, strategy, mem_size) is not None:
+                        run["tuned_at_mem_size"] = tuned.tuned_at(label, strategy, mem_size)
                     parsed = parse_run_config(run)
                     if parsed.run_id in seen_ids:
                         raise ConfigError(f"two runs share the id {parsed.run_id!r}; give the scenarios distinct labels")
@@ -127,9 +135,12 @@ def run_sweep(config: SweepConfig | dict[str, Any], out_dir: str | Path, *, prog
     with the same records as one after another.
     """
     config = parse_sweep_config(config)
-    if config.tuned:
-        config = apply_tuned(config, config.tuned)
-    plan = plan_sweep(config)
+    tuned = load_tuned(config, config.tuned) if config.tuned else None
+    plan = plan_sweep(config, tuned)
+    if tuned is not None and not tuned.per_memory:
+        # one set of values per strategy: sweep.yaml holds them, as it always has; values per
+        # memory size are in each run's config.yaml (sweep.yaml names the tuned file)
+        config = tuned.apply(config)
     out = Path(out_dir)
     for run in plan.runs:  # a changed sweep config must not silently reuse old results
         saved = out / "runs" / run.run_id / "config.yaml"

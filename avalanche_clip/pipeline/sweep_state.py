@@ -53,9 +53,10 @@ def expected_run_config(sweep: SweepConfig, saved: dict[str, Any]) -> dict[str, 
 
 
 #: What a run owns besides its place in the grid: its strategy entry's options (tuned values,
-#: variants) and label. A planned run is compared with its whole planned config (``run_sweep``'s
-#: ``check_same_config``); a folder the grid no longer plans, on everything else.
-_RUN_OWN = ("strategy_options", "strategy_label")
+#: variants), label and the memory size its tuned values come from. A planned run is compared
+#: with its whole planned config (``run_sweep``'s ``check_same_config``); a folder the grid no
+#: longer plans, on everything else.
+_RUN_OWN = ("strategy_options", "strategy_label", "tuned_at_mem_size")
 
 
 def check_run_folders(sweep: SweepConfig | dict[str, Any], out: Path, planned: set[str] | None = None) -> None:

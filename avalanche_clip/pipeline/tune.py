@@ -12,13 +12,25 @@ on the validation data of all seen classes, averaged over the scenarios and the 
 The tune section of a sweep config (all optional)::
 
     tune:
-      trials: 20                 # per strategy
-      validation_fraction: 0.1
-      mem_size: null             # memory of the trials (default: the middle of mem_sizes)
+      trials: 20                 # per (strategy, memory size): the same for each
+      validation_fraction: 0.2   # of each experience's training data
+      mem_sizes: null            # memory sizes tuned (default: every size of the sweep's mem_sizes)
       seeds: null                # default: the sweep's first seed
       tune_epochs: false
       sampler_seed: 0
       strategies: null           # default: every trained strategy of the sweep
+
+Every strategy is tuned at every memory size of ``mem_sizes`` its sweep runs use: a method whose
+runs ignore the memory (``memory: none`` in the registry: EWC, joint) once, at 0; a method that
+needs a memory at the sizes above 0. The sweep applies, to a run at memory ``m``, the values tuned
+at the tuned size nearest ``m`` (:mod:`avalanche_clip.pipeline.tuned_values`). The older key
+``mem_size: 50`` still reads, as ``mem_sizes: [50]`` (both at once are refused).
+
+Each study's sampler is seeded from the study's name (``<label>__m<size>``) and the config's
+canonical form (:func:`study_seed`), so two configs differing in one value draw differently and
+one config draws the same. At the end of each study, a best value within 5 % of a bound of its
+space is a warning and an ``at_bound`` entry, and the study records its validation size and the
+standard error of its score (:mod:`avalanche_clip.pipeline.tune_quality`).
 
 Studies live in ``--storage`` (any Optuna database URL; default SQLite under the output
 folder), one per strategy, so several processes or machines can work on one study, each study
@@ -31,11 +43,13 @@ line saying what to do (:mod:`avalanche_clip.pipeline.tune_storage`). Each strat
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import statistics
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +67,26 @@ from avalanche_clip.pipeline.tune_budget import (
     holds_a_place,
     mark_worker,
 )
+from avalanche_clip.pipeline.tune_quality import (
+    standard_error,
+    validation_size,
+    values_at_bound,
+    warn_at_bound,
+)
 from avalanche_clip.pipeline.tune_storage import storage_errors
-from avalanche_clip.pipeline.tuned_values import TunedStrategy, write_tuned
+from avalanche_clip.pipeline.tuned_values import TunedStudy, write_tuned
 from avalanche_clip.strategies import strategy_info
 from avalanche_clip.strategies.registry import search_space
 from avalanche_clip.strategies.spaces import suggest
 from avalanche_clip.training.batching import derived_seed
+from avalanche_clip.training.checkpoint import RESUME_NEUTRAL_KEYS
 from avalanche_clip.training.plugins.finite_guard import DivergedTrainingError
 
 TUNE_DEFAULTS: dict[str, Any] = {
     "trials": 20,
-    "validation_fraction": 0.1,
-    "mem_size": None,
+    "validation_fraction": 0.2,
+    "mem_sizes": None,
+    "mem_size": None,  # the older one-size key: mem_sizes [mem_size]
     "seeds": None,
     "tune_epochs": False,
     "sampler_seed": 0,
@@ -80,7 +102,7 @@ WAIT_S = 1.0
 class TuneSettings:
     trials: int
     validation_fraction: float
-    mem_size: int
+    mem_sizes: list[int]
     seeds: list[int]
     tune_epochs: bool
     sampler_seed: int
@@ -105,10 +127,7 @@ def tune_settings(config: SweepConfig | dict[str, Any], trials: int | None = Non
     fraction = merged["validation_fraction"]
     if not is_number(fraction) or not 0 < fraction < 1:
         raise ConfigError(f"tune.validation_fraction must lie in (0, 1), got {fraction!r}")
-    sizes = sorted(m for m in config.mem_sizes if is_int(m) and m > 0) or [0]
-    mem_size = merged["mem_size"] if merged["mem_size"] is not None else sizes[(len(sizes) - 1) // 2]
-    if not is_int(mem_size) or mem_size < 0:
-        raise ConfigError(f"tune.mem_size must be an integer >= 0, got {mem_size!r}")
+    mem_sizes = _tune_mem_sizes(config, merged["mem_sizes"], merged["mem_size"])
     seeds = merged["seeds"] if merged["seeds"] is not None else [config.seeds[0]]
     if not isinstance(seeds, list) or not seeds or not all(is_int(s) for s in seeds):
         raise ConfigError(f"tune.seeds must be a non-empty list of integers, got {seeds!r}")
@@ -119,18 +138,63 @@ def tune_settings(config: SweepConfig | dict[str, Any], trials: int | None = Non
     missing = sorted(set(wanted) - set(labels))
     if missing:
         raise ConfigError(f"tune.strategies {missing} are not trained strategies of the sweep ({labels})")
-    return TuneSettings(n, float(fraction), mem_size, list(seeds), merged["tune_epochs"],
+    return TuneSettings(n, float(fraction), mem_sizes, list(seeds), merged["tune_epochs"],
                         int(merged["sampler_seed"]), [label for label in labels if label in wanted])
 
 
+def _tune_mem_sizes(config: SweepConfig, sizes: Any, single: Any) -> list[int]:
+    """The checked memory sizes of a tune: ``mem_sizes``, else ``[mem_size]`` (the older key),
+    else every size of the sweep grid."""
+    if sizes is not None and single is not None:
+        raise ConfigError(f"tune.mem_size ({single!r}) and tune.mem_sizes ({sizes!r}) are both set: "
+                          "keep mem_sizes (mem_size: M is the older form of mem_sizes: [M])")
+    if single is not None:
+        if not is_int(single) or single < 0:
+            raise ConfigError(f"tune.mem_size must be an integer >= 0, got {single!r}")
+        return [single]
+    sizes = list(config.mem_sizes) if sizes is None else sizes
+    if (not isinstance(sizes, list) or not sizes or not all(is_int(m) and m >= 0 for m in sizes)
+            or len(set(sizes)) != len(sizes)):
+        raise ConfigError(f"tune.mem_sizes must be a non-empty list of distinct integers >= 0, got {sizes!r}")
+    return sorted(sizes)
+
+
+def study_mem_sizes(strategy: str, sizes: list[int]) -> list[int]:
+    """The memory sizes ``strategy`` is tuned at: 0 alone for a method whose runs ignore the
+    memory (its sweep runs it at 0 only), the sizes above 0 for one that needs a memory."""
+    memory = strategy_info(strategy).memory
+    if memory == "none":
+        return [0]
+    chosen = [m for m in sizes if m > 0] if memory == "required" else list(sizes)
+    if not chosen:
+        raise ConfigError(f"strategy {strategy!r} needs a replay memory but tune.mem_sizes {sizes} "
+                          "holds no size above 0")
+    return chosen
+
+
+def study_name(label: str, mem_size: int) -> str:
+    """The Optuna study of ``label`` at memory ``mem_size``."""
+    return f"{label}__m{mem_size}"
+
+
+def study_seed(config: SweepConfig | dict[str, Any], settings: TuneSettings, study: str) -> int:
+    """The sampler seed of ``study``: SHA-256 of the study's name, the sweep config's canonical
+    form (sorted JSON, without the keys that only say where things run or live, nor the tuned
+    file it applies) and the tune settings (the sampler seed among them)."""
+    shared = {k: v for k, v in parse_sweep_config(config).to_dict().items()
+              if k not in RESUME_NEUTRAL_KEYS and k not in ("tuned", "tuned_check")}
+    canonical = json.dumps({"config": shared, "tune": asdict(settings)}, sort_keys=True, default=str)
+    return derived_seed("tune-sampler", study, hashlib.sha256(canonical.encode()).hexdigest())
+
+
 def trial_runs(config: SweepConfig | dict[str, Any], settings: TuneSettings, label: str,
-               params: dict[str, Any]) -> list[RunConfig]:
-    """The run configs of one trial: the sweep's runs of ``label`` at the tune memory and seeds,
-    on the validation split, with ``params`` as the strategy's options (parsed: the drawn values
-    are checked as any config's)."""
+               params: dict[str, Any], mem_size: int) -> list[RunConfig]:
+    """The run configs of one trial: the sweep's runs of ``label`` at memory ``mem_size`` and the
+    tune seeds, on the validation split, with ``params`` as the strategy's options (parsed: the
+    drawn values are checked as any config's)."""
     config = parse_sweep_config(config)
     single = config.replace(
-        seeds=settings.seeds, mem_sizes=[settings.mem_size],
+        seeds=settings.seeds, mem_sizes=[mem_size],
         strategies=[{"label": entry, "strategy": strategy, "options": options}
                     for entry, strategy, options in config.entries if entry == label])
     runs = []
@@ -141,7 +205,7 @@ def trial_runs(config: SweepConfig | dict[str, Any], settings: TuneSettings, lab
             "checkpoint": False, "zero_shot_floor": False, "progress": False,
         }))
     if not runs:
-        raise ConfigError(f"strategy {label!r} has no run at tune memory {settings.mem_size}")
+        raise ConfigError(f"strategy {label!r} has no run at tune memory {mem_size}")
     return runs
 
 
@@ -159,25 +223,29 @@ def run_tune(config: SweepConfig | dict[str, Any], out_dir: str | Path, *, trial
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     entries = {label: strategy for label, strategy, _ in config.entries}
-    results: dict[str, TunedStrategy] = {}
+    results: dict[str, dict[int, TunedStudy]] = {}
     began = time.perf_counter()
     with storage_errors(storage_url):  # a damaged optuna.db: one line, not SQLAlchemy's traceback
         db = optuna.storages.RDBStorage(storage_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
         for label in settings.strategies:
             space = search_space(entries[label], tune_epochs=settings.tune_epochs)
-            results[label] = _tune_one(config, settings, label, space, db, out, progress)
-            write_tuned(out / "tuned.yaml", config, settings, results, storage_url)
+            for mem_size in study_mem_sizes(entries[label], settings.mem_sizes):
+                study = _tune_one(config, settings, label, mem_size, space, db, out, progress)
+                results.setdefault(label, {})[mem_size] = study
+                write_tuned(out / "tuned.yaml", config, settings, results, storage_url)
     return {"tuned": out / "tuned.yaml", "strategies": results,
             "wall_time_s": time.perf_counter() - began, "storage": storage_url}
 
 
-def _tune_one(config: SweepConfig, settings: TuneSettings, label: str,
-              space: dict[str, dict[str, Any]], db: Any, out: Path, progress: bool) -> TunedStrategy:
+def _tune_one(config: SweepConfig, settings: TuneSettings, label: str, mem_size: int,
+              space: dict[str, dict[str, Any]], db: Any, out: Path, progress: bool) -> TunedStudy:
     import optuna
     from optuna.trial import TrialState
 
-    study = optuna.create_study(study_name=label, storage=db, direction="maximize",
+    name = study_name(label, mem_size)
+    study = optuna.create_study(study_name=name, storage=db, direction="maximize",
                                 load_if_exists=True)
+    seed = study_seed(config, settings, name)
     budget = settings.trials if space else 1  # nothing to choose: one trial of the defaults
 
     def objective(trial: Any) -> float:
@@ -187,8 +255,8 @@ def _tune_one(config: SweepConfig, settings: TuneSettings, label: str,
             raise optuna.TrialPruned()  # before drawing anything: the sampler learns nothing from it
         params = {name: suggest(trial, name, spec) for name, spec in space.items()}
         values = []
-        for run in trial_runs(config, settings, label, params):
-            folder = out / "trials" / label / f"{trial.number:04d}" / f"{run.scenario_label}__s{run.seed}"
+        for run in trial_runs(config, settings, label, params, mem_size):
+            folder = out / "trials" / label / f"m{mem_size}" / f"{trial.number:04d}" / f"{run.scenario_label}__s{run.seed}"
             try:
                 records = execute_run(run, folder)
             except DivergedTrainingError as err:  # a poor setting, not a bug: the worst score
@@ -214,23 +282,25 @@ def _tune_one(config: SweepConfig, settings: TuneSettings, label: str,
             continue
         before = done()
         # seeded by the trials so far: a resumed tune draws new points, not its first ones again
-        study.sampler = optuna.samplers.TPESampler(
-            seed=derived_seed(settings.sampler_seed, label, len(study.trials)) % 2**32)
+        study.sampler = optuna.samplers.TPESampler(seed=derived_seed(seed, len(study.trials)) % 2**32)
         study.optimize(objective, n_trials=budget - before, callbacks=[stop],
                        show_progress_bar=progress, catch=())
     best = study.best_trial
     finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     # the study's compute, also when earlier processes ran some of its trials
     spent = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in finished)
-    return TunedStrategy(
-        strategy=config_strategy(config, label), params=dict(best.params),
-        value=float(best.value) if best.value is not None else math.nan,
-        trials=len(finished), wall_time_s=round(spent, 1), space=space,
+    value = float(best.value) if best.value is not None else math.nan
+    at_bound = values_at_bound(best.params, space)
+    warn_at_bound(name, at_bound)
+    # the validation samples behind the score: one count per run of a trial (scenarios × seeds)
+    sizes = [validation_size(run) for run in trial_runs(config, settings, label, dict(best.params), mem_size)]
+    return TunedStudy(
+        params=dict(best.params), value=value, trials=len(finished), wall_time_s=round(spent, 1),
+        validation_sizes=sizes,
+        standard_error=standard_error(value, sizes) if math.isfinite(value) else math.nan,
+        at_bound=at_bound, sampler_seed=seed,
     )
 
 
-def config_strategy(config: SweepConfig, label: str) -> str:
-    return {lab: strategy for lab, strategy, _ in config.entries}[label]
-
-
-__all__ = ["TUNE_DEFAULTS", "TuneSettings", "run_tune", "trial_runs", "tune_settings"]
+__all__ = ["TUNE_DEFAULTS", "TuneSettings", "run_tune", "study_mem_sizes", "study_name", "study_seed",
+           "trial_runs", "tune_settings"]

@@ -58,9 +58,10 @@ RESUME_NEUTRAL_KEYS = frozenset(
     {"out", "resume", "device", "num_workers", "threads", "progress", "checkpoint", "data_root",
      "cache_dir", "loggers", "world_size"}
 )
-#: Keys added to checkpoints later: a checkpoint without one was made before it existed, and its
-#: value is unknown rather than different (see avalanche_clip.pipeline.data_identity).
-UNKNOWN_WHEN_ABSENT = frozenset({"data_fingerprint"})
+#: Keys added to checkpoints and run configs later: one without it was made before it existed, and
+#: its value is unknown rather than different (see avalanche_clip.pipeline.data_identity; the
+#: memory size a run's tuned values were tuned at, avalanche_clip.pipeline.tuned_values).
+UNKNOWN_WHEN_ABSENT = frozenset({"data_fingerprint", "tuned_at_mem_size"})
 
 
 class CheckpointMismatchError(AvalancheClipError, ValueError):

@@ -92,7 +92,7 @@ def test_tune_without_a_test_folder_then_the_sweep_applies_its_values(roots, tmp
     code, out, err = cli(capsys, "tune", "--config", config, "--out", tmp_path / "tuned")
     assert code == 0, err
     document = yaml.safe_load((tmp_path / "tuned" / "tuned.yaml").read_text())
-    strategies = document["strategies"]
+    strategies = {label: entry["by_mem_size"][4] for label, entry in document["strategies"].items()}
     assert set(strategies) == {"ce", "gcl"}  # zero-shot never trains: nothing to tune
     assert {s["trials"] for s in strategies.values()} == {2}  # the same budget for each
     assert set(strategies["gcl"]["params"]) == {"lr", "tau", "gamma"}
@@ -108,15 +108,18 @@ def test_tune_without_a_test_folder_then_the_sweep_applies_its_values(roots, tmp
     record = read_jsonl(tmp_path / "sweep" / "runs" / "tiny__gcl__m4__s0" / "results.jsonl")[-1]
     assert record["hyperparameters"]["lr"] == pytest.approx(strategies["gcl"]["params"]["lr"])
     assert record["hyperparameters"]["tau"] == pytest.approx(strategies["gcl"]["params"]["tau"])
+    assert record["tuned_at_mem_size"] == record["hyperparameters"]["tuned_at_mem_size"] == 4
 
 
 def test_values_outside_their_space_are_refused_when_read_back(roots, tmp_path):
     full, _ = roots
     config = sweep_config(full, tmp_path / "cache")
     tuned = tmp_path / "tuned.yaml"
-    document = {"strategies": {"gcl": {"strategy": "gcl", "params": {"lr": 0.01, "tau": 5.0}}}}
+    document = {"settings": {"mem_size": 4},
+                "strategies": {"gcl": {"strategy": "gcl", "params": {"lr": 0.01, "tau": 5.0}}}}
     tuned.write_text(yaml.safe_dump(document))
-    with pytest.raises(ConfigError, match=r"gcl.tau=5.0 is outside its search space \(float in \[0.01, 0.5\], log\)"):
+    with pytest.raises(ConfigError, match=r"gcl.by_mem_size.4: tau=5.0 is outside its search space "
+                                          r"\(float in \[0.01, 0.5\], log\)"):
         apply_tuned(config, tuned)
     document["strategies"]["gcl"]["params"] = {"temperature": 0.1}
     tuned.write_text(yaml.safe_dump(document))
@@ -171,7 +174,7 @@ def test_a_killed_tune_resumes_without_repeating_finished_trials(roots, tmp_path
         process.wait()
     finished = _complete_trials(out / "optuna.db")
     killed = [n for n, state in _trial_states(out / "optuna.db").items() if state == "RUNNING"]
-    stamps = {n: next((out / "trials" / "gcl" / f"{n:04d}").rglob("results.jsonl")).stat().st_mtime_ns
+    stamps = {n: next((out / "trials" / "gcl" / "m4" / f"{n:04d}").rglob("results.jsonl")).stat().st_mtime_ns
               for n, _ in finished}
 
     import avalanche_clip.pipeline.tune as tuning
@@ -186,15 +189,15 @@ def test_a_killed_tune_resumes_without_repeating_finished_trials(roots, tmp_path
     states = _trial_states(out / "optuna.db")
     assert killed and {states[n] for n in killed} == {"FAIL"} and "RUNNING" not in states.values()
     for number, stamp in stamps.items():  # finished trials were not run again
-        assert next((out / "trials" / "gcl" / f"{number:04d}").rglob("results.jsonl")).stat().st_mtime_ns == stamp
-    assert yaml.safe_load((out / "tuned.yaml").read_text())["strategies"]["gcl"]["trials"] == 4
+        assert next((out / "trials" / "gcl" / "m4" / f"{number:04d}").rglob("results.jsonl")).stat().st_mtime_ns == stamp
+    assert yaml.safe_load((out / "tuned.yaml").read_text())["strategies"]["gcl"]["by_mem_size"][4]["trials"] == 4
 
 
 def test_list_shows_every_search_space(capsys):
     code, out, _ = cli(capsys, "list", "--spaces")
     assert code == 0
     assert "search tau: float in [0.01, 0.5], log" in out
-    assert "search lr: float in [1e-05, 0.1], log" in out
+    assert "search lr: float in [1e-07, 0.1], log" in out
     assert "search ewc_lambda: float in [1, 1e+06], log" in out
     assert "search: nothing (never trains)" in out
 
@@ -204,7 +207,7 @@ def test_variants_take_their_strategys_tuned_values_and_keep_their_own(roots, tm
     config = sweep_config(full, tmp_path / "cache", strategies=[
         "gcl", {"label": "gcl-gamma1", "strategy": "gcl", "options": {"gamma": 1.0}}])
     tuned = tmp_path / "tuned.yaml"
-    tuned.write_text(yaml.safe_dump({"strategies": {
+    tuned.write_text(yaml.safe_dump({"settings": {"mem_size": 4}, "strategies": {
         "gcl": {"strategy": "gcl", "params": {"lr": 0.002, "tau": 0.1, "gamma": 0.5}}}}))
     applied = apply_tuned(config, tuned).strategies  # a SweepConfig: its entries as written
     assert applied[0]["options"] == {"lr": 0.002, "tau": 0.1, "gamma": 0.5}
@@ -221,18 +224,20 @@ def test_one_run_of_a_sweep_config_takes_the_values_its_sweep_would(roots, tmp_p
     config = write_config(tmp_path / "sweep.yaml", sweep_config(full, tmp_path / "cache", strategies=[
         "ce", "gcl", {"label": "gcl-gamma1", "strategy": "gcl", "options": {"gamma": 1.0}}]))
     tuned = tmp_path / "tuned.yaml"
-    tuned.write_text(yaml.safe_dump({"strategies": {
+    tuned.write_text(yaml.safe_dump({"settings": {"mem_size": 4}, "strategies": {
         "gcl": {"strategy": "gcl", "params": {"lr": 0.002, "tau": 0.1, "gamma": 0.5}}}}))
 
     run = _config(config, ["strategy=gcl-gamma1", "mem_size=4"], sweep=False, tuned=tuned)
     assert run["strategy"] == "gcl" and run["strategy_label"] == "gcl-gamma1" and run["mem_size"] == 4
     assert run["strategy_options"]["gcl"] == {"lr": 0.002, "tau": 0.1, "gamma": 1.0}
+    assert run["tuned_at_mem_size"] == 4  # the file's one tuned size (settings.mem_size)
     given = _config(config, ["strategy=gcl", "strategy_options.gcl.tau=0.2"], sweep=False, tuned=tuned)
     assert given["strategy_options"]["gcl"] == {"lr": 0.002, "tau": 0.2, "gamma": 0.5}
     untuned = _config(config, ["strategy=ce"], sweep=False)
     assert untuned["strategy"] == "ce" and not untuned["strategy_options"]
     with pytest.raises(ValueError, match="'gdro' is not among the sweep config's strategies"):
         _config(config, ["strategy=gdro"], sweep=False, tuned=tuned)
-    tuned.write_text(yaml.safe_dump({"strategies": {"gcl": {"strategy": "gcl", "params": {"tau": 50.0}}}}))
+    tuned.write_text(yaml.safe_dump({"settings": {"mem_size": 4},
+                                     "strategies": {"gcl": {"strategy": "gcl", "params": {"tau": 50.0}}}}))
     with pytest.raises(ConfigError, match="tau"):  # out of its space, as a sweep refuses it
         _config(config, ["strategy=gcl"], sweep=False, tuned=tuned)

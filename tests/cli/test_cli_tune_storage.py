@@ -39,7 +39,7 @@ def test_two_tunes_on_one_out_complete_exactly_the_budget(roots, tmp_path, capsy
     assert other.returncode == 0, other_err
     states = list(_trial_states(out / "optuna.db").values())
     assert states.count("COMPLETE") == 3 and "RUNNING" not in states
-    assert yaml.safe_load((out / "tuned.yaml").read_text())["strategies"]["gcl"]["trials"] == 3
+    assert yaml.safe_load((out / "tuned.yaml").read_text())["strategies"]["gcl"]["by_mem_size"][4]["trials"] == 3
 
 
 def _valid_study(path: Path) -> None:
