@@ -3,7 +3,8 @@
 Memory sizes apply as each strategy uses memory: methods without one run once per seed (at
 ``mem_size = 0``), methods that need one skip ``mem_size = 0``, ours run at every size.
 Strategies that do not support a scenario kind (iCaRL on domain-incremental data) are skipped,
-and the skip is reported.
+and the skip is reported. With a ``tuned`` file, each run takes the values tuned at the tuned
+memory size nearest its own and records that size (:mod:`avalanche_clip.pipeline.tuned_values`).
 
 Layout of ``out``::
 

@@ -75,9 +75,11 @@ def build_gcl(setup: StrategySetup, *, tau: float = GCL["tau"], gamma: float = G
 @register_strategy("gdro", distributed=True, option_rules=CONTRASTIVE_RULES,
                    description="GDRO: class-wise contrastive losses under KL group DRO "
                    "(ours)",
-                   search_space={"tau": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
+                   # tau up to 2 and dro_lambda up to 50: tuned on [0.05, 1] and [0.05, 5], the
+                   # best values lay at the top (0.93 on the comparison, 4.8 on PACS)
+                   search_space={"tau": {"type": "float", "low": 0.05, "high": 2.0, "log": True},
                                  "margin": {"type": "float", "low": 0.1, "high": 1.0},
-                                 "dro_lambda": {"type": "float", "low": 0.05, "high": 5.0, "log": True},
+                                 "dro_lambda": {"type": "float", "low": 0.05, "high": 50.0, "log": True},
                                  "gamma": {"type": "float", "low": 0.1, "high": 1.0}})
 def build_gdro(setup: StrategySetup, *, tau: float = GDRO["tau"], margin: float = GDRO["margin"],
                dro_lambda: float = GDRO["dro_lambda"], gamma: float = GDRO["gamma"], class_gamma: float = 0.9,
@@ -118,7 +120,8 @@ def build_replay(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
 @register_strategy("ewc", memory="none", option_rules=EWC_RULES,
                    description="Avalanche's EWC "
                    "(elastic weight consolidation) plugin on cross-entropy fine-tuning",
-                   search_space={"ewc_lambda": {"type": "float", "low": 1.0, "high": 1e6, "log": True}})
+                   # up to 1e8: tuned on [1, 1e6], CIFAR-10's best lay at the top (6.8e5)
+                   search_space={"ewc_lambda": {"type": "float", "low": 1.0, "high": 1e8, "log": True}})
 def build_ewc(setup: StrategySetup, *, ewc_lambda: float = EWC["ewc_lambda"], mode: str = "separate",
               decay_factor: float | None = None) -> CLIPCrossEntropyStrategy:
     check_options(EWC_RULES, ewc_lambda=ewc_lambda)  # the plugin gets the value as given
@@ -130,7 +133,9 @@ def build_ewc(setup: StrategySetup, *, ewc_lambda: float = EWC["ewc_lambda"], mo
                    description="Avalanche's DER (dark experience "
                    "replay: logit distillation and CE on memory samples) on the shared memory",
                    search_space={"alpha": {"type": "float", "low": 0.01, "high": 1.0, "log": True},
-                                 "beta": {"type": "float", "low": 0.0, "high": 1.0}})
+                                 # beta up to 3: tuned on [0, 1], the best lay at the top (0.99);
+                                 # 0 (plain DER, without DER++'s cross-entropy on memory labels) stays in it
+                                 "beta": {"type": "float", "low": 0.0, "high": 3.0}})
 def build_der(setup: StrategySetup, *, alpha: float = DER["alpha"], beta: float = DER["beta"]) -> DERStrategy:
     return DERStrategy(alpha=alpha, beta=beta, **_ours(setup))
 
@@ -143,7 +148,8 @@ def build_der(setup: StrategySetup, *, alpha: float = DER["alpha"], beta: float 
                        "tau": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
                        "ird_lambda": {"type": "float", "low": 0.1, "high": 10.0, "log": True},
                        "kappa": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
-                       "kappa_past": {"type": "float", "low": 0.005, "high": 0.5, "log": True},
+                       # up to 2: tuned on [0.005, 0.5], the best lay at the top (0.47)
+                       "kappa_past": {"type": "float", "low": 0.005, "high": 2.0, "log": True},
                        "classifier_fraction": {"type": "float", "low": 0.1, "high": 0.7},
                    })
 def build_co2l(setup: StrategySetup, *, tau: float = CO2L["tau"], kappa: float = CO2L["kappa"],

@@ -197,8 +197,8 @@ def test_list_shows_every_search_space(capsys):
     code, out, _ = cli(capsys, "list", "--spaces")
     assert code == 0
     assert "search tau: float in [0.01, 0.5], log" in out
-    assert "search lr: float in [1e-07, 0.1], log" in out
-    assert "search ewc_lambda: float in [1, 1e+06], log" in out
+    assert "search lr: float in [1e-07, 1], log" in out
+    assert "search ewc_lambda: float in [1, 1e+08], log" in out
     assert "search: nothing (never trains)" in out
 
 

@@ -201,3 +201,25 @@ def test_tune_per_memory_then_a_sweep_records_the_tuned_size(tmp_path, capsys):
         assert records[-1]["hyperparameters"]["lr"] == pytest.approx(ce["by_mem_size"][tuned_at]["params"]["lr"])
     zero_shot = read_jsonl(tmp_path / "sweep" / "runs" / "tiny__zero-shot__m0__s0" / "results.jsonl")
     assert "tuned_at_mem_size" not in zero_shot[-1]
+
+
+COMMITTED_TUNED = ["avalanche_clip/defaults/comparison.tuned.yaml", "experiments/results/cifar10_proxy_tune/tuned.yaml",
+                   "experiments/results/pacs_proxy_tune/tuned.yaml"]
+
+
+@pytest.mark.parametrize("relative", COMMITTED_TUNED)
+def test_no_committed_tuned_value_lies_at_a_bound_of_its_space(relative):
+    """Every committed tuned value lies off the bounds (5 %) of its strategy's current space, and a
+    file of per-memory studies lists nothing under ``at_bound``. (The older flat files were tuned
+    in narrower spaces, whose bounds some of their values touched: the spaces were widened there.)"""
+    from pathlib import Path
+
+    from avalanche_clip.strategies.registry import search_space
+
+    document = read_tuned(Path(__file__).resolve().parents[2] / relative)
+    tune_epochs = bool((document.get("settings") or {}).get("tune_epochs"))
+    for label, entry in document["strategies"].items():
+        space = search_space(entry["strategy"], tune_epochs=tune_epochs)
+        for size, study in entry["by_mem_size"].items():
+            assert values_at_bound(study["params"], space) == [], (label, size)
+            assert not study.get("at_bound"), (label, size)
