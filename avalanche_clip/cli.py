@@ -74,7 +74,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     tune.add_argument("--config", type=Path, help="YAML sweep config (default: the embedded comparison)")
     tune.add_argument("--out", type=Path, help="tune folder (default: runs/<config name>-tune); "
                       "writes tuned.yaml, the trials' runs and the study")
-    tune.add_argument("--trials", type=int, help="trials per strategy (default: the config's tune.trials, else 20)")
+    tune.add_argument("--trials", type=int, help="trials per strategy and memory size (default: the config's "
+                      "tune.trials, else 20)")
     tune.add_argument("--storage", help="Optuna storage URL shared by several machines, e.g. "
                       "postgresql://user@host/db (default: sqlite under --out)")
     tune.add_argument("overrides", **overrides)

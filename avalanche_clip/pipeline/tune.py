@@ -33,11 +33,12 @@ space is a warning and an ``at_bound`` entry, and the study records its validati
 standard error of its score (:mod:`avalanche_clip.pipeline.tune_quality`).
 
 Studies live in ``--storage`` (any Optuna database URL; default SQLite under the output
-folder), one per strategy, so several processes or machines can work on one study, each study
-ending with exactly its budget of finished trials (:mod:`avalanche_clip.pipeline.tune_budget`), and a
-killed tune resumes: finished trials are never repeated (a trial killed mid-way is failed, at once
-on the same machine, else by Optuna's heartbeat, and re-drawn). A damaged SQLite storage is one
-line saying what to do (:mod:`avalanche_clip.pipeline.tune_storage`). Each strategy's best values go to
+folder), one per strategy and memory size (its trial runs under ``<out>/trials/<label>/m<size>/``),
+so several processes or machines can work on one study, each study ending with exactly its
+budget of finished trials (:mod:`avalanche_clip.pipeline.tune_budget`), and a killed tune
+resumes: finished trials are never repeated (a trial killed mid-way is failed, at once on the
+same machine, else by Optuna's heartbeat, and re-drawn). A damaged SQLite storage is one
+line saying what to do (:mod:`avalanche_clip.pipeline.tune_storage`). Each study's best values go to
 ``<out>/tuned.yaml`` as soon as its study is complete (:mod:`avalanche_clip.pipeline.tuned_values`).
 """
 
@@ -256,7 +257,8 @@ def _tune_one(config: SweepConfig, settings: TuneSettings, label: str, mem_size:
         params = {name: suggest(trial, name, spec) for name, spec in space.items()}
         values = []
         for run in trial_runs(config, settings, label, params, mem_size):
-            folder = out / "trials" / label / f"m{mem_size}" / f"{trial.number:04d}" / f"{run.scenario_label}__s{run.seed}"
+            trial_dir = out / "trials" / label / f"m{mem_size}" / f"{trial.number:04d}"
+            folder = trial_dir / f"{run.scenario_label}__s{run.seed}"
             try:
                 records = execute_run(run, folder)
             except DivergedTrainingError as err:  # a poor setting, not a bug: the worst score

@@ -189,7 +189,8 @@ def test_a_killed_tune_resumes_without_repeating_finished_trials(roots, tmp_path
     states = _trial_states(out / "optuna.db")
     assert killed and {states[n] for n in killed} == {"FAIL"} and "RUNNING" not in states.values()
     for number, stamp in stamps.items():  # finished trials were not run again
-        assert next((out / "trials" / "gcl" / "m4" / f"{number:04d}").rglob("results.jsonl")).stat().st_mtime_ns == stamp
+        trial = out / "trials" / "gcl" / "m4" / f"{number:04d}"
+        assert next(trial.rglob("results.jsonl")).stat().st_mtime_ns == stamp
     assert yaml.safe_load((out / "tuned.yaml").read_text())["strategies"]["gcl"]["by_mem_size"][4]["trials"] == 4
 
 
