@@ -104,6 +104,8 @@ class _BudgetICaRLPlugin(_ICaRLPlugin):
     ids of ``x_memory[i]``'s samples (``[n_i]`` long, in the same order): the dataset's
     ``sample_idx``, or ids assigned as experiences arrive for a benchmark without them
     (:class:`~avalanche_clip.scenarios.assigned_ids.SampleIdAssigner`, as the shared memory does).
+    Avalanche's ``fixed_memory=False`` (``M`` per class) is moot here, as it was with the trim
+    alone: the capacities make the total ``M`` either way.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

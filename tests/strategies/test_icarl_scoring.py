@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 from avalanche.training.supervised.icarl import _ICaRLPlugin
+from avalanche_fixtures import avalanche_benchmark, digits, tiny_classifier
 from strategy_fixtures import cil_benchmark, make_setup
 
-from avalanche_clip.pipeline.run_loop import ContinualRun
+from avalanche_clip.pipeline.run_loop import ContinualRun, make_evaluator
 from avalanche_clip.scenarios.assigned_ids import own_sample_ids
-from avalanche_clip.strategies import build_strategy
+from avalanche_clip.strategies import StrategySetup, build_strategy
 from avalanche_clip.strategies.herding import herding_ranks
 from avalanche_clip.strategies.icarl import icarl_layout
 from avalanche_clip.training.plugins.memory import balanced_capacities, ids_digest
@@ -212,3 +213,49 @@ def test_a_record_field_cannot_be_replaced_by_extra_fields():
     strategy.extra_record_fields = lambda: {"memory_digest": "mine", "own": 1}
     with pytest.raises(ValueError, match=r"extra_record_fields\(\) returned \['memory_digest'\], fields the record"):
         ContinualRun(strategy, benchmark, progress=False).run()
+
+
+def test_ids_are_given_out_for_a_benchmark_without_them():
+    # Avalanche's own builder: no sample_idx; experience t's samples get ids from the total size of
+    # the experiences before it (avalanche_clip.scenarios.assigned_ids), as the shared memory's do
+    benchmark = avalanche_benchmark("class_incremental_benchmark", per_class=8)
+    _, _, names = digits(8)
+    setup = StrategySetup(classifier=tiny_classifier(names), benchmark=benchmark, train_mb_size=8,
+                          eval_mb_size=32, mem_size=10, seed=0, evaluator=make_evaluator())
+    strategy = build_strategy("icarl", setup)
+    records = ContinualRun(strategy, benchmark, progress=False).run()
+    offsets = [0]
+    for experience in benchmark.train_stream:
+        offsets.append(offsets[-1] + len(experience.dataset))
+    plugin = strategy.exemplars
+    assert len(set(plugin.exemplar_ids().tolist())) == 10
+    assert records[-1]["memory_digest"] == ids_digest(plugin.exemplar_ids().tolist())
+    for x, labels, ids in zip(plugin.x_memory, plugin.y_memory, plugin.id_memory, strict=True):
+        for pattern, label, sample_id in zip(x, labels, ids.tolist(), strict=True):
+            t = max(e for e in range(len(offsets) - 1) if offsets[e] <= sample_id)
+            stored, target, *_ = benchmark.train_stream[t].dataset.eval()[sample_id - offsets[t]]
+            assert target == label and torch.equal(stored, pattern.cpu())
+
+
+def test_with_the_linear_head_the_records_score_the_linear_head():
+    benchmark = cil_benchmark(with_index=False, per_class=8)
+    setup = make_setup(benchmark, mem_size=10, head="linear")
+    strategy = build_strategy("icarl", setup)
+    expected = []
+
+    def score(record):
+        seen = torch.tensor(sorted({int(y) for e in benchmark.train_stream[:record["experience"] + 1]
+                                    for y in e.dataset.targets}))
+        correct = total = 0
+        head = strategy.model.train_classifier  # the linear head: W·a + c
+        with torch.no_grad():
+            for e in range(record["experience"] + 1):
+                for x, y, *_ in torch.utils.data.DataLoader(benchmark.test_stream[e].dataset.eval(), batch_size=64):
+                    image = F.normalize(setup.classifier.clip.encode_image(x), dim=-1)
+                    correct += int((seen[(image @ head.weight[seen].T + head.bias[seen]).argmax(1)] == y).sum())
+                    total += len(y)
+        expected.append(correct / total)
+
+    records = ContinualRun(strategy, benchmark, progress=False, on_record=score).run()
+    assert [r["stream_accuracy"] for r in records] == pytest.approx(expected, abs=1e-12)
+    assert all("ncm_stream_accuracy" in r for r in records)
