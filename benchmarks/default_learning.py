@@ -96,11 +96,11 @@ def user_stream(*, scenario: str = "digits", data_root: str | None = None, seed:
     return benchmark, classifier.to(device)
 
 
-def train_with_defaults(method: str, benchmark: Any, classifier: CLIPClassifier, *, mem_size: int = 100,
-                        seed: int = 0, device: str = "cpu") -> float:
-    """Final stream accuracy of ``method`` trained with its constructor defaults on a copy of
-    the zero-shot ``classifier``: only the model, the memory, the device (and ``seed``, which a
-    user's script fixes by default too) are given."""
+def trained_with_defaults(method: str, benchmark: Any, classifier: CLIPClassifier, *, mem_size: int = 100,
+                          seed: int = 0, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
+    """``method`` trained with its constructor defaults on a copy of the zero-shot ``classifier``
+    (only the model, the memory, the device, and ``seed``, which a user's script fixes by default
+    too, are given), and its evaluation's metrics on the whole test stream."""
     torch.manual_seed(seed)
     evaluator = EvaluationPlugin(accuracy_metrics(stream=True), loggers=[])
     strategy = build_strategy(method, StrategySetup(classifier=copy.deepcopy(classifier), benchmark=benchmark,
@@ -111,7 +111,14 @@ def train_with_defaults(method: str, benchmark: Any, classifier: CLIPClassifier,
     else:
         for experience in benchmark.train_stream:
             strategy.train(experience)
-    return float(strategy.eval(benchmark.test_stream)[STREAM_ACCURACY])
+    return strategy, strategy.eval(benchmark.test_stream)
+
+
+def train_with_defaults(method: str, benchmark: Any, classifier: CLIPClassifier, *, mem_size: int = 100,
+                        seed: int = 0, device: str = "cpu") -> float:
+    """Final stream accuracy of ``method`` (:func:`trained_with_defaults`)."""
+    _, metrics = trained_with_defaults(method, benchmark, classifier, mem_size=mem_size, seed=seed, device=device)
+    return float(metrics[STREAM_ACCURACY])
 
 
 def user_run(method: str, *, mem_size: int = 100, seed: int = 0, **stream: Any) -> float:

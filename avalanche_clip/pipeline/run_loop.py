@@ -16,9 +16,13 @@ and, with ``a[j][j]`` the accuracy on experience ``j`` right after training it,
 Every record also carries what the experience cost and held: ``optimizer_steps`` and
 ``samples_seen`` (this experience), and ``memory_digest``, the SHA-256 of the sorted global ids
 in the replay memory after it (comma-separated decimals; the digest of the empty string for an
-empty memory; None for a method with its own exemplars such as iCaRL, or a strategy outside
-the protocol), and, for a run trained by several processes, ``world_size``, their number (absent
-for one process, so one-process records equal those written before the field existed).
+empty memory; for a method with its own exemplars, such as iCaRL's herded ones, the digest of
+those; None for a strategy outside the protocol), and, for a run trained by several processes,
+``world_size``, their number (absent for one process, so one-process records equal those written
+before the field existed). A strategy with an ``extra_record_fields()`` method adds the fields it
+returns (iCaRL: its nearest-mean classifier's ``ncm_stream_accuracy`` and
+``ncm_accuracy_per_experience`` beside the prompt head's accuracies); they may not replace a field
+of the record.
 
 Under several processes (``torchrun``, :mod:`avalanche_clip.training.distributed`) every process trains
 and evaluates; rank 0 alone writes the records and checkpoints.
@@ -206,7 +210,8 @@ class ContinualRun:
         step_budget = getattr(self.strategy, "budget", None)  # StepBudget (a plain Avalanche strategy: none)
         budget = step_budget.record() if step_budget is not None else {}
         digest = getattr(self.strategy, "memory_digest", lambda: None)()
-        return {
+        extra = getattr(self.strategy, "extra_record_fields", dict)()
+        record = {
             **self.identity,
             "experience": t,
             "n_experiences": self.n_experiences,
@@ -223,6 +228,11 @@ class ContinualRun:
             "wall_time_s": round(elapsed, 3),
             "final": t == self.n_experiences - 1,
         }
+        clash = sorted(set(extra) & set(record))
+        if clash:
+            raise ValueError(f"{type(self.strategy).__name__}.extra_record_fields() returned {clash}, "
+                             "fields the record already has; expected new field names")
+        return {**record, **extra}
 
     def _commit(self, records: list[dict[str, Any]]) -> None:
         if self.records_path and is_main():  # several processes: every one has the records, one writes

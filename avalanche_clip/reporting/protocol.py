@@ -6,13 +6,15 @@ A report states for every scenario whether
   the same ``optimizer_steps`` (zero-shot trains nothing; joint bounds train once, on the total);
 - **the exemplars are shared**: within each (seed, memory size, experience), every method with a
   ``memory_digest`` of the shared memory reports the same one (iCaRL, whose herding chooses its
-  own exemplars, records none);
+  own exemplars, records the digest of those, or none in records written before it did; the
+  role ``own_exemplars`` leaves it out);
 - **the joint bound got the continual total** (``joint``: the sum of a continual method's steps).
 
 Records written before these fields existed have none, and the check says so rather than pass.
 
 Which records are trained continual methods is each strategy's role, passed in as ``roles``
-(``{name: {"trains": bool, "joint": bool}}``, :func:`avalanche_clip.strategies.strategy_roles`), so
+(``{name: {"trains": bool, "joint": bool, "own_exemplars": bool}}``,
+:func:`avalanche_clip.strategies.strategy_roles`), so
 that reading records needs no strategy code (nor Avalanche).
 """
 
@@ -22,7 +24,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-#: ``{strategy name: {"trains": bool, "joint": bool}}``: what each registered strategy is.
+#: ``{strategy name: {"trains": bool, "joint": bool, "own_exemplars": bool}}``: what each
+#: registered strategy is.
 StrategyRoles = Mapping[str, Mapping[str, bool]]
 
 
@@ -34,10 +37,11 @@ def _methods(frame: pd.DataFrame) -> pd.Series:
 
 
 def _flag(frame: pd.DataFrame, flag: str, roles: StrategyRoles) -> pd.Series:
-    """A role flag (``joint``, ``trains``) of each record's strategy (unknown names: the
-    flag's default), so a renamed variant is classified by what it runs."""
-    default = {"joint": False, "trains": True}[flag]
-    return _methods(frame).map(lambda m: bool(roles[m][flag]) if m in roles else default)
+    """A role flag (``joint``, ``trains``, ``own_exemplars``) of each record's strategy (unknown
+    names, or roles without the flag: its default), so a renamed variant is classified by what it
+    runs."""
+    default = {"joint": False, "trains": True, "own_exemplars": False}[flag]
+    return _methods(frame).map(lambda m: bool(roles[m].get(flag, default)) if m in roles else default)
 
 
 def _continual(frame: pd.DataFrame, roles: StrategyRoles) -> pd.DataFrame:
@@ -54,7 +58,7 @@ def protocol_checks(records: pd.DataFrame, roles: StrategyRoles) -> list[str]:
             lines.append(f"- **{scenario}**: the records carry no optimizer_steps / memory_digest "
                          "(written before the protocol recorded them); nothing to check.")
             continue
-        lines.append(f"- **{scenario}**: {_budget(rows, roles)}; {_memory(rows)}; {_joint(rows, roles)}.")
+        lines.append(f"- **{scenario}**: {_budget(rows, roles)}; {_memory(rows, roles)}; {_joint(rows, roles)}.")
     return lines
 
 
@@ -71,8 +75,8 @@ def _budget(rows: pd.DataFrame, roles: StrategyRoles) -> str:
             f"seed {seed}, experience {experience}")
 
 
-def _memory(rows: pd.DataFrame) -> str:
-    shared = rows[(rows["mem_size"] > 0) & rows["memory_digest"].notna()]
+def _memory(rows: pd.DataFrame, roles: StrategyRoles) -> str:
+    shared = rows[(rows["mem_size"] > 0) & rows["memory_digest"].notna() & ~_flag(rows, "own_exemplars", roles)]
     if shared.empty:
         return "no shared replay memory"
     digests = shared.groupby(["seed", "mem_size", "experience"])["memory_digest"].nunique()

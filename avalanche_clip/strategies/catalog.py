@@ -217,8 +217,10 @@ def build_zscl(setup: StrategySetup, *, distill_lambda: float = ZSCL["distill_la
 
 
 @register_strategy("icarl", scenarios=(CLASS_INCREMENTAL,), memory="required", uses_index=False,
-                   checkpointable=False, description="Avalanche's iCaRL (herding exemplars, "
-                   "distillation, nearest-mean classifier) with the protocol's budget and head")
+                   checkpointable=False, own_exemplars=True,
+                   description="Avalanche's iCaRL (herding exemplars, distillation) with the "
+                   "protocol's budget and head, scored with the head (its nearest-mean classifier's "
+                   "accuracy recorded beside)")
 def build_icarl(setup: StrategySetup, *, fixed_memory: bool = True) -> BudgetedICaRL:
     if setup.mem_size < setup.classifier.num_classes:
         raise ValueError(

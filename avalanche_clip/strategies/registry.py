@@ -41,6 +41,9 @@ class StrategyInfo:
     joint: bool = False
     trains: bool = True
     distributed: bool = False
+    #: Keeps exemplars of its own choosing (iCaRL's herding), not the shared memory: its
+    #: ``memory_digest`` is of those, so reports do not compare it with the shared memory's.
+    own_exemplars: bool = False
     search_space: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The range rule of each of the method's own options: the rules its constructor applies
     #: (declared once, beside it), read by the pipeline to check a config before any training.
@@ -80,9 +83,11 @@ def strategy_info(name: str) -> StrategyInfo:
 
 
 def strategy_roles() -> dict[str, dict[str, bool]]:
-    """``{name: {"trains": bool, "joint": bool}}`` for every registered strategy: what a report's
-    protocol checks need to know of each method (:mod:`avalanche_clip.reporting.protocol`)."""
-    return {name: {"trains": strategy_info(name).trains, "joint": strategy_info(name).joint}
+    """``{name: {"trains": bool, "joint": bool, "own_exemplars": bool}}`` for every registered
+    strategy: what a report's protocol checks need to know of each method
+    (:mod:`avalanche_clip.reporting.protocol`)."""
+    return {name: {"trains": strategy_info(name).trains, "joint": strategy_info(name).joint,
+                   "own_exemplars": strategy_info(name).own_exemplars}
             for name in STRATEGIES}
 
 

@@ -10,10 +10,10 @@ from avalanche_clip.strategies import strategy_roles
 ROLES = strategy_roles()
 
 
-def _records(steps_ce=3, digest_der="a", joint_steps=6):
+def _records(steps_ce=3, digest_der="a", joint_steps=6, digest_icarl="h"):
     rows = []
     for strategy, mem, steps, digest in (("ce", 20, steps_ce, "a"), ("gcl", 20, 3, "a"),
-                                         ("der", 20, 3, digest_der), ("icarl", 20, 3, None),
+                                         ("der", 20, 3, digest_der), ("icarl", 20, 3, digest_icarl),
                                          ("ewc", 0, 3, "e"), ("zero-shot", 0, 0, "e")):
         for experience in (0, 1):
             rows.append({"scenario": "s", "strategy": strategy, "mem_size": mem, "seed": 0,
@@ -40,3 +40,15 @@ def test_each_violation_is_named():
 def test_old_records_say_there_is_nothing_to_check():
     old = _records().assign(optimizer_steps=None)
     assert "nothing to check" in protocol_checks(old, ROLES)[0]
+
+
+def test_icarls_own_exemplars_are_not_compared_with_the_shared_memory():
+    # its herded exemplars' digest ("h") differs from the shared memory's ("a"), as it should;
+    # records written before iCaRL had a digest carry none: the same check either way
+    for digest in ("h", None):
+        line = protocol_checks(_records(digest_icarl=digest), ROLES)[0]
+        assert "identical exemplars after every experience across ce, der, gcl;" in line
+    # a role table without the flag (an older caller): no method keeps its own exemplars
+    old_roles = {name: {"trains": r["trains"], "joint": r["joint"]} for name, r in ROLES.items()}
+    assert "**different exemplars** across ce, der, gcl, icarl" in protocol_checks(_records(), old_roles)[0]
+    assert ROLES["icarl"]["own_exemplars"] and not ROLES["der"]["own_exemplars"]
