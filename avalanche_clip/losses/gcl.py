@@ -39,7 +39,7 @@ class GCLLoss(PairwiseMovingAverage):
     the objective: monitor :meth:`sample_objective` / :meth:`objective` instead.
 
     Negatives over the seen classes (``train_logits="seen"``): ``extra_negatives`` holds the
-    prompts ``b_k`` of the seen classes absent from the batch, ``k ∈ E = C_seen \\ y(B)``, one
+    prompts ``b_k`` of the seen classes absent from the batch, ``k ∈ E = C_seen \ y(B)``, one
     column each. The image anchor contrasts with them too::
 
         g₁(i) = mean over N_i ∪ E of exp((s(i,·) − s(i,y_i))/τ),
