@@ -23,7 +23,8 @@ image-anchor means also run over the prompts of the seen classes absent from the
 (``extra_negatives``, ``E``), as in the training loss:
 ``ĝ₁(i) = [Σ_{j∈B_i} exp(h¹_ij/τ) + Σ_{k∈E} exp(h¹_ik/τ)]/(|B_i| + |E|)``; one encode of the seen
 classes' prompts gives both the rows' prompts and ``E``. With one head per task the batch's
-negatives are kept (as in training). The value returned is ``F_B`` and its gradient is exactly
+negatives are kept (as in training). (GCL with ``negatives="class"`` on a batch of one class: the
+rows have a ``ĝ₁`` over ``E`` only and no ``ĝ₂``; the value leaves them out, the gradient not.) The value returned is ``F_B`` and its gradient is exactly
 ``∇F_B`` (the losses' surrogate gradient at ``γ = 1``), so EWC's importances are the squared
 gradients of the contrastive objective, estimated one batch at a time.
 
