@@ -4,7 +4,8 @@ Avalanche's EWC and LwF examples with a ``CLIPClassifier`` and a contrastive str
 ``nc_benchmark`` (whose items carry task labels, which Avalanche's LwF reads). With GCL / GDRO,
 EWC's importances are the squared gradients of the contrastive objective on each batch (the
 strategy's ``_criterion``), LwF distils the seen classes' logits of the previous model (with
-gradient), and SI is ``avalanche_clip.plugins.SynapticIntelligencePlugin`` (Avalanche's, with the
+gradient; GCL / GDRO then train with ``train_logits="seen"``, logits and negatives over every seen
+class), and SI is ``avalanche_clip.plugins.SynapticIntelligencePlugin`` (Avalanche's, with the
 CPU weight snapshots it takes fixed).
 
     python examples/ewc_lwf.py --plugin ewc --strategy gdro --max-per-class 40
@@ -44,12 +45,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     model = CLIPClassifier(clip, tokenizer, class_names, templates="digit")
     plugin = PLUGINS[args.plugin]()
+    # LwF reads the seen classes' logits: GCL / GDRO compute them under train_logits="seen".
+    seen = {"train_logits": "seen"} if args.plugin == "lwf" and args.strategy != "ce" else {}
     strategy = STRATEGIES[args.strategy](
         model=model, optimizer=torch.optim.AdamW(model.parameters(), lr=args.lr),
         train_mb_size=args.batch_size, train_epochs=args.epochs, device=args.device, plugins=[plugin],
         evaluator=EvaluationPlugin(accuracy_metrics(experience=True, stream=True),
                                    loss_metrics(epoch=True, stream=True),
                                    forgetting_metrics(experience=True, stream=True)),
+        **seen,
     )
     for t, experience in enumerate(benchmark.train_stream):
         strategy.train(experience)

@@ -9,7 +9,10 @@ Both losses estimate, for every sample id ``i``, two inner means over negatives
     first visit:  u_i ← ĝ₁(i)
     later visits: u_i ← (1−γ)·u_i + γ·ĝ₁(i)       (γ is the weight on the new estimate)
 
-where ``ĝ`` is the mean over the in-batch negatives ``B_i``. The state is stored as ``log u``,
+where ``ĝ`` is the mean over the in-batch negatives ``B_i``. Under ``train_logits="seen"`` the
+image-anchor mean also runs over ``E`` extra columns, the prompts of the seen classes absent from
+the batch: ``ĝ₁(i) = (Σ_{j∈B_i} exp(h¹_ij/τ) + Σ_{k∈E} exp(h¹_ik/τ))/(|B_i| + |E|)``; the
+prompt-anchor mean ``ĝ₂`` keeps ``B_i`` (an absent class has no image in the batch). The state is stored as ``log u``,
 ``log v`` (buffers of shape ``[N]``, NaN = never seen) and updated with ``logaddexp``, so nothing
 overflows even at τ = 0.005 where ``exp(h/τ)`` exceeds the float32 range. Without a fixed ``N``
 (``num_samples=None``) the buffers start empty and grow (NaN-padded, at least doubling) when a
@@ -19,7 +22,8 @@ training batch brings a larger id; an id beyond them reads as never seen. The gr
     (1/|B_i|) Σ_{j∈B_i} exp(h¹_ij/τ − log u_i) ∇h¹_ij
 
 with ``u_i`` taken *after* this step's update; then ``exp(h/τ − log u_i) ≤ |B_i|/γ``, so the
-per-pair weights ``W_ij = exp(h_ij/τ − log u_i)/|B_i|`` are bounded by ``1/γ``.
+per-pair weights ``W_ij = exp(h_ij/τ − log u_i)/|B_i|`` are bounded by ``1/γ`` (with extra
+columns, ``|B_i|`` reads ``|B_i| + |E|`` in ``g₁``'s estimator and weights).
 """
 
 from __future__ import annotations
@@ -221,6 +225,20 @@ class PairwiseMovingAverage(nn.Module):
         return (image.to(dtype), text.to(dtype), labels.to(device=device, dtype=torch.long),
                 index.to(device=device, dtype=torch.long))
 
+    @staticmethod
+    def _extra_negatives(extra: Tensor | None, image: Tensor) -> Tensor | None:
+        """``extra`` (``[E, D]`` prompts) in ``image``'s dtype and device, or None when there is
+        none (None or ``E = 0``: the loss is then exactly the in-batch one). Raises ``ValueError``
+        unless ``extra`` is 2-D with ``image``'s width ``D``."""
+        if extra is None:
+            return None
+        if extra.dim() != 2 or extra.shape[1] != image.shape[1]:
+            raise ValueError(f"extra_negatives must be [E, {image.shape[1]}] prompt embeddings, got "
+                             f"shape {tuple(extra.shape)}")
+        if extra.shape[0] == 0:
+            return None
+        return extra.to(device=image.device, dtype=image.dtype)
+
     def _advance(self, buf: Tensor, index: Tensor, log_new: Tensor, valid: Tensor) -> Tensor:
         """Moving-average update of ``buf[index]`` for the ``valid`` rows.
 
@@ -234,39 +252,46 @@ class PairwiseMovingAverage(nn.Module):
             buf[rows] = new[valid].to(device=buf.device, dtype=buf.dtype)
         return new
 
-    def _row_terms(self, h1: Tensor, h2: Tensor, neg: Tensor,
-                   index: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _row_terms(self, h1: Tensor, h2: Tensor, neg: Tensor, index: Tensor,
+                   neg1: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Per-row surrogates whose gradients are the estimators of ``∇τ·log g₁,₂(i)``.
 
         Args:
-            h1, h2: ``[B, B]`` live pair scores (image anchor, prompt anchor).
+            h1: ``[B, B+E]`` live image-anchor scores: the ``B`` in-batch columns, then ``E ≥ 0``
+                extra negative columns (prompts of seen classes absent from the batch).
+            h2: ``[B, B]`` live prompt-anchor scores.
             neg: ``[B, B]`` bool, ``neg[i, j]`` iff ``j ∈ B_i``.
             index: ``[B]`` sample ids.
+            neg1: ``[B, B+E]`` bool mask of ``h1``'s negatives; None: ``neg`` (then ``E = 0``).
         Returns:
-            ``r1, r2`` (``[B]``, ``r_i = Σ_j W_ij·h_ij`` with detached ``W``; 0 on rows with no
-            negatives), ``valid`` (``[B]`` bool, row has ≥ 1 negative) and the post-update
-            per-sample estimate ``τ·(log u_i + log v_i)`` (``[B]``, detached).
+            ``r1, r2`` (``[B]``, ``r_i = Σ_j W_ij·h_ij`` with detached ``W``; 0 on rows without a
+            negative for that term), ``valid`` (``[B]`` bool, row has ≥ 1 negative in either
+            term) and the post-update per-sample estimate ``τ·(log u_i + log v_i)`` (``[B]``,
+            detached). Each of ``u``, ``v`` is written only on the rows with a negative for it.
         """
-        count = neg.sum(dim=1)
-        valid = count > 0
-        log_count = count.clamp_min(1).to(h1.dtype).log()
+        count2 = neg.sum(dim=1)
+        count1 = count2 if neg1 is None else neg1.sum(dim=1)
+        neg1 = neg if neg1 is None else neg1
+        valid1, valid2 = count1 > 0, count2 > 0
+        log_count1 = count1.clamp_min(1).to(h1.dtype).log()
+        log_count2 = log_count1 if count1 is count2 else count2.clamp_min(1).to(h2.dtype).log()
         with torch.no_grad():
             # Masked entries become -inf so that logsumexp and exp ignore them exactly.
             # (In-place ops on fresh [B, B] temporaries: this block is most of the loss's cost.)
-            not_neg = ~neg
-            x1 = (h1.detach() / self.tau).masked_fill_(not_neg, -math.inf)
-            x2 = (h2.detach() / self.tau).masked_fill_(not_neg, -math.inf)
-            log_u = self._advance(self.log_u, index, torch.logsumexp(x1, 1) - log_count, valid)
-            log_v = self._advance(self.log_v, index, torch.logsumexp(x2, 1) - log_count, valid)
+            x1 = (h1.detach() / self.tau).masked_fill_(~neg1, -math.inf)
+            x2 = (h2.detach() / self.tau).masked_fill_(~neg, -math.inf)
+            log_u = self._advance(self.log_u, index, torch.logsumexp(x1, 1) - log_count1, valid1)
+            log_v = self._advance(self.log_v, index, torch.logsumexp(x2, 1) - log_count2, valid2)
             # W_ij = exp(h_ij/τ − log u_i)/|B_i| ≤ 1/γ. Rows without negatives get W = 0 (their
             # log u may be NaN, and 0·h keeps the gradient finite).
-            w1 = x1.sub_((log_u + log_count)[:, None]).exp_()
-            w2 = x2.sub_((log_v + log_count)[:, None]).exp_()
-            if not bool(valid.all()):
-                w1.masked_fill_(~valid[:, None], 0.0)
-                w2.masked_fill_(~valid[:, None], 0.0)
+            w1 = x1.sub_((log_u + log_count1)[:, None]).exp_()
+            w2 = x2.sub_((log_v + log_count2)[:, None]).exp_()
+            if not bool(valid1.all()):
+                w1.masked_fill_(~valid1[:, None], 0.0)
+            if not bool(valid2.all()):
+                w2.masked_fill_(~valid2[:, None], 0.0)
             est = self.tau * (log_u + log_v)
-        return (w1 * h1).sum(dim=1), (w2 * h2).sum(dim=1), valid, est
+        return (w1 * h1).sum(dim=1), (w2 * h2).sum(dim=1), valid1 | valid2, est
 
     def extra_repr(self) -> str:
         return f"num_samples={self.num_samples}, tau={self.tau}, gamma={self.gamma}"

@@ -38,6 +38,21 @@ class GCLLoss(PairwiseMovingAverage):
     ``∇F_GCL`` (exact for the full data set as one batch with ``γ = 1``). Its value is not
     the objective: monitor :meth:`sample_objective` / :meth:`objective` instead.
 
+    Negatives over the seen classes (``train_logits="seen"``): ``extra_negatives`` holds the
+    prompts ``b_k`` of the seen classes absent from the batch, ``k ∈ E = C_seen \ y(B)``, one
+    column each. The image anchor contrasts with them too::
+
+        g₁(i) = mean over N_i ∪ E of exp((s(i,·) − s(i,y_i))/τ),
+        ĝ₁(i) = [Σ_{j∈B_i} exp(h¹_ij/τ) + Σ_{k∈E} exp(h¹_ik/τ)] / (|B_i| + |E|),
+        h¹_ik = s(i, k) − S_ii,   W¹_ik = exp(h¹_ik/τ)/((|B_i| + |E|)·u_i)
+
+    and ``u_i`` tracks this ``ĝ₁``. ``E`` holds other classes only, so both ``negatives``
+    settings take all of it (``"instance"``: ``B_i ∪ E``; ``"class"``: other-class samples
+    ``∪ E``). ``g₂`` is unchanged: an absent class has no image in the batch. A row whose
+    ``B_i`` is empty but ``E`` is not (``"class"`` on a one-class batch) has a ``g₁`` term only:
+    ``u_i`` is updated, ``v_i`` is not, and the row counts in ``B'``. ``E = ∅`` (or None) is the
+    in-batch loss above, bit for bit.
+
     Args:
         num_samples: ``N``, size of the full training set (ids are in ``[0, N)``); None: the
             per-id state grows as ids arrive (any id >= 0).
@@ -47,7 +62,8 @@ class GCLLoss(PairwiseMovingAverage):
 
     Shapes:
         ``image_features``, ``text_features``: ``[B, D]`` (L2-normalised);
-        ``labels``, ``index``: ``[B]`` integer. Returns a scalar in
+        ``labels``, ``index``: ``[B]`` integer; ``extra_negatives``: ``[E, D]`` (L2-normalised)
+        or None. Returns a scalar in
         ``promote_types(input dtype, float32)``; under autocast the similarities and
         exponentials are still computed in that dtype.
 
@@ -71,21 +87,30 @@ class GCLLoss(PairwiseMovingAverage):
         self.negatives = negatives
 
     def forward(self, image_features: Tensor, text_features: Tensor, labels: Tensor,
-                index: Tensor) -> Tensor:
-        """Surrogate loss of one batch (see the class docstring); updates state if training."""
+                index: Tensor, extra_negatives: Tensor | None = None) -> Tensor:
+        """Surrogate loss of one batch (see the class docstring); updates state if training.
+
+        ``extra_negatives``: ``[E, D]`` prompts of the seen classes absent from the batch, extra
+        image-anchor negatives (``train_logits="seen"``); None or ``E = 0``: the in-batch loss.
+        """
         image, text, labels, index = self._prepare(image_features, text_features, labels, index)
+        extra = self._extra_negatives(extra_negatives, image)
         # Similarities and exponentials in full precision even under autocast.
         with torch.autocast(device_type=image.device.type, enabled=False):
             sim = image @ text.T  # [B, B], sim[i, j] = s(i, y_j)
             pos = sim.diagonal()[:, None]
-            h1 = sim - pos  # image i vs prompts of the others
             h2 = sim.T - pos  # prompt of i vs images of the others
             b = sim.shape[0]
             if self.negatives == "instance":
                 neg = ~torch.eye(b, dtype=torch.bool, device=sim.device)
             else:
                 neg = labels[:, None] != labels[None, :]
-            r1, r2, valid, _ = self._row_terms(h1, h2, neg, index)
+            if extra is None:
+                h1, neg1 = sim - pos, None  # image i vs prompts of the others
+            else:  # ... and vs the absent seen classes' prompts, all of them negatives
+                h1 = torch.cat([sim, image @ extra.T], dim=1) - pos  # [B, B+E]
+                neg1 = torch.cat([neg, neg.new_ones(b, extra.shape[0])], dim=1)
+            r1, r2, valid, _ = self._row_terms(h1, h2, neg, index, neg1)
             n_valid = int(valid.sum())
             if n_valid == 0:
                 # Nothing to contrast; a zero that is still attached to the graph.

@@ -75,6 +75,19 @@ class GDROLoss(PairwiseMovingAverage):
     ``C'`` the seen classes but the batch's). It reads and writes no state: ``u``, ``v`` and
     ``z`` estimate the sample-negative objective. Batches of two or more classes never use it.
 
+    Negatives over the seen classes (``train_logits="seen"``): ``extra_negatives`` holds the
+    prompts ``b_k`` of the seen classes absent from the batch, ``k ∈ E``, one column each. The
+    class-level image anchor contrasts with them too (the prompt anchor ``g₂ˡ`` is unchanged: an
+    absent class has no image in the batch)::
+
+        ĝ₁ˡ(i) = [Σ_{j∈B_i} exp(A_ij/τ) + Σ_{k∈E} exp(A_ik/τ)] / (|B_i| + |E|),
+        A_ik = ℓ(S_ii − s(i, k)),   weight exp(A_ik/τ)/((|B_i| + |E|)·u_i)
+
+    ``u_i`` tracks this ``ĝ₁ˡ``, and ``z``, ``q`` follow from it as above. A one-class batch (no
+    ``B_i``) takes the one-class term with ``C' = E`` (the absent seen classes are exactly the
+    other seen classes), so ``extra_negatives`` replaces ``class_prompts`` there. ``E = ∅`` (or
+    None) is the in-batch loss above, bit for bit.
+
     Args:
         num_samples: ``N``, size of the full training set (ids in ``[0, N)``); None: the
             per-id state grows as ids arrive (any id >= 0).
@@ -138,18 +151,23 @@ class GDROLoss(PairwiseMovingAverage):
         self.class_inclusion.copy_(pi.to(self.class_inclusion))
 
     def forward(self, image_features: Tensor, text_features: Tensor, labels: Tensor,
-                index: Tensor, class_prompts: ClassPrompts | None = None) -> Tensor:
+                index: Tensor, class_prompts: ClassPrompts | None = None,
+                extra_negatives: Tensor | None = None) -> Tensor:
         """Surrogate loss of one batch (see the class docstring); updates state if training.
 
         ``class_prompts``: ``(prompts [C, D], class ids [C])`` of the seen classes, or a function
         returning them (called only for a batch of one class), for one-class batches.
+        ``extra_negatives``: ``[E, D]`` prompts of the seen classes absent from the batch, extra
+        image-anchor negatives (``train_logits="seen"``); they are also a one-class batch's
+        negatives, in place of ``class_prompts``. None: the in-batch loss.
         """
         image_term, prompt_term = self._anchor_terms(image_features, text_features, labels, index,
-                                                     class_prompts)
+                                                     class_prompts, extra_negatives)
         return image_term + prompt_term
 
     def _anchor_terms(self, image_features: Tensor, text_features: Tensor, labels: Tensor,
-                      index: Tensor, class_prompts: ClassPrompts | None = None) -> tuple[Tensor, Tensor]:
+                      index: Tensor, class_prompts: ClassPrompts | None = None,
+                      extra_negatives: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """The loss split into its image-anchor (``A``) and prompt-anchor (``T``) parts.
 
         Both share the class weights ``q`` and normalisation; their sum is :meth:`forward`.
@@ -158,31 +176,44 @@ class GDROLoss(PairwiseMovingAverage):
         """
         check_ids(labels, self.num_classes, "label")
         image, text, labels, index = self._prepare(image_features, text_features, labels, index)
+        extra = self._extra_negatives(extra_negatives, image)
         with torch.autocast(device_type=image.device.type, enabled=False):
             sim = image @ text.T  # [B, B], sim[i, j] = s(i, y_j)
             margin_gap = self.margin - sim.diagonal()[:, None]
             a = torch.relu(margin_gap + sim).square()  # ℓ(S_ii − S_ij)
             t = torch.relu(margin_gap + sim.T).square()  # ℓ(S_ii − S_ji)
             neg = labels[:, None] != labels[None, :]
-            r1, r2, valid, est = self._row_terms(a, t, neg, index)
+            neg1 = None
+            if extra is not None:
+                # ℓ(S_ii − s(i, k)) for the absent seen classes k, on the rows that have in-batch
+                # negatives (every row, unless the batch holds one class: see _one_class_term).
+                a = torch.cat([a, torch.relu(margin_gap + image @ extra.T).square()], dim=1)
+                neg1 = torch.cat([neg, neg.any(dim=1, keepdim=True).expand(-1, extra.shape[0])], dim=1)
+            r1, r2, valid, est = self._row_terms(a, t, neg, index, neg1)
             if not bool(valid.any()):
                 zero = 0.0 * (image.sum() + text.sum())
-                one_class = self._one_class_term(image, sim.diagonal(), labels, class_prompts)
+                one_class = self._one_class_term(image, sim.diagonal(), labels, class_prompts,
+                                                 extra_negatives)
                 return (zero if one_class is None else zero + one_class), zero
             weight = self._row_weights(labels, valid, est)
             return (weight * r1).sum(), (weight * r2).sum()
 
     def _one_class_term(self, image: Tensor, positive: Tensor, labels: Tensor,
-                        class_prompts: ClassPrompts | None) -> Tensor | None:
+                        class_prompts: ClassPrompts | None, extra_negatives: Tensor | None) -> Tensor | None:
         """The prompt-negative loss of a one-class batch (class docstring); None without other
-        seen classes (or without ``class_prompts``, or an empty batch)."""
-        if class_prompts is None or not len(labels):
+        seen classes (or without ``class_prompts`` and ``extra_negatives``, or an empty batch).
+        ``extra_negatives``, when given, are the seen classes absent from the batch: ``C'`` itself."""
+        if not len(labels) or (class_prompts is None and extra_negatives is None):
             return None
-        prompts, classes = class_prompts() if callable(class_prompts) else class_prompts
-        others = torch.as_tensor(classes, device=labels.device) != labels[0]
-        if not bool(others.any()):
+        if extra_negatives is not None:
+            negatives = extra_negatives
+        else:
+            prompts, classes = class_prompts() if callable(class_prompts) else class_prompts
+            others = torch.as_tensor(classes, device=labels.device) != labels[0]
+            negatives = prompts.to(image.device)[others.to(image.device)]
+        if not len(negatives):
             return None
-        negatives = prompts.to(device=image.device, dtype=image.dtype)[others.to(image.device)]
+        negatives = negatives.to(device=image.device, dtype=image.dtype)
         a = torch.relu(self.margin - positive[:, None] + image @ negatives.T).square()  # A'_ic
         with torch.no_grad():
             weight = torch.softmax(a / self.tau, dim=1)

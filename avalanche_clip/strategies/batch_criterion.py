@@ -18,7 +18,13 @@ state read or written) gives
           L̂_k = mean_{i: y_i = k} τ·[log ĝ₁ˡ(i) + log ĝ₂ˡ(i)]               (C_B: classes in the batch)
 
 with ``ĝ`` the in-batch means of :class:`~avalanche_clip.losses.GCLLoss` /
-:class:`~avalanche_clip.losses.GDROLoss`. The value returned is ``F_B`` and its gradient is exactly
+:class:`~avalanche_clip.losses.GDROLoss`. Under the strategy's ``train_logits="seen"`` the
+image-anchor means also run over the prompts of the seen classes absent from the batch
+(``extra_negatives``, ``E``), as in the training loss:
+``ĝ₁(i) = [Σ_{j∈B_i} exp(h¹_ij/τ) + Σ_{k∈E} exp(h¹_ik/τ)]/(|B_i| + |E|)``; one encode of the seen
+classes' prompts gives both the rows' prompts and ``E``. With one head per task the batch's
+negatives are kept (as in training). (GCL with ``negatives="class"`` on a batch of one class: the
+rows have a ``ĝ₁`` over ``E`` only and no ``ĝ₂``; the value leaves them out, the gradient not.) The value returned is ``F_B`` and its gradient is exactly
 ``∇F_B`` (the losses' surrogate gradient at ``γ = 1``), so EWC's importances are the squared
 gradients of the contrastive objective, estimated one batch at a time.
 
@@ -50,14 +56,19 @@ class BatchContrastiveCriterion:
             GDROLoss): its hyper-parameters are used, its state never touched.
         model: the classifier (``encode_images``, ``class_embeddings``); a forward hook records
             the inputs and output of its latest forward, by weak reference.
+        train_logits: ``"batch"`` (in-batch negatives) or ``"seen"`` (also the absent seen
+            classes' prompts: module docstring), the strategy's setting.
     """
 
-    def __init__(self, loss: nn.Module, model: nn.Module) -> None:
+    def __init__(self, loss: nn.Module, model: nn.Module, train_logits: str = "batch") -> None:
+        if train_logits not in ("batch", "seen"):
+            raise ValueError(f"train_logits must be 'batch' or 'seen', got {train_logits!r}")
         if not callable(getattr(loss, "batch_local", None)):
             raise TypeError(f"{type(loss).__name__} has no batch_local(batch_size) method, which "
                             "gives the batch's own contrastive objective to the plugins; see "
                             "GCLLoss.batch_local")
         self.loss = loss
+        self.train_logits = train_logits
         self._model = weakref.ref(model)
         self._last: tuple[weakref.ref, weakref.ref] | None = None
         criterion = weakref.ref(self)
@@ -86,10 +97,19 @@ class BatchContrastiveCriterion:
             )
         targets = targets.to(logits.device)
         image = model.encode_images(inputs)
-        classes, position = torch.unique(targets, return_inverse=True)
-        text = model.class_embeddings(classes).to(image.dtype)[position]
+        options = {}
+        if self.train_logits == "seen" and getattr(model, "task_heads", None) is None:
+            # The seen classes and the batch's (a plugin's batch may hold a class not yet marked).
+            classes = torch.unique(torch.cat([model.classes.visible().to(targets.device), targets]))
+            position = torch.searchsorted(classes, targets)
+            prompts = model.class_embeddings(classes).to(image.dtype)
+            options["extra_negatives"] = prompts[~torch.isin(classes, targets)]
+        else:
+            classes, position = torch.unique(targets, return_inverse=True)
+            prompts = model.class_embeddings(classes).to(image.dtype)
+        text = prompts[position]
         fresh = self.loss.batch_local(len(targets)).to(image.device).train()
-        surrogate = fresh(image, text, targets, torch.arange(len(targets), device=image.device))
+        surrogate = fresh(image, text, targets, torch.arange(len(targets), device=image.device), **options)
         objective = fresh.objective()
         if not bool(torch.isfinite(objective)):  # no row with a negative: nothing to contrast
             return surrogate

@@ -66,7 +66,7 @@ def _ours(setup: StrategySetup, *extra_plugins: Any, mem_size: int | None = None
                                  "gamma": {"type": "float", "low": 0.1, "high": 1.0}})
 def build_gcl(setup: StrategySetup, *, tau: float = GCL["tau"], gamma: float = GCL["gamma"],
               negatives: str = "instance", reset_loss_state: bool = False,
-              train_logits: str = "seen") -> GCLStrategy:
+              train_logits: str = "batch") -> GCLStrategy:
     return GCLStrategy(num_samples=getattr(setup.benchmark, "num_train_samples", None), tau=tau, gamma=gamma,
                        negatives=negatives, reset_loss_state=reset_loss_state,
                        train_logits=train_logits, **_ours(setup))
@@ -84,7 +84,7 @@ def build_gcl(setup: StrategySetup, *, tau: float = GCL["tau"], gamma: float = G
 def build_gdro(setup: StrategySetup, *, tau: float = GDRO["tau"], margin: float = GDRO["margin"],
                dro_lambda: float = GDRO["dro_lambda"], gamma: float = GDRO["gamma"], class_gamma: float = 0.9,
                reset_loss_state: bool = False, inclusion_weights: bool = True,
-               train_logits: str = "seen") -> GDROStrategy:
+               train_logits: str = "batch") -> GDROStrategy:
     return GDROStrategy(num_samples=getattr(setup.benchmark, "num_train_samples", None), tau=tau, margin=margin,
                         dro_lambda=dro_lambda, gamma=gamma, class_gamma=class_gamma,
                         reset_loss_state=reset_loss_state, inclusion_weights=inclusion_weights,

@@ -48,13 +48,21 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
         loss: a stateful loss such as :class:`GCLLoss` or :class:`GDROLoss` (what the strategy
             calls: ``forward``, ``forget``, ``reset``, ``batch_local``; ``num_samples``).
         reset_loss_state: reset the loss's estimators at every experience start (ablation).
-        train_logits: ``"seen"`` or ``"batch"`` (see :meth:`training_forward`).
+        train_logits: the classes that the logits and the loss's image-anchor negatives range
+            over: ``"batch"`` (default), the classes in the batch (new data ∪ memory rows), the
+            losses as in :mod:`avalanche_clip.losses`; ``"seen"``, every seen class
+            (``model.classes.visible()``): the logits cover them all and each image is also
+            contrasted with the prompts of the seen classes absent from the batch (the losses'
+            ``extra_negatives``; see :meth:`training_loss`). With one head per task
+            (``task_heads``) the loss keeps the batch's negatives under either setting: other
+            tasks' classes never compete with an item's own, and the absent classes of its own
+            task are not added (not implemented).
         **kwargs: :class:`CLIPStrategyBase` arguments.
     """
 
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
                  criterion: Any = None, loss: nn.Module, reset_loss_state: bool = False,
-                 train_logits: str = "seen", **kwargs: Any) -> None:
+                 train_logits: str = "batch", **kwargs: Any) -> None:
         if criterion is not None:
             raise TypeError(
                 f"{type(self).__name__} trains with its own loss ({type(loss).__name__}) and takes "
@@ -73,24 +81,29 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
         )
         if model is not None:
             check_classifier(model, type(self).__name__)
-        criterion = BatchContrastiveCriterion(loss, model) if model is not None else None
+        criterion = (BatchContrastiveCriterion(loss, model, train_logits=train_logits)
+                     if model is not None else None)
         super().__init__(model=model, optimizer=optimizer, criterion=criterion,
                          method_plugins=[self.loss_state], **kwargs)
         self.loss_state.replay = self.replay
         self.mb_features: tuple[torch.Tensor, torch.Tensor] | None = None
         self.mb_global_index: torch.Tensor | None = None
         self.mb_classes: torch.Tensor | None = None  # the loss's labels: per-task heads' class ids
+        # train_logits="seen": the seen classes' prompts [C, D] (with gradient) and ids [C], from
+        # the forward's own encode, for the loss's extra negatives.
+        self.mb_seen_prompts: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def training_forward(self) -> torch.Tensor:
         """Logits over the seen classes, with gradient (``train_logits="seen"``: for training
-        metrics and logit-based plugins such as LwF), or over the batch's classes only
+        metrics, logit-based plugins such as LwF, and the loss's extra negatives, whose prompts
+        this one encode gives: ``mb_seen_prompts``), or over the batch's classes only
         (``"batch"``: a trainable text tower then encodes only those prompts, much cheaper with
         many classes); keeps the batch's image and label-prompt features for the loss. With one
         head per task: logits over each item's task's labels, and the loss sees each label as
         the class it names in its task (``mb_classes``)."""
         image = self.model.encode_images(self.mb_x)
         heads = getattr(self.model, "task_heads", None)
-        self.mb_classes = None
+        self.mb_classes = self.mb_seen_prompts = None
         if heads is not None:
             logits, classes, prompts = head_logits(self.model, image, self.mb_task_id, heads)
             self.mb_classes = heads.classes_of(self.mb_y, self.mb_task_id)
@@ -106,6 +119,8 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
             classes, position = torch.unique(self.mb_y, return_inverse=True)
         prompts = self.model.class_embeddings(classes).to(image.dtype)  # [k, D]
         self.mb_features = (image, prompts[position])  # row j: the prompt of sample j's label
+        if self.train_logits == "seen":
+            self.mb_seen_prompts = (prompts, classes)
         logits = self.model.classes.scatter(self.model.logit_scale() * image @ prompts.t(), classes)
         self._criterion.record(self.mb_x, logits)  # plugins may call _criterion(mb_output, mb_y)
         return logits
@@ -114,7 +129,8 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
         """The loss of the global batch: under several processes (:mod:`avalanche_clip.training.distributed`)
         every shard's features, labels and ids are gathered (the others' rows detached), so the
         loss, its state update and the sum of the processes' gradients are the single-process
-        ones."""
+        ones. Under ``train_logits="seen"`` the loss also gets ``extra_negatives``: the prompts
+        of the seen classes absent from the *global* batch (:meth:`absent_seen_prompts`)."""
         assert self.mb_features is not None and self.mb_index is not None
         image, text = self.mb_features
         labels = self.mb_y if self.mb_classes is None else self.mb_classes
@@ -123,7 +139,24 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
             image, text = gather_rows(image), gather_rows(text)
             labels, index = gather_rows(labels), gather_rows(index)
         self.mb_global_index = index  # every id of the global batch: its state was updated
-        return self.contrastive_loss(image, text, labels, index, **self.loss_options())
+        options = self.loss_options()
+        if self.mb_seen_prompts is not None:
+            options["extra_negatives"] = self.absent_seen_prompts(labels)
+        return self.contrastive_loss(image, text, labels, index, **options)
+
+    def absent_seen_prompts(self, labels: torch.Tensor) -> torch.Tensor:
+        """``[E, D]``: the prompts ``b_k`` of the seen classes ``k`` not among ``labels`` (the
+        global batch's), taken from the forward's encode (no second one), with gradient.
+
+        Every process computes the same loss on the gathered batch, and each holds these prompts
+        live: each takes ``1/W`` of their gradient (same value), so the processes' gradient sum
+        is the single-process one, as for GDRO's one-class prompts."""
+        assert self.mb_seen_prompts is not None
+        prompts, classes = self.mb_seen_prompts
+        extra = prompts[~torch.isin(classes, labels.to(classes.device))]
+        if world_size() > 1:
+            extra = extra.detach() + (extra - extra.detach()) / world_size()
+        return extra
 
     def loss_options(self) -> dict[str, Any]:
         """Further keyword arguments of the loss's call (GDRO: the seen classes' prompts)."""
@@ -187,7 +220,9 @@ class GDROStrategy(ContrastiveCLIPStrategy):
 
     def loss_options(self) -> dict[str, Any]:
         """The seen classes' prompts, encoded only for a batch of one class: its negatives
-        (:class:`GDROLoss`; with one head per task, the task's classes would be needed: none)."""
+        (:class:`GDROLoss`; with one head per task, the task's classes would be needed: none).
+        Under ``train_logits="seen"`` the loss's ``extra_negatives`` take their place there, and
+        :meth:`_seen_class_prompts` (no second encode) is never called."""
         if getattr(self.model, "task_heads", None) is not None:
             return {}
         return {"class_prompts": self._seen_class_prompts}

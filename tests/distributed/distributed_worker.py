@@ -27,21 +27,28 @@ def augmented_benchmark():
 
 
 def train(name: str, mem_size: int) -> dict:
-    """Train ``name`` (``STRATEGY`` or ``STRATEGY+augment``: with random crops) on the first
-    experiences of the tiny stream; return its state and its evaluation on their test data."""
+    """Train ``name`` (``STRATEGY``, ``STRATEGY+augment``: with random crops, or ``STRATEGY+seen``:
+    ``train_logits="seen"``, negatives over every seen class) on the first experiences of the
+    tiny stream; return its state and its evaluation on their test data."""
     torch.set_num_threads(1)
     strategy_name, _, variant = name.partition("+")
     benchmark = augmented_benchmark() if variant == "augment" else cil_benchmark(per_class=20)
     setup = make_setup(benchmark, mem_size=mem_size, train_mb_size=15, train_epochs=2,
                        optimizer="sgd", lr=0.05)
-    strategy = build_strategy(strategy_name, setup)
+    options = {"train_logits": "seen"} if variant == "seen" else {}
+    strategy = build_strategy(strategy_name, setup, **options)
     reseed_for_rank(0)  # as a run does: each process its own random stream from here
     init = {k: v.detach().clone() for k, v in strategy.model.state_dict().items()}
+    extra_steps = []  # loss calls that had extra negatives (absent seen classes)
+    loss = getattr(strategy, "contrastive_loss", None)
+    if loss is not None:
+        loss.register_forward_hook(
+            lambda m, args, kwargs, out: extra_steps.append(len(kwargs.get("extra_negatives", ()))), with_kwargs=True)
     for experience in benchmark.train_stream[:EXPERIENCES]:
         strategy.train(experience, eval_streams=[])
     metrics = strategy.eval(benchmark.test_stream[:EXPERIENCES])
-    loss = getattr(strategy, "contrastive_loss", None)
     return {
+        "extra_steps": sum(n > 0 for n in extra_steps),
         "init": init,
         "model": {k: v.detach().clone() for k, v in strategy.model.state_dict().items()},
         "loss": {} if loss is None else {k: v.clone() for k, v in loss.state_dict().items()},

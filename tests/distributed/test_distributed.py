@@ -20,7 +20,9 @@ from distributed_worker import train, worker
 ROOT = Path(__file__).resolve().parents[2]
 
 
-NAMES = ["gcl+augment", "gdro", "ce"]  # +augment: random crops, drawn per item (seeded_items)
+# +augment: random crops, drawn per item (seeded_items); +seen: the absent seen classes'
+# prompts as extra negatives, chosen from the gathered labels, their gradient shared by the processes
+NAMES = ["gcl+augment", "gdro", "ce", "gcl+seen"]
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +48,8 @@ def test_two_processes_train_as_one_with_the_same_global_batch(name, two_process
     moved = max((single["model"][k] - v).abs().max().item() for k, v in single["init"].items()
                 if v.is_floating_point())
     assert moved > 1e-3  # training moved the weights: the comparison is not vacuous
+    assert (single["extra_steps"] > 0) == name.endswith("+seen")  # absent seen classes were negatives
+    assert ranks[0]["extra_steps"] == ranks[1]["extra_steps"] == single["extra_steps"]
     for key, value in single["model"].items():
         torch.testing.assert_close(ranks[0]["model"][key], value, rtol=1e-5, atol=1e-6, msg=key)
     for key, value in single["loss"].items():
