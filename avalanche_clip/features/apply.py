@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,9 @@ def apply_feature_cache(benchmark: Any, classifier: Any, *, mode: Any = "auto",
         if mode is True:
             raise
         log.info("feature cache off: %s", err)
+        if views > 1:  # the views live in the cache: without it there is one (augmented) view per item
+            warnings.warn(f"feature_views={views} is not used: the feature cache is off ({err}); training "
+                          "reads the images through the train transform, one view per item", stacklevel=2)
         return benchmark
     if any(p.requires_grad for p in split.frozen.parameters()):
         raise TowerSplitError(f"the cached part of the tower has trainable parameters (trainable={trainable!r})")

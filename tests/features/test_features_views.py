@@ -144,3 +144,16 @@ def test_views_need_a_random_train_transform_and_valid_counts(tmp_path):
     for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(ValueError, match=r"feature_views must be an integer >= 1, got"):
             build(tmp_path, views=bad)
+
+
+def test_views_without_the_cache_say_they_are_not_used(tmp_path):
+    torch.manual_seed(0)
+    model, train_tf, eval_tf, tokenizer = create_clip("tiny-clip")
+    set_trainable(model, "all")  # the whole tower trains: nothing to cache
+    benchmark = build_scenario("digits", n_experiences=2, seed=0, train_transform=train_tf,
+                               eval_transform=eval_tf, **OPTIONS)
+    classifier = CLIPClassifier(model, tokenizer, benchmark.class_names)
+    with pytest.warns(UserWarning, match=r"feature_views=2 is not used: the feature cache is off \(trainable='all'"):
+        same = apply_feature_cache(benchmark, classifier, mode="auto", trainable="all", cache_dir=tmp_path,
+                                   progress=False, views=2, views_per_item=2)
+    assert same is benchmark
