@@ -17,9 +17,10 @@ With two augmented views of each image (``feature_views >= 2`` on the feature ca
 authors' protocol) the ``2B`` views are the rows: each anchor's twin is among its positives,
 and ``D`` is the authors' two-view ``simclr_distill_loss_func`` — ``h(z)`` of one view must
 identify the frozen ``z̄`` of the image's other view, among all frozen rows but its own view's.
-With one view per sample, ``D`` above (the same function read with one view). The first experience trains SupCon alone, as the authors' first task does (no
-distiller). ``z̄`` comes from the image path and projector frozen at the start of the
-experience; the predictor ``h`` persists across experiences and trains with the model.
+With one view per sample, ``D`` above (the same function read with one view). The first
+experience trains SupCon alone, as the authors' first task does (no distiller). ``z̄`` comes
+from the image path and projector frozen at the start of the experience; the predictor ``h``
+persists across experiences and trains with the model.
 
 No memory: CaSSLe is rehearsal-free, so it is registered with ``memory: none``. Its classifier is
 linear evaluation on the frozen representation; under the protocol the common head trains with

@@ -97,6 +97,8 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
         **kwargs: :class:`CLIPStrategyBase` arguments.
     """
 
+    views_per_item = 2  # both papers' losses take two augmented views of each image
+
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
                  criterion: nn.Module | None = None, projection_hidden: int | None,
                  projection_dim: int, classifier_fraction: float, class_balanced: bool,
@@ -122,8 +124,6 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
         self.mb_projection: Tensor | None = None
         self.mb_inputs: Tensor | None = None  # [k·B, ...] the representation stage's inputs
 
-    views_per_item = 2  # both papers' losses take two augmented views of each image
-
     # -- what subclasses implement --------------------------------------------------------
     def representation_loss(self, projection: Tensor) -> Tensor:
         """The method's loss on the batch's projections ``[k·B, d]`` (view-major, k = :attr:`n_views`)."""
@@ -141,8 +141,8 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
 
     # -- the previous model -----------------------------------------------------------------
     def previous_projection(self) -> Tensor | None:
-        """``[B, d]`` projections of the batch by the frozen previous model (None on the first
-        experience)."""
+        """``[k·B, d]`` projections of the batch's views by the frozen previous model (None on
+        the first experience)."""
         if self.previous_encoder is None or self.previous_modules is None:
             return None
         with torch.no_grad():
