@@ -4,8 +4,14 @@ losses checked against loop references with the twin included), and the records 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 from avalanche.core import SupervisedPlugin
 from contrastive_references import relation_distillation, supcon, twin_contrast
 from strategy_fixtures import pretrained_run
@@ -13,9 +19,10 @@ from strategy_fixtures import pretrained_run
 from avalanche_clip.common.errors import ConfigError
 from avalanche_clip.losses.supcon import predictive_contrastive_distillation
 from avalanche_clip.pipeline.config_parse import parse_run_config
-from avalanche_clip.pipeline.run_loop import ContinualRun
+from avalanche_clip.pipeline.run_loop import ContinualRun, read_records
 from avalanche_clip.training.checkpoint import config_differences
 
+ROOT = Path(__file__).resolve().parents[2]
 RUN = {"feature_views": 2, "n_experiences": 2, "steps_per_experience": 4,
        "scenario_options": {"max_train_per_class": 12, "max_test_per_class": 4}}
 
@@ -155,3 +162,32 @@ def test_feature_views_config_values():
     assert config_differences(saved, parse_run_config({}).to_dict()) == []
     assert config_differences(saved, parse_run_config({"feature_views": 2}).to_dict()) == [
         "feature_views: checkpoint 1 vs now 2"]
+
+
+def test_two_view_runs_give_identical_records_in_two_processes_each_building_its_own_views(tmp_path):
+    """End to end: the views (built anew in each process's own cache) and their draws do not
+    depend on the process, its hash seed or the order of the runs."""
+    def sweep(name, strategies, hash_seed):
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(yaml.safe_dump({
+            "scenario": "digits", "n_experiences": 2, "feature_views": 2,
+            "scenario_options": {"max_train_per_class": 12, "max_test_per_class": 6},
+            "model": "tiny-clip", "pretrained": None, "trainable": "projections", "strategies": strategies,
+            "mem_sizes": [0, 10], "seeds": [3], "train_epochs": 1, "train_mb_size": 16, "eval_mb_size": 64,
+            "threads": 1, "cache_dir": str(tmp_path / f"cache-{name}"), "progress": False}))
+        subprocess.run([sys.executable, "-m", "avalanche_clip", "sweep", "--config", str(config), "--out",
+                        str(tmp_path / name)], check=True, timeout=600, capture_output=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        return {folder.name: [{k: v for k, v in r.items() if k != "wall_time_s"}
+                              for r in read_records(folder / "results.jsonl")]
+                for folder in sorted((tmp_path / name / "runs").iterdir())}
+
+    first = sweep("first", ["co2l", "cassle", "gcl"], "1")
+    second = sweep("second", ["gcl", "cassle", "co2l"], "2")
+    assert sorted(first) == sorted(second) == [
+        "digits__cassle__m0__s3", "digits__co2l__m0__s3", "digits__co2l__m10__s3",
+        "digits__gcl__m0__s3", "digits__gcl__m10__s3"]
+    for run_id, records in first.items():
+        assert records == second[run_id], run_id
+        views_per_item = 1 if "gcl" in run_id else 2
+        assert all(r["feature_views"] == 2 and r["views_per_item"] == views_per_item for r in records)
