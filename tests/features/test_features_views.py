@@ -29,7 +29,7 @@ def _fresh_memory():
 
 
 def build(cache_dir: Path, *, views: int = 1, views_per_item: int = 1, batch_size: int = 64,
-          augment: bool = True):
+          augment: bool = True, num_workers: int = 0):
     """The tiny CLIP (seed 0) on a digits subset through the cache, with its train transform
     (RandomResizedCrop) unless ``augment`` is False. Returns (cached, benchmark, classifier)."""
     torch.manual_seed(0)
@@ -40,7 +40,8 @@ def build(cache_dir: Path, *, views: int = 1, views_per_item: int = 1, batch_siz
     classifier = CLIPClassifier(model, tokenizer, benchmark.class_names)
     frozen = split_image_tower(model.visual, "projections").frozen  # before the tail is swapped in
     cached = apply_feature_cache(benchmark, classifier, mode=True, trainable="projections", cache_dir=cache_dir,
-                                 batch_size=batch_size, progress=False, views=views, views_per_item=views_per_item)
+                                 batch_size=batch_size, num_workers=num_workers, progress=False, views=views,
+                                 views_per_item=views_per_item)
     return cached, benchmark, frozen, train_tf
 
 
@@ -69,11 +70,13 @@ def test_two_views_are_the_train_transform_of_each_image_seeded_by_view_and_inde
     assert ((views[0] - unaugmented).norm(dim=1) > 0).float().mean() >= 0.9
 
 
-def test_views_are_identical_across_builds_batch_sizes_and_processes(tmp_path):
+def test_views_are_identical_across_builds_batch_sizes_workers_and_processes(tmp_path):
     first = stored_views(build(tmp_path / "a", views=2)[0]).clone()
     clear_memory()
     again = stored_views(build(tmp_path / "b", views=2, batch_size=5)[0])  # other batches, fresh folder
     assert torch.equal(first, again)
+    clear_memory()
+    assert torch.equal(first, stored_views(build(tmp_path / "w", views=2, batch_size=7, num_workers=2)[0]))
     script = (
         "import sys, torch\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
