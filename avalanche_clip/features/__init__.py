@@ -5,7 +5,9 @@ model weights, the data and the eval transform. ``apply_feature_cache`` computes
 (model, weights, data, transform, split point), stores them on disk, and returns the same
 benchmark rebuilt over those features, with the classifier's image path switched to the
 trainable tail of the tower. Training on the cache equals training through the frozen tower on
-un-augmented images (the cache encodes each image once, with the eval transform).
+un-augmented images (the cache encodes each image once, with the eval transform); with
+``views=V > 1`` it also stores V augmented views of every training image, which training draws
+among and evaluation never reads (:mod:`avalanche_clip.features.views`).
 
     benchmark = apply_feature_cache(benchmark, classifier, trainable="projections",
                                     cache_dir="~/.cache/avalanche-clip", device="cuda")

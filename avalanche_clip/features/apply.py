@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,15 @@ from avalanche_clip.features.fingerprint import (
     weights_fingerprint,
 )
 from avalanche_clip.features.split import TowerSplitError, split_image_tower
-from avalanche_clip.scenarios import rebuild_scenario, unaugmented_dataset
+from avalanche_clip.features.views import (
+    VIEWS_FORMAT,
+    DrawViews,
+    SeededView,
+    UnaugmentedView,
+    ViewStack,
+    check_views,
+)
+from avalanche_clip.scenarios import augmented_dataset, rebuild_scenario, unaugmented_dataset
 
 FEATURE_CACHE_CHOICES = ("auto", True, False)
 log = logging.getLogger(__name__)
@@ -41,7 +50,7 @@ def encode(frozen: nn.Module, dataset: Any, *, device: str | torch.device, batch
 def apply_feature_cache(benchmark: Any, classifier: Any, *, mode: Any = "auto",
                         trainable: str, cache_dir: str | Path, device: str | torch.device = "cpu",
                         batch_size: int = 256, num_workers: int = 0,
-                        progress: bool = True) -> Any:
+                        progress: bool = True, views: int = 1, views_per_item: int = 1) -> Any:
     """The benchmark over cached features, and ``classifier`` reading them (see the package doc).
 
     Args:
@@ -51,8 +60,17 @@ def apply_feature_cache(benchmark: Any, classifier: Any, *, mode: Any = "auto",
             frozen and the data can be fingerprinted) or ``False`` (never).
         trainable: the ``set_trainable`` choice; decides where the tower is split.
         cache_dir: the cache folder.
+        views: ``V``, the training images' cached views: 1 (default) the un-augmented image
+            alone, as before this option existed (same key, same features); ``V > 1``: V views
+            by the benchmark's random train transform (:mod:`avalanche_clip.features.views`).
+        views_per_item: ``k``, views in each training item with ``V > 1`` (2: Co2L, CaSSLe; at
+            most ``V``).
+
+    The returned benchmark's ``feature_cache`` says where the features are and ``views`` /
+    ``views_per_item``, what training reads.
     """
     check_choice("feature_cache", mode, FEATURE_CACHE_CHOICES)
+    views, views_per_item = check_views(views, views_per_item)
     if mode is False:
         return benchmark
     visual = classifier.clip.visual
@@ -64,6 +82,9 @@ def apply_feature_cache(benchmark: Any, classifier: Any, *, mode: Any = "auto",
         if mode is True:
             raise
         log.info("feature cache off: %s", err)
+        if views > 1:  # the views live in the cache: without it there is one (augmented) view per item
+            warnings.warn(f"feature_views={views} is not used: the feature cache is off ({err}); training "
+                          "reads the images through the train transform, one view per item", stacklevel=2)
         return benchmark
     if any(p.requires_grad for p in split.frozen.parameters()):
         raise TowerSplitError(f"the cached part of the tower has trainable parameters (trainable={trainable!r})")
@@ -90,7 +111,52 @@ def apply_feature_cache(benchmark: Any, classifier: Any, *, mode: Any = "auto",
             split.frozen.train(was_training)
 
     features, _ = load_or_build(cache_dir, key, parts, build)
-    cached = rebuild_scenario(benchmark, train_data=features["train"], test_data=features["test"])
+    info = {"key": key, "point": split.point, "dir": str(Path(cache_dir) / "features" / key),
+            "views": views, "views_per_item": views_per_item}
+    if views == 1:  # today's protocol, untouched: one un-augmented feature per image
+        cached = rebuild_scenario(benchmark, train_data=features["train"], test_data=features["test"])
+    else:
+        stack = _augmented_views(benchmark, split.frozen, parts, views, cache_dir=cache_dir, device=device,
+                                 batch_size=batch_size, num_workers=num_workers, progress=progress)
+        info["views_key"] = stack[1]
+        train = ViewStack(features["train"], stack[0], benchmark.source.train.targets)
+        cached = rebuild_scenario(benchmark, train_data=train, test_data=features["test"].unsqueeze(1),
+                                  train_transform=DrawViews(views, views_per_item),
+                                  eval_transform=UnaugmentedView())
     classifier.set_image_input(split.tail)
-    cached.feature_cache = {"key": key, "point": split.point, "dir": str(Path(cache_dir) / "features" / key)}
+    cached.feature_cache = info
     return cached
+
+
+def _augmented_views(benchmark: Any, frozen: nn.Module, parts: dict[str, Any], views: int, *,
+                     cache_dir: str | Path, device: str | torch.device, batch_size: int,
+                     num_workers: int, progress: bool) -> tuple[torch.Tensor, str]:
+    """``([V, N_train, ...] views, their key)``: the cache entry of the training images' views,
+    built with the train transform if absent (:mod:`avalanche_clip.features.views`)."""
+    options = benchmark.stream_options
+    train_transform = options.train_transform
+    if train_transform is None or repr(train_transform) == repr(options.eval_transform):
+        raise ValueError(
+            f"feature_views={views} needs a random training transform, but the benchmark's train "
+            f"transform is {train_transform!r}, the same as its eval transform: every view would "
+            "be the same image; use feature_views=1, or build the benchmark with the model's train "
+            "transform"
+        )
+    view_parts = {**parts, "views": views, "train_transform": repr(train_transform),
+                  "views_format": VIEWS_FORMAT}
+    key = combine(view_parts)
+    dataset = augmented_dataset(benchmark)
+
+    def build(_: str) -> torch.Tensor:
+        was_training = frozen.training
+        frozen.eval()  # the views differ by their pixels alone (no dropout, BatchNorm statistics)
+        try:
+            return torch.stack([
+                encode(frozen, SeededView(dataset, v), device=device, batch_size=batch_size,
+                       num_workers=num_workers, progress=progress, desc=f"caching train view {v + 1}/{views}")
+                for v in range(views)])
+        finally:
+            frozen.train(was_training)
+
+    stored, _ = load_or_build(cache_dir, key, view_parts, build, splits=("views",))
+    return stored["views"], key

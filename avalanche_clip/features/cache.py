@@ -6,6 +6,9 @@ Layout (``cache_dir`` defaults to ``$AVALANCHE_CLIP_CACHE`` or ``~/.cache/avalan
     <cache_dir>/features/<key>/test.pt     [N_test, ...]
     <cache_dir>/features/<key>/meta.json   what the key was built from and the checksum of
                                            each .pt file; written last
+    <cache_dir>/features/<key'>/views.pt   [V, N_train, ...] augmented views of every training
+                                           image (``feature_views`` V > 1; its own entry, see
+                                           :mod:`avalanche_clip.features.views`)
 
 ``key`` hashes the model, the frozen weights, the split point, the eval transform and the data
 (:mod:`avalanche_clip.features.fingerprint`). Two processes building the same entry serialise
@@ -55,16 +58,17 @@ def default_cache_dir() -> Path:
 
 
 def load_or_build(cache_dir: str | os.PathLike, key: str, meta: dict[str, Any],
-                  build: Callable[[str], torch.Tensor]) -> tuple[dict[str, torch.Tensor], bool]:
-    """The ``{"train", "test"}`` features of ``key``, built with ``build(split)`` if absent or
-    damaged. Returns the features and whether they were built now (False: read from disk or
-    memory)."""
+                  build: Callable[[str], torch.Tensor], splits: tuple[str, ...] = SPLITS
+                  ) -> tuple[dict[str, torch.Tensor], bool]:
+    """The ``{"train", "test"}`` features of ``key`` (or those of ``splits``: an entry of
+    augmented views holds ``("views",)``), built with ``build(split)`` if absent or damaged.
+    Returns the features and whether they were built now (False: read from disk or memory)."""
     entry = Path(cache_dir) / "features" / key
     remembered = str(entry.resolve())  # per folder: another cache_dir must get its own files
     if remembered in _MEMORY:
         _MEMORY.move_to_end(remembered)
         return _MEMORY[remembered], False
-    features = _read_quietly(entry)
+    features = _read_quietly(entry, splits)
     built = False
     if features is None:
         try:
@@ -73,10 +77,10 @@ def load_or_build(cache_dir: str | os.PathLike, key: str, meta: dict[str, Any],
             lock.acquire()
         except OSError as err:  # a folder that cannot be written: the features still can be computed
             warn_cache_unwritable("feature cache", entry.parent, err)
-            features, built = _compute(build), True
+            features, built = _compute(build, splits), True
         else:
             try:
-                features, built = _read_or_build_locked(entry, meta, build)
+                features, built = _read_or_build_locked(entry, meta, build, splits)
             finally:
                 lock.release()
     _MEMORY[remembered] = features
@@ -85,31 +89,31 @@ def load_or_build(cache_dir: str | os.PathLike, key: str, meta: dict[str, Any],
     return features, built
 
 
-def _read_or_build_locked(entry: Path, meta: dict[str, Any], build: Callable[[str], torch.Tensor]
-                          ) -> tuple[dict[str, torch.Tensor], bool]:
+def _read_or_build_locked(entry: Path, meta: dict[str, Any], build: Callable[[str], torch.Tensor],
+                          splits: tuple[str, ...]) -> tuple[dict[str, torch.Tensor], bool]:
     """Under the entry's lock: the entry if another process built it meanwhile, else built now."""
     try:
-        features = _read_verified(entry)
+        features = _read_verified(entry, splits)
     except _Damaged as err:
         warnings.warn(f"feature cache entry {entry} is damaged ({err}); rebuilding it",
                       CacheEntryWarning, stacklevel=3)
         features = None
     if features is not None:
         return features, False
-    features = _compute(build)
+    features = _compute(build, splits)
     _store(entry, meta, features)
     return features, True
 
 
-def _read_quietly(entry: Path) -> dict[str, torch.Tensor] | None:
+def _read_quietly(entry: Path, splits: tuple[str, ...]) -> dict[str, torch.Tensor] | None:
     """The verified entry, or None when it is absent or damaged (decided again under the lock)."""
     try:
-        return _read_verified(entry)
+        return _read_verified(entry, splits)
     except _Damaged:
         return None
 
 
-def _read_verified(entry: Path) -> dict[str, torch.Tensor] | None:
+def _read_verified(entry: Path, splits: tuple[str, ...]) -> dict[str, torch.Tensor] | None:
     """The features of a complete entry whose files match their checksums; None if there is no
     entry; :class:`_Damaged` if there is one that fails a check."""
     meta_path = entry / "meta.json"
@@ -120,7 +124,7 @@ def _read_verified(entry: Path) -> dict[str, torch.Tensor] | None:
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise _Damaged(f"meta.json unreadable or without checksums: {type(err).__name__}") from None
     features = {}
-    for split in SPLITS:
+    for split in splits:
         path = entry / f"{split}.pt"
         try:
             data = path.read_bytes()
@@ -135,8 +139,8 @@ def _read_verified(entry: Path) -> dict[str, torch.Tensor] | None:
     return features
 
 
-def _compute(build: Callable[[str], torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {split: build(split).contiguous() for split in SPLITS}
+def _compute(build: Callable[[str], torch.Tensor], splits: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    return {split: build(split).contiguous() for split in splits}
 
 
 def _store(entry: Path, meta: dict[str, Any], features: dict[str, torch.Tensor]) -> None:
@@ -145,7 +149,7 @@ def _store(entry: Path, meta: dict[str, Any], features: dict[str, torch.Tensor])
     try:
         (entry / "meta.json").unlink(missing_ok=True)  # the entry stops counting until rewritten
         checksums = {}
-        for split in SPLITS:
+        for split in features:
             path = atomic_write(entry / f"{split}.pt", lambda stream, f=features[split]: torch.save(f, stream))
             checksums[path.name] = content_digest(str(path))
         atomic_write_text(entry / "meta.json", json.dumps({**meta, "checksums": checksums}, indent=2,

@@ -1,9 +1,11 @@
 """Supervised-contrastive losses of the contrastive continual-learning baselines.
 
 Pure functions of one mini-batch (no state, no Avalanche import), used by Co2L and CaSSLe
-(``avalanche_clip.strategies.co2l`` / ``.cassle``). Every batch here has ONE view per sample
-(the protocol's batches; a frozen-trunk feature cache has no augmentations), so a sample's
-positives are the other samples of its class in the batch.
+(``avalanche_clip.strategies.co2l`` / ``.cassle``). A batch has one or ``k`` views per sample
+(a feature cache with augmented views gives ``k = 2``, :mod:`avalanche_clip.features.views`),
+stacked view-major: rows ``v·B .. v·B+B−1`` are view ``v`` of the ``B`` samples, labels repeated
+in the same order. A row's positives are the other rows of its class, its own twin views among
+them (with one view: the other samples of its class in the batch).
 
 With ``z_i`` the L2-normalised projections (``[B, d]``) and ``P_i = {j ≠ i : y_j = y_i}``:
 
@@ -23,6 +25,12 @@ With ``z_i`` the L2-normalised projections (``[B, d]``) and ``P_i = {j ≠ i : y
 
       D(a, b) = −(1/B) Σ_i log[ exp(a_i·b_i/T) / Σ_j exp(a_i·b_j/T) ]      (a, b normalised)
       L_D     = ½ [ D(p, z̄) + D(z̄, p) ]
+
+  With ``k >= 2`` views (``n = k·B`` rows, row ``r`` a view of sample ``s(r)``), the positives of
+  row ``r`` are the *other* views of its sample, and its own view is left out of the sum (the
+  authors' two-view ``simclr_distill_loss_func``)::
+
+      D(a, b) = −(1/n) Σ_r (1/(k−1)) Σ_{q≠r, s(q)=s(r)} log[ exp(a_r·b_q/T) / Σ_{j≠r} exp(a_r·b_j/T) ]
 """
 
 from __future__ import annotations
@@ -45,10 +53,11 @@ def _off_diagonal(n: int, device: torch.device) -> Tensor:
 def supervised_contrastive_loss(z: Tensor, labels: Tensor, *, tau: float,
                                 anchors: Tensor | None = None,
                                 scale: float = 1.0, reduction: str = "batch") -> Tensor:
-    """SupCon over one view per sample, optionally with only some rows as anchors.
+    """SupCon over the rows of ``z``, optionally with only some rows as anchors.
 
     Args:
-        z: ``[B, d]`` projections (normalised here).
+        z: ``[B, d]`` projections (normalised here): one row per sample, or ``k`` views of each
+            sample stacked view-major (``B`` counts the views; labels repeated).
         labels: ``[B]`` class ids.
         tau: temperature ``τ``.
         anchors: ``[B]`` bool, the rows whose ``ℓ_i`` count (None: all). Every row is still a
@@ -113,14 +122,31 @@ def _instance_cross_entropy(a: Tensor, b: Tensor, temperature: float) -> Tensor:
     return F.cross_entropy(logits, torch.arange(a.shape[0], device=a.device))
 
 
+def _twin_cross_entropy(a: Tensor, b: Tensor, temperature: float, views: int) -> Tensor:
+    """``D(a, b)`` with ``views >= 2`` view-major views per sample (module docstring)."""
+    n = a.shape[0]
+    sample = torch.arange(n, device=a.device) % (n // views)
+    own = torch.eye(n, dtype=torch.bool, device=a.device)
+    logits = ((a @ b.t()) / temperature).masked_fill(own, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    twins = (sample[:, None] == sample[None, :]) & ~own
+    return -(log_prob.masked_fill(~twins, 0.0).sum(1) / (views - 1)).mean()
+
+
 def predictive_contrastive_distillation(predicted: Tensor, frozen: Tensor, *,
-                                        temperature: float) -> Tensor:
+                                        temperature: float, views: int = 1) -> Tensor:
     """CaSSLe's contrastive distillation ``½[D(p, z̄) + D(z̄, p)]`` (module docstring).
 
     Args:
-        predicted: ``[B, d]`` the predictor's outputs ``h(z)`` (with gradient).
-        frozen: ``[B, d]`` the frozen previous model's projections ``z̄`` (no gradient).
+        predicted: ``[n, d]`` the predictor's outputs ``h(z)`` (with gradient).
+        frozen: ``[n, d]`` the frozen previous model's projections ``z̄`` of the same rows (no
+            gradient).
+        views: ``k``, views per sample, rows view-major (``n = k·B``); 1: one row per sample.
     """
+    if views < 1 or predicted.shape[0] % views:
+        raise ValueError(f"{predicted.shape[0]} rows cannot hold views={views!r} views of each sample")
     p = F.normalize(predicted, dim=-1)
     z = F.normalize(frozen.detach(), dim=-1)
-    return 0.5 * (_instance_cross_entropy(p, z, temperature) + _instance_cross_entropy(z, p, temperature))
+    if views == 1:
+        return 0.5 * (_instance_cross_entropy(p, z, temperature) + _instance_cross_entropy(z, p, temperature))
+    return 0.5 * (_twin_cross_entropy(p, z, temperature, views) + _twin_cross_entropy(z, p, temperature, views))

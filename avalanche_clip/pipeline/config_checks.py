@@ -62,6 +62,7 @@ def _check_types(config: Any) -> None:
         check_setup_values(config, lr_required=True)
         for key in ("num_workers", "seed"):
             check_int(key, getattr(config, key), 0)
+        check_int("feature_views", config.feature_views, 1)
         for key in ("n_experiences", "image_size", "threads"):  # null: the scenario's / model's / torch's
             check_int(key, getattr(config, key), 1, nullable=True)
         check_int("tuned_at_mem_size", config.tuned_at_mem_size, 0, nullable=True)
@@ -139,6 +140,9 @@ def _check_names(config: Any) -> None:
             check_choice(key, getattr(config, key), choices)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    if config.feature_views > 1 and config.feature_cache is False:
+        raise ConfigError(f"feature_views={config.feature_views} are views stored in the feature cache, "
+                          "but feature_cache is false; set feature_cache to auto or true, or feature_views to 1")
 
 
 def _check_protocol(config: Any) -> None:

@@ -91,6 +91,9 @@ class RunConfig:
     feature_cache: str | bool = _key(
         "auto", "reuse frozen image-trunk features across runs: auto (when the trunk is frozen), "
         "true (required), false")
+    feature_views: int = _key(
+        1, "views of each training image in the feature cache: 1 the un-augmented image; V > 1: V "
+        "views by the model's train transform, drawn alike for every method (Co2L, CaSSLe: two per item)")
     cache_dir: str | None = _key(
         None, "feature cache folder (default: $AVALANCHE_CLIP_CACHE or ~/.cache/avalanche-clip)")
     zero_shot_floor: bool = _key(True, "record the zero-shot accuracy of the untrained model")

@@ -73,7 +73,8 @@ class PreparedRun:
 
 def build_benchmark_and_classifier(config: RunConfig, *, with_index: bool,
                                    augment: bool = True) -> tuple[Any, CLIPClassifier]:
-    """The (possibly feature-cached) stream and a fresh zero-shot classifier for ``config``.
+    """The (possibly feature-cached) stream and a fresh zero-shot classifier for ``config``
+    (``feature_views`` cached views per training image, as many per item as the strategy asks).
 
     ``augment=False`` trains on eval-transformed images, as training on the feature cache
     does (which encodes each image once, with the eval transform); for comparing the two.
@@ -95,9 +96,20 @@ def build_benchmark_and_classifier(config: RunConfig, *, with_index: bool,
         benchmark, classifier, mode=config.feature_cache, trainable=config.trainable,
         cache_dir=config.cache_dir or default_cache_dir(), device=config.device,
         batch_size=config.eval_mb_size, num_workers=config.num_workers,
-        progress=config.progress,
+        progress=config.progress, views=config.feature_views,
+        views_per_item=strategy_info(config.strategy).views_per_item,
     )
     return benchmark, classifier.to(config.device)
+
+
+def view_fields(benchmark: Any) -> dict[str, int]:
+    """``feature_views`` and ``views_per_item`` for the records of a run on cached augmented
+    views (``feature_views > 1``); empty otherwise, so records of one un-augmented view equal
+    those written before the fields existed."""
+    cache = getattr(benchmark, "feature_cache", None) or {}
+    if cache.get("views", 1) == 1:
+        return {}
+    return {"feature_views": cache["views"], "views_per_item": cache["views_per_item"]}
 
 
 def zero_shot_accuracy(classifier: CLIPClassifier, benchmark: Any, *, device: str,
@@ -164,6 +176,7 @@ def prepare_run(config: Mapping[str, Any] | RunConfig, *, loggers: tuple = (), p
         "pretrained": config.pretrained, "trainable": config.trainable,
         "hyperparameters": config.hyperparameters,
         "zero_shot_accuracy": zero_shot, "data_fingerprint": data_fingerprint,
+        **view_fields(benchmark),
     }
     if config.tuned_at_mem_size is not None:  # a tuned sweep's run; others' records stay as they were
         identity["tuned_at_mem_size"] = config.tuned_at_mem_size

@@ -54,7 +54,12 @@ from avalanche_clip.scenarios.indexing import (
     make_stream_dataset,
     sample_index,
 )
-from avalanche_clip.scenarios.rebuild import TensorInputs, rebuild_scenario, unaugmented_dataset
+from avalanche_clip.scenarios.rebuild import (
+    TensorInputs,
+    augmented_dataset,
+    rebuild_scenario,
+    unaugmented_dataset,
+)
 from avalanche_clip.scenarios.source import (
     CLASS_INCREMENTAL,
     DOMAIN_INCREMENTAL,
@@ -88,6 +93,7 @@ __all__ = [
     "SplitData",
     "StreamOptions",
     "TensorInputs",
+    "augmented_dataset",
     "build_scenario",
     "build_source",
     "build_streams",

@@ -142,4 +142,14 @@ def unaugmented_dataset(
     )
 
 
-__all__ = ["TensorInputs", "rebuild_scenario", "unaugmented_dataset"]
+def augmented_dataset(benchmark: CLScenario) -> TaskAwareSupervisedClassificationDataset:
+    """The full train split with the (random) train transform in both transform groups, in
+    global-index order, without the index: what a feature cache's augmented views encode."""
+    options: StreamOptions = benchmark.stream_options
+    data: SplitData = benchmark.source.train
+    return make_stream_dataset(data.dataset, data.targets, with_index=False,
+                               train_transform=options.train_transform,
+                               eval_transform=options.train_transform, initial_group="train")
+
+
+__all__ = ["TensorInputs", "augmented_dataset", "rebuild_scenario", "unaugmented_dataset"]

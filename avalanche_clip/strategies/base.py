@@ -28,6 +28,11 @@ What it adds to the template:
   for a mini-batch with none (undefined, not 0: ``avalanche_clip.evaluation.loss_metrics``
   weights by visible samples and leaves such experiences out). A stateful training loss is never
   called outside training.
+- **Views.** Items whose input is a tuple of ``k`` views of one image (a feature cache with
+  ``feature_views > 1`` and ``views_per_item = k``, :mod:`avalanche_clip.features.views`) keep
+  the first view in ``mb_x``, what every method reads, and all ``k`` in ``self.mb_views``
+  (None for one-view items). :attr:`views_per_item` is how many views a method asks for (1; Co2L
+  and CaSSLe: 2).
 - **Mixed precision** (``amp="bf16"`` / ``"fp16"`` autocast on CUDA; CPU stays fp32).
 
 Subclasses implement :meth:`training_forward` and :meth:`training_loss`; they may also override
@@ -115,6 +120,10 @@ class CLIPStrategyBase(SupervisedTemplate):
             the replay memory's, whose update they read; ``plugins`` are the user's and run first.
     """
 
+    #: Views of each image a training item should hold (a feature cache with augmented views
+    #: gives this many; the two-view contrastive methods set 2).
+    views_per_item = 1
+
     def __init__(
         self,
         *,
@@ -168,6 +177,7 @@ class CLIPStrategyBase(SupervisedTemplate):
         self.amp = amp
         self.scaler = grad_scaler(amp, self.device)
         self.mb_index: torch.Tensor | None = None
+        self.mb_views: list[torch.Tensor] | None = None
         self.sample_ids = SampleIdAssigner()
         self.indexed_experience_dataset: Any = None
 
@@ -267,8 +277,13 @@ class CLIPStrategyBase(SupervisedTemplate):
         # of training swaps adapted_dataset and back).
         in_items = has_sample_index(self.adapted_dataset)
         self.mb_index = mbatch.pop(SAMPLE_INDEX_POSITION) if in_items else None
+        # several views of each image: the first is the input every method reads
+        views = mbatch[0] if isinstance(mbatch[0], (list, tuple)) else None
+        if views is not None:
+            mbatch[0] = views[0]
         self.mbatch = mbatch
         super()._unpack_minibatch()
+        self.mb_views = None if views is None else [self.mb_x, *(v.to(self.device) for v in views[1:])]
         if self.mb_index is not None:
             self.mb_index = self.mb_index.to(self.device, non_blocking=True)
 

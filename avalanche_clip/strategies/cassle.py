@@ -12,11 +12,15 @@ supcon_distill.sh`` of ``DonkeyShot21/cassle``). Representation stage (see
     D(a, b) = −(1/B) Σ_i log[ exp(â_i·b̂_i/T) / Σ_j exp(â_i·b̂_j/T) ]      (â, b̂ normalised)
 
 (:func:`~avalanche_clip.losses.supcon.supervised_contrastive_loss`, mean over the anchors that
-have a positive — one view per sample here; :func:`~avalanche_clip.losses.supcon.
-predictive_contrastive_distillation`, the authors' ``simclr_distill_loss_func`` read with one
-view). The first experience trains SupCon alone, as the authors' first task does (no
-distiller). ``z̄`` comes from the image path and projector frozen at the start of the
-experience; the predictor ``h`` persists across experiences and trains with the model.
+have a positive; :func:`~avalanche_clip.losses.supcon.predictive_contrastive_distillation`).
+With two augmented views of each image (``feature_views >= 2`` on the feature cache, the
+authors' protocol) the ``2B`` views are the rows: each anchor's twin is among its positives,
+and ``D`` is the authors' two-view ``simclr_distill_loss_func`` — ``h(z)`` of one view must
+identify the frozen ``z̄`` of the image's other view, among all frozen rows but its own view's.
+With one view per sample, ``D`` above (the same function read with one view). The first
+experience trains SupCon alone, as the authors' first task does (no distiller). ``z̄`` comes
+from the image path and projector frozen at the start of the experience; the predictor ``h``
+persists across experiences and trains with the model.
 
 No memory: CaSSLe is rehearsal-free, so it is registered with ``memory: none``. Its classifier is
 linear evaluation on the frozen representation; under the protocol the common head trains with
@@ -89,10 +93,10 @@ class CaSSLeStrategy(DecoupledContrastiveStrategy):
             projection_dim, predictor_hidden, projection_dim, batch_norm=True).to(self.device)
 
     def representation_loss(self, projection: Tensor) -> Tensor:
-        loss = supervised_contrastive_loss(projection, self.mb_y, tau=self.tau, reduction="anchors")
+        loss = supervised_contrastive_loss(projection, self.view_labels(), tau=self.tau, reduction="anchors")
         past = self.previous_projection()
         if past is not None and self.distill_lambda > 0:
             predicted = self.method_modules["predictor"](projection)
             loss = loss + self.distill_lambda * predictive_contrastive_distillation(
-                predicted, past.float(), temperature=self.distill_temperature)
+                predicted, past.float(), temperature=self.distill_temperature, views=self.n_views)
         return loss

@@ -140,7 +140,7 @@ def build_der(setup: StrategySetup, *, alpha: float = DER["alpha"], beta: float 
     return DERStrategy(alpha=alpha, beta=beta, **_ours(setup))
 
 
-@register_strategy("co2l", option_rules=CO2L_RULES,
+@register_strategy("co2l", option_rules=CO2L_RULES, views_per_item=Co2LStrategy.views_per_item,
                    description="Co2L: asymmetric supervised contrastive learning and "
                    "instance-wise relation distillation on a projection of the image embedding, "
                    "then the head, class-balanced, on the shared memory",
@@ -180,6 +180,7 @@ def build_foster(setup: StrategySetup, *, beta1: float = FOSTER["beta1"], beta2:
 
 
 @register_strategy("cassle", memory="none", option_rules=CASSLE_RULES,
+                   views_per_item=CaSSLeStrategy.views_per_item,
                    description="CaSSLe (supervised contrastive): SupCon "
                    "and predictive contrastive distillation to the frozen previous model, then "
                    "the head; no memory",

@@ -17,10 +17,13 @@ projector (``Linear(D, D) → ReLU → Linear(D, 128)``, the SupCon ResNet head 
   authors' code selects them by the current task's labels, the same rows in class-incremental
   streams, and we keep the paper's definition in domain-incremental ones); the ``1/B`` mean
   over all rows and the factor ``τ/τ_b`` (``τ_b = 0.07``) are the authors' code's
-  (``losses_negative_only.py``, from SupContrast), which the paper's sum omits. With one view per
-  sample, an anchor without a positive in the batch is left out.
+  (``losses_negative_only.py``, from SupContrast), which the paper's sum omits. With two views
+  of each image (the paper's protocol; ``feature_views >= 2`` on the feature cache) the rows are
+  the ``2B`` views, ``B`` counts them all, and every anchor has its twin among its positives, as
+  in the authors' code; with one view per sample an anchor without a positive is left out.
 - **instance-wise relation distillation** (IRD, the paper's Sec. 3), from the second
-  experience on, over all ``B`` rows (memory included), from the previous model's similarity
+  experience on, over all ``B`` rows (memory included; both views of every image, so an image's
+  past similarity peaks on its own twin), from the previous model's similarity
   distributions (temperature ``κ*``) to the current one's (``κ``)::
 
       L = L_asym + λ · (1/B) Σ_i Σ_{j≠i} −p̄_ij(κ*) log p_ij(κ)
@@ -98,7 +101,7 @@ class Co2LStrategy(DecoupledContrastiveStrategy):
 
     def representation_loss(self, projection: Tensor) -> Tensor:
         self.mb_anchors = ~self.memory_rows()  # the current experience's samples
-        loss = supervised_contrastive_loss(projection, self.mb_y, tau=self.tau, anchors=self.mb_anchors,
+        loss = supervised_contrastive_loss(projection, self.view_labels(), tau=self.tau, anchors=self.mb_anchors,
                                            scale=self.tau / self.base_temperature, reduction="batch")
         past = self.previous_projection()
         if past is not None and self.ird_lambda > 0:

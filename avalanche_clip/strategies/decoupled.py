@@ -16,6 +16,15 @@ of the ablation), and both stages fit in the protocol's budget of ``T`` steps pe
    expected loss is the class-balanced risk ``(1/C) Σ_k E[CE | y = k]`` — what Co2L's
    class-balanced sampler gives — while the batches stay the protocol's.
 
+**Views.** Both methods are defined on two augmented views of each image (:attr:`views_per_item`
+= 2). When the items carry them (a feature cache with ``feature_views >= 2``), the
+representation stage encodes both: the projections are ``[k·B, d]``, view-major (rows
+``v·B .. v·B+B−1`` are view ``v`` of the batch's ``B`` images; :meth:`view_labels`,
+:meth:`memory_rows` follow the same order), so each image's twin is one of its positives and
+the previous model's relations are over the same ``k·B`` rows. The classifier stage, the
+training metrics and every other method read the first view (``mb_x``); with one-view items
+(``feature_views = 1``, or images) everything is as with ``k = 1``.
+
 Each stage gets at least one step. At the start of every experience but the first, the live
 image path and projector are copied and frozen: the previous model the distillation terms read.
 """
@@ -88,6 +97,8 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
         **kwargs: :class:`CLIPStrategyBase` arguments.
     """
 
+    views_per_item = 2  # both papers' losses take two augmented views of each image
+
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
                  criterion: nn.Module | None = None, projection_hidden: int | None,
                  projection_dim: int, classifier_fraction: float, class_balanced: bool,
@@ -111,20 +122,31 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
         self.class_weights: Tensor | None = None
         self.memory_ids = torch.zeros(0, dtype=torch.long)
         self.mb_projection: Tensor | None = None
+        self.mb_inputs: Tensor | None = None  # [k·B, ...] the representation stage's inputs
 
     # -- what subclasses implement --------------------------------------------------------
     def representation_loss(self, projection: Tensor) -> Tensor:
-        """The method's loss on the batch's projections ``[B, d]``."""
+        """The method's loss on the batch's projections ``[k·B, d]`` (view-major, k = :attr:`n_views`)."""
         raise NotImplementedError
+
+    # -- views --------------------------------------------------------------------------------
+    @property
+    def n_views(self) -> int:
+        """``k``: views of each image in the current mini-batch (1 for one-view items)."""
+        return 1 if self.mb_views is None else len(self.mb_views)
+
+    def view_labels(self) -> Tensor:
+        """``[k·B]`` the labels of the projections' rows (view-major)."""
+        return self.mb_y.repeat(self.n_views)
 
     # -- the previous model -----------------------------------------------------------------
     def previous_projection(self) -> Tensor | None:
-        """``[B, d]`` projections of the batch by the frozen previous model (None on the first
-        experience)."""
+        """``[k·B, d]`` projections of the batch's views by the frozen previous model (None on
+        the first experience)."""
         if self.previous_encoder is None or self.previous_modules is None:
             return None
         with torch.no_grad():
-            return self.previous_modules["projector"](self.previous_encoder(self.mb_x))
+            return self.previous_modules["projector"](self.previous_encoder(self.mb_inputs))
 
     def _snapshot_previous_model(self) -> None:
         self.previous_encoder = FrozenImageEncoder(self.model)
@@ -152,23 +174,25 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
             self.class_weights = balanced_class_weights(draws).to(self.device)
 
     def memory_rows(self) -> Tensor:
-        """``[B]`` bool: the batch rows that come from the replay memory."""
+        """``[k·B]`` bool: the projections' rows (view-major) that come from the replay memory."""
         if self.mb_index is None:
             raise RuntimeError(f"{type(self).__name__} needs each sample's global index: build "
                                "the stream with build_scenario(..., with_index=True)")
-        return torch.isin(self.mb_index, self.memory_ids)
+        return torch.isin(self.mb_index, self.memory_ids).repeat(self.n_views)
 
     # -- forward and loss ---------------------------------------------------------------------
     def training_forward(self) -> Tensor:
         if self.stage == CLASSIFIER:
             with torch.no_grad():
                 image = self.model.encode_images(self.mb_x)
-            self.mb_projection = None
+            self.mb_projection = self.mb_inputs = None
             return self.model.logits_of(image)
-        image = self.model.encode_images(self.mb_x)
+        # every view in one pass (view-major); view 0 is mb_x
+        self.mb_inputs = self.mb_x if self.mb_views is None else torch.cat(self.mb_views)
+        image = self.model.encode_images(self.mb_inputs)
         self.mb_projection = self.method_modules["projector"](image)
         with torch.no_grad():  # for training metrics only: the representation loss ignores them
-            return self.model.logits_of(image)
+            return self.model.logits_of(image[: len(self.mb_x)])
 
     def training_loss(self) -> Tensor:
         if self.stage == CLASSIFIER:

@@ -48,6 +48,9 @@ class StrategyInfo:
     #: The range rule of each of the method's own options: the rules its constructor applies
     #: (declared once, beside it), read by the pipeline to check a config before any training.
     option_rules: dict[str, Rule] = field(default_factory=dict)
+    #: Views of each image its training items should hold (the strategy class's
+    #: ``views_per_item``; a feature cache with augmented views gives this many).
+    views_per_item: int = 1
 
 
 STRATEGIES: Registry[Callable[..., Any]] = Registry("strategy")

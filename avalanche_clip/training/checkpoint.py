@@ -62,6 +62,9 @@ RESUME_NEUTRAL_KEYS = frozenset(
 #: its value is unknown rather than different (see avalanche_clip.pipeline.data_identity; the
 #: memory size a run's tuned values were tuned at, avalanche_clip.pipeline.tuned_values).
 UNKNOWN_WHEN_ABSENT = frozenset({"data_fingerprint", "tuned_at_mem_size"})
+#: Keys added later whose default is what every config made before them ran with: a saved
+#: config without one compares as that default (feature_views: 1, one un-augmented view).
+DEFAULT_WHEN_ABSENT = {"feature_views": 1}
 
 
 class CheckpointMismatchError(AvalancheClipError, ValueError):
@@ -277,13 +280,14 @@ def check_records_cover(records: list[dict[str, Any]], experience: int, *,
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Human-readable differences between two configs, ignoring resume-neutral keys (and
-    :data:`UNKNOWN_WHEN_ABSENT` keys that ``saved`` predates)."""
+    :data:`UNKNOWN_WHEN_ABSENT` keys that ``saved`` predates; a :data:`DEFAULT_WHEN_ABSENT` key
+    it predates counts as its default)."""
     keys = (set(saved) | set(current)) - RESUME_NEUTRAL_KEYS
     keys -= {key for key in UNKNOWN_WHEN_ABSENT if key not in saved}
     missing = object()
     out = []
     for key in sorted(keys):
-        a, b = saved.get(key, missing), current.get(key, missing)
+        a, b = saved.get(key, DEFAULT_WHEN_ABSENT.get(key, missing)), current.get(key, missing)
         if a != b:
             shown_a = "<absent>" if a is missing else repr(a)
             shown_b = "<absent>" if b is missing else repr(b)

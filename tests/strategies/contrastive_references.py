@@ -75,3 +75,17 @@ def softmax_row(row, temperature=1.0):
     exps = [torch.exp(v / temperature) for v in row]
     total = sum(exps)
     return [e / total for e in exps]
+
+
+def twin_contrast(a, b, temperature, views):
+    """CaSSLe's two-view D(a, b) (rows view-major, n = views·B): for row r, the mean over the
+    other views q of its sample of −log[exp(a_r·b_q/T) / Σ_{j≠r} exp(a_r·b_j/T)], mean over r."""
+    a, b = _unit(list(a)), _unit(list(b))
+    n = len(a)
+    batch = n // views
+    total = 0.0
+    for r in range(n):
+        denominator = sum(torch.exp(a[r] @ b[j] / temperature) for j in range(n) if j != r)
+        twins = [q for q in range(n) if q != r and q % batch == r % batch]
+        total = total - sum(torch.log(torch.exp(a[r] @ b[q] / temperature) / denominator) for q in twins) / len(twins)
+    return total / n
