@@ -130,6 +130,9 @@ class ContinualRun:
             registry's ``StrategyInfo.checkpointable``); if not, no checkpoint is written.
         progress: show a progress bar over experiences.
         on_record: called with each new record.
+        retention: the held-out sets' record fields of the model as it is, after each
+            evaluation (:meth:`avalanche_clip.pipeline.retention.RetentionProbe.record_fields`);
+            None: records without them.
     """
 
     strategy: Any
@@ -142,6 +145,7 @@ class ContinualRun:
     checkpointable: bool = True
     progress: bool = True
     on_record: Callable[[dict[str, Any]], None] | None = None
+    retention: Callable[[], dict[str, Any]] | None = None
 
     @property
     def n_experiences(self) -> int:
@@ -221,6 +225,8 @@ class ContinualRun:
             # processes that trained it (torchrun); absent for one process, as in records before it
             **({"world_size": world_size()} if world_size() > 1 else {}),
             "wall_time_s": round(elapsed, 3),
+            # held-out sets scored zero-shot (after the wall time: it counts training and evaluation)
+            **(self.retention() if self.retention is not None else {}),
             "final": t == self.n_experiences - 1,
         }
 
