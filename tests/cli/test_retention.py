@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from cli_fixtures import tiny_config
+from cli_fixtures import main, sweep_records, tiny_config, tiny_sweep_config, write_config
 from PIL import Image
 
 from avalanche_clip.common.errors import ConfigError
@@ -170,3 +170,28 @@ def test_other_record_fields_are_the_same_with_and_without_sets(tmp_path):
     written = yaml.safe_load((tmp_path / "scored" / "config.yaml").read_text())
     assert written["retention_sets"] == [{"name": "shapes", "folder": folder}]
     assert "retention_sets" not in yaml.safe_load((tmp_path / "plain" / "config.yaml").read_text())
+
+
+def test_every_record_of_a_sweep_with_sets_carries_each_sets_accuracy_and_the_report_shows_it(tmp_path):
+    shapes = str(_image_folder(tmp_path / "shapes", ["cube", "sphere", "cone"], per_class=3))
+    tools = str(_image_folder(tmp_path / "tools", ["hammer", "saw"], per_class=4))
+    sets = [{"name": "shapes", "folder": shapes}, {"name": "tools", "folder": tools, "max_per_class": 2}]
+    config = tiny_sweep_config(tmp_path / "cache", strategies=["zero-shot", "gcl"], mem_sizes=[0, 10],
+                               seeds=[0, 1], retention_sets=sets)
+    out = tmp_path / "out"
+    assert main(["sweep", "--config", str(write_config(tmp_path / "sweep.yaml", config)), "--out", str(out)]) == 0
+    runs = sweep_records(out)
+    assert len(runs) == 6
+    for run_id, records in runs.items():
+        for record in records:
+            assert set(record["retention"]) == set(record["retention_drop"]) == {"shapes", "tools"}, run_id
+            for name, value in record["retention"].items():
+                assert 0 <= value <= 1
+                assert record["retention_drop"][name] == pytest.approx(
+                    record["retention_zero_shot"][name] - value, abs=1e-15)
+        if run_id.split("__")[1] == "zero-shot":  # never trains: it keeps the untrained level
+            assert records[-1]["retention"] == records[-1]["retention_zero_shot"]
+    report = (out / "report" / "report.md").read_text()
+    assert "## Retention on held-out sets" in report
+    for name in ("shapes", "tools"):
+        assert f"| digits   | {name}" in report and f"retention_vs_memory__digits__{name}.png" in report
