@@ -18,7 +18,9 @@ Every record also carries what the experience cost and held: ``optimizer_steps``
 in the replay memory after it (comma-separated decimals; the digest of the empty string for an
 empty memory; None for a method with its own exemplars such as iCaRL, or a strategy outside
 the protocol), and, for a run trained by several processes, ``world_size``, their number (absent
-for one process, so one-process records equal those written before the field existed).
+for one process, so one-process records equal those written before the field existed). A run
+with ``retention_sets`` adds ``retention``, ``retention_drop`` and ``retention_zero_shot``
+(:mod:`avalanche_clip.pipeline.retention`); other runs' records do not hold them.
 
 Under several processes (``torchrun``, :mod:`avalanche_clip.training.distributed`) every process trains
 and evaluates; rank 0 alone writes the records and checkpoints.

@@ -157,10 +157,11 @@ def test_recorded_retention_is_the_trained_models_accuracy_on_the_set(tmp_path, 
     assert all(r["retention_zero_shot"] == final["retention_zero_shot"] for r in records)
 
 
-def test_other_record_fields_are_the_same_with_and_without_sets(tmp_path):
+@pytest.mark.parametrize("trainable", ["projections", "all"])  # features cached / images through the tower
+def test_other_record_fields_are_the_same_with_and_without_sets(tmp_path, trainable):
     folder = str(_image_folder(tmp_path / "set", ["cube", "sphere", "cone"], per_class=4))
-    plain = execute_run(_config(tmp_path), tmp_path / "plain")
-    config = _config(tmp_path, [{"name": "shapes", "folder": folder}])
+    plain = execute_run(_config(tmp_path, trainable=trainable), tmp_path / "plain")
+    config = _config(tmp_path, [{"name": "shapes", "folder": folder}], trainable=trainable)
     scored = execute_run(config, tmp_path / "scored")
     assert len(plain) == len(scored) == 2
     for without, with_sets in zip(plain, scored, strict=True):
