@@ -135,6 +135,10 @@ def resolve_config(
             # data_root: absolute, but through the links the user named (a mounted ../shared is
             # reported as given, not as its target); it never enters a run's identity
             config[key] = str(path.absolute() if key == "data_root" else path.resolve())
+    for entry in config.get("retention_sets") or []:  # the held-out sets' folders, as data_root
+        for key in ("folder", "data_root"):
+            if isinstance(entry, dict) and isinstance(entry.get(key), str) and entry[key]:
+                entry[key] = str(Path(os.path.expandvars(entry[key])).expanduser().absolute())
     _resolve_default_pretrained(config)
     return config
 

@@ -31,6 +31,7 @@ from avalanche_clip.models.prompts import resolve_templates
 from avalanche_clip.models.trainable import parse_trainable
 from avalanche_clip.pipeline.hyperparameters import check_hyperparameters
 from avalanche_clip.scenarios import check_scenario_options, scenario_kind
+from avalanche_clip.scenarios.heldout import parse_heldout_sets
 from avalanche_clip.strategies import check_strategy, strategy_hparams, strategy_info
 from avalanche_clip.strategies.setup import HEADS, OPTIMIZERS, check_setup_values
 from avalanche_clip.training.batching import check_composition, check_steps_per_experience
@@ -135,6 +136,7 @@ def _check_names(config: Any) -> None:
     _resolve_pretrained(config.model, config.pretrained)
     parse_trainable(config.trainable)
     resolve_templates(config.templates)
+    parse_heldout_sets(config.retention_sets)  # their classes against the stream's: when both are built
     try:
         for key, choices in _CHOICES:  # the owners' choices, by value and type (feature_cache=0 is not False)
             check_choice(key, getattr(config, key), choices)

@@ -21,6 +21,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from avalanche_clip.pipeline.config_checks import check_run_values
+from avalanche_clip.scenarios.heldout import HeldOutSet, parse_heldout_sets
 
 
 def _key(default: Any, meaning: str) -> Any:
@@ -97,6 +98,9 @@ class RunConfig:
     cache_dir: str | None = _key(
         None, "feature cache folder (default: $AVALANCHE_CLIP_CACHE or ~/.cache/avalanche-clip)")
     zero_shot_floor: bool = _key(True, "record the zero-shot accuracy of the untrained model")
+    retention_sets: list[dict[str, Any]] = _key(
+        [], "held-out sets scored zero-shot after every experience (retention): [{name, folder | "
+        "scenario (+ data_root, domains, split), classes, max_per_class}], classes disjoint from the stream's")
     checkpoint: bool = _key(True, "checkpoint at every experience boundary (resumable runs)")
     progress: bool = _key(True, "progress bars")
     world_size: int | None = _key(
@@ -110,8 +114,16 @@ class RunConfig:
         check_run_values(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved mapping (a deep copy), keys in schema order: what ``config.yaml`` holds."""
-        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
+        """The resolved mapping (a deep copy), keys in schema order: what ``config.yaml`` holds.
+        A key of :data:`WRITTEN_WHEN_SET` at its default is left out, so the configs (and sweep
+        folders) of runs that do not use it stay those written before it existed."""
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)
+                if not (f.name in WRITTEN_WHEN_SET and getattr(self, f.name) == _default(f))}
+
+    @property
+    def retention(self) -> tuple[HeldOutSet, ...]:
+        """``retention_sets`` typed (checked when the config was made)."""
+        return parse_heldout_sets(self.retention_sets)
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with ``changes``, checked as any ``RunConfig`` is when made."""
@@ -160,6 +172,8 @@ def _default(spec: Any) -> Any:
 #: Every run key: ``key → (default, meaning)``, in schema order (derived from :class:`RunConfig`).
 RUN_KEYS: dict[str, tuple[Any, str]] = {spec.name: (_default(spec), spec.metadata["help"])
                                         for spec in fields(RunConfig)}
+#: Keys written to ``config.yaml`` only when they differ from their default (added later).
+WRITTEN_WHEN_SET = ("retention_sets",)
 #: The keys that make a scenario; a sweep's ``scenarios`` entries may set only these.
 SCENARIO_KEYS = ("scenario", "label", "data_root", "n_experiences", "domains", "scenario_options")
 
@@ -175,4 +189,4 @@ def default_run_config() -> dict[str, Any]:
     return RunConfig().to_dict()
 
 
-__all__ = ["RUN_KEYS", "SCENARIO_KEYS", "RunConfig", "default_run_config", "scenario_label"]
+__all__ = ["RUN_KEYS", "SCENARIO_KEYS", "WRITTEN_WHEN_SET", "RunConfig", "default_run_config", "scenario_label"]

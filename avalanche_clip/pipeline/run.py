@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from avalanche_clip.assets import check_assets
 from avalanche_clip.common.atomic import atomic_write_text
 from avalanche_clip.common.device import check_device
 from avalanche_clip.common.errors import check_writable_dir, writing
 from avalanche_clip.common.yaml_io import read_yaml
+from avalanche_clip.evaluation.zero_shot import prompt_head_accuracy
 from avalanche_clip.features import apply_feature_cache, default_cache_dir
 from avalanche_clip.models import CLIPClassifier, set_trainable
 from avalanche_clip.pipeline.built_models import fresh_clip
@@ -45,6 +44,7 @@ from avalanche_clip.pipeline.data_identity import (
     run_data_fingerprint,
     warn_unknown_data,
 )
+from avalanche_clip.pipeline.retention import RetentionProbe, build_retention_probe
 from avalanche_clip.pipeline.run_lock import job_folder_lock
 from avalanche_clip.pipeline.run_loggers import config_loggers
 from avalanche_clip.pipeline.run_loop import ContinualRun, make_evaluator, read_records
@@ -69,6 +69,7 @@ class PreparedRun:
     benchmark: Any
     classifier: CLIPClassifier
     identity: dict[str, Any]
+    retention: RetentionProbe | None = None  # the held-out sets (config.retention_sets), if any
 
 
 def build_benchmark_and_classifier(config: RunConfig, *, with_index: bool,
@@ -79,6 +80,13 @@ def build_benchmark_and_classifier(config: RunConfig, *, with_index: bool,
     ``augment=False`` trains on eval-transformed images, as training on the feature cache
     does (which encodes each image once, with the eval transform); for comparing the two.
     """
+    return _build_run(config, with_index=with_index, augment=augment)[:2]
+
+
+def _build_run(config: RunConfig, *, with_index: bool,
+               augment: bool) -> tuple[Any, CLIPClassifier, Any, Any]:
+    """:func:`build_benchmark_and_classifier`'s stream and classifier, then the model's eval
+    transform and tokenizer (what the retention sets' heads are built with)."""
     # seeded, then built (or copied from this process's first build of the same model and seed)
     model, train_tf, eval_tf, tokenizer = fresh_clip(
         config.model, config.pretrained, device=config.device, image_size=config.image_size,
@@ -99,7 +107,7 @@ def build_benchmark_and_classifier(config: RunConfig, *, with_index: bool,
         progress=config.progress, views=config.feature_views,
         views_per_item=strategy_info(config.strategy).views_per_item,
     )
-    return benchmark, classifier.to(config.device)
+    return benchmark, classifier.to(config.device), eval_tf, tokenizer
 
 
 def view_fields(benchmark: Any) -> dict[str, int]:
@@ -114,24 +122,10 @@ def view_fields(benchmark: Any) -> dict[str, int]:
 
 def zero_shot_accuracy(classifier: CLIPClassifier, benchmark: Any, *, device: str,
                        batch_size: int, num_workers: int = 0) -> float:
-    """Accuracy of the untrained classifier on the whole test stream, every class visible."""
-    mask = classifier.classes
-    saved = mask.eval_classes
-    mask.eval_classes = "all"
-    correct = total = 0
-    classifier.eval()
-    try:
-        with torch.no_grad():
-            for experience in benchmark.test_stream:
-                loader = torch.utils.data.DataLoader(experience.dataset.eval(), batch_size=batch_size,
-                                                     num_workers=num_workers)
-                for x, y, *_ in loader:
-                    predictions = classifier(x.to(device)).argmax(1).cpu()
-                    correct += int((predictions == y).sum())
-                    total += len(y)
-    finally:
-        mask.eval_classes = saved
-    return correct / total
+    """Accuracy of the untrained classifier on the whole test stream, every class visible
+    (:func:`~avalanche_clip.evaluation.zero_shot.prompt_head_accuracy`)."""
+    return prompt_head_accuracy(classifier, benchmark, device=device, batch_size=batch_size,
+                                num_workers=num_workers)
 
 
 def prepare_run(config: Mapping[str, Any] | RunConfig, *, loggers: tuple = (), plugins: tuple = (),
@@ -144,7 +138,7 @@ def prepare_run(config: Mapping[str, Any] | RunConfig, *, loggers: tuple = (), p
     if data_fingerprint is None:
         data_fingerprint = run_data_fingerprint(config)
     info = strategy_info(config.strategy)
-    benchmark, classifier = build_benchmark_and_classifier(config, with_index=info.uses_index,
+    benchmark, classifier, eval_tf, tokenizer = _build_run(config, with_index=info.uses_index,
                                                            augment=augment)
     if config.mem_size > benchmark.num_train_samples:
         warnings.warn(
@@ -155,6 +149,7 @@ def prepare_run(config: Mapping[str, Any] | RunConfig, *, loggers: tuple = (), p
     if config.zero_shot_floor and zero_shot is None:
         zero_shot = zero_shot_accuracy(classifier, benchmark, device=config.device,
                                        batch_size=config.eval_mb_size, num_workers=config.num_workers)
+    retention = build_retention_probe(config, classifier.clip, tokenizer, eval_tf, benchmark.class_names)
     setup = StrategySetup(
         classifier=classifier, benchmark=benchmark, device=config.device,
         mem_size=config.mem_size, train_mb_size=config.train_mb_size,
@@ -180,7 +175,7 @@ def prepare_run(config: Mapping[str, Any] | RunConfig, *, loggers: tuple = (), p
     }
     if config.tuned_at_mem_size is not None:  # a tuned sweep's run; others' records stay as they were
         identity["tuned_at_mem_size"] = config.tuned_at_mem_size
-    return PreparedRun(config, strategy, benchmark, classifier, identity)
+    return PreparedRun(config, strategy, benchmark, classifier, identity, retention)
 
 
 def execute_run(config: Mapping[str, Any] | RunConfig, out_dir: str | Path, *, resume: bool = False,
@@ -237,6 +232,7 @@ def _execute_in_folder(config: RunConfig, out: Path, *, resume: bool, zero_shot:
             records_path=records_path, checkpoint_path=checkpoint,
             config={**config.to_dict(), FIELD: fingerprint},  # checkpoints refuse other data on resume
             joint=info.joint, checkpointable=info.checkpointable, progress=config.progress,
+            retention=prepared.retention.record_fields if prepared.retention else None,
         )
         records = run.run(resume=resume)
     if checkpoint is not None and records and records[-1]["final"] and is_main():

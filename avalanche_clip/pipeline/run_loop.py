@@ -22,7 +22,9 @@ those; None for a strategy outside the protocol), and, for a run trained by seve
 before the field existed). A strategy with an ``extra_record_fields()`` method adds the fields it
 returns (iCaRL: its nearest-mean classifier's ``ncm_stream_accuracy`` and
 ``ncm_accuracy_per_experience`` beside the prompt head's accuracies); they may not replace a field
-of the record.
+of the record. A run with ``retention_sets`` adds ``retention``, ``retention_drop`` and
+``retention_zero_shot`` (:mod:`avalanche_clip.pipeline.retention`); other runs' records do not
+hold them.
 
 Under several processes (``torchrun``, :mod:`avalanche_clip.training.distributed`) every process trains
 and evaluates; rank 0 alone writes the records and checkpoints.
@@ -134,6 +136,9 @@ class ContinualRun:
             registry's ``StrategyInfo.checkpointable``); if not, no checkpoint is written.
         progress: show a progress bar over experiences.
         on_record: called with each new record.
+        retention: the held-out sets' record fields of the model as it is, after each
+            evaluation (:meth:`avalanche_clip.pipeline.retention.RetentionProbe.record_fields`);
+            None: records without them.
     """
 
     strategy: Any
@@ -146,6 +151,7 @@ class ContinualRun:
     checkpointable: bool = True
     progress: bool = True
     on_record: Callable[[dict[str, Any]], None] | None = None
+    retention: Callable[[], dict[str, Any]] | None = None
 
     @property
     def n_experiences(self) -> int:
@@ -226,6 +232,8 @@ class ContinualRun:
             # processes that trained it (torchrun); absent for one process, as in records before it
             **({"world_size": world_size()} if world_size() > 1 else {}),
             "wall_time_s": round(elapsed, 3),
+            # held-out sets scored zero-shot (after the wall time: it counts training and evaluation)
+            **(self.retention() if self.retention is not None else {}),
             "final": t == self.n_experiences - 1,
         }
         clash = sorted(set(extra) & set(record))

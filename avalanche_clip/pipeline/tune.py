@@ -204,6 +204,7 @@ def trial_runs(config: SweepConfig | dict[str, Any], settings: TuneSettings, lab
             **run.to_dict(), "strategy_options": {run.strategy: {**run.options, **params}},
             "scenario_options": {**run.scenario_options, "validation_fraction": settings.validation_fraction},
             "checkpoint": False, "zero_shot_floor": False, "progress": False,
+            "retention_sets": [],  # held-out sets are scored in the sweep, not what a trial selects on
         }))
     if not runs:
         raise ConfigError(f"strategy {label!r} has no run at tune memory {mem_size}")

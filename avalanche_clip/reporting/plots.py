@@ -102,9 +102,12 @@ def _is_the_floor(rows: pd.DataFrame, method: str, floor: float) -> bool:
 
 
 def plot_final_vs_memory(
-    summary: pd.DataFrame, scenario: str, colors: Mapping[str, object] | None = None
+    summary: pd.DataFrame, scenario: str, colors: Mapping[str, object] | None = None,
+    metric: str = "final accuracy",
 ) -> Figure:
-    """Final accuracy (%) vs memory size per method for one scenario (see the module docstring)."""
+    """Final accuracy (%) vs memory size per method for one scenario (see the module docstring);
+    ``metric`` names what ``final_acc_*`` hold in the title and axis (retention on a held-out
+    set, :mod:`avalanche_clip.reporting.retention`, with its untrained level as the floor)."""
     rows = summary[summary["scenario"] == scenario]
     if rows.empty:
         raise ValueError(f"no summary rows for scenario {scenario!r}")
@@ -149,8 +152,8 @@ def plot_final_vs_memory(
         handles += ax.plot([left, right], [_pct(floor)] * 2, label=ZERO_SHOT, **FLOOR_STYLE)
     ax.set_xlim(left, right)
     ax.set_xticks(range(len(grid)), [str(m) for m in grid])
-    title = f"{scenario}: final accuracy vs memory"
-    _finish(ax, title, "memory size (samples)", "final accuracy (%)", handles)
+    title = f"{scenario}: {metric} vs memory"
+    _finish(ax, title, "memory size (samples)", f"{metric} (%)", handles)
     return figure
 
 

@@ -54,6 +54,8 @@ OPTIONAL_KEYS: tuple[str, ...] = (
     "pretrained",
     "zero_shot_accuracy",
 )
+#: Retention fields (runs with ``retention_sets``): ``{set name: value}``, each value's lower bound.
+RETENTION_KEYS: dict[str, float] = {"retention": 0.0, "retention_drop": -1.0, "retention_zero_shot": 0.0}
 #: Bookkeeping columns added by :func:`load_records`: where each record came from.
 SOURCE_COLUMNS: tuple[str, ...] = ("source", "line")
 _INT_KEYS = ("mem_size", "seed", "experience", "n_experiences")
@@ -122,6 +124,12 @@ def _validate(record: Any, where: str) -> dict[str, Any]:
             )
     if record.get("final") is not None and not isinstance(record["final"], bool):
         raise RecordError(f"{where}: final must be true, false or null, got {record['final']!r}")
+    for key, low in RETENTION_KEYS.items():  # {held-out set: accuracy, or its drop}
+        value = record.get(key)
+        if value is not None and not (isinstance(value, dict) and all(
+                isinstance(name, str) and is_finite_number(v) and low <= v <= 1.0 for name, v in value.items())):
+            raise RecordError(f"{where}: {key} must map held-out set names to numbers in [{low:g}, 1], "
+                              f"got {value!r}")
     return record
 
 

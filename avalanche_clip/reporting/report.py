@@ -14,6 +14,8 @@ import warnings
 from pathlib import Path
 from typing import TypedDict
 
+import pandas as pd
+
 from avalanche_clip.common.atomic import atomic_write_text
 from avalanche_clip.reporting.plots import write_figures
 from avalanche_clip.reporting.protocol import StrategyRoles, protocol_checks
@@ -22,6 +24,12 @@ from avalanche_clip.reporting.records import (
     final_records,
     load_records,
     unfinished_runs,
+)
+from avalanche_clip.reporting.retention import NOTE as RETENTION_NOTE
+from avalanche_clip.reporting.retention import (
+    retention_markdown,
+    retention_table,
+    write_retention_figures,
 )
 from avalanche_clip.reporting.tables import (
     experience_table,
@@ -92,6 +100,13 @@ def _figure_section(figures: list[Path], out_dir: Path) -> list[str]:
     return lines
 
 
+def _retention_section(table: pd.DataFrame) -> list[str]:
+    """report.md's retention table (:mod:`avalanche_clip.reporting.retention`), when there is one."""
+    if table.empty:
+        return []
+    return ["## Retention on held-out sets", "", RETENTION_NOTE, "", retention_markdown(table)]
+
+
 def write_report(
     sweep_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None, *,
     roles: StrategyRoles,
@@ -123,6 +138,8 @@ def write_report(
     finals = final_records(records)
     table = to_markdown(summary)
     figures = write_figures(summary, curves, out / FIGURES_DIRNAME) if not summary.empty else []
+    retention = retention_table(records)  # empty unless the runs scored held-out sets
+    figures += write_retention_figures(retention, out / FIGURES_DIRNAME)
     report = Report(
         out_dir=out,
         summary_md=atomic_write_text(out / "summary.md", table),
@@ -151,6 +168,7 @@ def write_report(
             "",
             *protocol_checks(records[records["run_id"].isin(finals["run_id"])], roles),
             "",
+            *_retention_section(retention),
             "Data: [summary.csv](summary.csv) · [summary.md](summary.md)",
             "",
             *_figure_section(figures, out),

@@ -207,25 +207,29 @@ def _cell(row: pd.Series, mean_col: str, std_col: str | None, percent: bool) -> 
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(summary: pd.DataFrame) -> str:
-    """The summary as a GitHub-flavoured Markdown table (accuracies in percent, ``mean ± std``).
+def to_markdown(summary: pd.DataFrame,
+                columns: tuple[tuple[str, str, str, str | None, bool], ...] | None = None) -> str:
+    """The summary as a GitHub-flavoured Markdown table (accuracies in percent, ``mean ± std``);
+    ``columns``: (header, alignment, mean column, std column or None, in percent) of each column
+    (default: the summary's; the retention table passes its own).
 
     Written by hand (no ``tabulate``); columns are padded so the raw text reads as a table too.
     """
-    header = [spec[0] for spec in _MARKDOWN_COLUMNS]
-    body = [[_cell(row, *spec[2:]) for spec in _MARKDOWN_COLUMNS] for _, row in summary.iterrows()]
+    specs = _MARKDOWN_COLUMNS if columns is None else columns
+    header = [spec[0] for spec in specs]
+    body = [[_cell(row, *spec[2:]) for spec in specs] for _, row in summary.iterrows()]
     widths = [max(3, *(len(r[i]) for r in [header, *body])) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
         padded = [
             cell.ljust(width) if spec[1] == "left" else cell.rjust(width)
-            for cell, width, spec in zip(cells, widths, _MARKDOWN_COLUMNS, strict=True)
+            for cell, width, spec in zip(cells, widths, specs, strict=True)
         ]
         return "| " + " | ".join(padded) + " |"
 
     rule = [
         ":" + "-" * (w - 1) if spec[1] == "left" else "-" * (w - 1) + ":"
-        for w, spec in zip(widths, _MARKDOWN_COLUMNS, strict=True)
+        for w, spec in zip(widths, specs, strict=True)
     ]
     return "\n".join([line(header), line(rule), *(line(cells) for cells in body)]) + "\n"
 
