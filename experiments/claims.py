@@ -3,6 +3,7 @@
     python experiments/claims.py            # print what the records give
     python experiments/claims.py --write    # write it between the markers of experiments/README.md
     python experiments/claims.py --check    # exit 1 if the README differs (the test runs this)
+    python experiments/claims.py --seeds-needed   # the runs to add under the 5-seed rule
 
 Every verdict and number of the claims table in ``experiments/README.md`` is computed here from
 ``experiments/results/{cifar10_proxy,pacs_proxy}/runs/*/results.jsonl``; none is typed by hand. The
@@ -12,8 +13,12 @@ same command also writes each sweep's summary table (what ``avalanche-clip repor
 zero-shot runs of the same seed and data, since the ablation sweeps have none of their own), and
 the README's final-accuracy overview, so no table of results in either README is typed by hand.
 
-**Values.** Per run: final accuracy (the final record's ``stream_accuracy``) and forgetting
-against the untrained model (:mod:`avalanche_clip.reporting.floor`; 0 for the zero-shot model).
+**Values.** Per run: final accuracy (the final record's ``stream_accuracy``; iCaRL's is the
+prompt head's in records with ``ncm_stream_accuracy``, its nearest-mean classifier's in older
+ones), forgetting against the untrained model (:mod:`avalanche_clip.reporting.floor`; 0 for the
+zero-shot model) and, in runs with ``retention_sets``, the retention drop ``D_h`` on each
+held-out set ``h`` (the untrained model's zero-shot accuracy on ``h`` minus the run's after the
+last experience; :mod:`avalanche_clip.reporting.sweep_facts`).
 A *fall* of a method from memory ``m1`` to ``m0`` is, per seed, its value at ``m1`` minus its
 value at ``m0`` (the same seed: the same class order, data and exemplar draws).
 
@@ -29,7 +34,14 @@ above 0, *behind* when below 0, *within noise* otherwise.
 - **within noise** when every comparison is within noise.
 
 Comparisons whose difference is below twice the larger standard deviation are listed below the
-table: those are the ones more seeds (5 instead of 3) would settle.
+table: those are the ones more seeds (5 instead of 3) would settle. The 5-seed rule ("use 5 seeds
+where differences are within two standard deviations") gives the runs to add: every (method,
+memory) of such a comparison with fewer than :data:`MIN_SEEDS` seeds, and the seeds it lacks
+(``--seeds-needed``; ``--write`` prints them too).
+
+**Protocol.** Below the claims table and the overview, one line per proxy states its negatives
+(``train_logits``), its views per image and iCaRL's score as its records give them
+(:func:`~avalanche_clip.reporting.sweep_facts.protocol_text`).
 
 Exit codes: 0, or 1 for ``--check`` when a README differs (the difference is printed).
 """
@@ -49,6 +61,7 @@ import pandas as pd
 
 from avalanche_clip.reporting import final_records, load_records, summary_table, to_markdown
 from avalanche_clip.reporting.floor import floor_metrics
+from avalanche_clip.reporting.sweep_facts import protocol_text, retention_drops
 from avalanche_clip.reporting.welch import AHEAD, BEHIND, NOISE, Difference, welch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,12 +78,21 @@ SUMMARY_SWEEPS: tuple[str, ...] = ("cifar10_proxy", "pacs_proxy", "default")
 NAMES = {
     "zero-shot": "zero-shot", "ce": "CE", "ewc": "EWC", "icarl": "iCaRL", "der": "DER",
     "co2l": "Co2L", "foster": "FOSTER", "cassle": "CaSSLe", "gcl": "GCL", "gdro": "GDRO",
-    "joint": "joint", "joint-converged": "joint-converged",
+    "joint": "joint", "joint-converged": "joint-converged", "zscl": "ZSCL",
 }  # fmt: skip
 #: The trained baselines of the paper (never-trained zero-shot and the joint bounds are not).
 BASELINES: tuple[str, ...] = ("ce", "ewc", "icarl", "der", "co2l", "foster", "cassle")
 FINAL, FORGETTING = "final", "forgetting"
 METRIC_NAMES = {FINAL: "final acc.", FORGETTING: "forgetting"}
+#: The metric of the retention drop on held-out set ``h`` is ``DROP + h``.
+DROP = "retention drop on "
+#: The 5-seed rule: comparisons within two standard deviations want this many seeds.
+MIN_SEEDS = 5
+
+
+def metric_name(metric: str) -> str:
+    """How a metric is named in the list of close comparisons."""
+    return METRIC_NAMES.get(metric, metric)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,10 +101,12 @@ METRIC_NAMES = {FINAL: "final acc.", FORGETTING: "forgetting"}
 
 @dataclass(frozen=True)
 class Sweep:
-    """Per-run values of one sweep: ``values[metric][(method, memory)] = {seed: value}``."""
+    """Per-run values of one sweep: ``values[metric][(method, memory)] = {seed: value}``;
+    ``protocol``: its records' protocol line (negatives, views, iCaRL's score)."""
 
     name: str
     values: dict[str, dict[tuple[str, int], dict[int, float]]]
+    protocol: str = ""
 
     def memories(self, method: str) -> list[int]:
         return sorted(m for (name, m) in self.values[FINAL] if name == method)
@@ -93,10 +117,14 @@ class Sweep:
     def sample(self, metric: str, method: str, memory: int) -> dict[int, float]:
         return self.values[metric][(method, memory)]
 
+    def retention_sets(self) -> list[str]:
+        """The held-out sets whose retention drops the records carry."""
+        return sorted(metric[len(DROP):] for metric in self.values if metric.startswith(DROP))
+
 
 def read_sweep(folder: Path, floor_from: Path | None = None) -> Sweep:
-    """Final accuracy and forgetting against the floor of every finished run under ``folder``,
-    keyed by the run's strategy label (``gcl-reset`` and ``gcl`` apart).
+    """Final accuracy, forgetting against the floor and retention drops of every finished run
+    under ``folder``, keyed by the run's strategy label (``gcl-reset`` and ``gcl`` apart).
 
     ``floor_from``: a sweep whose zero-shot runs are the floor, for a sweep without its own (an
     ablation on the same data, seeds and model: :data:`~avalanche_clip.reporting.floor.MATCH_KEYS`
@@ -119,7 +147,9 @@ def read_sweep(folder: Path, floor_from: Path | None = None) -> Sweep:
         forgot = float(floor.loc[run["run_id"], "forgetting"])
         if not math.isnan(forgot):
             values[FORGETTING].setdefault(key, {})[seed] = forgot
-    return Sweep(folder.name, values)
+    for name, drops in retention_drops(records).items():
+        values[DROP + name] = drops
+    return Sweep(folder.name, values, protocol_text(records))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,11 +158,13 @@ def read_sweep(folder: Path, floor_from: Path | None = None) -> Sweep:
 
 @dataclass(frozen=True)
 class Comparison:
-    """One "A above B" test; ``label`` names it in a cell (``"GCL − DER at 20"``)."""
+    """One "A above B" test; ``label`` names it in a cell (``"GCL − DER at 20"``); ``cells``: the
+    (method, memory) whose runs it reads."""
 
     label: str
     metric: str
     difference: Difference
+    cells: tuple[tuple[str, int], ...] = ()
 
     def text(self) -> str:
         d = self.difference
@@ -153,7 +185,7 @@ def compare(
     """Mean of ``a``'s values minus ``b``'s, over their seeds."""
     values_a = list(sweep.sample(metric, *a).values())
     values_b = list(sweep.sample(metric, *b).values())
-    return Comparison(label, metric, welch(values_a, values_b))
+    return Comparison(label, metric, welch(values_a, values_b), (a, b))
 
 
 def compare_falls(
@@ -165,7 +197,8 @@ def compare_falls(
         top, bottom = sweep.sample(metric, method, high), sweep.sample(metric, method, low)
         return [top[s] - bottom[s] for s in sorted(set(top) & set(bottom))]
 
-    return Comparison(label, metric, welch(falls(a), falls(b)))
+    cells = ((a, high), (a, low), (b, high), (b, low))
+    return Comparison(label, metric, welch(falls(a), falls(b)), cells)
 
 
 def fall(sweep: Sweep, metric: str, method: str, high: int, low: int, label: str) -> Comparison:
@@ -173,7 +206,7 @@ def fall(sweep: Sweep, metric: str, method: str, high: int, low: int, label: str
     the Welch interval of the falls against a sample of zeros reduces to the t interval)."""
     top, bottom = sweep.sample(metric, method, high), sweep.sample(metric, method, low)
     falls = [top[s] - bottom[s] for s in sorted(set(top) & set(bottom))]
-    return Comparison(label, metric, welch(falls, [0.0] * len(falls)))
+    return Comparison(label, metric, welch(falls, [0.0] * len(falls)), ((method, high), (method, low)))
 
 
 def verdict(comparisons: Sequence[Comparison]) -> str:
@@ -220,13 +253,14 @@ def cell(comparisons: Sequence[Comparison], detail: str = "all") -> str:
 @dataclass(frozen=True)
 class Claim:
     """A row: what the paper says, what is tested, and the comparisons on one sweep (empty: not
-    applicable there, with ``na`` saying why)."""
+    applicable there, with ``na`` saying why; or not measured, ``unmeasured`` giving the cell)."""
 
     name: str
     test: str
     comparisons: Callable[[Sweep], list[Comparison]]
     detail: str = "all"
     na: Callable[[Sweep], str | None] = lambda sweep: None
+    unmeasured: Callable[[Sweep], str | None] = lambda sweep: None
 
 
 def _n(method: str) -> str:
@@ -317,6 +351,35 @@ def gcl_drops(sweep: Sweep) -> list[Comparison]:
     ]
 
 
+def retention_memories(sweep: Sweep, name: str) -> list[int]:
+    """GDRO's two smallest memory sizes with retention drops on ``name`` over at least 2 seeds."""
+    cells = sweep.values[DROP + name]
+    return sorted(m for (method, m), seeds in cells.items() if method == "gdro" and len(seeds) > 1)[:2]
+
+
+def gdro_retains(sweep: Sweep) -> list[Comparison]:
+    """Per held-out set, at GDRO's two smallest memory sizes ``m``: GCL's retention drop at memory
+    0 minus GDRO's at ``m``, and ZSCL's at ``m`` minus GDRO's where ZSCL ran at ``m`` (positive:
+    GDRO keeps more of the untrained model's zero-shot accuracy). A cell needs 2 seeds (Welch)."""
+    out = []
+    for name in sweep.retention_sets():
+        metric, cells = DROP + name, sweep.values[DROP + name]
+        for memory in retention_memories(sweep, name):
+            for other in (("gcl", 0), ("zscl", memory)):
+                if len(cells.get(other, {})) > 1:
+                    label = f"{_n(other[0])}'s drop at {other[1]} − GDRO's at {memory} ({name})"
+                    out.append(compare(sweep, metric, other, ("gdro", memory), label))
+    return out
+
+
+def retention_unmeasured(sweep: Sweep) -> str | None:
+    if not sweep.retention_sets():
+        return "not measured (records carry no retention)"
+    if not gdro_retains(sweep):
+        return "not measured (no GDRO and GCL-at-0 runs with retention on 2 seeds or more)"
+    return None
+
+
 def co2l_collapses(sweep: Sweep) -> list[Comparison]:
     return falls_from_largest(sweep, "co2l", ("co2l", "Co2L"), ("gcl", "GCL"))
 
@@ -380,6 +443,15 @@ CLAIMS: tuple[Claim, ...] = (
         gcl_drops,
     ),
     Claim(
+        "**(d)** on held-out sets: with small memory GDRO stays near zero-shot, GCL drops without memory",
+        "retention drop on each held-out set (the untrained model's zero-shot accuracy on classes "
+        "the stream never contains minus the run's after the last experience), GCL's at memory 0 − "
+        "GDRO's at the two smallest memory sizes, and ZSCL's − GDRO's at the same memory where "
+        "ZSCL ran",
+        gdro_retains,
+        unmeasured=retention_unmeasured,
+    ),
+    Claim(
         "Co2L collapses as memory shrinks",
         "fall of final acc. from the largest memory to each smaller one, Co2L's − GCL's",
         co2l_collapses,
@@ -423,10 +495,14 @@ def claims_table(sweeps: dict[str, Sweep]) -> tuple[str, list[str]]:
             if reason:
                 cells.append(f"— ({reason})")
                 continue
+            unmeasured = claim.unmeasured(sweep)
+            if unmeasured:
+                cells.append(unmeasured)
+                continue
             comparisons = claim.comparisons(sweep)
             cells.append(cell(comparisons, claim.detail))
             for c in comparisons:
-                entry = f"{title.split(' ')[0]}: {c.label} ({METRIC_NAMES[c.metric]})"
+                entry = f"{title.split(' ')[0]}: {c.label} ({metric_name(c.metric)})"
                 if c.difference.within_two_std and entry not in close:
                     close.append(entry)
         lines.append(f"| {claim.name} | {claim.test} | " + " | ".join(cells) + " |")
@@ -435,7 +511,14 @@ def claims_table(sweeps: dict[str, Sweep]) -> tuple[str, list[str]]:
         "| (not a claim) which methods end below zero-shot | final acc., method − "
         "zero-shot, behind beyond noise | " + " | ".join(below) + " |"
     )
-    return "\n".join(lines) + "\n", close
+    return "\n".join(lines) + "\n\n" + protocol_lines(sweeps), close
+
+
+def protocol_lines(sweeps: dict[str, Sweep]) -> str:
+    """What the records say of each proxy's protocol (module docstring), one line each."""
+    lines = [f"Protocol of the {title.split(' ')[0]} records: {sweeps[folder].protocol}."
+             for folder, title in PROXIES]
+    return "\n\n".join(lines) + "\n"
 
 
 def close_paragraph(close: list[str]) -> str:
@@ -455,6 +538,44 @@ def close_paragraph(close: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def runs_to_add(sweep: Sweep, comparisons: Sequence[Comparison]) -> dict[tuple[str, int], list[int]]:
+    """The 5-seed rule on ``comparisons``: each (method, memory) read by one within two standard
+    deviations that has fewer than :data:`MIN_SEEDS` seeds (runs), with the seeds it lacks (the
+    smallest unused ones), in method and memory order."""
+    wanted: dict[tuple[str, int], list[int]] = {}
+    for c in comparisons:
+        if not c.difference.within_two_std:
+            continue
+        for run in c.cells:
+            have = set(sweep.sample(FINAL, *run))
+            if len(have) < MIN_SEEDS:
+                unused = (seed for seed in range(MIN_SEEDS + len(have)) if seed not in have)
+                wanted[run] = [next(unused) for _ in range(MIN_SEEDS - len(have))]
+    return dict(sorted(wanted.items(), key=lambda item: (_n(item[0][0]).lower(), item[0][1])))
+
+
+def seeds_needed(sweeps: dict[str, Sweep]) -> list[str]:
+    """:func:`runs_to_add` over the comparisons of the claims table, one line per proxy and run."""
+    lines = []
+    for folder, _ in PROXIES:
+        sweep = sweeps[folder]
+        comparisons: dict[tuple[str, str], Comparison] = {}  # one of two claims ((b), (c)) once
+        for claim in CLAIMS:
+            if not (claim.na(sweep) or claim.unmeasured(sweep)):
+                comparisons.update({(c.label, c.metric): c for c in claim.comparisons(sweep)})
+        for (method, memory), seeds in runs_to_add(sweep, list(comparisons.values())).items():
+            lines.append(f"{folder}: {method} at memory {memory}, seeds {', '.join(map(str, seeds))}")
+    return lines
+
+
+def print_seeds_needed(sweeps: dict[str, Sweep]) -> None:
+    lines = seeds_needed(sweeps)
+    print(f"claims: runs to add under the {MIN_SEEDS}-seed rule (comparisons within two standard "
+          f"deviations with fewer than {MIN_SEEDS} seeds): {len(lines) or 'none'}")
+    for line in lines:
+        print(f"  {line}")
+
+
 # ---------------------------------------------------------------------------------------------
 # The final-accuracy overview of README.md
 
@@ -467,28 +588,36 @@ OVERVIEW_METHODS = (
     "der",
     "co2l",
     "foster",
+    "zscl",
     "gcl",
     "gdro",
     "joint",
 )
+#: Methods whose column the overview shows only when some proxy ran them.
+OVERVIEW_IF_RUN = ("zscl",)
 OVERVIEW_ROWS = ((0, "none"), (20, "20"), (500, "500"))
 
 
 def overview_table(sweeps: dict[str, Sweep]) -> str:
     """Mean final accuracy (%) per proxy and memory (none, 20, 500); the best continual method
-    in bold; zero-shot and joint only in the no-memory row (they have no memory)."""
-    header = "| memory | " + " | ".join(_n(m) for m in OVERVIEW_METHODS) + " |"
-    lines = [header, "|---|" + "---:|" * len(OVERVIEW_METHODS)]
+    in bold; zero-shot and joint only in the no-memory row (they have no memory); ZSCL only when
+    some proxy ran it. Then each proxy's protocol line (iCaRL's score among it)."""
+    methods = [
+        m for m in OVERVIEW_METHODS
+        if m not in OVERVIEW_IF_RUN or any(s.memories(m) for s in sweeps.values())
+    ]
+    header = "| memory | " + " | ".join(_n(m) for m in methods) + " |"
+    lines = [header, "|---|" + "---:|" * len(methods)]
     for folder, title in PROXIES:
         sweep = sweeps[folder]
         for memory, name in OVERVIEW_ROWS:
-            means = {m: _mean(sweep, m, memory) for m in OVERVIEW_METHODS}
+            means = {m: _mean(sweep, m, memory) for m in methods}
             continual = {
                 m: v for m, v in means.items() if v is not None and m not in ("zero-shot", "joint")
             }
             best = max(continual, key=lambda m: continual[m])
             cells = []
-            for m in OVERVIEW_METHODS:
+            for m in methods:
                 if m in ("zero-shot", "joint"):
                     value = _mean(sweep, m, 0) if memory == 0 else None
                     cells.append(f"{value * 100:.1f}" if value is not None else "")
@@ -501,7 +630,7 @@ def overview_table(sweeps: dict[str, Sweep]) -> str:
                     text = ""  # a method without memory (EWC): its one row is "none"
                 cells.append(text)
             lines.append(f"| {title.split(' ')[0]}, {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + protocol_lines(sweeps)
 
 
 def _mean(sweep: Sweep, method: str, memory: int) -> float | None:
@@ -628,7 +757,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--write", action="store_true", help="write the tables into the READMEs")
     action.add_argument("--check", action="store_true", help="exit 1 if a README differs")
+    action.add_argument(
+        "--seeds-needed", action="store_true", help=f"list the runs the {MIN_SEEDS}-seed rule asks for"
+    )
     args = parser.parse_args(argv)
+    if args.seeds_needed:
+        print_seeds_needed({folder: read_sweep(RESULTS / folder) for folder, _ in PROXIES})
+        return 0
     if not (args.write or args.check):
         sweeps = {folder: read_sweep(RESULTS / folder) for folder, _ in PROXIES}
         table, close = claims_table(sweeps)
@@ -644,6 +779,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path, text in generated.items():
             path.write_text(text, encoding="utf-8")
             print(f"claims: wrote {path.relative_to(ROOT)}")
+        print_seeds_needed({folder: read_sweep(RESULTS / folder) for folder, _ in PROXIES})
         return 0
     if args.check:
         stale = False
