@@ -83,14 +83,15 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     tune.add_argument("overrides", **overrides)
     optimum = sub.add_parser("check-optimum", help="re-score each tuned learning rate and its neighbours "
                              "lr / F and lr · F on the tune's validation split (exit 1: a neighbour is better)")
-    optimum.add_argument("--config", type=Path, help="the sweep config that was tuned (default: the embedded "
-                         "comparison)")
-    optimum.add_argument("--tuned", type=Path, help="its tuned.yaml (default: the config's tuned key)")
-    optimum.add_argument("--out", type=Path, help="check folder (default: <tuned.yaml's folder>/optimum); "
+    optimum.add_argument("--config", type=Path, metavar="FILE", help="the sweep config that was tuned "
+                         "(default: the embedded comparison)")
+    optimum.add_argument("--tuned", type=Path, metavar="FILE", help="its tuned.yaml (default: the config's tuned key)")
+    optimum.add_argument("--out", type=Path, metavar="DIR", help="check folder (default: runs/<config name>-optimum); "
                          "writes optimum.md, optimum.csv and the re-score runs")
-    optimum.add_argument("--factor", type=float, default=3.0, help="neighbours lr / F and lr · F (default: 3)")
-    optimum.add_argument("--strategies", type=_names, help="only these tuned labels, comma-separated")
-    optimum.add_argument("--mem-sizes", type=_sizes, help="only these tuned memory sizes, comma-separated")
+    optimum.add_argument("--factor", type=float, default=3.0, metavar="F",
+                         help="neighbours lr / F and lr · F (default: 3)")
+    optimum.add_argument("--strategies", type=_names, metavar="A,B", help="only these tuned labels")
+    optimum.add_argument("--mem-sizes", type=_sizes, metavar="M,N", help="only these tuned memory sizes")
     optimum.add_argument("--force", action="store_true", help="write over a finished table in --out")
     optimum.add_argument("overrides", **overrides)
     prepare = sub.add_parser("prepare", help="fetch the weights and data a run or sweep config needs "
@@ -362,7 +363,7 @@ def _check_optimum(args: argparse.Namespace) -> int:
     tuned = args.tuned or (Path(config.tuned) if config.tuned else None)
     if tuned is None:
         raise ConfigError("check-optimum needs the tuned.yaml to check: pass --tuned FILE (the config has no tuned key)")
-    out = args.out or tuned.parent / "optimum"
+    out = args.out or Path("runs") / f"{args.config.stem if args.config else 'default'}-optimum"
     check_factor(args.factor)
     refuse_finished(out, force=args.force)  # before any run
     apply_threads(config.shared.get("threads"))

@@ -172,8 +172,8 @@ def _check_one(config: SweepConfig, settings: TuneSettings, label: str, strategy
     if value != best:  # exact: the same runs on the same split give the same accuracies
         raise OptimumMismatchError(
             f"study {name}: re-scoring its tuned values {params} on validation gives {value!r}, but the study's "
-            f"best value is {best!r}{f' ({error})' if error else ''}; the config, data or code differ from the "
-            "tune's, so its neighbours cannot be compared with it")
+            f"best value is {best!r}{f' ({error})' if error else ''}; the config, data, code or device differ from "
+            "the tune's (its runs are deterministic on one machine), so its neighbours cannot be compared with it")
     sizes = [validation_size(run) for run in trial_runs(config, settings, label, params, mem_size)]
     notes = [f"{item['param']}={item['value']:.4g} at the {item['bound']} bound of its space ({item['space']})"
              for item in values_at_bound(params, space)]

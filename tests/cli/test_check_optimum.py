@@ -13,6 +13,7 @@ import yaml
 from cli_fixtures import cli, read_jsonl, write_config
 from test_cli_tune import sweep_config, write_image_folder
 
+from avalanche_clip.cli import main
 from avalanche_clip.pipeline.config import ConfigError
 from avalanche_clip.pipeline.tune_optimum import (
     NEIGHBOUR_BETTER,
@@ -47,8 +48,6 @@ def tuned(tmp_path_factory):
         tune={"trials": 1, "validation_fraction": 0.3}))
     with warnings.catch_warnings():  # a one-trial study's best may lie at a bound of its space
         warnings.simplefilter("ignore")
-        from avalanche_clip.cli import main
-
         assert main(["tune", "--config", str(config), "--out", str(tmp / "tuned")]) == 0
     return config, tmp / "tuned" / "tuned.yaml"
 
@@ -56,8 +55,8 @@ def tuned(tmp_path_factory):
 def test_the_tuned_lr_reproduces_its_study_and_its_neighbours_are_a_third_and_three_times(tuned, capsys):
     config, path = tuned
     studies = yaml.safe_load(path.read_text())["strategies"]["ce"]["by_mem_size"]
-    code, out, err = cli(capsys, "check-optimum", "--config", config, "--tuned", path)
     folder = path.parent / "optimum"
+    code, out, err = cli(capsys, "check-optimum", "--config", config, "--tuned", path, "--out", folder)
     rows = _rows(folder)
     assert [(row["strategy"], int(row["mem_size"])) for row in rows] == [("ce", 0), ("ce", 4)]
     better = False
@@ -87,10 +86,10 @@ def test_the_tuned_lr_reproduces_its_study_and_its_neighbours_are_a_third_and_th
     assert "| ce | 4 |" in out and (folder / "optimum.md").read_text().startswith("# Tuned learning rates")
 
     # a finished table is not replaced silently; --force writes it again from the finished runs
-    code, _, err = cli(capsys, "check-optimum", "--config", config, "--tuned", path)
+    code, _, err = cli(capsys, "check-optimum", "--config", config, "--tuned", path, "--out", folder)
     assert code == 2 and "holds a finished optimum check; pass --force" in err
     stamps = {p: p.stat().st_mtime_ns for p in (folder / "runs").rglob("results.jsonl")}
-    code, _, err = cli(capsys, "check-optimum", "--config", config, "--tuned", path, "--force",
+    code, _, err = cli(capsys, "check-optimum", "--config", config, "--tuned", path, "--out", folder, "--force",
                        "--strategies", "ce", "--mem-sizes", "4")
     assert code in (0, 1), err
     assert [int(row["mem_size"]) for row in _rows(folder)] == [4]
@@ -142,6 +141,9 @@ def test_bad_input_is_refused_before_any_run(tuned, tmp_path, capsys):
     assert not (tmp_path / "refused" / "runs").exists()
     code, _, err = cli(capsys, "check-optimum", "--config", config)
     assert code == 2 and "pass --tuned FILE" in err
+    naming = write_config(tmp_path / "naming.yaml", {**yaml.safe_load(config.read_text()), "tuned": str(path)})
+    code, _, err = cli(capsys, "check-optimum", "--config", naming, "--mem-sizes", "7")
+    assert code == 2 and "(tuned sizes: ce: [0, 4])" in err  # the config's tuned file was read
 
 
 def test_the_verdict_compares_the_best_gain_with_one_standard_error():
