@@ -3,6 +3,8 @@
     avalanche-clip run     [--config FILE] [--out DIR] [--resume] [key=value ...]
     avalanche-clip sweep   [--config FILE] [--out DIR] [--workers N] [--ray-address ADDR] [key=value ...]
     avalanche-clip tune    [--config FILE] [--out DIR] [--trials N] [--storage URL] [key=value ...]
+    avalanche-clip check-optimum [--config FILE] [--tuned FILE] [--out DIR] [--factor F]
+                                 [--strategies A,B] [--mem-sizes M,N] [--force] [key=value ...]
     avalanche-clip prepare [--config FILE] [--check] [key=value ...]
     avalanche-clip report  DIR [--out DIR]
     avalanche-clip list    [--spaces]
@@ -79,6 +81,19 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     tune.add_argument("--storage", help="Optuna storage URL shared by several machines, e.g. "
                       "postgresql://user@host/db (default: sqlite under --out)")
     tune.add_argument("overrides", **overrides)
+    optimum = sub.add_parser("check-optimum", help="re-score each tuned learning rate and its neighbours "
+                             "lr / F and lr · F on the tune's validation split (exit 1: a neighbour is better)")
+    optimum.add_argument("--config", type=Path, metavar="FILE", help="the sweep config that was tuned "
+                         "(default: the embedded comparison)")
+    optimum.add_argument("--tuned", type=Path, metavar="FILE", help="its tuned.yaml (default: the config's tuned key)")
+    optimum.add_argument("--out", type=Path, metavar="DIR", help="check folder (default: runs/<config name>-optimum); "
+                         "writes optimum.md, optimum.csv and the re-score runs")
+    optimum.add_argument("--factor", type=float, default=3.0, metavar="F",
+                         help="neighbours lr / F and lr · F (default: 3)")
+    optimum.add_argument("--strategies", type=_names, metavar="A,B", help="only these tuned labels")
+    optimum.add_argument("--mem-sizes", type=_sizes, metavar="M,N", help="only these tuned memory sizes")
+    optimum.add_argument("--force", action="store_true", help="write over a finished table in --out")
+    optimum.add_argument("overrides", **overrides)
     prepare = sub.add_parser("prepare", help="fetch the weights and data a run or sweep config needs "
                              "(on a machine with network), or say what is missing", formatter_class=raw)
     prepare.add_argument("--config", type=Path, help="YAML run or sweep config (default: the embedded comparison)")
@@ -90,6 +105,23 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     listing = sub.add_parser("list", help="registered scenarios, strategies and models, with their defaults")
     listing.add_argument("--spaces", action="store_true", help="also each strategy's search space for tune")
     return parser, sub.choices
+
+
+def _names(text: str) -> list[str]:
+    """``"ce,der"`` -> ``["ce", "der"]`` (a comma list: a space list would swallow key=value overrides)."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
+
+
+def _sizes(text: str) -> list[int]:
+    """``"20,200"`` -> ``[20, 200]``."""
+    try:
+        sizes = [int(size) for size in _names(text)]
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"expected comma-separated memory sizes (integers), got {text!r}") from None
+    return sizes
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -315,6 +347,34 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_optimum(args: argparse.Namespace) -> int:
+    from avalanche_clip.common.threads import apply_threads
+    from avalanche_clip.pipeline.config import ConfigError
+    from avalanche_clip.pipeline.sweep_schema import parse_sweep_config
+    from avalanche_clip.pipeline.tune_optimum import NEIGHBOUR_BETTER, check_factor, check_optimum
+    from avalanche_clip.pipeline.tune_optimum_table import (
+        optimum_markdown,
+        refuse_finished,
+        write_optimum,
+    )
+
+    _refuse_torchrun("check-optimum")
+    config = parse_sweep_config(_config(args.config, args.overrides, sweep=True))  # parsed once
+    tuned = args.tuned or (Path(config.tuned) if config.tuned else None)
+    if tuned is None:
+        raise ConfigError("check-optimum needs the tuned.yaml to check: pass --tuned FILE (the config has no tuned key)")
+    out = args.out or Path("runs") / f"{args.config.stem if args.config else 'default'}-optimum"
+    check_factor(args.factor)
+    refuse_finished(out, force=args.force)  # before any run
+    apply_threads(config.shared.get("threads"))
+    checks = check_optimum(config, tuned, out, factor=args.factor, strategies=args.strategies,
+                           mem_sizes=args.mem_sizes, progress=config.shared["progress"])
+    markdown, table = write_optimum(checks, out, args.factor)
+    print(optimum_markdown(checks, args.factor))
+    print(f"table in {markdown} and {table}")
+    return 1 if any(check.verdict == NEIGHBOUR_BETTER for check in checks) else 0
+
+
 def _prepare(args: argparse.Namespace) -> int:
     from avalanche_clip.pipeline.prepare_assets import prepare_assets
 
@@ -377,8 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     pin_cpu_kernels()  # before any tensor operation: records then do not depend on the CPU model
     args = _parse(list(sys.argv[1:] if argv is None else argv))
-    handlers = {"run": _run, "sweep": _sweep, "tune": _tune, "prepare": _prepare, "report": _report,
-                "list": _list}
+    handlers = {"run": _run, "sweep": _sweep, "tune": _tune, "check-optimum": _check_optimum,
+                "prepare": _prepare, "report": _report, "list": _list}
     from avalanche_clip.assets import MissingAssetError
     from avalanche_clip.common.errors import AvalancheClipError, clip_message
     from avalanche_clip.common.registry import UnknownNameError

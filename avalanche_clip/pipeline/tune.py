@@ -211,6 +211,33 @@ def trial_runs(config: SweepConfig | dict[str, Any], settings: TuneSettings, lab
     return runs
 
 
+@dataclass(frozen=True)
+class ValidationScore:
+    """What a parameter set scores on validation: ``value`` (the mean final accuracy of its
+    ``runs``), or 0.0 with ``error`` when a run diverged (a poor setting, not a bug: the worst score)."""
+
+    value: float
+    runs: int
+    error: str | None = None
+
+
+def validation_score(config: SweepConfig | dict[str, Any], settings: TuneSettings, label: str,
+                     params: dict[str, Any], mem_size: int, folder: Path, *, resume: bool = False) -> ValidationScore:
+    """Score ``params`` of ``label`` at memory ``mem_size`` as a tune trial does: every run of
+    :func:`trial_runs` (scenarios × tune seeds, on the validation split) in
+    ``folder/<scenario>__s<seed>``, its final accuracy on all seen classes averaged,
+    ``(1/k) sum_i acc_i`` over the ``k`` runs. A finished run folder is reused (runs are
+    deterministic); ``resume``: an unfinished one is run again rather than refused."""
+    values = []
+    for run in trial_runs(config, settings, label, params, mem_size):
+        try:
+            records = execute_run(run, folder / f"{run.scenario_label}__s{run.seed}", resume=resume)
+        except DivergedTrainingError as err:
+            return ValidationScore(0.0, len(values), f"{type(err).__name__}: {err}")
+        values.append(records[-1]["stream_accuracy"])
+    return ValidationScore(statistics.fmean(values), len(values))
+
+
 def run_tune(config: SweepConfig | dict[str, Any], out_dir: str | Path, *, trials: int | None = None,
              storage: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Tune every strategy of the sweep ``config`` into ``out_dir`` (module docstring)."""
@@ -256,18 +283,13 @@ def _tune_one(config: SweepConfig, settings: TuneSettings, label: str, mem_size:
             trial.set_user_attr("surplus", f"the study already held {budget} trials when it started")
             raise optuna.TrialPruned()  # before drawing anything: the sampler learns nothing from it
         params = {name: suggest(trial, name, spec) for name, spec in space.items()}
-        values = []
-        for run in trial_runs(config, settings, label, params, mem_size):
-            trial_dir = out / "trials" / label / f"m{mem_size}" / f"{trial.number:04d}"
-            folder = trial_dir / f"{run.scenario_label}__s{run.seed}"
-            try:
-                records = execute_run(run, folder)
-            except DivergedTrainingError as err:  # a poor setting, not a bug: the worst score
-                trial.set_user_attr("error", f"{type(err).__name__}: {err}")
-                return 0.0
-            values.append(records[-1]["stream_accuracy"])
-        trial.set_user_attr("runs", len(values))
-        return statistics.fmean(values)
+        trial_dir = out / "trials" / label / f"m{mem_size}" / f"{trial.number:04d}"
+        score = validation_score(config, settings, label, params, mem_size, trial_dir)
+        if score.error:
+            trial.set_user_attr("error", score.error)
+        else:
+            trial.set_user_attr("runs", score.runs)
+        return score.value
 
     def done() -> int:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
@@ -305,5 +327,5 @@ def _tune_one(config: SweepConfig, settings: TuneSettings, label: str, mem_size:
     )
 
 
-__all__ = ["TUNE_DEFAULTS", "TuneSettings", "run_tune", "study_mem_sizes", "study_name", "study_seed",
-           "trial_runs", "tune_settings"]
+__all__ = ["TUNE_DEFAULTS", "TuneSettings", "ValidationScore", "run_tune", "study_mem_sizes", "study_name",
+           "study_seed", "trial_runs", "tune_settings", "validation_score"]

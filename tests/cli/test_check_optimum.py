@@ -1,0 +1,170 @@
+"""``avalanche-clip check-optimum``: each tuned learning rate re-scored on the tune's validation
+split reproduces its study's best value exactly, its neighbours lr / f and lr · f are scored (or
+skipped outside the space), and a neighbour better beyond one standard error exits with 1."""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+
+import pytest
+import yaml
+from cli_fixtures import cli, read_jsonl, write_config
+from test_cli_tune import sweep_config, write_image_folder
+
+from avalanche_clip.cli import main
+from avalanche_clip.pipeline.config import ConfigError
+from avalanche_clip.pipeline.tune_optimum import (
+    NEIGHBOUR_BETTER,
+    OPTIMUM,
+    Neighbour,
+    OptimumCheck,
+    check_factor,
+    select_studies,
+)
+
+VALIDATION = 12  # round(0.3 × 10) validation images of each of 4 classes
+
+
+def _rows(folder):
+    with open(folder / "optimum.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _final_accuracy(folder):
+    """The final accuracy recorded by the one re-score run under ``folder`` (read from its records)."""
+    (records,) = [read_jsonl(path) for path in folder.rglob("results.jsonl")]
+    return records[-1]["stream_accuracy"]
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A one-trial tune of CE at memory 0 and 4 on the tiny image folder: (config, tuned.yaml)."""
+    tmp = tmp_path_factory.mktemp("optimum")
+    root = write_image_folder(tmp / "images")
+    config = write_config(tmp / "tune.yaml", sweep_config(
+        root, tmp / "cache", strategies=["zero-shot", "ce"], mem_sizes=[0, 4],
+        tune={"trials": 1, "validation_fraction": 0.3}))
+    with warnings.catch_warnings():  # a one-trial study's best may lie at a bound of its space
+        warnings.simplefilter("ignore")
+        assert main(["tune", "--config", str(config), "--out", str(tmp / "tuned")]) == 0
+    return config, tmp / "tuned" / "tuned.yaml"
+
+
+def test_the_tuned_lr_reproduces_its_study_and_its_neighbours_are_a_third_and_three_times(tuned, capsys):
+    config, path = tuned
+    studies = yaml.safe_load(path.read_text())["strategies"]["ce"]["by_mem_size"]
+    folder = path.parent / "optimum"
+    code, out, err = cli(capsys, "check-optimum", "--config", config, "--tuned", path, "--out", folder)
+    rows = _rows(folder)
+    assert [(row["strategy"], int(row["mem_size"])) for row in rows] == [("ce", 0), ("ce", 4)]
+    better = False
+    for row in rows:
+        study = studies[int(row["mem_size"])]
+        lr = study["params"]["lr"]
+        assert float(row["lr"]) == lr and float(row["score"]) == study["value"]  # exactly the study's value
+        assert float(row["lr_down"]) == lr / 3 and float(row["lr_up"]) == lr * 3
+        p = study["value"]
+        assert float(row["standard_error"]) == pytest.approx(math.sqrt(p * (1 - p) / VALIDATION))
+        runs = folder / "runs" / "ce" / f"m{row['mem_size']}"
+        scores = []
+        for key, rate in (("score_down", lr / 3), ("score_up", lr * 3)):
+            run = runs / f"lr{rate!r}"
+            if not 1e-7 <= rate <= 1:  # outside CE's lr space: skipped, with a note
+                assert row[key] == "" and not run.exists()
+                assert f"= {rate:.4g} outside the space (float in [1e-07, 1], log): skipped" in row["notes"]
+                continue
+            assert yaml.safe_load(next(run.rglob("config.yaml")).read_text())["strategy_options"]["ce"]["lr"] == rate
+            assert float(row[key]) == _final_accuracy(run)  # the table holds what the run recorded
+            scores.append(float(row[key]))
+        gain = max(scores) - p
+        assert float(row["gain"]) == pytest.approx(gain)
+        assert row["verdict"] == (NEIGHBOUR_BETTER if gain > float(row["standard_error"]) else OPTIMUM)
+        better |= row["verdict"] == NEIGHBOUR_BETTER
+    assert code == (1 if better else 0), err
+    assert "| ce | 4 |" in out and (folder / "optimum.md").read_text().startswith("# Tuned learning rates")
+
+    # a finished table is not replaced silently; --force writes it again from the finished runs
+    code, _, err = cli(capsys, "check-optimum", "--config", config, "--tuned", path, "--out", folder)
+    assert code == 2 and "holds a finished optimum check; pass --force" in err
+    stamps = {p: p.stat().st_mtime_ns for p in (folder / "runs").rglob("results.jsonl")}
+    code, _, err = cli(capsys, "check-optimum", "--config", config, "--tuned", path, "--out", folder, "--force",
+                       "--strategies", "ce", "--mem-sizes", "4")
+    assert code in (0, 1), err
+    assert [int(row["mem_size"]) for row in _rows(folder)] == [4]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing re-trained
+
+
+def test_a_bad_lr_has_a_better_neighbour_and_one_outside_the_space_is_skipped(tuned, tmp_path, capsys):
+    config, path = tuned
+    document = yaml.safe_load(path.read_text())
+    study = document["strategies"]["ce"]["by_mem_size"][4]
+    study["params"] = {"lr": 1e-7}  # far too small to move the projections in one epoch
+    study["value"] = 0.5  # not what lr 1e-7 scores
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(document))
+    code, _, err = cli(capsys, "check-optimum", "--config", config, "--tuned", bad, "--mem-sizes", "4",
+                       "--out", tmp_path / "first", "--factor", "1e5")
+    assert code == 2 and "re-scoring its tuned values {'lr': 1e-07} on validation gives 0.25" in err
+    assert "but the study's best value is 0.5" in err  # both numbers named
+    study["value"] = 0.25  # what a one-trial study at 1e-7 records: chance, as the untrained model (4 classes)
+    bad.write_text(yaml.safe_dump(document))
+    code, out, err = cli(capsys, "check-optimum", "--config", config, "--tuned", bad, "--mem-sizes", "4",
+                         "--out", tmp_path / "check", "--factor", "1e5")
+    assert code == 1, err
+    (row,) = _rows(tmp_path / "check")
+    assert row["score"] == "0.25" and row["score_down"] == ""  # 1e-12: below the space
+    assert "lr / 100000 = 1e-12 outside the space (float in [1e-07, 1], log): skipped" in row["notes"]
+    assert "lr=1e-07 at the low bound of its space" in row["notes"]
+    up = float(row["score_up"])  # lr 0.01
+    assert up == _final_accuracy(tmp_path / "check" / "runs" / "ce" / "m4" / f"lr{1e-7 * 1e5!r}")
+    assert float(row["standard_error"]) == pytest.approx(0.125)  # sqrt(0.25 · 0.75 / 12)
+    assert float(row["gain"]) == pytest.approx(up - 0.25) and up - 0.25 > 0.125
+    assert row["verdict"] == NEIGHBOUR_BETTER and "**neighbour better**" in out
+    assert "1 of 1 studies have a neighbouring learning rate better" in out
+
+
+def test_bad_input_is_refused_before_any_run(tuned, tmp_path, capsys):
+    config, path = tuned
+    cases = [
+        (["--factor", "1"], "--factor must be a finite number > 1"),
+        (["--strategies", "gcl"], "--strategies ['gcl'] were not tuned in this file; tuned: ['ce']"),
+        (["--mem-sizes", "7"], "--mem-sizes [7]: no selected strategy was tuned there (tuned sizes: ce: [0, 4])"),
+        (["tune.validation_fraction=0.2"], "validation_fraction: tuned with 0.3, the config gives 0.2"),
+        (["tune.seeds=[1]"], "seeds: tuned with [0], the config gives [1]"),
+    ]
+    for extra, message in cases:
+        code, _, err = cli(capsys, "check-optimum", "--config", config, "--tuned", path,
+                           "--out", tmp_path / "refused", *extra)
+        assert code == 2 and message in err, (extra, err)
+    assert not (tmp_path / "refused" / "runs").exists()
+    code, _, err = cli(capsys, "check-optimum", "--config", config)
+    assert code == 2 and "pass --tuned FILE" in err
+    naming = write_config(tmp_path / "naming.yaml", {**yaml.safe_load(config.read_text()), "tuned": str(path)})
+    code, _, err = cli(capsys, "check-optimum", "--config", naming, "--mem-sizes", "7")
+    assert code == 2 and "(tuned sizes: ce: [0, 4])" in err  # the config's tuned file was read
+
+
+def test_the_verdict_compares_the_best_gain_with_one_standard_error():
+    def check(*values):
+        neighbours = [Neighbour(1 / 3, 1e-3, values[0]), Neighbour(3, 9e-3, values[1])]
+        return OptimumCheck("ce", "ce", 20, 3e-3, 0.5, 0.05, neighbours)
+
+    assert check(0.5, 0.55).gain == pytest.approx(0.05) and check(0.5, 0.5).verdict == OPTIMUM
+    assert check(0.25, 0.5).verdict == OPTIMUM and check(0.25, 0.5).gain == 0.0
+    assert check(0.5625, None).verdict == NEIGHBOUR_BETTER  # 0.0625 > 0.05
+    assert check(None, None).gain is None and check(None, None).verdict == OPTIMUM
+    with pytest.raises(ConfigError, match=r"--factor must be a finite number > 1 .*got 0.5"):
+        check_factor(0.5)
+    assert check_factor(3) == 3.0
+
+
+def test_studies_are_selected_by_label_and_tuned_size():
+    studies = {"ce": {0: {}, 20: {}}, "der": {20: {}, 200: {}}, "ewc": {0: {}}}
+    assert select_studies(studies, None, None) == [("ce", 0), ("ce", 20), ("der", 20), ("der", 200), ("ewc", 0)]
+    assert select_studies(studies, ["der", "ewc"], [20]) == [("der", 20)]
+    assert select_studies(studies, None, [0]) == [("ce", 0), ("ewc", 0)]
+    with pytest.raises(ConfigError, match=r"--mem-sizes \[0\]: no selected strategy was tuned there "
+                                          r"\(tuned sizes: der: \[20, 200\]\)"):
+        select_studies(studies, ["der"], [0, 20])
