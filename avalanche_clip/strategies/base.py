@@ -29,6 +29,14 @@ What it adds to the template:
   weights by visible samples and leaves such experiences out). A stateful training loss is never
   called outside training.
 - **Mixed precision** (``amp="bf16"`` / ``"fp16"`` autocast on CUDA; CPU stays fp32).
+- **The classification negatives** (``train_logits``, a protocol value, the same for every
+  method): ``"batch"`` (default) — every classification loss ranges over the classes present in
+  the batch (new data ∪ memory rows; under several processes the global batch), as GCL's
+  objective over the training set ``S`` = new data ∪ memory, estimated in-batch, contrasts each
+  image with the prompts of the batch's classes; ``"seen"`` — over all classes seen so far (the
+  behaviour before the key existed). Subclasses pass the logits of every cross-entropy term
+  through :meth:`classification_logits`; distillation terms (DER's logit MSE, FOSTER's KD, LwF)
+  compare the old model's outputs on the old classes and read the unmasked logits.
 
 Subclasses implement :meth:`training_forward` and :meth:`training_loss`; they may also override
 our hook :meth:`on_batches_planned` (named so it is never mistaken for one of Avalanche's
@@ -48,14 +56,19 @@ from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
 from avalanche_clip.common.device import check_device
-from avalanche_clip.losses.masked import masked_cross_entropy
+from avalanche_clip.common.values import check_choice
+from avalanche_clip.losses.masked import (
+    BatchClassCrossEntropy,
+    batch_class_logits,
+    masked_cross_entropy,
+)
 from avalanche_clip.models.label_alignment import attach_task_heads, check_label_alignment
 from avalanche_clip.models.precision import autocast, effective_amp, grad_scaler
 from avalanche_clip.scenarios import SAMPLE_INDEX_POSITION, has_sample_index
 from avalanche_clip.scenarios.assigned_ids import SampleIdAssigner
 from avalanche_clip.strategies.budget import StepBudget, make_eval_dataloader, make_train_dataloader
 from avalanche_clip.training.batching import ReplayBatchSampler
-from avalanche_clip.training.distributed import GradientSumPlugin, world_size
+from avalanche_clip.training.distributed import GradientSumPlugin, gather_rows, world_size
 from avalanche_clip.training.distributed_plugins import check_distributed_plugins
 from avalanche_clip.training.plugins import (
     ClassBalancedReplayPlugin,
@@ -67,6 +80,8 @@ from avalanche_clip.training.plugins.replay import check_no_replay_plugin
 from avalanche_clip.training.train_modes import restore_train_modes
 
 _CLASSIFIER_API = ("encode_images", "class_embeddings", "mark_seen", "num_classes", "logit_scale")
+#: The protocol's choices of classification negatives (module docstring), the default first.
+TRAIN_LOGITS = ("batch", "seen")
 
 
 def check_classifier(model: nn.Module, owner: str) -> None:
@@ -94,6 +109,13 @@ def check_task_head_plugins(model: nn.Module, plugins: Iterable[BasePlugin]) -> 
             )
 
 
+def default_criterion(train_logits: str) -> nn.Module:
+    """What plugins call as ``strategy._criterion(out, y)`` when a strategy is given none: the
+    cross-entropy with the protocol's negatives (``"seen"``: torch's, over the logits' finite
+    classes, as before the key existed; ``"batch"``: over the classes of the plugin's batch)."""
+    return BatchClassCrossEntropy() if train_logits == "batch" else nn.CrossEntropyLoss()
+
+
 class CLIPStrategyBase(SupervisedTemplate):
     """Base for strategies that train a :class:`~avalanche_clip.models.CLIPClassifier`.
 
@@ -109,6 +131,8 @@ class CLIPStrategyBase(SupervisedTemplate):
         steps_per_experience: explicit step budget (None: ``train_epochs`` passes over each
             experience's new data).
         amp: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast on CUDA only).
+        train_logits: ``"batch"`` (default) or ``"seen"``: the classes every classification
+            loss ranges over (module docstring; :meth:`classification_logits`).
         train_mb_size, train_epochs, eval_mb_size, device, plugins, evaluator, eval_every:
             as in Avalanche's ``SupervisedTemplate``.
         method_plugins: the method's own plugins (GCL / GDRO: the loss-state plugin), run after
@@ -127,6 +151,7 @@ class CLIPStrategyBase(SupervisedTemplate):
         seed: int | None = None,
         steps_per_experience: int | None = None,
         amp: str = "fp32",
+        train_logits: str = TRAIN_LOGITS[0],
         train_mb_size: int = 32,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -144,6 +169,7 @@ class CLIPStrategyBase(SupervisedTemplate):
         check_no_replay_plugin(name, plugins)
         device = check_device(device)  # one clear error, not torch's, for a GPU that is not here
         effective_amp(amp, device)  # validates the name
+        self.train_logits = check_choice("train_logits", train_logits, TRAIN_LOGITS)
         self.budget = StepBudget(seed=seed, replay_sampling=replay_sampling, memory_share=memory_share,
                                  steps_per_experience=steps_per_experience)
         self.replay = ClassBalancedReplayPlugin(mem_size, seed=self.budget.seed)
@@ -155,7 +181,7 @@ class CLIPStrategyBase(SupervisedTemplate):
         super().__init__(
             model=model,
             optimizer=optimizer,
-            criterion=nn.CrossEntropyLoss() if criterion is None else criterion,
+            criterion=default_criterion(train_logits) if criterion is None else criterion,
             train_mb_size=train_mb_size,
             train_epochs=train_epochs,
             eval_mb_size=eval_mb_size,
@@ -192,10 +218,36 @@ class CLIPStrategyBase(SupervisedTemplate):
     def training_loss(self) -> torch.Tensor:
         """The training loss of the current mini-batch (under several processes: this shard's
         share of the global batch's mean, so the processes' gradients sum to the global one)."""
-        loss = masked_cross_entropy(self.mb_output, self.mb_y)
+        loss = masked_cross_entropy(self.classification_logits(self.mb_output), self.mb_y)
         if world_size() > 1:
             loss = loss * (len(self.mb_y) / self.budget.global_batch_size)
         return loss
+
+    def classification_logits(self, logits: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """This step's ``[B, K]`` logits with the classes a classification loss may not use as
+        negatives at −∞: under ``train_logits="seen"`` none (``logits`` returned as is), under
+        ``"batch"`` the classes absent from the batch's labels
+        (:func:`~avalanche_clip.losses.masked.batch_class_logits`). The batch is the whole
+        step's, new data and memory rows alike: a loss over some rows selects them afterwards
+        (DER's CE on the new rows still has the memory's classes as negatives). ``rows`` ``[B]``
+        bool: only the labels of those rows make the batch (ZSCL: its reference rows are not
+        training data). Under several processes the labels are gathered from every process (a
+        collective: call it on every process alike), so the classes are the global batch's and
+        2 processes train as 1. With one head per task a column is the class its label names in
+        the row's task."""
+        if self.train_logits == "seen":
+            return logits
+        labels, tasks = self.mb_y, self.mb_task_id
+        if rows is not None:
+            labels, tasks = labels[rows], tasks[rows]
+        heads = getattr(self.model, "task_heads", None)
+        columns = None
+        if heads is not None:
+            columns = heads.rows(self.mb_task_id)  # [B, L]
+            labels = heads.classes_of(labels, tasks)
+        if world_size() > 1:
+            labels = gather_rows(labels)
+        return batch_class_logits(logits, labels, columns)
 
     def memory_digest(self) -> str:
         """Digest of the shared memory's ids after the last experience, for its record."""

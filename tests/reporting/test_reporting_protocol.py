@@ -40,3 +40,15 @@ def test_each_violation_is_named():
 def test_old_records_say_there_is_nothing_to_check():
     old = _records().assign(optimizer_steps=None)
     assert "nothing to check" in protocol_checks(old, ROLES)[0]
+
+
+def test_the_negatives_of_the_trained_methods_are_named_and_a_difference_is_flagged():
+    records = _records().assign(train_logits="batch")
+    (line,) = protocol_checks(records, ROLES)
+    assert "train_logits=batch for all 6 trained methods" in line  # 5 continual and joint; not zero-shot
+    records.loc[records["strategy"] == "zero-shot", "train_logits"] = "seen"  # trains nothing: not checked
+    assert "train_logits=batch for all 6" in protocol_checks(records, ROLES)[0]
+    records.loc[records["strategy"] == "gcl", "train_logits"] = "seen"
+    assert "**different train_logits** across trained methods (ce: batch, der: batch, ewc: batch, gcl: seen" in (
+        protocol_checks(records, ROLES)[0])
+    assert "no train_logits recorded" in protocol_checks(_records(), ROLES)[0]
