@@ -13,7 +13,11 @@ from avalanche_fixtures import digits, optimizer, tiny_classifier
 from strategy_fixtures import cil_benchmark, make_setup
 
 from avalanche_clip.common.errors import ConfigError
-from avalanche_clip.losses.masked import BatchClassCrossEntropy, batch_class_logits, masked_cross_entropy
+from avalanche_clip.losses.masked import (
+    BatchClassCrossEntropy,
+    batch_class_logits,
+    masked_cross_entropy,
+)
 from avalanche_clip.pipeline.config_schema import RunConfig
 from avalanche_clip.strategies import CLIPCrossEntropyStrategy, build_strategy
 from avalanche_clip.strategies.icarl import BatchClassICaRLLoss
