@@ -237,13 +237,12 @@ class CLIPStrategyBase(SupervisedTemplate):
         the row's task."""
         if self.train_logits == "seen":
             return logits
-        labels, tasks = self.mb_y, self.mb_task_id
-        if rows is not None:
-            labels, tasks = labels[rows], tasks[rows]
+        labels = self.mb_y if rows is None else self.mb_y[rows]
         heads = getattr(self.model, "task_heads", None)
         columns = None
-        if heads is not None:
+        if heads is not None:  # (mb_task_id: only items with task labels have heads)
             columns = heads.rows(self.mb_task_id)  # [B, L]
+            tasks = self.mb_task_id if rows is None else self.mb_task_id[rows]
             labels = heads.classes_of(labels, tasks)
         if world_size() > 1:
             labels = gather_rows(labels)

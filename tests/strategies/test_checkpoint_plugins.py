@@ -115,7 +115,7 @@ def test_every_stateful_plugin_round_trips_through_a_weights_only_checkpoint(tmp
                    EarlyStoppingPlugin(patience=5, val_stream_name="test_stream"),
                    EWCPlugin(ewc_lambda=1.0), LwFPlugin(), SynapticIntelligencePlugin(si_lambda=1.0)]
         return GCLStrategy(model=model, optimizer=opt, mem_size=6, train_mb_size=8, seed=0,
-                           plugins=plugins, eval_every=1,
+                           plugins=plugins, eval_every=1, train_logits="seen",  # LwF distils seen logits
                            evaluator=EvaluationPlugin(accuracy_metrics(stream=True)))
 
     benchmark = avalanche_benchmark("nc_benchmark", per_class=8)  # LwF reads task labels
