@@ -32,7 +32,7 @@ from avalanche_clip.models.trainable import parse_trainable
 from avalanche_clip.pipeline.hyperparameters import check_hyperparameters
 from avalanche_clip.scenarios import check_scenario_options, scenario_kind
 from avalanche_clip.strategies import check_strategy, strategy_hparams, strategy_info
-from avalanche_clip.strategies.base import TRAIN_LOGITS
+from avalanche_clip.strategies.negatives import TRAIN_LOGITS
 from avalanche_clip.strategies.setup import HEADS, OPTIMIZERS, check_setup_values
 from avalanche_clip.training.batching import check_composition, check_steps_per_experience
 

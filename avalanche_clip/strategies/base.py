@@ -29,14 +29,10 @@ What it adds to the template:
   weights by visible samples and leaves such experiences out). A stateful training loss is never
   called outside training.
 - **Mixed precision** (``amp="bf16"`` / ``"fp16"`` autocast on CUDA; CPU stays fp32).
-- **The classification negatives** (``train_logits``, a protocol value, the same for every
-  method): ``"batch"`` (default) — every classification loss ranges over the classes present in
-  the batch (new data ∪ memory rows; under several processes the global batch), as GCL's
-  objective over the training set ``S`` = new data ∪ memory, estimated in-batch, contrasts each
-  image with the prompts of the batch's classes; ``"seen"`` — over all classes seen so far (the
-  behaviour before the key existed). Subclasses pass the logits of every cross-entropy term
-  through :meth:`classification_logits`; distillation terms (DER's logit MSE, FOSTER's KD, LwF)
-  compare the old model's outputs on the old classes and read the unmasked logits.
+- **The classification negatives** (``train_logits``, a protocol value; :mod:`~avalanche_clip.strategies.negatives`):
+  ``"batch"`` (default), the classes present in the batch, or ``"seen"``, all classes seen so
+  far. Subclasses pass the logits of every cross-entropy term through
+  :meth:`classification_logits`; distillation terms read the unmasked logits.
 
 Subclasses implement :meth:`training_forward` and :meth:`training_loss`; they may also override
 our hook :meth:`on_batches_planned` (named so it is never mistaken for one of Avalanche's
@@ -57,18 +53,19 @@ from torch import nn
 
 from avalanche_clip.common.device import check_device
 from avalanche_clip.common.values import check_choice
-from avalanche_clip.losses.masked import (
-    BatchClassCrossEntropy,
-    batch_class_logits,
-    masked_cross_entropy,
-)
+from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.models.label_alignment import attach_task_heads, check_label_alignment
 from avalanche_clip.models.precision import autocast, effective_amp, grad_scaler
 from avalanche_clip.scenarios import SAMPLE_INDEX_POSITION, has_sample_index
 from avalanche_clip.scenarios.assigned_ids import SampleIdAssigner
 from avalanche_clip.strategies.budget import StepBudget, make_eval_dataloader, make_train_dataloader
+from avalanche_clip.strategies.negatives import (
+    TRAIN_LOGITS,
+    batch_classification_logits,
+    default_criterion,
+)
 from avalanche_clip.training.batching import ReplayBatchSampler
-from avalanche_clip.training.distributed import GradientSumPlugin, gather_rows, world_size
+from avalanche_clip.training.distributed import GradientSumPlugin, world_size
 from avalanche_clip.training.distributed_plugins import check_distributed_plugins
 from avalanche_clip.training.plugins import (
     ClassBalancedReplayPlugin,
@@ -80,8 +77,6 @@ from avalanche_clip.training.plugins.replay import check_no_replay_plugin
 from avalanche_clip.training.train_modes import restore_train_modes
 
 _CLASSIFIER_API = ("encode_images", "class_embeddings", "mark_seen", "num_classes", "logit_scale")
-#: The protocol's choices of classification negatives (module docstring), the default first.
-TRAIN_LOGITS = ("batch", "seen")
 
 
 def check_classifier(model: nn.Module, owner: str) -> None:
@@ -107,13 +102,6 @@ def check_task_head_plugins(model: nn.Module, plugins: Iterable[BasePlugin]) -> 
                 "(one head of prompts per task), where its penalty is undefined (NaN); drop "
                 "LwFPlugin, or train on a benchmark without task labels"
             )
-
-
-def default_criterion(train_logits: str) -> nn.Module:
-    """What plugins call as ``strategy._criterion(out, y)`` when a strategy is given none: the
-    cross-entropy with the protocol's negatives (``"seen"``: torch's, over the logits' finite
-    classes, as before the key existed; ``"batch"``: over the classes of the plugin's batch)."""
-    return BatchClassCrossEntropy() if train_logits == "batch" else nn.CrossEntropyLoss()
 
 
 class CLIPStrategyBase(SupervisedTemplate):
@@ -225,28 +213,13 @@ class CLIPStrategyBase(SupervisedTemplate):
 
     def classification_logits(self, logits: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """This step's ``[B, K]`` logits with the classes a classification loss may not use as
-        negatives at −∞: under ``train_logits="seen"`` none (``logits`` returned as is), under
-        ``"batch"`` the classes absent from the batch's labels
-        (:func:`~avalanche_clip.losses.masked.batch_class_logits`). The batch is the whole
-        step's, new data and memory rows alike: a loss over some rows selects them afterwards
-        (DER's CE on the new rows still has the memory's classes as negatives). ``rows`` ``[B]``
-        bool: only the labels of those rows make the batch (ZSCL: its reference rows are not
-        training data). Under several processes the labels are gathered from every process (a
-        collective: call it on every process alike), so the classes are the global batch's and
-        2 processes train as 1. With one head per task a column is the class its label names in
-        the row's task."""
+        negatives at −∞: none under ``train_logits="seen"`` (``logits`` as is), the classes
+        absent from the batch under ``"batch"``
+        (:func:`~avalanche_clip.strategies.negatives.batch_classification_logits`: the whole
+        step's batch, or its ``rows`` ``[B]`` bool; the global batch under several processes)."""
         if self.train_logits == "seen":
             return logits
-        labels = self.mb_y if rows is None else self.mb_y[rows]
-        heads = getattr(self.model, "task_heads", None)
-        columns = None
-        if heads is not None:  # (mb_task_id: only items with task labels have heads)
-            columns = heads.rows(self.mb_task_id)  # [B, L]
-            tasks = self.mb_task_id if rows is None else self.mb_task_id[rows]
-            labels = heads.classes_of(labels, tasks)
-        if world_size() > 1:
-            labels = gather_rows(labels)
-        return batch_class_logits(logits, labels, columns)
+        return batch_classification_logits(self, logits, rows)
 
     def memory_digest(self) -> str:
         """Digest of the shared memory's ids after the last experience, for its record."""

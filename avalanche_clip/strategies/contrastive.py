@@ -23,9 +23,10 @@ from torch import nn
 
 from avalanche_clip.losses import GCLLoss, GDROLoss
 from avalanche_clip.models.task_heads import head_logits
-from avalanche_clip.strategies.base import TRAIN_LOGITS, CLIPStrategyBase, check_classifier
+from avalanche_clip.strategies.base import CLIPStrategyBase, check_classifier
 from avalanche_clip.strategies.batch_criterion import BatchContrastiveCriterion
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
+from avalanche_clip.strategies.negatives import TRAIN_LOGITS
 from avalanche_clip.training.batching import ReplayBatchSampler
 from avalanche_clip.training.distributed import gather_rows, world_size
 from avalanche_clip.training.plugins import LossStatePlugin

@@ -48,8 +48,8 @@ from torch import nn
 from avalanche_clip.common.device import check_device
 from avalanche_clip.common.values import check_choice
 from avalanche_clip.scenarios.assigned_ids import without_index_in_items
-from avalanche_clip.strategies.base import TRAIN_LOGITS
 from avalanche_clip.strategies.budget import StepBudget, make_eval_dataloader, make_train_dataloader
+from avalanche_clip.strategies.negatives import TRAIN_LOGITS
 from avalanche_clip.training.plugins.memory import balanced_capacities
 from avalanche_clip.training.plugins.seen_classes import experience_classes
 

@@ -15,8 +15,8 @@ from avalanche_clip.common.values import (
     check_int,
 )
 from avalanche_clip.models import CLIPClassifier, LinearHeadClassifier
-from avalanche_clip.strategies.base import TRAIN_LOGITS
 from avalanche_clip.strategies.defaults import TRAIN_EPOCHS, WEIGHT_DECAY
+from avalanche_clip.strategies.negatives import TRAIN_LOGITS
 
 OPTIMIZERS = ("adamw", "sgd")
 HEADS = ("text", "linear")
