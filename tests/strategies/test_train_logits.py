@@ -8,9 +8,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from avalanche.core import SupervisedPlugin
 from avalanche.training.losses import ICaRLLossPlugin
 from avalanche_fixtures import digits, optimizer, tiny_classifier
 from strategy_fixtures import cil_benchmark, make_setup
+from test_foster import _reference_kd, _reference_la
 
 from avalanche_clip.common.errors import ConfigError
 from avalanche_clip.losses.masked import (
@@ -192,3 +194,40 @@ def test_every_strategy_takes_the_setups_value(name):
     for value in ("batch", "seen"):
         strategy = build_strategy(name, make_setup(benchmark, mem_size=20, train_logits=value))
         assert strategy.train_logits == value
+
+
+class _FosterBoostingProbe(SupervisedPlugin):
+    """Before each boosting backward: FOSTER's loss against the equations over the batch's
+    classes (logits alignment, the auxiliary CE) plus the KD over every old class."""
+
+    def __init__(self):
+        super().__init__()
+        self.checked, self.missing = 0, 0
+
+    def before_backward(self, strategy, **kwargs):
+        if strategy.stage != "boosting":
+            return
+        with torch.no_grad():
+            visible = strategy.model.classes.visible().tolist()
+            present = sorted(set(strategy.mb_y.tolist()))
+            self.missing += len(visible) > len(present)
+            columns = torch.tensor(present)
+            targets = torch.tensor([present.index(int(y)) for y in strategy.mb_y])
+            weights = strategy.class_weights[[visible.index(c) for c in present]]
+            output = strategy.mb_output.double()
+            reference = _reference_la(output[:, columns], targets, weights)
+            reference = reference + F.cross_entropy(strategy.mb_aux["fe"][:, columns].double(), targets)
+            reference = reference + strategy.lambda_okd * _reference_kd(
+                output[:, strategy.old_classes], strategy.mb_aux["old"].double(), strategy.temperature)
+        assert float(strategy.loss.detach()) == pytest.approx(float(reference), rel=1e-5)
+        self.checked += 1
+
+
+def test_foster_boosting_ce_terms_range_over_the_batchs_classes_and_its_kd_over_the_old_ones():
+    benchmark = cil_benchmark(per_class=8)
+    probe = _FosterBoostingProbe()
+    strategy = build_strategy("foster", make_setup(benchmark, mem_size=6, train_mb_size=4, plugins=[probe]))
+    assert strategy.train_logits == "batch"
+    for experience in benchmark.train_stream[:2]:
+        strategy.train(experience, eval_streams=[])
+    assert probe.checked > 0 and probe.missing > 0  # some batches lack a visible class: not vacuous
