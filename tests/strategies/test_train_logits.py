@@ -231,3 +231,16 @@ def test_foster_boosting_ce_terms_range_over_the_batchs_classes_and_its_kd_over_
     for experience in benchmark.train_stream[:2]:
         strategy.train(experience, eval_streams=[])
     assert probe.checked > 0 and probe.missing > 0  # some batches lack a visible class: not vacuous
+
+
+def test_the_batch_is_the_rows_that_train_when_some_do_not():
+    """ZSCL's reference rows are not training data: ``rows`` names the rows whose labels count."""
+    model = tiny_classifier(digits(8)[2])
+    strategy = CLIPCrossEntropyStrategy(model=model, optimizer=optimizer(model))
+    y = torch.tensor([0, 1, 4, 5])
+    strategy.mbatch = [torch.rand(4, 3, 32, 32), y, torch.zeros(4, dtype=torch.long)]
+    logits = torch.zeros(4, 10)
+    finite = torch.isfinite(strategy.classification_logits(logits, torch.tensor([True, True, False, True])))
+    assert finite.all(0).tolist() == [k in (0, 1, 5) for k in range(10)]
+    assert torch.isfinite(strategy.classification_logits(logits)).all(0).tolist() == [k in (0, 1, 4, 5)
+                                                                                      for k in range(10)]
