@@ -33,6 +33,7 @@ from avalanche_clip.pipeline.hyperparameters import check_hyperparameters
 from avalanche_clip.scenarios import check_scenario_options, scenario_kind
 from avalanche_clip.scenarios.heldout import parse_heldout_sets
 from avalanche_clip.strategies import check_strategy, strategy_hparams, strategy_info
+from avalanche_clip.strategies.negatives import TRAIN_LOGITS
 from avalanche_clip.strategies.setup import HEADS, OPTIMIZERS, check_setup_values
 from avalanche_clip.training.batching import check_composition, check_steps_per_experience
 
@@ -148,13 +149,21 @@ def _check_names(config: Any) -> None:
 
 
 def _check_protocol(config: Any) -> None:
-    """The comparison-protocol keys: batch composition, head, step budget."""
+    """The comparison-protocol keys: batch composition, head, step budget, negatives."""
     try:
         check_composition(config.replay_sampling, config.memory_share)
         check_steps_per_experience(config.steps_per_experience)
         check_choice("head", config.head, HEADS)
+        check_choice("train_logits", config.train_logits, TRAIN_LOGITS)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    for strategy, options in config.strategy_options.items():
+        if "train_logits" in options:  # it was GCL / GDRO's own option before it was the protocol's
+            raise ConfigError(
+                f"strategy_options.{strategy}.train_logits={options['train_logits']!r}: train_logits is a "
+                f"protocol key, the same for every method; set it at the top level (train_logits: "
+                f"{' or '.join(TRAIN_LOGITS)}) instead"
+            )
 
 
 __all__ = ["LOGGER_CHOICES", "NEEDS_NO_ROOT", "check_loggers", "check_run_values"]

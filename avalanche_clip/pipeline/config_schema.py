@@ -76,6 +76,9 @@ class RunConfig:
     memory_share: float = _key(0.5, "memory fraction of each batch with replay_sampling=share")
     head: str = _key(
         "text", "classifier of every method: text (CLIP prompts over the seen classes) or linear (ablation)")
+    train_logits: str = _key(
+        "batch", "classes every trained method's classification or contrastive logits range over: batch "
+        "(those present in the batch, new data ∪ memory) or seen (every class seen so far)")
     train_mb_size: int = _key(32, "training mini-batch size")
     eval_mb_size: int = _key(256, "evaluation mini-batch size")
     lr: float = _key(1e-3, "learning rate (same for every method)")

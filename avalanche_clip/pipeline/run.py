@@ -158,7 +158,7 @@ def prepare_run(config: Mapping[str, Any] | RunConfig, *, loggers: tuple = (), p
         amp=config.amp, plugins=[FiniteGuardPlugin(), *plugins], evaluator=make_evaluator(loggers),
         seed=config.seed, replay_sampling=config.replay_sampling,
         memory_share=config.memory_share, steps_per_experience=config.steps_per_experience,
-        head=config.head,
+        head=config.head, train_logits=config.train_logits,
     )
     seed_everything(config.seed)
     strategy = build_strategy(config.strategy, setup, **config.options)
@@ -169,6 +169,7 @@ def prepare_run(config: Mapping[str, Any] | RunConfig, *, loggers: tuple = (), p
         "method": config.strategy,
         "mem_size": config.mem_size, "seed": config.seed, "model": config.model,
         "pretrained": config.pretrained, "trainable": config.trainable,
+        "train_logits": config.train_logits,  # the protocol's, recorded for every method (zero-shot too)
         "hyperparameters": config.hyperparameters,
         "zero_shot_accuracy": zero_shot, "data_fingerprint": data_fingerprint,
         **view_fields(benchmark),

@@ -62,7 +62,7 @@ from avalanche_clip.strategies.spaces import describe, in_space
 #: that were tuned under other values of these is refused.
 PROTOCOL_KEYS = ("model", "pretrained", "image_size", "trainable", "templates", "train_mb_size",
                  "train_epochs", "optimizer", "weight_decay", "replay_sampling", "memory_share",
-                 "steps_per_experience", "head")
+                 "steps_per_experience", "head", "train_logits")
 
 
 #: What a tuned.yaml says of a strategy whose runs ignore the memory size.

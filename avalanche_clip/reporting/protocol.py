@@ -8,7 +8,10 @@ A report states for every scenario whether
   ``memory_digest`` of the shared memory reports the same one (iCaRL, whose herding chooses its
   own exemplars, records the digest of those, or none in records written before it did; the
   role ``own_exemplars`` leaves it out);
-- **the joint bound got the continual total** (``joint``: the sum of a continual method's steps).
+- **the joint bound got the continual total** (``joint``: the sum of a continual method's steps);
+- **the negatives are the same**: every trained method (continual and joint) recorded the same
+  ``train_logits`` (``batch``: its classification or contrastive logits range over the batch's
+  classes; ``seen``: over all seen classes), which the line names.
 
 Records written before these fields existed have none, and the check says so rather than pass.
 
@@ -58,7 +61,8 @@ def protocol_checks(records: pd.DataFrame, roles: StrategyRoles) -> list[str]:
             lines.append(f"- **{scenario}**: the records carry no optimizer_steps / memory_digest "
                          "(written before the protocol recorded them); nothing to check.")
             continue
-        lines.append(f"- **{scenario}**: {_budget(rows, roles)}; {_memory(rows, roles)}; {_joint(rows, roles)}.")
+        lines.append(f"- **{scenario}**: {_budget(rows, roles)}; {_memory(rows, roles)}; {_joint(rows, roles)}; "
+                     f"{_negatives(rows, roles)}.")
     return lines
 
 
@@ -100,3 +104,14 @@ def _joint(rows: pd.DataFrame, roles: StrategyRoles) -> str:
     if got <= expected and len(expected) == 1:
         return f"joint took the continual total of {expected.pop()} steps"
     return f"**joint took {sorted(got)} steps against continual totals {sorted(expected)}**"
+
+
+def _negatives(rows: pd.DataFrame, roles: StrategyRoles) -> str:
+    trained = rows[_flag(rows, "trains", roles)]
+    if "train_logits" not in trained or trained["train_logits"].isna().all():
+        return "no train_logits recorded (records written before the protocol recorded it)"
+    values = trained.groupby("strategy")["train_logits"].agg(lambda v: "/".join(sorted(set(v.fillna("none")))))
+    if values.nunique() == 1 and "/" not in values.iloc[0]:
+        return f"train_logits={values.iloc[0]} for all {len(values)} trained methods"
+    detail = ", ".join(f"{strategy}: {value}" for strategy, value in values.items())
+    return f"**different train_logits** across trained methods ({detail})"

@@ -34,6 +34,10 @@ What it adds to the template:
   (None for one-view items). :attr:`views_per_item` is how many views a method asks for (1; Co2L
   and CaSSLe: 2).
 - **Mixed precision** (``amp="bf16"`` / ``"fp16"`` autocast on CUDA; CPU stays fp32).
+- **The classification negatives** (``train_logits``, a protocol value; :mod:`~avalanche_clip.strategies.negatives`):
+  ``"batch"`` (default), the classes present in the batch, or ``"seen"``, all classes seen so
+  far. Subclasses pass the logits of every cross-entropy term through
+  :meth:`classification_logits`; distillation terms read the unmasked logits.
 
 Subclasses implement :meth:`training_forward` and :meth:`training_loss`; they may also override
 our hook :meth:`on_batches_planned` (named so it is never mistaken for one of Avalanche's
@@ -53,12 +57,18 @@ from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
 from avalanche_clip.common.device import check_device
+from avalanche_clip.common.values import check_choice
 from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.models.label_alignment import attach_task_heads, check_label_alignment
 from avalanche_clip.models.precision import autocast, effective_amp, grad_scaler
 from avalanche_clip.scenarios import SAMPLE_INDEX_POSITION, has_sample_index
 from avalanche_clip.scenarios.assigned_ids import SampleIdAssigner
 from avalanche_clip.strategies.budget import StepBudget, make_eval_dataloader, make_train_dataloader
+from avalanche_clip.strategies.negatives import (
+    TRAIN_LOGITS,
+    batch_classification_logits,
+    default_criterion,
+)
 from avalanche_clip.training.batching import ReplayBatchSampler
 from avalanche_clip.training.distributed import GradientSumPlugin, world_size
 from avalanche_clip.training.distributed_plugins import check_distributed_plugins
@@ -114,6 +124,8 @@ class CLIPStrategyBase(SupervisedTemplate):
         steps_per_experience: explicit step budget (None: ``train_epochs`` passes over each
             experience's new data).
         amp: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast on CUDA only).
+        train_logits: ``"batch"`` (default) or ``"seen"``: the classes every classification
+            loss ranges over (module docstring; :meth:`classification_logits`).
         train_mb_size, train_epochs, eval_mb_size, device, plugins, evaluator, eval_every:
             as in Avalanche's ``SupervisedTemplate``.
         method_plugins: the method's own plugins (GCL / GDRO: the loss-state plugin), run after
@@ -136,6 +148,7 @@ class CLIPStrategyBase(SupervisedTemplate):
         seed: int | None = None,
         steps_per_experience: int | None = None,
         amp: str = "fp32",
+        train_logits: str = TRAIN_LOGITS[0],
         train_mb_size: int = 32,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -153,6 +166,7 @@ class CLIPStrategyBase(SupervisedTemplate):
         check_no_replay_plugin(name, plugins)
         device = check_device(device)  # one clear error, not torch's, for a GPU that is not here
         effective_amp(amp, device)  # validates the name
+        self.train_logits = check_choice("train_logits", train_logits, TRAIN_LOGITS)
         self.budget = StepBudget(seed=seed, replay_sampling=replay_sampling, memory_share=memory_share,
                                  steps_per_experience=steps_per_experience)
         self.replay = ClassBalancedReplayPlugin(mem_size, seed=self.budget.seed)
@@ -164,7 +178,7 @@ class CLIPStrategyBase(SupervisedTemplate):
         super().__init__(
             model=model,
             optimizer=optimizer,
-            criterion=nn.CrossEntropyLoss() if criterion is None else criterion,
+            criterion=default_criterion(train_logits) if criterion is None else criterion,
             train_mb_size=train_mb_size,
             train_epochs=train_epochs,
             eval_mb_size=eval_mb_size,
@@ -202,10 +216,20 @@ class CLIPStrategyBase(SupervisedTemplate):
     def training_loss(self) -> torch.Tensor:
         """The training loss of the current mini-batch (under several processes: this shard's
         share of the global batch's mean, so the processes' gradients sum to the global one)."""
-        loss = masked_cross_entropy(self.mb_output, self.mb_y)
+        loss = masked_cross_entropy(self.classification_logits(self.mb_output), self.mb_y)
         if world_size() > 1:
             loss = loss * (len(self.mb_y) / self.budget.global_batch_size)
         return loss
+
+    def classification_logits(self, logits: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """This step's ``[B, K]`` logits with the classes a classification loss may not use as
+        negatives at −∞: none under ``train_logits="seen"`` (``logits`` as is), the classes
+        absent from the batch under ``"batch"``
+        (:func:`~avalanche_clip.strategies.negatives.batch_classification_logits`: the whole
+        step's batch, or its ``rows`` ``[B]`` bool; the global batch under several processes)."""
+        if self.train_logits == "seen":
+            return logits
+        return batch_classification_logits(self, logits, rows)
 
     def memory_digest(self) -> str:
         """Digest of the shared memory's ids after the last experience, for its record."""

@@ -24,7 +24,7 @@ from avalanche_clip.common.values import Rule, check_non_negative, check_options
 from avalanche_clip.models.linear_head import NormalizedImageEncoder
 from avalanche_clip.strategies.cassle import CASSLE_RULES, CaSSLeStrategy
 from avalanche_clip.strategies.co2l import CO2L_RULES, Co2LStrategy
-from avalanche_clip.strategies.contrastive import CONTRASTIVE_RULES, GCLStrategy, GDROStrategy
+from avalanche_clip.strategies.contrastive import GCLStrategy, GDROStrategy
 from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
 from avalanche_clip.strategies.der import DER_RULES, DERStrategy
@@ -59,20 +59,18 @@ def _ours(setup: StrategySetup, *extra_plugins: Any, mem_size: int | None = None
     }
 
 
-@register_strategy("gcl", distributed=True, option_rules=CONTRASTIVE_RULES,
+@register_strategy("gcl", distributed=True,
                    description="GCL: global contrastive loss between images and label "
                    "prompts with moving-average estimators (ours)",
                    search_space={"tau": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
                                  "gamma": {"type": "float", "low": 0.1, "high": 1.0}})
 def build_gcl(setup: StrategySetup, *, tau: float = GCL["tau"], gamma: float = GCL["gamma"],
-              negatives: str = "instance", reset_loss_state: bool = False,
-              train_logits: str = "batch") -> GCLStrategy:
+              negatives: str = "instance", reset_loss_state: bool = False) -> GCLStrategy:
     return GCLStrategy(num_samples=getattr(setup.benchmark, "num_train_samples", None), tau=tau, gamma=gamma,
-                       negatives=negatives, reset_loss_state=reset_loss_state,
-                       train_logits=train_logits, **_ours(setup))
+                       negatives=negatives, reset_loss_state=reset_loss_state, **_ours(setup))
 
 
-@register_strategy("gdro", distributed=True, option_rules=CONTRASTIVE_RULES,
+@register_strategy("gdro", distributed=True,
                    description="GDRO: class-wise contrastive losses under KL group DRO "
                    "(ours)",
                    # tau up to 2 and dro_lambda up to 50: tuned on [0.05, 1] and [0.05, 5], the
@@ -83,12 +81,11 @@ def build_gcl(setup: StrategySetup, *, tau: float = GCL["tau"], gamma: float = G
                                  "gamma": {"type": "float", "low": 0.1, "high": 1.0}})
 def build_gdro(setup: StrategySetup, *, tau: float = GDRO["tau"], margin: float = GDRO["margin"],
                dro_lambda: float = GDRO["dro_lambda"], gamma: float = GDRO["gamma"], class_gamma: float = 0.9,
-               reset_loss_state: bool = False, inclusion_weights: bool = True,
-               train_logits: str = "batch") -> GDROStrategy:
+               reset_loss_state: bool = False, inclusion_weights: bool = True) -> GDROStrategy:
     return GDROStrategy(num_samples=getattr(setup.benchmark, "num_train_samples", None), tau=tau, margin=margin,
                         dro_lambda=dro_lambda, gamma=gamma, class_gamma=class_gamma,
                         reset_loss_state=reset_loss_state, inclusion_weights=inclusion_weights,
-                        train_logits=train_logits, **_ours(setup))
+                        **_ours(setup))
 
 
 @register_strategy("ce", distributed=True, description="fine-tune CLIP with cross-entropy on the seen classes "

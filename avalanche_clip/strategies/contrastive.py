@@ -15,30 +15,23 @@ gradients come from the training loss.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import torch
 from avalanche.training.plugins import LwFPlugin
 from torch import nn
 
-from avalanche_clip.common.values import Rule, check_choice, check_options
 from avalanche_clip.losses import GCLLoss, GDROLoss
 from avalanche_clip.models.task_heads import head_logits
 from avalanche_clip.strategies.base import CLIPStrategyBase, check_classifier
 from avalanche_clip.strategies.batch_criterion import BatchContrastiveCriterion
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
+from avalanche_clip.strategies.negatives import TRAIN_LOGITS
 from avalanche_clip.training.batching import ReplayBatchSampler
 from avalanche_clip.training.distributed import gather_rows, world_size
 from avalanche_clip.training.plugins import LossStatePlugin
 
 GCL, GDRO = METHOD_DEFAULTS["gcl"], METHOD_DEFAULTS["gdro"]  # derived defaults (strategies.defaults)
-
-TRAIN_LOGITS = ("seen", "batch")
-#: The rule of the contrastive strategies' own option besides their loss's (the loss classes
-#: check tau, gamma, ... themselves); the constructor applies it, the pipeline reads it through
-#: the registry.
-CONTRASTIVE_RULES: dict[str, Rule] = {"train_logits": partial(check_choice, choices=TRAIN_LOGITS)}
 
 
 class ContrastiveCLIPStrategy(CLIPStrategyBase):
@@ -48,7 +41,8 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
         loss: a stateful loss such as :class:`GCLLoss` or :class:`GDROLoss` (what the strategy
             calls: ``forward``, ``forget``, ``reset``, ``batch_local``; ``num_samples``).
         reset_loss_state: reset the loss's estimators at every experience start (ablation).
-        train_logits: the classes that the logits and the loss's image-anchor negatives range
+        **kwargs: :class:`CLIPStrategyBase` arguments, among them ``train_logits`` (the
+            protocol's): the classes that the logits and the loss's image-anchor negatives range
             over: ``"batch"`` (default), the classes in the batch (new data ∪ memory rows), the
             losses as in :mod:`avalanche_clip.losses`; ``"seen"``, every seen class
             (``model.classes.visible()``): the logits cover them all and each image is also
@@ -57,24 +51,23 @@ class ContrastiveCLIPStrategy(CLIPStrategyBase):
             (``task_heads``) the loss keeps the batch's negatives under either setting: other
             tasks' classes never compete with an item's own, and the absent classes of its own
             task are not added (not implemented).
-        **kwargs: :class:`CLIPStrategyBase` arguments.
     """
 
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
                  criterion: Any = None, loss: nn.Module, reset_loss_state: bool = False,
-                 train_logits: str = "batch", **kwargs: Any) -> None:
+                 **kwargs: Any) -> None:
         if criterion is not None:
             raise TypeError(
                 f"{type(self).__name__} trains with its own loss ({type(loss).__name__}) and takes "
                 f"no criterion (got {criterion!r}); set the loss's hyper-parameters instead"
             )
-        check_options(CONTRASTIVE_RULES, train_logits=train_logits)
-        if train_logits == "batch" and any(isinstance(p, LwFPlugin) for p in kwargs.get("plugins") or ()):
+        train_logits = kwargs.get("train_logits", TRAIN_LOGITS[0])  # the base checks it
+        if (train_logits == "batch"
+                and any(isinstance(p, LwFPlugin) for p in kwargs.get("plugins") or ())):
             raise ValueError(
                 "LwFPlugin distils the old classes' logits, which train_logits='batch' leaves at "
                 "-inf outside the batch's classes; use train_logits='seen' with LwF"
             )
-        self.train_logits = train_logits
         self.contrastive_loss = loss
         self.loss_state = LossStatePlugin(
             loss, num_samples=loss.num_samples, reset_each_experience=reset_loss_state

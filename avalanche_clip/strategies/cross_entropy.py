@@ -15,7 +15,8 @@ from avalanche_clip.strategies.base import CLIPStrategyBase
 
 
 class CLIPCrossEntropyStrategy(CLIPStrategyBase):
-    """Cross-entropy over seen-class prompt logits (see :class:`CLIPStrategyBase` for args).
+    """Cross-entropy over prompt logits (see :class:`CLIPStrategyBase` for args): its negatives
+    are the batch's classes or every seen class, as the protocol's ``train_logits`` says.
 
     Takes Avalanche's argument order, ``CLIPCrossEntropyStrategy(model, optimizer)``; the
     training loss is the cross-entropy over the rows whose class is visible (a ``criterion``

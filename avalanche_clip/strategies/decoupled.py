@@ -201,6 +201,8 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
         return self.representation_loss(self.mb_projection.float())
 
     def classifier_loss(self) -> Tensor:
-        """Cross-entropy of the head on the detached embeddings (class-balanced or not)."""
+        """Cross-entropy of the head on the detached embeddings (class-balanced or not), over
+        the protocol's negatives (``train_logits``: the batch's classes or the seen ones)."""
         # class_weights is set (by on_batches_planned) only when class_balanced
-        return masked_cross_entropy(self.mb_output, self.mb_y, class_weights=self.class_weights)
+        return masked_cross_entropy(self.classification_logits(self.mb_output), self.mb_y,
+                                    class_weights=self.class_weights)

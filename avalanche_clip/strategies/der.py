@@ -16,6 +16,12 @@ stored, as in Avalanche, from the model in eval mode right after the experience 
 sample in, on the un-augmented sample. With the seen-class masked heads of our protocol, the
 stored logits cover the classes seen at that time (−∞ elsewhere) and the MSE is the mean over
 those finite entries (with a full linear head it is Avalanche's mean over all ``K``).
+
+Under the protocol's ``train_logits: batch`` both CE terms range over the classes of the whole
+batch (new and memory rows: :meth:`~avalanche_clip.strategies.base.CLIPStrategyBase.classification_logits`);
+the MSE is not a classification loss but the distillation of the stored logits of every class
+seen when the sample entered memory, so it reads the unmasked logits (masking them would
+distil −∞ against finite targets, or drop the old classes DER is there to keep).
 """
 
 from __future__ import annotations
@@ -66,18 +72,19 @@ class DERStrategy(CLIPStrategyBase):
         ids = self.mb_index.cpu()
         position = torch.searchsorted(self.stored_ids, ids).clamp_max(max(len(self.stored_ids) - 1, 0))
         replayed = (self.stored_ids[position] == ids) if len(self.stored_ids) else torch.zeros_like(ids, dtype=torch.bool)
+        classified = self.classification_logits(self.mb_output)  # the CE terms' negatives
         if not bool(replayed.any()):
-            return masked_cross_entropy(self.mb_output, self.mb_y)
+            return masked_cross_entropy(classified, self.mb_y)
         replayed = replayed.to(self.device)
         output = self.mb_output
         loss = output.new_zeros(()).float()
         if bool((~replayed).any()):
-            loss = loss + masked_cross_entropy(output[~replayed], self.mb_y[~replayed])
+            loss = loss + masked_cross_entropy(classified[~replayed], self.mb_y[~replayed])
         target = self.stored_logits[position[replayed.cpu()]].to(self.device)
         finite = torch.isfinite(target)
         if bool(finite.any()):
             loss = loss + self.alpha * F.mse_loss(output[replayed][finite].float(), target[finite].float())
-        loss = loss + self.beta * masked_cross_entropy(output[replayed], self.mb_y[replayed])
+        loss = loss + self.beta * masked_cross_entropy(classified[replayed], self.mb_y[replayed])
         return loss
 
     # -- the logit memory ----------------------------------------------------------------------

@@ -36,6 +36,12 @@ Defaults (``exps/foster.json`` of PyCIL, the FOSTER authors' toolbox; the paper'
 setting): ``β₁ = 0.96``, ``β₂ = 0.97``, ``T = 2``, ``λ_okd = 1``, and
 ``compression_fraction = 130/300``, the authors' 130 compression epochs after 170 boosting
 epochs. Learning rate, epochs, batch and optimizer are the protocol's, shared by every method.
+
+Under the protocol's ``train_logits: batch`` the cross-entropy terms (the initial CE, the
+logits-aligned ``CE(z / w¹, y)`` and ``CE(z_fe, y)``) range over the classes of the batch
+(new data ∪ memory): the other visible classes' columns are −∞. The distillations (``KD_T`` on
+the old classes, ``BKD_T`` in compression) compare the student with a teacher over every visible
+class, not negatives of a classification, and stay over them.
 """
 
 from __future__ import annotations
@@ -194,7 +200,7 @@ class FOSTERStrategy(StagedCLIPStrategy):
 
     def training_loss(self) -> Tensor:
         if self.stage not in (BOOSTING, COMPRESSION):
-            return masked_cross_entropy(self.mb_output, self.mb_y)
+            return masked_cross_entropy(self.classification_logits(self.mb_output), self.mb_y)
         assert self.class_weights is not None
         visible = self.model.classes.visible()
         targets = torch.searchsorted(visible, self.mb_y)  # labels as columns of the visible classes
@@ -203,8 +209,10 @@ class FOSTERStrategy(StagedCLIPStrategy):
             teacher = self.mb_aux["teacher"][:, visible]
             return balanced_distillation(logits, teacher, self.temperature, self.class_weights)
         old_columns = torch.searchsorted(visible, self.old_classes.to(visible.device))
-        loss = logits_aligned_cross_entropy(logits, targets, self.class_weights)
-        loss = loss + torch.nn.functional.cross_entropy(self.mb_aux["fe"][:, visible].float(), targets)
+        classified = self.classification_logits(self.mb_output)[:, visible]  # the CE terms' negatives
+        fe = self.classification_logits(self.mb_aux["fe"])[:, visible]
+        loss = logits_aligned_cross_entropy(classified, targets, self.class_weights)
+        loss = loss + torch.nn.functional.cross_entropy(fe.float(), targets)
         if self.lambda_okd > 0:
             loss = loss + self.lambda_okd * distillation(logits[:, old_columns], self.mb_aux["old"],
                                                          self.temperature)

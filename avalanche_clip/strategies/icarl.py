@@ -20,6 +20,14 @@ its own exemplars, not comparable with the shared memory's). What the protocol c
   classifier every method is scored with; the nearest-mean classifier's accuracies on the same
   evaluation are recorded beside them (``ncm_stream_accuracy``, ``ncm_accuracy_per_experience``;
   :class:`~avalanche_clip.strategies.nearest_mean.NearestMeanScore`).
+- **negatives** (``train_logits``): ``"seen"`` keeps Avalanche's loss exactly, the BCE over all
+  ``K`` outputs (``BCE = mean over B×K`` of ``−[q log σ(z) + (1−q) log(1−σ(z))]``, ``q`` the
+  one-hot label, replaced on the old classes by the old model's ``σ(z̄)``). ``"batch"`` keeps
+  the columns ``C_B ∪ C_old`` only — the classes of the batch (new data ∪ exemplars) and the
+  old classes — and averages over ``B × |C_B ∪ C_old|``: the classification entries range over
+  the batch's classes, as every method's do under this protocol value, while the distillation
+  entries on the old classes stay whole, as every method's distillation does
+  (:class:`BatchClassICaRLLoss`).
 
 The current benchmark API lacks ``experience.benchmark.n_classes_per_exp`` / ``classes_order``,
 which Avalanche 0.6's iCaRL reads; :func:`attach_icarl_benchmark_info` attaches them. Avalanche's
@@ -38,11 +46,13 @@ import torch
 from avalanche.benchmarks.utils.data_attribute import TaskLabels
 from avalanche.benchmarks.utils.flat_data import ConstantSequence
 from avalanche.training import ICaRL
+from avalanche.training.losses import ICaRLLossPlugin
 from avalanche.training.supervised.icarl import _ICaRLPlugin
 from torch import nn
 from torch.utils.data import DataLoader
 
 from avalanche_clip.common.device import check_device
+from avalanche_clip.common.values import check_choice
 from avalanche_clip.scenarios.assigned_ids import (
     SampleIdAssigner,
     own_sample_ids,
@@ -51,6 +61,7 @@ from avalanche_clip.scenarios.assigned_ids import (
 from avalanche_clip.strategies.budget import StepBudget, make_eval_dataloader, make_train_dataloader
 from avalanche_clip.strategies.herding import herding_ranks
 from avalanche_clip.strategies.nearest_mean import NearestMeanScore
+from avalanche_clip.strategies.negatives import TRAIN_LOGITS
 from avalanche_clip.training.plugins.memory import balanced_capacities, ids_digest
 from avalanche_clip.training.plugins.seen_classes import experience_classes
 
@@ -181,25 +192,62 @@ class _BudgetICaRLPlugin(_ICaRLPlugin):
         return ids_digest(self.exemplar_ids().tolist())
 
 
+class BatchClassICaRLLoss(ICaRLLossPlugin):
+    """Avalanche's iCaRL loss (BCE with distillation on the old classes) whose classification
+    entries range over the training batch's classes (module docstring, ``"batch"``).
+
+    The batch's classes are taken from ``strategy.mb_y`` before each training forward; a call
+    without one (evaluation) is Avalanche's loss over every output.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_classes: torch.Tensor | None = None
+
+    def before_forward(self, strategy: Any, **kwargs: Any) -> None:
+        self.batch_classes = strategy.mb_y.detach().unique()
+        super().before_forward(strategy, **kwargs)
+
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.batch_classes is None:
+            return super().__call__(logits, targets)
+        columns = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
+        columns[self.batch_classes.to(logits.device)] = True
+        columns[list(self.old_classes)] = True
+        self.batch_classes = None
+        targets = targets.long()
+        one_hot = torch.zeros(logits.shape, dtype=torch.float, device=logits.device)
+        one_hot[range(len(targets)), targets] = 1
+        if self.old_logits is not None:  # Avalanche's distillation targets on the old classes
+            one_hot[:, self.old_classes] = torch.sigmoid(self.old_logits)[:, self.old_classes]
+            self.old_logits = None
+        return self.criterion(torch.sigmoid(logits[:, columns]), one_hot[:, columns])
+
+
 class BudgetedICaRL(ICaRL):
     """Avalanche's ``ICaRL`` with the protocol's budget and exact memory (module docstring).
 
     Args:
         seed, replay_sampling, memory_share, steps_per_experience: the step budget
             (``self.budget``, as :class:`~avalanche_clip.strategies.base.CLIPStrategyBase`'s).
+        train_logits: ``"batch"`` (default) or ``"seen"``: the classes of the BCE's
+            classification entries (module docstring).
         **kwargs: Avalanche ``ICaRL`` arguments (``feature_extractor``, ``classifier``,
             ``optimizer``, ``memory_size``, ``buffer_transform``, ``fixed_memory``, ...).
     """
 
     def __init__(self, *, seed: int | None = None, replay_sampling: str = "union",
                  memory_share: float = 0.5, steps_per_experience: int | None = None,
-                 **kwargs: Any) -> None:
+                 train_logits: str = TRAIN_LOGITS[0], **kwargs: Any) -> None:
         if "device" in kwargs:
             kwargs["device"] = check_device(kwargs["device"])  # one clear error, not torch's
         self.budget = StepBudget(seed=seed, replay_sampling=replay_sampling, memory_share=memory_share,
                                  steps_per_experience=steps_per_experience)
+        self.train_logits = check_choice("train_logits", train_logits, TRAIN_LOGITS)
         super().__init__(**kwargs)
         for i, plugin in enumerate(self.plugins):
+            if type(plugin) is ICaRLLossPlugin and train_logits == "batch":
+                self.plugins[i] = self._criterion = BatchClassICaRLLoss()
             if type(plugin) is _ICaRLPlugin:
                 exact = _BudgetICaRLPlugin(plugin.memory_size, plugin.buffer_transform,
                                            plugin.fixed_memory)

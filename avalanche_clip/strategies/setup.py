@@ -16,6 +16,7 @@ from avalanche_clip.common.values import (
 )
 from avalanche_clip.models import CLIPClassifier, LinearHeadClassifier
 from avalanche_clip.strategies.defaults import TRAIN_EPOCHS, WEIGHT_DECAY
+from avalanche_clip.strategies.negatives import TRAIN_LOGITS
 
 OPTIMIZERS = ("adamw", "sgd")
 HEADS = ("text", "linear")
@@ -65,6 +66,9 @@ class StrategySetup:
             experience's new data).
         head: ``"text"`` (the CLIP prompt head over the seen classes, for every method) or
             ``"linear"`` (a prompt-initialised linear head, for every method: the ablation).
+        train_logits: the classes every trained method's classification (or contrastive)
+            logits range over: ``"batch"`` (those present in the batch) or ``"seen"`` (all seen
+            so far); :class:`~avalanche_clip.strategies.base.CLIPStrategyBase`, iCaRL's BCE.
     """
 
     classifier: CLIPClassifier
@@ -85,11 +89,13 @@ class StrategySetup:
     memory_share: float = 0.5
     steps_per_experience: int | None = None
     head: str = "text"
+    train_logits: str = TRAIN_LOGITS[0]
 
     def __post_init__(self) -> None:
         # replay_sampling, memory_share and steps_per_experience are checked by the strategies
         # that use them (their StepBudget, avalanche_clip.strategies.budget), once, when built
         check_choice("head", self.head, HEADS)
+        check_choice("train_logits", self.train_logits, TRAIN_LOGITS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_setup_values(self)
 
@@ -114,12 +120,13 @@ class StrategySetup:
         return self.classifier
 
     def protocol(self) -> dict[str, Any]:
-        """Keyword arguments of the step budget and the shared memory."""
+        """Keyword arguments of the step budget, the shared memory and the negatives."""
         return {
             "seed": self.seed,
             "replay_sampling": self.replay_sampling,
             "memory_share": self.memory_share,
             "steps_per_experience": self.steps_per_experience,
+            "train_logits": self.train_logits,
         }
 
     def common(self) -> dict[str, Any]:

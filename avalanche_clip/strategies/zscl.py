@@ -278,7 +278,8 @@ class ZSCLStrategy(CLIPStrategyBase):
 
     def training_loss(self) -> Tensor:
         rows = self.task_rows()
-        task = masked_cross_entropy(self.mb_output[rows], self.mb_y[rows])
+        # negatives under train_logits=batch: the classes of the rows that train (not the reference)
+        task = masked_cross_entropy(self.classification_logits(self.mb_output, rows)[rows], self.mb_y[rows])
         if self.distill_lambda == 0:
             return task
         assert self.teacher is not None and self.teacher_scale is not None

@@ -17,7 +17,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "experiments" / "results"
 
 def test_the_key_table_and_help_come_from_the_schema(capsys):
     names = [spec.name for spec in dataclasses.fields(RunConfig)]
-    assert list(RUN_KEYS) == names and len(names) == 40
+    assert list(RUN_KEYS) == names and len(names) == 41
     assert RUN_KEYS["lr"] == (1e-3, "learning rate (same for every method)")
     assert RUN_KEYS["loggers"][0] == [] and RUN_KEYS["strategy_options"][0] == {}
     with pytest.raises(SystemExit):

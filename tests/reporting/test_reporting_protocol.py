@@ -52,3 +52,13 @@ def test_icarls_own_exemplars_are_not_compared_with_the_shared_memory():
     old_roles = {name: {"trains": r["trains"], "joint": r["joint"]} for name, r in ROLES.items()}
     assert "**different exemplars** across ce, der, gcl, icarl" in protocol_checks(_records(), old_roles)[0]
     assert ROLES["icarl"]["own_exemplars"] and not ROLES["der"]["own_exemplars"]
+def test_the_negatives_of_the_trained_methods_are_named_and_a_difference_is_flagged():
+    records = _records().assign(train_logits="batch")
+    (line,) = protocol_checks(records, ROLES)
+    assert "train_logits=batch for all 6 trained methods" in line  # 5 continual and joint; not zero-shot
+    records.loc[records["strategy"] == "zero-shot", "train_logits"] = "seen"  # trains nothing: not checked
+    assert "train_logits=batch for all 6" in protocol_checks(records, ROLES)[0]
+    records.loc[records["strategy"] == "gcl", "train_logits"] = "seen"
+    assert "**different train_logits** across trained methods (ce: batch, der: batch, ewc: batch, gcl: seen" in (
+        protocol_checks(records, ROLES)[0])
+    assert "no train_logits recorded" in protocol_checks(_records(), ROLES)[0]

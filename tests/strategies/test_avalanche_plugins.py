@@ -126,9 +126,9 @@ def _lwf_penalty(plugin):
 def test_lwf_penalty_is_positive_with_a_gradient_when_batches_miss_the_old_classes(kind):
     lwf = LwFPlugin(alpha=1.0, temperature=2.0)
     probe = Probe(_lwf_penalty(lwf))
-    seen_logits = {"train_logits": "seen"} if kind in ("gcl", "gdro") else {}  # LwF needs them
+    seen = {"train_logits": "seen"} if kind in ("gcl", "gdro") else {}  # their batch logits omit old classes
     strategy = make(kind, [lwf, probe], train_epochs=2,
-                    evaluator=EvaluationPlugin(loss_metrics(minibatch=True, epoch=True)), **seen_logits)
+                    evaluator=EvaluationPlugin(loss_metrics(minibatch=True, epoch=True)), **seen)
     benchmark = avalanche_benchmark("nc_benchmark", per_class=8)  # LwF reads task labels
     strategy.train(benchmark.train_stream[0])
     strategy.train(benchmark.train_stream[1])

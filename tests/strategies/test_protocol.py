@@ -10,6 +10,7 @@ from avalanche.training import Naive
 from avalanche.training.plugins import EWCPlugin
 from strategy_fixtures import cil_benchmark, dil_benchmark, make_setup
 
+from avalanche_clip.losses.masked import BatchClassCrossEntropy
 from avalanche_clip.pipeline.run_loop import ContinualRun
 from avalanche_clip.strategies import build_strategy, strategy_hparams, strategy_info
 from avalanche_clip.strategies.budget import StepBudget
@@ -95,7 +96,7 @@ class _BudgetedNaive(Naive):
     """Avalanche's own Naive class under the protocol's budget (the three overrides of
     avalanche_clip.strategies.budget's docstring; one process, so Avalanche's eval loader)."""
 
-    def __init__(self, *, seed, replay_sampling, memory_share, steps_per_experience, **kwargs):
+    def __init__(self, *, seed, replay_sampling, memory_share, steps_per_experience, train_logits, **kwargs):
         self.budget = StepBudget(seed=seed, replay_sampling=replay_sampling, memory_share=memory_share,
                                  steps_per_experience=steps_per_experience)
         super().__init__(**kwargs)
@@ -117,19 +118,28 @@ class _BudgetedNaive(Naive):
         return next(p for p in self.plugins if isinstance(p, ClassBalancedReplayPlugin)).digest()
 
 
-def test_avalanche_naive_with_the_same_plugins_is_our_ce_record_for_record():
+@pytest.mark.parametrize("train_logits", ["seen", "batch"])
+def test_avalanche_naive_with_the_same_plugins_is_our_ce_record_for_record(train_logits):
+    # seen: torch's cross-entropy over the seen classes' logits; batch: over the batch's classes
+    criterion = torch.nn.CrossEntropyLoss() if train_logits == "seen" else BatchClassCrossEntropy()
     benchmark = cil_benchmark(with_index=False)  # Naive sees (x, y, t); ids stay an attribute
-    setup = make_setup(benchmark, mem_size=20)
+    setup = make_setup(benchmark, mem_size=20, train_logits=train_logits)
     model = setup.model()
     naive = _BudgetedNaive(
-        model=model, optimizer=setup.make_optimizer(model), criterion=torch.nn.CrossEntropyLoss(),
+        model=model, optimizer=setup.make_optimizer(model), criterion=criterion,
         plugins=[SeenClassesPlugin(model.num_classes), ClassBalancedReplayPlugin(20, seed=0)],
         **setup.protocol(), **setup.common(),
     )
     theirs = ContinualRun(naive, benchmark, progress=False).run()
-    ours, _ = _run("ce", cil_benchmark)
+    ours, strategy = _run("ce", cil_benchmark, train_logits=train_logits)
     keys = ("stream_accuracy", "accuracy_per_experience", "optimizer_steps", "memory_digest")
     assert [{k: r[k] for k in keys} for r in theirs] == [{k: r[k] for k in keys} for r in ours]
+    for theirs_p, ours_p in zip(model.parameters(), strategy.model.parameters(), strict=True):
+        assert torch.equal(theirs_p, ours_p)
+    if train_logits == "batch":  # not vacuous: the other negatives train other weights
+        _, seen = _run("ce", cil_benchmark, train_logits="seen")
+        assert any(not torch.equal(a, b) for a, b in zip(seen.model.parameters(), strategy.model.parameters(),
+                                                         strict=True))
 
 
 def test_ewc_is_avalanches_plugin_and_it_changes_training():
