@@ -4,7 +4,7 @@
 The entry has a ``retention_sets`` entry's keys (``folder`` | ``scenario`` (+ ``data_root``,
 ``domains``, ``split``), ``classes``, ``max_per_class``; ``name`` optional), checked with the
 config (:mod:`avalanche_clip.pipeline.zscl_reference_checks`: also that it is none of the run's
-retention sets). :func:`build_zscl_reference` makes it a
+retention sets, and here that it shares no image file with one). :func:`build_zscl_reference` makes it a
 :class:`~avalanche_clip.strategies.zscl.ReferenceSet` the way a retention set is made
 (:func:`~avalanche_clip.pipeline.retention.cached_heldout`), before training:
 
@@ -26,7 +26,10 @@ from torch import nn
 
 from avalanche_clip.pipeline.config_schema import RunConfig
 from avalanche_clip.pipeline.retention import cached_heldout
-from avalanche_clip.pipeline.zscl_reference_checks import reference_spec
+from avalanche_clip.pipeline.zscl_reference_checks import (
+    check_reference_files_apart,
+    reference_spec,
+)
 from avalanche_clip.scenarios.heldout import heldout_benchmark
 from avalanche_clip.strategies.zscl import ReferenceSet
 from avalanche_clip.training.seeding import capture_rng_state, restore_rng_state
@@ -40,6 +43,7 @@ def build_zscl_reference(config: RunConfig, clip: nn.Module, tokenizer: Any,
     spec = reference_spec(config)
     if spec is None:
         return None
+    check_reference_files_apart(spec, config.retention)
     rng = capture_rng_state()  # the feature cache's loaders draw from the global generator
     try:
         benchmark, head = cached_heldout(config, heldout_benchmark(spec, eval_transform), clip, tokenizer)

@@ -8,7 +8,9 @@ typed. A reference that is also one of the run's ``retention_sets`` would let ZS
 images whose zero-shot accuracy the run reports as retention: :func:`check_reference_apart`
 refuses it when the config is made — the same resolved folder (or the same scenario, resolved
 data root and split), with a class in common (a set without ``classes`` holds all of its classes;
-likewise ``domains``). Two spellings of one folder (``a/../a``, ``~``) are one folder.
+likewise ``domains``). Two spellings of one folder (``a/../a``, ``~``) are one folder. When the
+run is built, :func:`check_reference_files_apart` also compares the sets' resolved image files,
+which catches one image reached two ways (a folder inside a scenario's data, a linked folder).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from avalanche_clip.common.errors import ConfigError
-from avalanche_clip.scenarios.heldout import HeldOutSet, parse_heldout_sets
+from avalanche_clip.scenarios.heldout import HeldOutSet, heldout_source, parse_heldout_sets
 from avalanche_clip.strategies.zscl import check_reference
 
 KEY = "reference"
@@ -70,4 +72,25 @@ def check_reference_apart(config: Any) -> None:
                 "reports as retention; give the reference other images (another folder or other classes)")
 
 
-__all__ = ["KEY", "check_reference_apart", "reference_spec"]
+def _image_files(spec: HeldOutSet) -> set[Path]:
+    """The resolved image files a set holds (none for in-memory images: the origins tell those apart)."""
+    return {Path(p).resolve() for p in getattr(heldout_source(spec).test.dataset, "paths", [])}
+
+
+def check_reference_files_apart(reference: HeldOutSet, retention: Sequence[HeldOutSet]) -> None:
+    """``ConfigError`` when the reference holds an image file of a retention set reached another way
+    (a folder inside a scenario's data, a linked folder): the files compared once resolved. Lists
+    the files of each set (no image is read): called when the run is built."""
+    if not retention:
+        return
+    files = _image_files(reference)
+    for other in retention:
+        shared = files & _image_files(other)
+        if shared:
+            raise ConfigError(
+                f"strategy_options.zscl.{KEY} ({_describe(reference)}) holds {len(shared)} image file(s) of "
+                f"retention set {other.name!r} ({_describe(other)}), e.g. {min(shared)}: ZSCL would distil on "
+                "images whose zero-shot accuracy the run reports as retention; give the reference other images")
+
+
+__all__ = ["KEY", "check_reference_apart", "check_reference_files_apart", "reference_spec"]

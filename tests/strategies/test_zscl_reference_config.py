@@ -117,6 +117,22 @@ def _initial_clip():
     return create_clip("tiny-clip", None).model
 
 
+def test_a_reference_sharing_image_files_with_a_retention_set_is_refused_when_the_run_is_built(tmp_path):
+    shapes = _folder(tmp_path / "shapes", ["cube", "cone"])
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "cone").symlink_to(shapes / "cone")  # another folder, the same files
+    _folder(linked, ["ball"])
+    config = _config(tmp_path, {"folder": str(linked)}, retention=[{"name": "shapes", "folder": str(shapes)}])
+    with pytest.raises(ConfigError) as err:
+        prepare_run(config)
+    message = str(err.value)
+    assert "holds 1 image file(s) of retention set 'shapes'" in message and str(shapes / "cone" / "0.png") in message
+    # without the link: built
+    (linked / "cone").unlink()
+    assert prepare_run(config).strategy.reference.text_features.shape[0] == 1
+
+
 def _encoded(clip, eval_tf, paths) -> torch.Tensor:
     """``[N, D]`` the model's own normalised image embeddings of image files."""
     images = torch.stack([eval_tf(Image.open(p).convert("RGB")) for p in paths])
