@@ -30,6 +30,7 @@ from avalanche_clip.models.precision import AMP_CHOICES
 from avalanche_clip.models.prompts import resolve_templates
 from avalanche_clip.models.trainable import parse_trainable
 from avalanche_clip.pipeline.hyperparameters import check_hyperparameters
+from avalanche_clip.pipeline.zscl_reference_checks import check_reference_apart
 from avalanche_clip.scenarios import check_scenario_options, scenario_kind
 from avalanche_clip.scenarios.heldout import parse_heldout_sets
 from avalanche_clip.strategies import check_strategy, strategy_hparams, strategy_info
@@ -55,6 +56,7 @@ def check_run_values(config: Any) -> None:
     check_strategy(config.strategy, scenario_kind=scenario_kind(config.scenario),
                    mem_size=config.mem_size, hparams=config.options)
     check_hyperparameters(config.strategy, config.options)
+    check_reference_apart(config)  # ZSCL's reference images are none of the retention sets'
 
 
 def _check_types(config: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from avalanche_clip.common.errors import ConfigError
 from avalanche_clip.losses import GCLLoss, GDROLoss
 from avalanche_clip.strategies import option_rules
 
@@ -24,8 +25,9 @@ def check_hyperparameters(strategy: str, hparams: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming the strategy and the first out-of-range value."""
     try:
         _check(strategy, hparams)
-    except ValueError as err:
-        raise ValueError(f"strategy {strategy!r}: {err}") from None
+    except ValueError as err:  # a ConfigError (a mapping-valued option's entry) stays one
+        kind = ConfigError if isinstance(err, ConfigError) else ValueError
+        raise kind(f"strategy {strategy!r}: {err}") from None
 
 
 def _check(strategy: str, hparams: dict[str, Any]) -> None:

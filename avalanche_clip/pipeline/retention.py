@@ -94,6 +94,22 @@ def check_disjoint(name: str, set_classes: list[str], stream_classes: list[str])
             "hold classes the stream never trains on: list the others in its classes")
 
 
+def cached_heldout(config: RunConfig, benchmark: Any, clip: nn.Module,
+                   tokenizer: Any) -> tuple[Any, CLIPClassifier]:
+    """A held-out set's benchmark (:func:`heldout_benchmark`) in the run's input form — through the
+    feature cache when the trunk is frozen, as the stream's — and the prompt head over its classes
+    (the run's templates, around ``clip``: no copy). Draws from the global generator (the cache's
+    loaders): callers keep the RNG state around it."""
+    head = CLIPClassifier(clip, tokenizer, benchmark.class_names, config.templates)
+    # the prompts to the model's device, the model itself untouched (it is there already)
+    head.prompt_tokens = head.prompt_tokens.to(config.device)
+    benchmark = apply_feature_cache(
+        benchmark, head, mode=config.feature_cache, trainable=config.trainable,
+        cache_dir=config.cache_dir or default_cache_dir(), device=config.device,
+        batch_size=config.eval_mb_size, num_workers=config.num_workers, progress=config.progress)
+    return benchmark, head
+
+
 def build_retention_probe(config: RunConfig, clip: nn.Module, tokenizer: Any, eval_transform: Any,
                           stream_classes: list[str]) -> RetentionProbe | None:
     """The probe of ``config.retention`` over ``clip`` (None without sets), with the untrained
@@ -107,13 +123,7 @@ def build_retention_probe(config: RunConfig, clip: nn.Module, tokenizer: Any, ev
         for spec in sets:
             benchmark = heldout_benchmark(spec, eval_transform)
             check_disjoint(spec.name, benchmark.class_names, stream_classes)
-            head = CLIPClassifier(clip, tokenizer, benchmark.class_names, config.templates)
-            # the prompts to the model's device, the model itself untouched (it is there already)
-            head.prompt_tokens = head.prompt_tokens.to(config.device)
-            benchmark = apply_feature_cache(
-                benchmark, head, mode=config.feature_cache, trainable=config.trainable,
-                cache_dir=config.cache_dir or default_cache_dir(), device=config.device,
-                batch_size=config.eval_mb_size, num_workers=config.num_workers, progress=config.progress)
+            benchmark, head = cached_heldout(config, benchmark, clip, tokenizer)
             heads.append(HeldOutHead(spec.name, head, benchmark))
     finally:
         restore_rng_state(rng)
@@ -122,4 +132,4 @@ def build_retention_probe(config: RunConfig, clip: nn.Module, tokenizer: Any, ev
     return probe
 
 
-__all__ = ["HeldOutHead", "RetentionProbe", "build_retention_probe", "check_disjoint"]
+__all__ = ["HeldOutHead", "RetentionProbe", "build_retention_probe", "cached_heldout", "check_disjoint"]

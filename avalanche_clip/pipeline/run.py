@@ -48,6 +48,7 @@ from avalanche_clip.pipeline.retention import RetentionProbe, build_retention_pr
 from avalanche_clip.pipeline.run_lock import job_folder_lock
 from avalanche_clip.pipeline.run_loggers import config_loggers
 from avalanche_clip.pipeline.run_loop import ContinualRun, make_evaluator, read_records
+from avalanche_clip.pipeline.zscl_reference import build_zscl_reference
 from avalanche_clip.scenarios import build_scenario
 from avalanche_clip.strategies import STRATEGIES, StrategySetup, build_strategy, strategy_info
 from avalanche_clip.training.checkpoint import config_differences
@@ -150,6 +151,10 @@ def prepare_run(config: Mapping[str, Any] | RunConfig, *, loggers: tuple = (), p
         zero_shot = zero_shot_accuracy(classifier, benchmark, device=config.device,
                                        batch_size=config.eval_mb_size, num_workers=config.num_workers)
     retention = build_retention_probe(config, classifier.clip, tokenizer, eval_tf, benchmark.class_names)
+    options = config.options
+    reference = build_zscl_reference(config, classifier.clip, tokenizer, eval_tf)
+    if reference is not None:  # the config's entry, built (ZSCL's reference images and texts)
+        options["reference"] = reference
     setup = StrategySetup(
         classifier=classifier, benchmark=benchmark, device=config.device,
         mem_size=config.mem_size, train_mb_size=config.train_mb_size,
@@ -161,7 +166,7 @@ def prepare_run(config: Mapping[str, Any] | RunConfig, *, loggers: tuple = (), p
         head=config.head, train_logits=config.train_logits,
     )
     seed_everything(config.seed)
-    strategy = build_strategy(config.strategy, setup, **config.options)
+    strategy = build_strategy(config.strategy, setup, **options)
     reseed_for_rank(config.seed)  # several processes: their own augmentation streams
     identity = {
         "run_id": config.run_id, "scenario": config.scenario_label,

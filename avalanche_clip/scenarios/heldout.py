@@ -74,6 +74,17 @@ def parse_heldout_sets(value: Any, key: str = "retention_sets") -> tuple[HeldOut
     return sets
 
 
+def parse_heldout_set(entry: Any, where: str, *, default_name: str | None = None) -> HeldOutSet:
+    """One entry (a mapping with :data:`HELDOUT_KEYS`) checked as a retention set's is, for a set
+    configured elsewhere (ZSCL's reference); ``default_name`` stands in for a missing ``name``."""
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where} must be a mapping {{folder | scenario, classes, max_per_class, ...}}, "
+                          f"got {entry!r}")
+    if default_name is not None and "name" not in entry:
+        entry = {"name": default_name, **entry}
+    return _parse_entry(entry, where)
+
+
 def _parse_entry(entry: Mapping[str, Any], where: str) -> HeldOutSet:
     unknown = sorted(set(entry) - set(HELDOUT_KEYS))
     if unknown:
@@ -149,7 +160,7 @@ def heldout_source(spec: HeldOutSet) -> DataSource:
     names = list(spec.classes) if spec.classes is not None else list(full.class_names)
     missing = [n for n in names if n not in full.class_names]
     if missing:
-        raise ConfigError(f"retention set {spec.name!r}: classes {missing} are not among its classes "
+        raise ConfigError(f"held-out set {spec.name!r}: classes {missing} are not among its classes "
                           f"{full.class_names}")
     ids = [full.class_names.index(n) for n in names]
     relabel = {old: new for new, old in enumerate(ids)}
@@ -159,7 +170,7 @@ def heldout_source(spec: HeldOutSet) -> DataSource:
         keep = [keep[i] for i in chosen]
     empty = sorted(set(names) - {names[relabel[split.targets[i]]] for i in keep})
     if empty:
-        raise ConfigError(f"retention set {spec.name!r}: classes {empty} have no images in its {spec.split} split")
+        raise ConfigError(f"held-out set {spec.name!r}: classes {empty} have no images in its {spec.split} split")
     targets = [relabel[split.targets[i]] for i in keep]
     test = SplitData(_relabelled(split.dataset, keep, targets, spec.name), targets)
     first = sorted({label: i for i, label in reversed(list(enumerate(targets)))}.values())
@@ -178,7 +189,7 @@ def _relabelled(dataset: Any, keep: Sequence[int], targets: list[int], name: str
         for row, label in zip(rows, targets, strict=True):
             by_image[row] = label
         return ArrayImageDataset(dataset.images, by_image, rows)
-    raise ConfigError(f"retention set {name!r}: its data are a {type(dataset).__name__}; held-out sets "
+    raise ConfigError(f"held-out set {name!r}: its data are a {type(dataset).__name__}; held-out sets "
                       "read image files or in-memory image arrays")
 
 
@@ -192,4 +203,5 @@ def heldout_benchmark(spec: HeldOutSet, eval_transform: Callable | None) -> CLSc
     return build_streams(source, options)
 
 
-__all__ = ["HELDOUT_KEYS", "HeldOutSet", "heldout_benchmark", "heldout_source", "parse_heldout_sets"]
+__all__ = ["HELDOUT_KEYS", "HeldOutSet", "heldout_benchmark", "heldout_source", "parse_heldout_set",
+           "parse_heldout_sets"]

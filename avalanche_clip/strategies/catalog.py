@@ -33,7 +33,7 @@ from avalanche_clip.strategies.icarl import BudgetedICaRL, PromptHead, attach_ic
 from avalanche_clip.strategies.joint import JOINT_RULES, CLIPJointStrategy
 from avalanche_clip.strategies.registry import CLASS_INCREMENTAL, register_strategy
 from avalanche_clip.strategies.setup import StrategySetup
-from avalanche_clip.strategies.zscl import ZSCL_RULES, ZSCLStrategy
+from avalanche_clip.strategies.zscl import ZSCL_RULES, ReferenceSet, ZSCLStrategy
 from avalanche_clip.training.plugins import SeenClassesPlugin
 from avalanche_clip.training.plugins.ewc import TrainableEWCPlugin
 
@@ -208,10 +208,11 @@ def build_cassle(setup: StrategySetup, *, tau: float = CASSLE["tau"],
                    })
 def build_zscl(setup: StrategySetup, *, distill_lambda: float = ZSCL["distill_lambda"],
                ensemble_fraction: float = ZSCL["ensemble_fraction"], temperature: float = 2.0,
-               reference_fraction: float = 0.1, weight_ensemble: bool = True) -> ZSCLStrategy:
+               reference_fraction: float = 0.1, weight_ensemble: bool = True,
+               reference: ReferenceSet | None = None) -> ZSCLStrategy:
     return ZSCLStrategy(distill_lambda=distill_lambda, ensemble_fraction=ensemble_fraction,
                         temperature=temperature, reference_fraction=reference_fraction,
-                        weight_ensemble=weight_ensemble, **_ours(setup))
+                        weight_ensemble=weight_ensemble, reference=reference, **_ours(setup))
 
 
 @register_strategy("icarl", scenarios=(CLASS_INCREMENTAL,), memory="required", uses_index=False,

@@ -32,10 +32,17 @@ names or Conceptual Captions; the official class-incremental code samples Concep
 images and captions). Here:
 
 - a :class:`ReferenceSet` (``reference=``): any dataset whose items start with a model input,
-  and the teacher's text features of its class names (:func:`folder_reference` builds one from an
-  ImageFolder-style directory, its sub-folder names as class names, with the initial model; its
-  images are raw images, so it needs a run without the feature cache). Not yet reachable from a
-  run config: the factory would need the run's tokenizer and eval transform (``StrategySetup``);
+  and the teacher's text features of its class names
+  (:mod:`avalanche_clip.strategies.reference_sets`). From a run config,
+  ``strategy_options: {zscl: {reference: {folder: ..., classes: [...], max_per_class: N}}}``
+  (a ``retention_sets`` entry's schema, ``name`` optional, checked into a
+  :class:`~avalanche_clip.scenarios.heldout.HeldOutSet` by ``check_reference``) is built by the
+  pipeline (:mod:`avalanche_clip.pipeline.zscl_reference`) the way a retention set is: its
+  images in the run's input form (cached trunk features with the feature cache, eval-transformed
+  images otherwise), its texts the initial model's prompt features of its class names over the
+  run's templates; one that is also a retention set of the run is refused (it would leak into
+  the retention measurement). :func:`folder_reference` builds one from an ImageFolder-style
+  directory outside the pipeline (raw images: for a model without the feature cache);
 - by default, a held-out part of the training data: in each experience, a seed-determined
   ``reference_fraction`` of its samples (by the generator ``(seed, "zscl-reference",
   experience)``, independent of the batches) is held out of ZSCL's task loss and joins the
@@ -69,19 +76,17 @@ Checkpoints (:meth:`ZSCLStrategy.checkpoint_state`): the teacher is frozen when 
 built, from the model it is given — the pretrained model a resumed run rebuilds from its config —
 so a checkpoint holds only its fingerprint (checked on resume); the held-out ids (the pool is
 rebuilt from the stream's earlier experiences, by the same seeded draw, and checked against them)
-and the reference batches' generator state. The weight ensemble lives within an experience and
+and the reference batches' generator state. A given reference is rebuilt from the config too: the
+checkpoint holds only the fingerprint of its size and texts (checked on resume). The weight ensemble lives within an experience and
 is empty at every checkpoint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchvision.datasets import ImageFolder
 
 from avalanche_clip.common.errors import AvalancheClipError
 from avalanche_clip.common.values import (
@@ -94,9 +99,9 @@ from avalanche_clip.common.values import (
 from avalanche_clip.features.fingerprint import tensors_fingerprint
 from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.losses.zscl import zscl_distillation
-from avalanche_clip.models.classifier import CLIPClassifier
 from avalanche_clip.strategies.base import CLIPStrategyBase
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
+from avalanche_clip.strategies.reference_sets import ReferenceSet, check_reference, folder_reference
 from avalanche_clip.strategies.snapshots import FrozenImageEncoder
 from avalanche_clip.training.batching import ReplayBatchSampler, derived_seed
 from avalanche_clip.training.plugins import experience_classes
@@ -104,39 +109,19 @@ from avalanche_clip.training.plugins.memory import sample_ids
 
 ZSCL = METHOD_DEFAULTS["zscl"]
 
+
+class ZSCLCheckpointError(AvalancheClipError, ValueError):
+    """A checkpoint's ZSCL state does not fit the strategy resuming it."""
+
+
 #: The range rule of each ZSCL option (the constructor applies them; the pipeline reads them).
 ZSCL_RULES: dict[str, Rule] = {
     "distill_lambda": check_non_negative,
     "ensemble_fraction": check_open_fraction,
     "temperature": check_positive,
     "reference_fraction": check_open_fraction,
+    "reference": check_reference,
 }
-
-
-class ZSCLCheckpointError(AvalancheClipError, ValueError):
-    """A checkpoint's ZSCL state does not fit the strategy resuming it."""
-
-
-@dataclass
-class ReferenceSet:
-    """Reference images and texts: ``images[i][0]`` is a model input; ``text_features``
-    ``[C, D]`` the teacher's normalised features of the reference texts."""
-
-    images: Any
-    text_features: Tensor
-
-
-def folder_reference(root: str, classifier: CLIPClassifier, tokenizer: Callable[..., Tensor],
-                     transform: Callable[[Any], Tensor], templates: str | Sequence[str] = "photo") -> ReferenceSet:
-    """A :class:`ReferenceSet` from an ImageFolder-style directory: its images under
-    ``transform``, and the prompts of its sub-folder names encoded by ``classifier``'s CLIP as it
-    is now (call it before training, when it is the teacher)."""
-    images = ImageFolder(root, transform=transform)
-    names = [name.replace("_", " ") for name in images.classes]
-    encoder = CLIPClassifier(classifier.clip, tokenizer, names, templates)
-    with torch.no_grad():
-        text = encoder.class_embeddings().detach().clone()
-    return ReferenceSet(images=images, text_features=text)
 
 
 class ZSCLStrategy(CLIPStrategyBase):
@@ -162,6 +147,9 @@ class ZSCLStrategy(CLIPStrategyBase):
         self.distill_lambda, self.ensemble_fraction, self.temperature, self.reference_fraction = check_options(
             ZSCL_RULES, distill_lambda=distill_lambda, ensemble_fraction=ensemble_fraction,
             temperature=temperature, reference_fraction=reference_fraction)
+        if reference is not None and not isinstance(reference, ReferenceSet):  # a config entry: built by the pipeline
+            raise TypeError(f"reference must be a ReferenceSet or None, got {type(reference).__name__}; a "
+                            "config's reference entry is built into one by avalanche_clip.pipeline.zscl_reference")
         super().__init__(model=model, optimizer=optimizer, criterion=criterion, **kwargs)
         self.reference = reference
         self.weight_ensemble = bool(weight_ensemble)
@@ -236,16 +224,31 @@ class ZSCLStrategy(CLIPStrategyBase):
         assert self.teacher is not None
         return tensors_fingerprint({k: v.detach().cpu() for k, v in self.teacher.path.state_dict().items()})
 
+    def reference_fingerprint(self) -> str | None:
+        """A given reference's size and texts (None for the held-out default)."""
+        if self.reference is None:
+            return None
+        return tensors_fingerprint({"size": torch.tensor(len(self.reference.images)),
+                                    "text": self.reference.text_features.detach().float().cpu()})
+
     def checkpoint_state(self) -> dict[str, Any]:
-        """The teacher's fingerprint, the held-out ids and the reference generator's state."""
-        return {"teacher_fingerprint": self.teacher_fingerprint(), "held_out": self.held_out.clone(),
-                "reference_generator": self.reference_generator.get_state()}
+        """The teacher's fingerprint, the held-out ids and the reference generator's state (and a
+        given reference's fingerprint: the default's state keeps the keys it always had)."""
+        state = {"teacher_fingerprint": self.teacher_fingerprint(), "held_out": self.held_out.clone(),
+                 "reference_generator": self.reference_generator.get_state()}
+        if self.reference is not None:
+            state["reference_fingerprint"] = self.reference_fingerprint()
+        return state
 
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
         if state["teacher_fingerprint"] != self.teacher_fingerprint():
             raise ZSCLCheckpointError(
                 "the teacher this strategy was built with (the model it was given) differs from the "
                 "checkpoint's: build it from the same pretrained model and config")
+        if state.get("reference_fingerprint") != self.reference_fingerprint():
+            raise ZSCLCheckpointError(
+                "the reference set this strategy was built with differs from the checkpoint's (another "
+                "reference option, or its images or class names changed): resume with the same reference")
         self._saved_held_out = state["held_out"].clone()
         self.reference_generator.set_state(state["reference_generator"])
 
@@ -310,3 +313,7 @@ class ZSCLStrategy(CLIPStrategyBase):
                     p.copy_(self.ensemble[name])
         self.ensemble = {}
         super()._after_training_exp(**kwargs)
+
+
+__all__ = ["ZSCL_RULES", "ReferenceSet", "ZSCLCheckpointError", "ZSCLStrategy", "check_reference",
+           "folder_reference"]
