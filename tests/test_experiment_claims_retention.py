@@ -99,10 +99,10 @@ def test_records_without_retention_are_not_measured(claims, tmp_path):
     assert sweep.retention_sets() == []
     assert claims.gdro_retains(sweep) == []
     assert claims.retention_unmeasured(sweep) == "not measured (records carry no retention)"
-    # the committed proxies' records carry none: the row says so in both columns
-    table, _ = claims.claims_table({f: claims.read_sweep(claims.RESULTS / f) for f, _ in claims.PROXIES})
+    # the committed sweeps' records carry none: the row says so in every column
+    table, _ = claims.claims_table({f: claims.read_sweep(claims.RESULTS / f) for f, _ in claims.CLAIM_SWEEPS})
     row = next(line for line in table.splitlines() if line.startswith("| **(d)** on held-out sets"))
-    assert row.endswith("| not measured (records carry no retention) | not measured (records carry no retention) |")
+    assert row.endswith(" |".join([" not measured (records carry no retention)"] * len(claims.CLAIM_SWEEPS)) + " |")
 
 
 def test_retention_without_gdro_and_gcl_at_0_is_not_measured(claims, tmp_path):

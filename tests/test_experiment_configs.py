@@ -45,15 +45,22 @@ RESULTS = EXPERIMENTS / "results"
 
 
 @pytest.mark.parametrize("name", ["cifar10_proxy", "pacs_proxy"])
-def test_committed_tuned_values_apply_to_their_proxy(name, data_root):
-    """The committed tuned.yaml was tuned under its proxy's protocol, and every value is in its
-    strategy's search space (apply_tuned checks both, as sweep --tuned does)."""
+def test_committed_tuned_values_are_refused_under_the_new_protocol_of_their_proxy(name, data_root):
+    """The committed tuned.yaml was tuned under the proxy's earlier protocol (the CE family over
+    every seen class's logits, one view): under the proxy config as it now reads (batch negatives,
+    two views) a sweep refuses it, naming both keys; with ``tuned_check: false`` (an ablation)
+    every value applies, each in its strategy's search space."""
+    from avalanche_clip.common.errors import ConfigError
     from avalanche_clip.pipeline.tuned_values import apply_tuned
 
     raw = load_yaml(EXPERIMENTS / f"{name}.yaml")
     config = resolve_config([raw, {"data_root": str(data_root / name.split("_")[0])}], sweep=True)
-    tuned = {label: options for label, _, options in
-             apply_tuned(config, RESULTS / f"{name}_tune" / "tuned.yaml").entries}
+    path = RESULTS / f"{name}_tune" / "tuned.yaml"
+    with pytest.raises(ConfigError, match=r"tuned under another protocol \(train_logits: .*; feature_views: tuned 1 vs now 2\)"):
+        apply_tuned(config, path)
+    with pytest.warns(UserWarning, match="applying values tuned under another protocol"):
+        applied = apply_tuned({**config, "tuned_check": False}, path)
+    tuned = {label: options for label, _, options in applied.entries}
     assert "lr" in tuned["gcl"] and "tau" in tuned["gcl"] and "dro_lambda" in tuned["gdro"]
     assert not tuned["zero-shot"]  # never trains: nothing to tune
 
@@ -64,10 +71,17 @@ def test_the_embedded_comparison_applies_its_packaged_tuned_values():
 
     sweep = _config(None, [], sweep=True)
     assert Path(sweep["tuned"]) == DEFAULT_CONFIG.parent / "comparison.tuned.yaml"
-    entries = {label: options for label, _, options in apply_tuned(sweep, sweep["tuned"]).entries}
-    trained = set(entries) - {"zero-shot"}
-    assert trained == set(read_tuned(sweep["tuned"])["strategies"])  # every trained method was tuned
-    assert all("lr" in entries[label] for label in trained)
+    document = read_tuned(sweep["tuned"])
+    for mem_size in sweep["mem_sizes"]:  # every method tuned at every memory size of the grid
+        entries = {label: options for label, _, options in
+                   apply_tuned(sweep, sweep["tuned"], mem_size=mem_size).entries}
+        trained = set(entries) - {"zero-shot"}
+        assert trained == set(document["strategies"])  # every trained method was tuned
+        assert all("lr" in entries[label] for label in trained)
+        memoryless = {label for label, e in document["strategies"].items() if set(e["by_mem_size"]) == {0}}
+        assert all(mem_size in e["by_mem_size"] for label, e in document["strategies"].items()
+                   if label not in memoryless and mem_size > 0), mem_size
+    entries = {label: options for label, _, options in apply_tuned(sweep, sweep["tuned"], mem_size=100).entries}
     run = _config(None, [], sweep=False)  # `avalanche-clip run`: GCL at memory 100, GCL's values
     assert run["strategy"] == "gcl" and run["strategy_options"]["gcl"] == entries["gcl"]
     ewc = _config(None, ["strategy=ewc"], sweep=False)  # any of its methods, as its sweep runs it

@@ -178,13 +178,22 @@ def study_name(label: str, mem_size: int) -> str:
     return f"{label}__m{mem_size}"
 
 
-def study_seed(config: SweepConfig | dict[str, Any], settings: TuneSettings, study: str) -> int:
+def study_seed(config: SweepConfig | dict[str, Any], settings: TuneSettings, study: str,
+               space: dict[str, dict[str, Any]] | None = None) -> int:
     """The sampler seed of ``study``: SHA-256 of the study's name, the sweep config's canonical
     form (sorted JSON, without the keys that only say where things run or live, nor the tuned
-    file it applies) and the tune settings (the sampler seed among them)."""
+    file it applies), the tune settings (the sampler seed among them) and the study's search
+    ``space``. The space is part of it because a space widened after its best value lay at a
+    bound is a new search: with the same seed, a random sampler would draw the same quantiles of
+    the wider ranges, and a parameter the score hardly depends on would sit at the new bound
+    again, carried there by the trial that is best for its other parameters. (``space=None``
+    keeps the seed of the config and settings alone.)"""
     shared = {k: v for k, v in parse_sweep_config(config).to_dict().items()
               if k not in RESUME_NEUTRAL_KEYS and k not in ("tuned", "tuned_check")}
-    canonical = json.dumps({"config": shared, "tune": asdict(settings)}, sort_keys=True, default=str)
+    identity: dict[str, Any] = {"config": shared, "tune": asdict(settings)}
+    if space is not None:
+        identity["space"] = space
+    canonical = json.dumps(identity, sort_keys=True, default=str)
     return derived_seed("tune-sampler", study, hashlib.sha256(canonical.encode()).hexdigest())
 
 
@@ -274,7 +283,7 @@ def _tune_one(config: SweepConfig, settings: TuneSettings, label: str, mem_size:
     name = study_name(label, mem_size)
     study = optuna.create_study(study_name=name, storage=db, direction="maximize",
                                 load_if_exists=True)
-    seed = study_seed(config, settings, name)
+    seed = study_seed(config, settings, name, space)
     budget = settings.trials if space else 1  # nothing to choose: one trial of the defaults
 
     def objective(trial: Any) -> float:

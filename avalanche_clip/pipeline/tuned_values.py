@@ -52,7 +52,7 @@ import yaml
 from avalanche_clip.common.atomic import atomic_write_text
 from avalanche_clip.common.yaml_io import read_yaml
 from avalanche_clip.pipeline.config import ConfigError
-from avalanche_clip.pipeline.config_schema import scenario_label
+from avalanche_clip.pipeline.config_schema import RUN_KEYS, scenario_label
 from avalanche_clip.pipeline.sweep_schema import SweepConfig, parse_sweep_config
 from avalanche_clip.strategies import strategy_info
 from avalanche_clip.strategies.registry import search_space
@@ -62,7 +62,13 @@ from avalanche_clip.strategies.spaces import describe, in_space
 #: that were tuned under other values of these is refused.
 PROTOCOL_KEYS = ("model", "pretrained", "image_size", "trainable", "templates", "train_mb_size",
                  "train_epochs", "optimizer", "weight_decay", "replay_sampling", "memory_share",
-                 "steps_per_experience", "head", "train_logits")
+                 "steps_per_experience", "head", "train_logits", "feature_views")
+#: Protocol keys added after tuned files were first written, with what a tune that recorded no
+#: value ran with: such a file compares as that value. Before ``train_logits`` existed, the
+#: CE-family trained over the seen classes and GCL / GDRO over the batch's, which neither value
+#: of the key reproduces; before ``feature_views``, every method saw one un-augmented view.
+ABSENT_MEANS = {"train_logits": "seen for the CE family, batch for GCL and GDRO (before the key)",
+                "feature_views": 1}
 
 
 #: What a tuned.yaml says of a strategy whose runs ignore the memory size.
@@ -86,8 +92,9 @@ class TunedStudy:
 def tuned_for(config: SweepConfig | dict[str, Any]) -> dict[str, Any]:
     """The protocol a tune ran under (compared when a sweep applies its values)."""
     sweep = parse_sweep_config(config)
+    resolved = {key: sweep.shared.get(key, RUN_KEYS[key][0]) for key in ABSENT_MEANS}  # its default if unset
     return {"scenarios": [scenario_label(s) for s in sweep.scenario_configs()],
-            **{key: sweep.shared.get(key) for key in PROTOCOL_KEYS}}
+            **{key: sweep.shared.get(key) for key in PROTOCOL_KEYS}, **resolved}
 
 
 def write_tuned(path: Path, config: SweepConfig | dict[str, Any], settings: Any,
@@ -234,6 +241,8 @@ def load_tuned(config: SweepConfig | dict[str, Any], path: str | Path) -> TunedV
     config = parse_sweep_config(config)  # tuned_check checked there, with the other sweep keys
     document = read_tuned(path)
     recorded = document.get("tuned_for") or {}
+    if recorded:
+        recorded = {**ABSENT_MEANS, **recorded}
     current = tuned_for(config)
     differing = [key for key in PROTOCOL_KEYS if key in recorded and recorded[key] != current[key]]
     if differing:

@@ -33,10 +33,10 @@ def train(name: str, mem_size: int) -> dict:
     torch.set_num_threads(1)
     strategy_name, _, variant = name.partition("+")
     benchmark = augmented_benchmark() if variant == "augment" else cil_benchmark(per_class=20)
+    negatives = {"train_logits": "seen"} if variant == "seen" else {}  # the protocol's, in the setup
     setup = make_setup(benchmark, mem_size=mem_size, train_mb_size=15, train_epochs=2,
-                       optimizer="sgd", lr=0.05)
-    options = {"train_logits": "seen"} if variant == "seen" else {}
-    strategy = build_strategy(strategy_name, setup, **options)
+                       optimizer="sgd", lr=0.05, **negatives)
+    strategy = build_strategy(strategy_name, setup)
     reseed_for_rank(0)  # as a run does: each process its own random stream from here
     init = {k: v.detach().clone() for k, v in strategy.model.state_dict().items()}
     extra_steps = []  # loss calls that had extra negatives (absent seen classes)
