@@ -74,14 +74,21 @@ PROXIES: tuple[tuple[str, str], ...] = (
     ("pacs_proxy", "PACS (domain-incremental)"),
 )
 #: Sweeps whose summary table (report/summary.md) is in experiments/README.md.
+#: The sweeps the claims table checks: the two proxies and the embedded default, the one sweep
+#: re-run so far under the protocol of issue 22 (one negative set, two views, tuning per memory).
+CLAIM_SWEEPS: tuple[tuple[str, str], ...] = (
+    *PROXIES,
+    ("default", "digits (class-incremental, batch negatives, 2 views, tuned per memory)"),
+)
 SUMMARY_SWEEPS: tuple[str, ...] = ("cifar10_proxy", "pacs_proxy", "default")
 NAMES = {
     "zero-shot": "zero-shot", "ce": "CE", "ewc": "EWC", "icarl": "iCaRL", "der": "DER",
     "co2l": "Co2L", "foster": "FOSTER", "cassle": "CaSSLe", "gcl": "GCL", "gdro": "GDRO",
     "joint": "joint", "joint-converged": "joint-converged", "zscl": "ZSCL",
 }  # fmt: skip
-#: The trained baselines of the paper (never-trained zero-shot and the joint bounds are not).
-BASELINES: tuple[str, ...] = ("ce", "ewc", "icarl", "der", "co2l", "foster", "cassle")
+#: The trained baselines of the paper (never-trained zero-shot and the joint bounds are not), and
+#: ZSCL, the CLIP continual-learning baseline (issue 26), where a sweep ran it.
+BASELINES: tuple[str, ...] = ("ce", "ewc", "icarl", "der", "co2l", "foster", "cassle", "zscl")
 FINAL, FORGETTING = "final", "forgetting"
 METRIC_NAMES = {FINAL: "final acc.", FORGETTING: "forgetting"}
 #: The metric of the retention drop on held-out set ``h`` is ``DROP + h``.
@@ -401,7 +408,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         "**(a)** GCL and GDRO beat the baselines",
         "final acc. of GCL and of GDRO minus each trained baseline (CE, EWC, iCaRL, DER, Co2L, "
-        "FOSTER, CaSSLe) run at the same memory size",
+        "FOSTER, CaSSLe, ZSCL) run at the same memory size",
         beat_baselines,
         detail="worst",
     ),
@@ -481,7 +488,7 @@ def below_zero_shot(sweep: Sweep) -> str:
 
 def claims_table(sweeps: dict[str, Sweep]) -> tuple[str, list[str]]:
     """The Markdown claims table and the comparisons within two standard deviations."""
-    titles = [title for _, title in PROXIES]
+    titles = [title for _, title in CLAIM_SWEEPS]
     lines = [
         "| claim | tested as | " + " | ".join(titles) + " |",
         "|---|---|" + "---|" * len(titles),
@@ -489,7 +496,7 @@ def claims_table(sweeps: dict[str, Sweep]) -> tuple[str, list[str]]:
     close: list[str] = []
     for claim in CLAIMS:
         cells = []
-        for folder, title in PROXIES:
+        for folder, title in CLAIM_SWEEPS:
             sweep = sweeps[folder]
             reason = claim.na(sweep)
             if reason:
@@ -506,18 +513,18 @@ def claims_table(sweeps: dict[str, Sweep]) -> tuple[str, list[str]]:
                 if c.difference.within_two_std and entry not in close:
                     close.append(entry)
         lines.append(f"| {claim.name} | {claim.test} | " + " | ".join(cells) + " |")
-    below = [below_zero_shot(sweeps[folder]) for folder, _ in PROXIES]
+    below = [below_zero_shot(sweeps[folder]) for folder, _ in CLAIM_SWEEPS]
     lines.append(
         "| (not a claim) which methods end below zero-shot | final acc., method − "
         "zero-shot, behind beyond noise | " + " | ".join(below) + " |"
     )
-    return "\n".join(lines) + "\n\n" + protocol_lines(sweeps), close
+    return "\n".join(lines) + "\n\n" + protocol_lines(sweeps, CLAIM_SWEEPS), close
 
 
-def protocol_lines(sweeps: dict[str, Sweep]) -> str:
-    """What the records say of each proxy's protocol (module docstring), one line each."""
+def protocol_lines(sweeps: dict[str, Sweep], shown: Sequence[tuple[str, str]] = PROXIES) -> str:
+    """What the records say of the protocol of each sweep ``shown`` (module docstring), one line each."""
     lines = [f"Protocol of the {title.split(' ')[0]} records: {sweeps[folder].protocol}."
-             for folder, title in PROXIES]
+             for folder, title in shown]
     return "\n\n".join(lines) + "\n"
 
 
@@ -732,7 +739,7 @@ def generated_summaries() -> dict[str, str]:
 
 def generated_readmes() -> dict[Path, str]:
     """The two READMEs as the records make them."""
-    sweeps = {folder: read_sweep(RESULTS / folder) for folder, _ in PROXIES}
+    sweeps = {folder: read_sweep(RESULTS / folder) for folder, _ in CLAIM_SWEEPS}
     table, close = claims_table(sweeps)
     experiments = EXPERIMENTS_README.read_text(encoding="utf-8")
     experiments = replace_between(experiments, "claims", table, EXPERIMENTS_README)
@@ -762,10 +769,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.seeds_needed:
-        print_seeds_needed({folder: read_sweep(RESULTS / folder) for folder, _ in PROXIES})
+        print_seeds_needed({folder: read_sweep(RESULTS / folder) for folder, _ in CLAIM_SWEEPS})
         return 0
     if not (args.write or args.check):
-        sweeps = {folder: read_sweep(RESULTS / folder) for folder, _ in PROXIES}
+        sweeps = {folder: read_sweep(RESULTS / folder) for folder, _ in CLAIM_SWEEPS}
         table, close = claims_table(sweeps)
         print(table)
         print(close_paragraph(close))
@@ -779,7 +786,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path, text in generated.items():
             path.write_text(text, encoding="utf-8")
             print(f"claims: wrote {path.relative_to(ROOT)}")
-        print_seeds_needed({folder: read_sweep(RESULTS / folder) for folder, _ in PROXIES})
+        print_seeds_needed({folder: read_sweep(RESULTS / folder) for folder, _ in CLAIM_SWEEPS})
         return 0
     if args.check:
         stale = False
