@@ -77,8 +77,9 @@ def test_views_are_identical_across_builds_batch_sizes_workers_and_processes(tmp
     assert torch.equal(first, again)
     clear_memory()
     assert torch.equal(first, stored_views(build(tmp_path / "w", views=2, batch_size=7, num_workers=2)[0]))
-    script = (
+    script = (  # another process, with this one's thread count (float sums depend on it)
         "import sys, torch\n"
+        f"torch.set_num_threads({torch.get_num_threads()})\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_features_views import build, stored_views\n"
         f"torch.save(stored_views(build(__import__('pathlib').Path({str(tmp_path / 'c')!r}), views=2)[0]), "
