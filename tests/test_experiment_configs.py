@@ -32,13 +32,20 @@ def test_offline_proxy_configs_plan_their_sweeps(name, data_root):
 
 
 @pytest.mark.parametrize("path", sorted((EXPERIMENTS / "ablation").glob("*.yaml")), ids=lambda p: p.stem)
-def test_ablation_configs_extend_a_proxy_and_plan_their_sweeps(path, data_root):
+def test_ablation_configs_extend_a_proxy_or_the_default_and_plan_their_sweeps(path, data_root):
+    from avalanche_clip.cli import DEFAULT_CONFIG
+
     raw = load_config(path)
     proxy = raw["label"]
-    config = resolve_config([raw, {"data_root": str(data_root / proxy)}], sweep=True)
+    if proxy == "digits":  # an ablation of the embedded default (no data root)
+        config = resolve_config([raw], sweep=True)
+        base = load_yaml(DEFAULT_CONFIG)
+    else:
+        config = resolve_config([raw, {"data_root": str(data_root / proxy)}], sweep=True)
+        base = load_yaml(EXPERIMENTS / f"{proxy}_proxy.yaml")
     plan = plan_sweep(config)
     assert plan.runs and len({r.seed for r in plan.runs}) == 3
-    assert raw["model"] == load_yaml(EXPERIMENTS / f"{proxy}_proxy.yaml")["model"]  # inherited
+    assert raw["model"] == base["model"]  # inherited
 
 
 RESULTS = EXPERIMENTS / "results"
