@@ -35,7 +35,7 @@ from avalanche_clip.models import CLIPClassifier
 from avalanche_clip.models.prompts import readable_class_name
 from avalanche_clip.pipeline.config_schema import RunConfig
 from avalanche_clip.scenarios.heldout import HeldOutSet, heldout_benchmark
-from avalanche_clip.training.seeding import capture_rng_state, restore_rng_state
+from avalanche_clip.training.seeding import rng_state_kept
 
 
 @dataclass
@@ -60,17 +60,16 @@ class RetentionProbe:
 
     def score(self) -> dict[str, float]:
         """``{set: R_s}`` of the model as it is now, leaving its flags and every RNG as they were."""
-        rng = capture_rng_state()
         modes = [(module, module.training) for head in self.heads for module in head.classifier.modules()]
         try:
-            return {head.name: prompt_head_accuracy(
-                head.classifier, head.benchmark, device=self.device, batch_size=self.batch_size,
-                num_workers=self.num_workers, generator=torch.Generator().manual_seed(0))
-                for head in self.heads}
+            with rng_state_kept():
+                return {head.name: prompt_head_accuracy(
+                    head.classifier, head.benchmark, device=self.device, batch_size=self.batch_size,
+                    num_workers=self.num_workers, generator=torch.Generator().manual_seed(0))
+                    for head in self.heads}
         finally:
             for module, mode in modes:
                 module.training = mode
-            restore_rng_state(rng)
 
     def record_fields(self) -> dict[str, dict[str, float]]:
         """``retention``, ``retention_drop`` and ``retention_zero_shot`` of the model now."""
@@ -117,16 +116,13 @@ def build_retention_probe(config: RunConfig, clip: nn.Module, tokenizer: Any, ev
     sets: tuple[HeldOutSet, ...] = config.retention
     if not sets:
         return None
-    rng = capture_rng_state()  # the feature cache's loaders draw from the global generator
-    try:
-        heads = []
+    heads = []
+    with rng_state_kept():  # the feature cache's loaders draw from the global generator
         for spec in sets:
             benchmark = heldout_benchmark(spec, eval_transform)
             check_disjoint(spec.name, benchmark.class_names, stream_classes)
             benchmark, head = cached_heldout(config, benchmark, clip, tokenizer)
             heads.append(HeldOutHead(spec.name, head, benchmark))
-    finally:
-        restore_rng_state(rng)
     probe = RetentionProbe(heads, config.device, config.eval_mb_size, config.num_workers)
     probe.untrained = probe.score()
     return probe

@@ -32,7 +32,7 @@ from avalanche_clip.pipeline.zscl_reference_checks import (
 )
 from avalanche_clip.scenarios.heldout import heldout_benchmark
 from avalanche_clip.strategies.zscl import ReferenceSet
-from avalanche_clip.training.seeding import capture_rng_state, restore_rng_state
+from avalanche_clip.training.seeding import rng_state_kept
 
 
 def build_zscl_reference(config: RunConfig, clip: nn.Module, tokenizer: Any,
@@ -44,13 +44,10 @@ def build_zscl_reference(config: RunConfig, clip: nn.Module, tokenizer: Any,
     if spec is None:
         return None
     check_reference_files_apart(spec, config.retention)
-    rng = capture_rng_state()  # the feature cache's loaders draw from the global generator
-    try:
+    with rng_state_kept():  # the feature cache's loaders draw from the global generator
         benchmark, head = cached_heldout(config, heldout_benchmark(spec, eval_transform), clip, tokenizer)
         with torch.no_grad():
             text = head.class_embeddings().detach().float().clone()
-    finally:
-        restore_rng_state(rng)
     return ReferenceSet(images=benchmark.test_stream[0].dataset.eval(), text_features=text)
 
 

@@ -5,6 +5,8 @@ what the uninterrupted one would)."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -40,3 +42,14 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextmanager
+def rng_state_kept() -> Iterator[None]:
+    """Run the ``with`` block and put every RNG back as it was before it (work beside a run, such
+    as scoring held-out sets, that must not change what the run draws)."""
+    state = capture_rng_state()
+    try:
+        yield
+    finally:
+        restore_rng_state(state)
