@@ -13,11 +13,15 @@ is drawn again).
 Each trial records the process that runs it (:data:`WORKER_ATTR`: host and pid). A RUNNING
 trial of this host whose process is gone (a killed tune) is failed as soon as a tune looks at the
 study (:func:`fail_dead_trials`), instead of holding its place until its heartbeat goes stale;
-trials of other hosts are left to Optuna's heartbeat.
+trials of other hosts are left to Optuna's heartbeat. A trial exists in the storage a moment
+before its runner marks it; one killed in that moment carries no mark and possibly no heartbeat
+(Optuna never fails a trial without one), so an unmarked RUNNING trial older than
+:data:`UNMARKED_S` is failed too: a live runner marks its trial within milliseconds.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 from typing import Any
@@ -29,6 +33,8 @@ from optuna.trial import TrialState
 WORKER_ATTR = "worker"
 #: States that hold a place in the budget.
 HOLDING = (TrialState.COMPLETE, TrialState.RUNNING)
+#: Seconds after its start at which a RUNNING trial still without :data:`WORKER_ATTR` is dead.
+UNMARKED_S = 60.0
 
 
 def claimed(study: Any) -> int:
@@ -57,14 +63,22 @@ def holds_a_place(study: Any, trial: Any, budget: int) -> bool:
     return len(below) < budget
 
 
-def fail_dead_trials(study: Any) -> list[int]:
-    """Fail the RUNNING trials whose process, on this host, no longer exists; their numbers."""
+def fail_dead_trials(study: Any, unmarked_s: float = UNMARKED_S) -> list[int]:
+    """Fail the RUNNING trials whose process, on this host, no longer exists, and those still
+    unmarked ``unmarked_s`` seconds after their start (on any host); their numbers."""
     host = _host()
     failed = []
+    now = datetime.datetime.now()  # Optuna stamps datetime_start in local time, without a zone
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get(WORKER_ATTR)
-        if not isinstance(worker, dict) or worker.get("host") != host:
-            continue  # another machine's (or not yet marked): its heartbeat tells
+        if not isinstance(worker, dict):  # killed between its creation and its mark, or about to be marked
+            start = trial.datetime_start
+            if start is not None and (now - start).total_seconds() >= unmarked_s:
+                study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+                failed.append(trial.number)
+            continue
+        if worker.get("host") != host:
+            continue  # another machine's: its heartbeat tells
         if not _alive(worker.get("pid")):
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             failed.append(trial.number)
@@ -85,4 +99,4 @@ def _alive(pid: Any) -> bool:
     return True
 
 
-__all__ = ["HOLDING", "WORKER_ATTR", "claimed", "fail_dead_trials", "holds_a_place", "mark_worker"]
+__all__ = ["HOLDING", "UNMARKED_S", "WORKER_ATTR", "claimed", "fail_dead_trials", "holds_a_place", "mark_worker"]
