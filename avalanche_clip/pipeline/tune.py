@@ -28,9 +28,12 @@ at the tuned size nearest ``m`` (:mod:`avalanche_clip.pipeline.tuned_values`). T
 
 Each study's sampler is seeded from the study's name (``<label>__m<size>``) and the config's
 canonical form (:func:`study_seed`), so two configs differing in one value draw differently and
-one config draws the same. At the end of each study, a best value within 5 % of a bound of its
-space is a warning and an ``at_bound`` entry, and the study records its validation size and the
-standard error of its score (:mod:`avalanche_clip.pipeline.tune_quality`).
+one config draws the same. Every study ends with the same line search over the learning rate
+from the sampler's best (:mod:`avalanche_clip.pipeline.tune_refine`; its runs under
+``<out>/refine/<label>/m<size>/``), so that no neighbouring rate ``lr / 3`` or ``lr · 3`` scores
+better. Then a best value within 5 % of a bound of its space is a warning and an ``at_bound``
+entry, and the study records its validation size and the standard error of its score
+(:mod:`avalanche_clip.pipeline.tune_quality`).
 
 Studies live in ``--storage`` (any Optuna database URL; default SQLite under the output
 folder), one per strategy and memory size (its trial runs under ``<out>/trials/<label>/m<size>/``),
@@ -74,6 +77,7 @@ from avalanche_clip.pipeline.tune_quality import (
     values_at_bound,
     warn_at_bound,
 )
+from avalanche_clip.pipeline.tune_refine import refine_lock, refine_lr
 from avalanche_clip.pipeline.tune_storage import storage_errors
 from avalanche_clip.pipeline.tuned_values import TunedStudy, write_tuned
 from avalanche_clip.strategies import strategy_info
@@ -323,16 +327,30 @@ def _tune_one(config: SweepConfig, settings: TuneSettings, label: str, mem_size:
     finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     # the study's compute, also when earlier processes ran some of its trials
     spent = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in finished)
+    params = dict(best.params)
     value = float(best.value) if best.value is not None else math.nan
-    at_bound = values_at_bound(best.params, space)
+    refinement = None
+    if "lr" in params and math.isfinite(value):  # the same line search ends every study (tune_refine)
+        began = time.perf_counter()
+        folder = out / "refine" / label / f"m{mem_size}"
+
+        def score(rate: float) -> float:
+            return validation_score(config, settings, label, {**params, "lr": rate}, mem_size,
+                                    folder / f"lr{rate!r}", resume=True).value
+
+        with refine_lock(folder):
+            refinement = refine_lr(score, params["lr"], value, space["lr"])
+        params["lr"], value = refinement.lr, refinement.value
+        spent += time.perf_counter() - began
+    at_bound = values_at_bound(params, space)
     warn_at_bound(name, at_bound)
     # the validation samples behind the score: one count per run of a trial (scenarios × seeds)
-    sizes = [validation_size(run) for run in trial_runs(config, settings, label, dict(best.params), mem_size)]
+    sizes = [validation_size(run) for run in trial_runs(config, settings, label, params, mem_size)]
     return TunedStudy(
-        params=dict(best.params), value=value, trials=len(finished), wall_time_s=round(spent, 1),
+        params=params, value=value, trials=len(finished), wall_time_s=round(spent, 1),
         validation_sizes=sizes,
         standard_error=standard_error(value, sizes) if math.isfinite(value) else math.nan,
-        at_bound=at_bound, sampler_seed=seed,
+        at_bound=at_bound, sampler_seed=seed, lr_search=None if refinement is None else asdict(refinement),
     )
 
 

@@ -17,7 +17,9 @@ Written by ``avalanche-clip tune`` (:mod:`avalanche_clip.pipeline.tune`)::
             validation_sizes: [1500]       # validation samples of each run behind it
             at_bound: []                   # best values within 5 % of a bound of the space
             trials: 20
-            wall_time_s: 143.2             # the study's trials, summed
+            lr_search: {start_lr: 0.0007, start_value: 0.72, lr: 0.0021, value: 0.731,
+                        scored: [{lr: 0.00023, value: 0.70}, ...], stopped: neighbours lower}
+            wall_time_s: 143.2             # the study's trials and line search, summed
             sampler_seed: 81...            # from the study and the config (tune.study_seed)
           20: {...}
       ewc:
@@ -87,6 +89,9 @@ class TunedStudy:
     standard_error: float
     at_bound: list[dict[str, Any]]
     sampler_seed: int
+    #: the learning-rate line search that ended the study (tune_refine.Refinement as a mapping):
+    #: where it started (the sampler's best), the points it scored and why it stopped
+    lr_search: dict[str, Any] | None = None
 
 
 def tuned_for(config: SweepConfig | dict[str, Any]) -> dict[str, Any]:

@@ -62,9 +62,11 @@ def _ours(setup: StrategySetup, *extra_plugins: Any, mem_size: int | None = None
 @register_strategy("gcl", distributed=True,
                    description="GCL: global contrastive loss between images and label "
                    "prompts with moving-average estimators (ours)",
-                   # tau down to 0.002: on [0.01, 0.5] the best lay at the bottom (memory 20)
-                   search_space={"tau": {"type": "float", "low": 0.002, "high": 0.5, "log": True},
-                                 "gamma": {"type": "float", "low": 0.1, "high": 1.0}})
+                   # tau down to 0.002: on [0.01, 0.5] the best lay at the bottom (memory 20); up to
+                   # 5: on [0.002, 0.5] at the top (0.39, memory 100). gamma is a moving-average
+                   # weight in (0, 1]: 1 (the plain mini-batch loss) is its limit, not the space's
+                   search_space={"tau": {"type": "float", "low": 0.002, "high": 5.0, "log": True},
+                                 "gamma": {"type": "float", "low": 0.1, "high": 1.0, "limit": ["high"]}})
 def build_gcl(setup: StrategySetup, *, tau: float = GCL["tau"], gamma: float = GCL["gamma"],
               negatives: str = "instance", reset_loss_state: bool = False) -> GCLStrategy:
     return GCLStrategy(num_samples=getattr(setup.benchmark, "num_train_samples", None), tau=tau, gamma=gamma,
@@ -79,11 +81,14 @@ def build_gcl(setup: StrategySetup, *, tau: float = GCL["tau"], gamma: float = G
                    # [0.05, 2] and [0.05, 50] at the top again (1.9 at memory 100, 47 at 200 on the
                    # comparison under batch negatives). A large dro_lambda makes the class weights
                    # uniform (plain averaging), a large tau the negatives' weights: both are GDRO's
-                   # own limits, so the space reaches them rather than stopping short.
+                   # own limits, so the space reaches them rather than stopping short. dro_lambda
+                   # down to 0.001 (towards the worst class alone): at 0.07 on [0.05, 1000] (memory 0).
+                   # The hinge's margin up to 2, the largest gap of two cosines (every hinge active: a
+                   # squared loss, its limit): at 0.98 on [0.1, 1] (memory 50). gamma as GCL's.
                    search_space={"tau": {"type": "float", "low": 0.01, "high": 10.0, "log": True},
-                                 "margin": {"type": "float", "low": 0.1, "high": 1.0},
-                                 "dro_lambda": {"type": "float", "low": 0.05, "high": 1000.0, "log": True},
-                                 "gamma": {"type": "float", "low": 0.1, "high": 1.0}})
+                                 "margin": {"type": "float", "low": 0.1, "high": 2.0, "limit": ["high"]},
+                                 "dro_lambda": {"type": "float", "low": 0.001, "high": 1000.0, "log": True},
+                                 "gamma": {"type": "float", "low": 0.1, "high": 1.0, "limit": ["high"]}})
 def build_gdro(setup: StrategySetup, *, tau: float = GDRO["tau"], margin: float = GDRO["margin"],
                dro_lambda: float = GDRO["dro_lambda"], gamma: float = GDRO["gamma"], class_gamma: float = 0.9,
                reset_loss_state: bool = False, inclusion_weights: bool = True) -> GDROStrategy:
@@ -151,12 +156,14 @@ def build_der(setup: StrategySetup, *, alpha: float = DER["alpha"], beta: float 
                    "then the head, class-balanced, on the shared memory",
                    search_space={
                        # tau and kappa up to 5: on [0.05, 1] the best lay at the top (digits,
-                       # memory 20 and 50)
-                       "tau": {"type": "float", "low": 0.05, "high": 5.0, "log": True},
-                       "ird_lambda": {"type": "float", "low": 0.1, "high": 10.0, "log": True},
-                       "kappa": {"type": "float", "low": 0.05, "high": 5.0, "log": True},
-                       # up to 2: tuned on [0.005, 0.5], the best lay at the top (0.47)
-                       "kappa_past": {"type": "float", "low": 0.005, "high": 2.0, "log": True},
+                       # memory 20 and 50); then tau down to 0.01 (0.058 at memory 100), kappa up
+                       # to 50 (4.8 at 200), ird_lambda down to 0.01 (0.11 at 20)
+                       "tau": {"type": "float", "low": 0.01, "high": 5.0, "log": True},
+                       "ird_lambda": {"type": "float", "low": 0.01, "high": 10.0, "log": True},
+                       "kappa": {"type": "float", "low": 0.05, "high": 50.0, "log": True},
+                       # up to 2: tuned on [0.005, 0.5], the best lay at the top (0.47); down to
+                       # 5e-4: 0.0061 at memory 50
+                       "kappa_past": {"type": "float", "low": 5e-4, "high": 2.0, "log": True},
                        "classifier_fraction": {"type": "float", "low": 0.1, "high": 0.7},
                    })
 def build_co2l(setup: StrategySetup, *, tau: float = CO2L["tau"], kappa: float = CO2L["kappa"],
@@ -179,8 +186,9 @@ def build_co2l(setup: StrategySetup, *, tau: float = CO2L["tau"], kappa: float =
                        "beta2": {"type": "float", "low": 0.0, "high": 0.999},  # as beta1 (memory 200)
                        "temperature": {"type": "float", "low": 0.5, "high": 4.0},
                        "lambda_okd": {"type": "float", "low": 0.1, "high": 10.0, "log": True},
-                       # from 0.05 to 0.8: on [0.2, 0.6] the best lay at the bottom (memory 20)
-                       "compression_fraction": {"type": "float", "low": 0.05, "high": 0.8},
+                       # from 0.05: on [0.2, 0.6] the best lay at the bottom (memory 20); to 0.95:
+                       # 0.76 on [0.05, 0.8] (memory 0)
+                       "compression_fraction": {"type": "float", "low": 0.05, "high": 0.95},
                    })
 def build_foster(setup: StrategySetup, *, beta1: float = FOSTER["beta1"], beta2: float = FOSTER["beta2"],
                  temperature: float = FOSTER["temperature"], lambda_okd: float = FOSTER["lambda_okd"],
@@ -219,9 +227,10 @@ def build_cassle(setup: StrategySetup, *, tau: float = CASSLE["tau"],
                        # distill_lambda over [0.001, 100] and ensemble_fraction up to 0.99: on [0.1,
                        # 20], then [0.01, 20], and [0.02, 0.5], then 0.95, the best lay at a bound
                        # (memory 20 to 200); a fraction of 1 or more would average only the start
-                       # and the first step
+                       # and the first step, so 0.99 is its limit; down to 0.001 (0.012 at memory 0)
                        "distill_lambda": {"type": "float", "low": 0.001, "high": 100.0, "log": True},
-                       "ensemble_fraction": {"type": "float", "low": 0.01, "high": 0.99, "log": True},
+                       "ensemble_fraction": {"type": "float", "low": 0.001, "high": 0.99, "log": True,
+                                             "limit": ["high"]},
                    })
 def build_zscl(setup: StrategySetup, *, distill_lambda: float = ZSCL["distill_lambda"],
                ensemble_fraction: float = ZSCL["ensemble_fraction"], temperature: float = 2.0,

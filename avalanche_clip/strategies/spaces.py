@@ -5,6 +5,12 @@ A space maps a hyper-parameter name to a spec (plain data, so it prints and seri
     {"type": "float", "low": 1e-4, "high": 1.0, "log": True}
     {"type": "int", "low": 1, "high": 10}
     {"type": "categorical", "choices": ["instance", "class"]}
+    {"type": "float", "low": 0.1, "high": 1.0, "limit": ["high"]}
+
+``limit`` names the bounds that are the parameter's own limit rather than a choice of the space
+(GCL's moving-average rate ``gamma`` is a weight in (0, 1], 1 being the plain mini-batch loss):
+nothing lies beyond them, so a best value there is a finding, not a space cut short
+(:func:`near_bound` does not report it).
 
 Every trained strategy shares :data:`COMMON_SPACE` (learning rate and epochs, what the paper tunes
 per method); a registration adds the method's own (``register_strategy(..., search_space=...)``).
@@ -46,6 +52,9 @@ def check_spec(name: str, spec: Mapping[str, Any]) -> None:
         raise ValueError(f"search space of {name!r}: needs numbers low < high, got {low!r}, {high!r}")
     if spec.get("log") and low <= 0:
         raise ValueError(f"search space of {name!r}: a log scale needs low > 0, got {low!r}")
+    limit = spec.get("limit", [])
+    if not isinstance(limit, (list, tuple)) or not set(limit) <= {"low", "high"}:
+        raise ValueError(f"search space of {name!r}: limit must list 'low' and/or 'high', got {limit!r}")
 
 
 def check_space(space: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -72,7 +81,8 @@ def describe(spec: Mapping[str, Any]) -> str:
     if spec["type"] == "categorical":
         return f"one of {list(spec['choices'])}"
     scale = ", log" if spec.get("log") else ""
-    return f"{spec['type']} in [{spec['low']:g}, {spec['high']:g}]{scale}"
+    limits = [f"{spec[side]:g} its limit" for side in ("low", "high") if side in spec.get("limit", ())]
+    return f"{spec['type']} in [{spec['low']:g}, {spec['high']:g}]{scale}" + "".join(f", {x}" for x in limits)
 
 
 #: How close to a bound (as a fraction of the space's width) a best value counts as at it.
@@ -85,7 +95,8 @@ def near_bound(value: Any, spec: Mapping[str, Any], margin: float = BOUND_MARGIN
     The position of ``v`` in ``[low, high]`` is ``u = (v - low) / (high - low)``, or on a log space
     ``u = (log v - log low) / (log high - log low)``; it is at the low bound when ``u < margin`` and
     at the high bound when ``u > 1 - margin``. An int space is measured the same way (so its end
-    values always count). A categorical space has no order, hence no bound: None.
+    values always count). A bound the spec names under ``limit`` (the parameter's own limit) is
+    never reported. A categorical space has no order, hence no bound: None.
     """
     if spec["type"] == "categorical":
         return None
@@ -96,9 +107,10 @@ def near_bound(value: Any, spec: Mapping[str, Any], margin: float = BOUND_MARGIN
         position = (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
     else:
         position = (value - low) / (high - low)
-    if position < margin:
+    limit = spec.get("limit", ())
+    if position < margin and "low" not in limit:
         return "low"
-    if position > 1 - margin:
+    if position > 1 - margin and "high" not in limit:
         return "high"
     return None
 

@@ -116,10 +116,10 @@ def test_values_outside_their_space_are_refused_when_read_back(roots, tmp_path):
     config = sweep_config(full, tmp_path / "cache")
     tuned = tmp_path / "tuned.yaml"
     document = {"settings": {"mem_size": 4},
-                "strategies": {"gcl": {"strategy": "gcl", "params": {"lr": 0.01, "tau": 5.0}}}}
+                "strategies": {"gcl": {"strategy": "gcl", "params": {"lr": 0.01, "tau": 50.0}}}}
     tuned.write_text(yaml.safe_dump(document))
-    with pytest.raises(ConfigError, match=r"gcl.by_mem_size.4: tau=5.0 is outside its search space "
-                                          r"\(float in \[0.002, 0.5\], log\)"):
+    with pytest.raises(ConfigError, match=r"gcl.by_mem_size.4: tau=50.0 is outside its search space "
+                                          r"\(float in \[0.002, 5\], log\)"):
         apply_tuned(config, tuned)
     document["strategies"]["gcl"]["params"] = {"temperature": 0.1}
     tuned.write_text(yaml.safe_dump(document))
@@ -212,7 +212,8 @@ def test_a_killed_tune_resumes_without_repeating_finished_trials(roots, tmp_path
 def test_list_shows_every_search_space(capsys):
     code, out, _ = cli(capsys, "list", "--spaces")
     assert code == 0
-    assert "search tau: float in [0.002, 0.5], log" in out
+    assert "search tau: float in [0.002, 5], log" in out
+    assert "search gamma: float in [0.1, 1], 1 its limit" in out
     assert "search lr: float in [1e-07, 1], log" in out
     assert "search ewc_lambda: float in [0.001, 1e+08], log" in out
     assert "search: nothing (never trains)" in out

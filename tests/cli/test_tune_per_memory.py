@@ -17,7 +17,7 @@ from avalanche_clip.pipeline.sweep import plan_sweep
 from avalanche_clip.pipeline.tune import study_mem_sizes, study_seed, trial_runs, tune_settings
 from avalanche_clip.pipeline.tune_quality import standard_error, validation_size, values_at_bound
 from avalanche_clip.pipeline.tuned_values import apply_tuned, load_tuned, nearest_size, read_tuned
-from avalanche_clip.strategies.spaces import COMMON_SPACE, near_bound
+from avalanche_clip.strategies.spaces import COMMON_SPACE, check_spec, describe, near_bound
 
 LOG_LR = {"type": "float", "low": 1e-7, "high": 1e-1, "log": True}
 
@@ -38,6 +38,15 @@ def test_near_bound_measures_log_spaces_on_log_scale_and_int_spaces_linearly():
     assert near_bound("class", {"type": "categorical", "choices": ["instance", "class"]}) is None
     with pytest.raises(ValueError, match="not on the log space"):
         near_bound(0.0, LOG_LR)
+
+
+def test_a_bound_that_is_the_parameters_own_limit_is_not_reported():
+    rate = {"type": "float", "low": 0.1, "high": 1.0, "limit": ["high"]}  # a moving-average weight
+    assert near_bound(0.999, rate) is None and near_bound(0.11, rate) == "low"
+    assert near_bound(0.999, {**rate, "limit": []}) == "high"
+    assert describe(rate) == "float in [0.1, 1], 1 its limit"
+    with pytest.raises(ValueError, match=r"limit must list 'low' and/or 'high', got \['top'\]"):
+        check_spec("gamma", {**rate, "limit": ["top"]})
 
 
 def test_learning_rates_reach_down_to_1e_7_and_bound_values_are_listed():
