@@ -339,6 +339,9 @@ def _tune(args: argparse.Namespace) -> int:
         for mem_size, tuned in studies.items():
             values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in tuned.params.items())
             bounds = "".join(f"  [{b['param']} at {b['bound']} bound]" for b in tuned.at_bound)
+            search = tuned.lr_search or {}
+            if search and search["lr"] != search["start_lr"]:  # the line search moved the sampler's lr
+                bounds += f"  [lr {search['start_lr']:.3g} -> {search['lr']:.3g} by the line search]"
             print(f"{label:<16} m={mem_size:<4} validation accuracy {100 * tuned.value:5.1f}% "
                   f"± {100 * tuned.standard_error:.1f} (SE, n={sum(tuned.validation_sizes)})  "
                   f"({tuned.trials} trials, {tuned.wall_time_s:.0f} s)  {values or 'nothing to tune'}{bounds}")

@@ -1,7 +1,11 @@
 """Is every tuned learning rate at its validation optimum? ``avalanche-clip check-optimum``.
 
 A tune (:mod:`avalanche_clip.pipeline.tune`) picks, per strategy and memory size, the best of a
-few trials: with few trials its best learning rate may sit on a slope. For every (strategy,
+few trials: with few trials its best learning rate may sit on a slope. Since every study now ends
+with a line search over these same neighbours (:mod:`avalanche_clip.pipeline.tune_refine`), a
+file written by such a tune passes unless its line search stopped at its move limit; the check
+still re-scores everything from scratch, so it also catches a file whose values no longer
+reproduce (another config, code or machine) or one written before the line search. For every (strategy,
 tuned memory size) of a ``tuned.yaml`` this module re-scores, on the tune's validation split and
 with its seeds (:func:`~avalanche_clip.pipeline.tune.validation_score`, what a tune trial runs):
 
