@@ -82,7 +82,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                       "postgresql://user@host/db (default: sqlite under --out)")
     tune.add_argument("overrides", **overrides)
     optimum = sub.add_parser("check-optimum", help="re-score each tuned learning rate and its neighbours "
-                             "lr / F and lr · F on the tune's validation split (exit 1: a neighbour is better)")
+                             "lr / F and lr · F, and each value at a bound of its space past that bound, on the "
+                             "tune's validation split (exit 1: one of them is better)")
     optimum.add_argument("--config", type=Path, metavar="FILE", help="the sweep config that was tuned "
                          "(default: the embedded comparison)")
     optimum.add_argument("--tuned", type=Path, metavar="FILE", help="its tuned.yaml (default: the config's tuned key)")
@@ -354,7 +355,7 @@ def _check_optimum(args: argparse.Namespace) -> int:
     from avalanche_clip.common.threads import apply_threads
     from avalanche_clip.pipeline.config import ConfigError
     from avalanche_clip.pipeline.sweep_schema import parse_sweep_config
-    from avalanche_clip.pipeline.tune_optimum import NEIGHBOUR_BETTER, check_factor, check_optimum
+    from avalanche_clip.pipeline.tune_optimum import OPTIMUM, check_factor, check_optimum
     from avalanche_clip.pipeline.tune_optimum_table import (
         optimum_markdown,
         refuse_finished,
@@ -375,7 +376,7 @@ def _check_optimum(args: argparse.Namespace) -> int:
     markdown, table = write_optimum(checks, out, args.factor)
     print(optimum_markdown(checks, args.factor))
     print(f"table in {markdown} and {table}")
-    return 1 if any(check.verdict == NEIGHBOUR_BETTER for check in checks) else 0
+    return 1 if any(check.verdict != OPTIMUM for check in checks) else 0
 
 
 def _prepare(args: argparse.Namespace) -> int:

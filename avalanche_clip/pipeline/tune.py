@@ -102,18 +102,24 @@ def study_name(label: str, mem_size: int) -> str:
     return f"{label}__m{mem_size}"
 
 
+#: Sweep keys that no trial depends on: the tuned file a sweep applies, and which runs the sweep
+#: makes after tuning (its seeds and memory grid; the tune's own seeds and memory sizes are in its
+#: settings). A sweep given more seeds draws the same trials.
+SWEEP_ONLY_KEYS = ("tuned", "tuned_check", "seeds", "mem_sizes")
+
+
 def study_seed(config: SweepConfig | dict[str, Any], settings: TuneSettings, study: str,
                space: dict[str, dict[str, Any]] | None = None) -> int:
     """The sampler seed of ``study``: SHA-256 of the study's name, the sweep config's canonical
-    form (sorted JSON, without the keys that only say where things run or live, nor the tuned
-    file it applies), the tune settings (the sampler seed among them) and the study's search
+    form (sorted JSON, without the keys that only say where things run or live, nor
+    :data:`SWEEP_ONLY_KEYS`), the tune settings (the sampler seed among them) and the study's search
     ``space``. The space is part of it because a space widened after its best value lay at a
     bound is a new search: with the same seed, a random sampler would draw the same quantiles of
     the wider ranges, and a parameter the score hardly depends on would sit at the new bound
     again, carried there by the trial that is best for its other parameters. (``space=None``
     keeps the seed of the config and settings alone.)"""
     shared = {k: v for k, v in parse_sweep_config(config).to_dict().items()
-              if k not in RESUME_NEUTRAL_KEYS and k not in ("tuned", "tuned_check")}
+              if k not in RESUME_NEUTRAL_KEYS and k not in SWEEP_ONLY_KEYS}
     identity: dict[str, Any] = {"config": shared, "tune": asdict(settings)}
     if space is not None:
         identity["space"] = space

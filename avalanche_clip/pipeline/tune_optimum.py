@@ -19,7 +19,19 @@ With ``s_0`` the tuned score, ``s_j`` the neighbours' and ``SE`` the standard er
 (:func:`~avalanche_clip.pipeline.tune_quality.standard_error`: ``sqrt(sum_i p (1 - p) / n_i) / k``
 over the ``k`` validation runs of ``n_i`` samples), the gain is ``g = max_j s_j - s_0`` and the
 verdict ``optimum`` when ``g <= SE`` (no neighbour better beyond one standard error), else
-``neighbour better``. The re-score runs live under ``<out>/runs/<label>/m<size>/lr<lr>/``; a
+``neighbour better``.
+
+A tuned value within 5 % of a bound of its space (:func:`~avalanche_clip.strategies.spaces.near_bound`;
+a bound that is the parameter's own limit does not count) may stand where the space cut a
+better value off. Each such value is re-scored *beyond* that bound, the other values unchanged:
+on a log space at ``bound / f`` or ``bound · f``, on a linear one at ``bound ∓ w / 10`` (``w`` the
+space's width), then at ``bound ∓ w / 20`` when the strategy refuses the first (a weight past
+its domain). With ``b`` the best such score, the verdict is ``beyond bound better`` when
+``b - s_0 > SE`` (the space must be widened), and otherwise the bound is measured not to cut
+off a better value; a point every try of which is refused is noted and the bound counts as the
+parameter's limit.
+
+The re-score runs live under ``<out>/runs/<label>/m<size>/lr<lr>/`` (and ``<param><value>/``); a
 finished one is reused, so a check that was stopped continues where it stopped.
 """
 
@@ -49,7 +61,9 @@ from avalanche_clip.strategies.spaces import describe, in_space
 
 #: Tune settings that decide what a trial scores: a check under other values would score another split.
 SCORING_SETTINGS = ("validation_fraction", "seeds", "tune_epochs")
-OPTIMUM, NEIGHBOUR_BETTER = "optimum", "neighbour better"
+OPTIMUM, NEIGHBOUR_BETTER, BEYOND_BETTER = "optimum", "neighbour better", "beyond bound better"
+#: Steps beyond a linear space's bound tried in turn, as fractions of its width.
+LINEAR_BEYOND = (0.1, 0.05)
 
 
 class OptimumMismatchError(AvalancheClipError):
@@ -67,6 +81,18 @@ class Neighbour:
 
 
 @dataclass(frozen=True)
+class Beyond:
+    """A tuned value at a bound re-scored past it: ``param`` at ``value`` (None: every try refused,
+    ``note`` says why) scores ``score``."""
+
+    param: str
+    bound: str
+    value: float | None
+    score: float | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class OptimumCheck:
     """The check of one study: its tuned ``lr`` and score ``value``, and the neighbours'."""
 
@@ -78,6 +104,7 @@ class OptimumCheck:
     standard_error: float
     neighbours: list[Neighbour]
     notes: list[str] = field(default_factory=list)
+    beyond: list[Beyond] = field(default_factory=list)
 
     @property
     def gain(self) -> float | None:
@@ -86,9 +113,17 @@ class OptimumCheck:
         return max(scored) - self.value if scored else None
 
     @property
+    def beyond_gain(self) -> float | None:
+        """Best score past a bound minus the tuned score (None: no value at a bound was scored)."""
+        scored = [b.score for b in self.beyond if b.score is not None]
+        return max(scored) - self.value if scored else None
+
+    @property
     def verdict(self) -> str:
-        gain = self.gain
-        return NEIGHBOUR_BETTER if gain is not None and gain > self.standard_error else OPTIMUM
+        gain, beyond = self.gain, self.beyond_gain
+        if gain is not None and gain > self.standard_error:
+            return NEIGHBOUR_BETTER
+        return BEYOND_BETTER if beyond is not None and beyond > self.standard_error else OPTIMUM
 
 
 def check_factor(factor: Any) -> float:
@@ -179,8 +214,9 @@ def _check_one(config: SweepConfig, settings: TuneSettings, label: str, strategy
             f"best value is {best!r}{f' ({error})' if error else ''}; the config, data, code or device differ from "
             "the tune's (its runs are deterministic on one machine), so its neighbours cannot be compared with it")
     sizes = [validation_size(run) for run in trial_runs(config, settings, label, params, mem_size)]
+    at_bound = values_at_bound(params, space)
     notes = [f"{item['param']}={item['value']:.4g} at the {item['bound']} bound of its space ({item['space']})"
-             for item in values_at_bound(params, space)]
+             for item in at_bound]
     neighbours = []
     for step, rate in ((1 / factor, lr / factor), (factor, lr * factor)):
         shown = f"lr{' / ' if step < 1 else ' · '}{factor:g} = {rate:.4g}"
@@ -190,8 +226,33 @@ def _check_one(config: SweepConfig, settings: TuneSettings, label: str, strategy
             continue
         neighbour, error = score(rate)
         neighbours.append(Neighbour(step, rate, neighbour, f"{shown} diverged: {error}" if error else ""))
-    return OptimumCheck(label, strategy, mem_size, lr, value, standard_error(value, sizes), neighbours, notes)
+    beyond = [_score_beyond(item["param"], item["bound"], space[item["param"]], factor,
+                            lambda name, x: validation_score(config, settings, label, {**params, name: x}, mem_size,
+                                                             folder / f"{name}{x!r}", resume=True).value)
+              for item in at_bound if item["param"] != "lr"]  # the lr's own neighbours are scored above
+    return OptimumCheck(label, strategy, mem_size, lr, value, standard_error(value, sizes), neighbours, notes, beyond)
 
 
-__all__ = ["NEIGHBOUR_BETTER", "OPTIMUM", "SCORING_SETTINGS", "Neighbour", "OptimumCheck", "OptimumMismatchError",
+def beyond_points(bound: str, spec: dict[str, Any], factor: float) -> list[float]:
+    """The values tried past ``bound`` (``low`` or ``high``) of ``spec``, in order (module docstring)."""
+    edge, sign = (spec["low"], -1) if bound == "low" else (spec["high"], 1)
+    if spec.get("log"):
+        return [edge / factor if sign < 0 else edge * factor]
+    width = spec["high"] - spec["low"]
+    return [edge + sign * step * width for step in LINEAR_BEYOND]
+
+
+def _score_beyond(param: str, bound: str, spec: dict[str, Any], factor: float, score: Any) -> Beyond:
+    refused = []
+    for point in beyond_points(bound, spec, factor):
+        if spec["type"] == "int":
+            point = round(point)
+        try:
+            return Beyond(param, bound, point, score(param, point))
+        except (ConfigError, ValueError) as err:  # past the option's domain: the strategy refuses it
+            refused.append(f"{param}={point:.4g} refused ({err})")
+    return Beyond(param, bound, None, None, "; ".join(refused) + ": the bound is the parameter's limit")
+
+
+__all__ = ["BEYOND_BETTER", "LINEAR_BEYOND", "NEIGHBOUR_BETTER", "Beyond", "beyond_points", "OPTIMUM", "SCORING_SETTINGS", "Neighbour", "OptimumCheck", "OptimumMismatchError",
            "check_factor", "check_optimum", "select_studies"]

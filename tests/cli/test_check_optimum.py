@@ -15,14 +15,20 @@ from test_cli_tune import sweep_config, write_image_folder
 
 from avalanche_clip.cli import main
 from avalanche_clip.pipeline.config import ConfigError
+from avalanche_clip.pipeline.tune import validation_score
 from avalanche_clip.pipeline.tune_optimum import (
+    BEYOND_BETTER,
     NEIGHBOUR_BETTER,
     OPTIMUM,
+    Beyond,
     Neighbour,
     OptimumCheck,
+    _score_beyond,
+    beyond_points,
     check_factor,
     select_studies,
 )
+from avalanche_clip.pipeline.tune_settings import tune_settings
 
 VALIDATION = 12  # round(0.3 × 10) validation images of each of 4 classes
 
@@ -83,7 +89,7 @@ def test_the_tuned_lr_reproduces_its_study_and_its_neighbours_are_a_third_and_th
         assert row["verdict"] == (NEIGHBOUR_BETTER if gain > float(row["standard_error"]) else OPTIMUM)
         better |= row["verdict"] == NEIGHBOUR_BETTER
     assert code == (1 if better else 0), err
-    assert "| ce | 4 |" in out and (folder / "optimum.md").read_text().startswith("# Tuned learning rates")
+    assert "| ce | 4 |" in out and (folder / "optimum.md").read_text().startswith("# Tuned values")
 
     # a finished table is not replaced silently; --force writes it again from the finished runs
     code, _, err = cli(capsys, "check-optimum", "--config", config, "--tuned", path, "--out", folder)
@@ -122,7 +128,7 @@ def test_a_bad_lr_has_a_better_neighbour_and_one_outside_the_space_is_skipped(tu
     assert float(row["standard_error"]) == pytest.approx(0.125)  # sqrt(0.25 · 0.75 / 12)
     assert float(row["gain"]) == pytest.approx(up - 0.25) and up - 0.25 > 0.125
     assert row["verdict"] == NEIGHBOUR_BETTER and "**neighbour better**" in out
-    assert "1 of 1 studies have a neighbouring learning rate better" in out
+    assert "1 of 1 studies have a neighbouring learning rate or a value past a bound better" in out
 
 
 def test_bad_input_is_refused_before_any_run(tuned, tmp_path, capsys):
@@ -168,3 +174,59 @@ def test_studies_are_selected_by_label_and_tuned_size():
     with pytest.raises(ConfigError, match=r"--mem-sizes \[0\]: no selected strategy was tuned there "
                                           r"\(tuned sizes: der: \[20, 200\]\)"):
         select_studies(studies, ["der"], [0, 20])
+
+
+def test_a_value_at_a_bound_is_rescored_past_it(tuned, tmp_path, capsys):
+    config, path = tuned
+    document = yaml.safe_load(path.read_text())
+    sweep = {**yaml.safe_load(config.read_text()), "strategies": ["zero-shot", "ce", "gcl"]}
+    config = write_config(tmp_path / "gcl.yaml", sweep)
+    params = {"lr": 3e-3, "tau": 0.0021, "gamma": 0.5}  # tau within 5 % of the bottom of [0.002, 5], log
+    value = validation_score(sweep, tune_settings(sweep), "gcl", params, 4, tmp_path / "scored").value
+    document["strategies"] = {"gcl": {"strategy": "gcl", "by_mem_size": {4: {"params": params, "value": value}}}}
+    tuned_file = tmp_path / "tuned.yaml"
+    tuned_file.write_text(yaml.safe_dump(document))
+    code, out, err = cli(capsys, "check-optimum", "--config", config, "--tuned", tuned_file, "--out", tmp_path / "check")
+    (row,) = _rows(tmp_path / "check")
+    past = 0.002 / 3  # the bound divided by the factor
+    run = tmp_path / "check" / "runs" / "gcl" / "m4" / f"tau{past!r}"
+    assert yaml.safe_load(next(run.rglob("config.yaml")).read_text())["strategy_options"]["gcl"]["tau"] == past
+    score = _final_accuracy(run)
+    assert row["beyond_bound"] == f"tau={past:.4g}: {score!r}"
+    assert float(row["beyond_gain"]) == pytest.approx(score - value)
+    assert "tau=0.0021 at the low bound of its space" in row["notes"]
+    gain = max(float(row["score_down"]), float(row["score_up"])) - value
+    expected = (NEIGHBOUR_BETTER if gain > float(row["standard_error"])
+                else BEYOND_BETTER if score - value > float(row["standard_error"]) else OPTIMUM)
+    assert row["verdict"] == expected and code == (0 if expected == OPTIMUM else 1), err
+    assert "1 of them have a value at a bound of its space, re-scored past it" in out
+
+
+def test_points_past_a_bound_and_a_refused_point():
+    log = {"type": "float", "low": 0.01, "high": 10.0, "log": True}
+    assert beyond_points("low", log, 3.0) == [0.01 / 3] and beyond_points("high", log, 3.0) == [30.0]
+    linear = {"type": "float", "low": 0.0, "high": 0.999}
+    assert beyond_points("high", linear, 3.0) == pytest.approx([1.0989, 1.04895])
+    assert beyond_points("low", linear, 3.0) == pytest.approx([-0.0999, -0.04995])
+
+    def refuse(name, value):
+        raise ValueError(f"{name} must lie in [0, 1), got {value}")
+
+    refused = _score_beyond("beta1", "high", linear, 3.0, refuse)
+    assert refused.value is None and refused.score is None
+    assert refused.note.startswith("beta1=1.099 refused (beta1 must lie in [0, 1)")
+    assert refused.note.endswith(": the bound is the parameter's limit")
+    tried = []
+    second = _score_beyond("beta1", "low", linear, 3.0,
+                           lambda name, value: tried.append(value) or (refuse(name, value) if value < -0.06 else 0.4))
+    assert second.score == 0.4 and second.value == pytest.approx(-0.04995) and len(tried) == 2
+
+
+def test_a_value_past_a_bound_better_beyond_one_standard_error_fails_the_check():
+    neighbours = [Neighbour(1 / 3, 1e-3, 0.5), Neighbour(3, 9e-3, 0.5)]
+    check = OptimumCheck("gcl", "gcl", 20, 3e-3, 0.5, 0.05, neighbours, [], [Beyond("tau", "low", 6e-4, 0.56)])
+    assert check.beyond_gain == pytest.approx(0.06) and check.verdict == BEYOND_BETTER
+    level = OptimumCheck("gcl", "gcl", 20, 3e-3, 0.5, 0.05, neighbours, [], [Beyond("tau", "low", 6e-4, 0.54)])
+    assert level.verdict == OPTIMUM
+    refused = OptimumCheck("gcl", "gcl", 20, 3e-3, 0.5, 0.05, neighbours, [], [Beyond("tau", "low", None, None)])
+    assert refused.beyond_gain is None and refused.verdict == OPTIMUM

@@ -110,6 +110,11 @@ def test_the_sampler_seed_comes_from_the_study_and_the_config():
     assert seed != study_seed(reseeded, tune_settings(reseeded), "gcl__m20")
     elsewhere = _sweep(cache_dir="/elsewhere", device="cuda")  # where it runs: the same draws
     assert seed == study_seed(elsewhere, tune_settings(elsewhere), "gcl__m20")
+    # more sweep seeds (the tune's own seeds unchanged) and a wider memory grid (the tuned sizes
+    # unchanged) make more runs, not other trials
+    grown = _sweep(seeds=[0, 1, 2, 3, 4], mem_sizes=[0, 20, 50, 500], tune={"seeds": [0], "mem_sizes": [0, 20, 50]})
+    same = _sweep(tune={"seeds": [0], "mem_sizes": [0, 20, 50]})
+    assert study_seed(grown, tune_settings(grown), "gcl__m20") == study_seed(same, tune_settings(same), "gcl__m20")
     # a widened space is a new search (the same quantiles of it would be drawn otherwise)
     space = {"lr": {"type": "float", "low": 1e-7, "high": 1.0, "log": True}}
     wider = {"lr": {"type": "float", "low": 1e-8, "high": 1.0, "log": True}}
