@@ -562,9 +562,9 @@ def runs_to_add(sweep: Sweep, comparisons: Sequence[Comparison]) -> dict[tuple[s
 
 
 def seeds_needed(sweeps: dict[str, Sweep]) -> list[str]:
-    """:func:`runs_to_add` over the comparisons of the claims table, one line per proxy and run."""
+    """:func:`runs_to_add` over the comparisons of the claims table, one line per sweep and run."""
     lines = []
-    for folder, _ in PROXIES:
+    for folder, _ in CLAIM_SWEEPS:
         sweep = sweeps[folder]
         comparisons: dict[tuple[str, str], Comparison] = {}  # one of two claims ((b), (c)) once
         for claim in CLAIMS:

@@ -126,11 +126,12 @@ def test_five_seed_rule_lists_the_runs_to_add(claims, tmp_path):
 
 
 def test_seeds_needed_on_the_committed_records(claims, capsys):
-    sweeps = {f: claims.read_sweep(claims.RESULTS / f) for f, _ in claims.PROXIES}
+    sweeps = {f: claims.read_sweep(claims.RESULTS / f) for f, _ in claims.CLAIM_SWEEPS}
     lines = claims.seeds_needed(sweeps)
     # CIFAR-10: GCL − EWC at 0 is within two standard deviations (the close list) with 3 seeds
     assert "cifar10_proxy: ewc at memory 0, seeds 3, 4" in lines
     assert "cifar10_proxy: gcl at memory 0, seeds 3, 4" in lines
+    assert not [line for line in lines if line.startswith("default:")]  # the default runs 5 seeds
     assert claims.main(["--seeds-needed"]) == 0
     assert f"{len(lines)}\n" in capsys.readouterr().out.splitlines(keepends=True)[0]
 
