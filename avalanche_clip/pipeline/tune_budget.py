@@ -63,9 +63,11 @@ def holds_a_place(study: Any, trial: Any, budget: int) -> bool:
     return len(below) < budget
 
 
-def fail_dead_trials(study: Any, unmarked_s: float = UNMARKED_S) -> list[int]:
+def fail_dead_trials(study: Any, unmarked_s: float | None = None) -> list[int]:
     """Fail the RUNNING trials whose process, on this host, no longer exists, and those still
-    unmarked ``unmarked_s`` seconds after their start (on any host); their numbers."""
+    unmarked ``unmarked_s`` seconds (default :data:`UNMARKED_S`) after their start (on any host);
+    their numbers."""
+    unmarked_s = UNMARKED_S if unmarked_s is None else unmarked_s
     host = _host()
     failed = []
     now = datetime.datetime.now()  # Optuna stamps datetime_start in local time, without a zone

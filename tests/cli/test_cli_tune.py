@@ -151,19 +151,6 @@ def _trial_states(db: Path) -> dict[int, str]:
         return {}
 
 
-def _running_trials_marked(db: Path) -> bool:
-    """Whether the storage holds RUNNING trials and each records its worker process."""
-    try:
-        with sqlite3.connect(db) as connection:
-            rows = connection.execute(
-                "SELECT t.trial_id, COUNT(a.key) FROM trials t LEFT JOIN trial_user_attributes a "
-                "ON a.trial_id = t.trial_id AND a.key = 'worker' WHERE t.state = 'RUNNING' "
-                "GROUP BY t.trial_id").fetchall()
-    except sqlite3.OperationalError:
-        return False
-    return bool(rows) and all(count for _, count in rows)
-
-
 def test_a_killed_tune_resumes_without_repeating_finished_trials(roots, tmp_path, capsys, monkeypatch):
     _, train_only = roots
     config = write_config(tmp_path / "tune.yaml", sweep_config(
@@ -177,9 +164,7 @@ def test_a_killed_tune_resumes_without_repeating_finished_trials(roots, tmp_path
     try:
         while time.monotonic() < deadline and process.poll() is None:
             states = _trial_states(out / "optuna.db") if (out / "optuna.db").is_file() else {}
-            # killed mid-trial, once the running trial names its process (an unmarked one is
-            # failed by its age instead: tests/cli/test_tune_budget.py)
-            if "COMPLETE" in states.values() and _running_trials_marked(out / "optuna.db"):
+            if "COMPLETE" in states.values() and "RUNNING" in states.values():  # killed mid-trial
                 break
             time.sleep(0.2)
         finished = _complete_trials(out / "optuna.db")
@@ -193,10 +178,14 @@ def test_a_killed_tune_resumes_without_repeating_finished_trials(roots, tmp_path
               for n, _ in finished}
 
     import avalanche_clip.pipeline.tune as tuning
+    import avalanche_clip.pipeline.tune_budget as tune_budget
 
     # the killed trial's heartbeat stays fresh (resumed at once, or a long grace period): it is
     # failed because its process is gone, not left RUNNING beside the budget's finished trials
     monkeypatch.setattr(tuning, "GRACE_S", 3600)
+    # killed before it named its process (a moment after its creation), it is failed by its age:
+    # at once here rather than after UNMARKED_S (tests/cli/test_tune_budget.py)
+    monkeypatch.setattr(tune_budget, "UNMARKED_S", 0.0)
     code, _, err = cli(capsys, "tune", "--config", config, "--out", out)
     assert code == 0, err
     after = _complete_trials(out / "optuna.db")
