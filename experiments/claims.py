@@ -51,7 +51,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -61,6 +60,7 @@ import pandas as pd
 
 from avalanche_clip.reporting import final_records, load_records, summary_table, to_markdown
 from avalanche_clip.reporting.floor import floor_metrics
+from avalanche_clip.reporting.readme_markers import replace_between
 from avalanche_clip.reporting.sweep_facts import protocol_text, retention_drops
 from avalanche_clip.reporting.welch import AHEAD, BEHIND, NOISE, Difference, welch
 
@@ -715,20 +715,6 @@ def composition_table() -> str:
             cells.append(f"{union_mean * 100:.1f} → {mean * 100:.1f} ± {std * 100:.1f}")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------
-# Markers in the READMEs
-
-
-def replace_between(text: str, name: str, content: str, where: Path) -> str:
-    """``text`` with the lines between ``<!-- name:begin -->`` and ``<!-- name:end -->`` replaced
-    by ``content`` between blank lines (so a table ends before the closing comment)."""
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), flags=re.S)
-    if len(pattern.findall(text)) != 1:
-        raise SystemExit(f"claims: {where} must hold exactly one {begin} ... {end} pair")
-    return pattern.sub(lambda _: f"{begin}\n\n{content}\n{end}", text)
 
 
 def generated_summaries() -> dict[str, str]:

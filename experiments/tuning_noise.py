@@ -28,26 +28,27 @@ import difflib
 import sys
 from pathlib import Path
 
-import yaml
+from avalanche_clip.pipeline.tuned_values import read_tuned
+from avalanche_clip.reporting.readme_markers import replace_between
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TUNES = (ROOT / "avalanche_clip" / "defaults" / "comparison.tuned.yaml",
                  ROOT / "experiments" / "results" / "default_tune_seed1" / "tuned.yaml")
 README = ROOT / "experiments" / "README.md"
-BEGIN, END = "<!-- tuning-noise:begin -->", "<!-- tuning-noise:end -->"
+MARKER = "tuning-noise"  # the block <!-- tuning-noise:begin --> ... <!-- tuning-noise:end -->
 #: Settings that may differ between the tunes compared: the sampler's seed and where its studies live.
 FREE_SETTINGS = ("sampler_seed", "storage")
 
 
 class TuningNoiseError(ValueError):
-    """Tunes that cannot be compared (another config or settings), or a README without markers."""
+    """Tunes that cannot be compared: fewer than two, or tuned with other settings."""
 
 
 def load_tunes(paths: list[Path]) -> list[dict]:
     """The parsed files, refused unless their settings agree outside :data:`FREE_SETTINGS`."""
     if len(paths) < 2:
         raise TuningNoiseError(f"need at least two tuned.yaml files to compare, got {len(paths)}")
-    tunes = [yaml.safe_load(Path(p).read_text()) for p in paths]
+    tunes = [read_tuned(p) for p in paths]
     first = {k: v for k, v in tunes[0]["settings"].items() if k not in FREE_SETTINGS}
     for path, tune in zip(paths[1:], tunes[1:], strict=True):
         other = {k: v for k, v in tune["settings"].items() if k not in FREE_SETTINGS}
@@ -82,7 +83,7 @@ def strategy_rows(rows: list[dict]) -> list[dict]:
         mean_se = sum(r["se"] for r in mine) / len(mine)
         out.append({"strategy": label, "studies": len(mine), "n_params": mine[0]["n_params"],
                     "mean_spread": mean_spread, "max_spread": max(r["spread"] for r in mine),
-                    "max_at": mine[max(range(len(mine)), key=lambda i: mine[i]["spread"])]["memory"],
+                    "max_at": max(mine, key=lambda r: r["spread"])["memory"],
                     "mean_se": mean_se, "ratio": mean_spread / mean_se})
     return out
 
@@ -119,15 +120,6 @@ def _studies_at_bound(tune: dict) -> int:
                for study in entry["by_mem_size"].values())
 
 
-def replace_block(text: str, block: str) -> str:
-    """``text`` with the part between :data:`BEGIN` and :data:`END` replaced by ``block``."""
-    if BEGIN not in text or END not in text:
-        raise TuningNoiseError(f"{README} lacks the markers {BEGIN} ... {END}")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n\n{block}\n\n{END}{tail}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tuned", nargs="*", type=Path, help="tuned.yaml files of one config (default: the default's two)")
@@ -143,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(block)
         return 0
     current = README.read_text()
-    wanted = replace_block(current, block)
+    wanted = replace_between(current, MARKER, block + "\n", README)
     if args.write:
         README.write_text(wanted)
         return 0

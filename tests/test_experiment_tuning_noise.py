@@ -24,7 +24,7 @@ def noise():
 
 def _tune(path: Path, sampler_seed: int, scores: dict[str, dict[int, float]], *, trials: int = 12) -> Path:
     strategies = {
-        label: {"by_mem_size": {m: {"value": v, "standard_error": 0.03, "params": {"lr": 1e-3, "tau": 0.1}}
+        label: {"strategy": label, "by_mem_size": {m: {"value": v, "standard_error": 0.03, "params": {"lr": 1e-3, "tau": 0.1}}
                                 for m, v in by_mem.items()}}
         for label, by_mem in scores.items()}
     settings = {"trials": trials, "sampler_seed": sampler_seed, "storage": f"db{sampler_seed}", "seeds": [0]}
@@ -72,3 +72,10 @@ def test_tunes_of_other_settings_are_refused_naming_the_key(noise, tmp_path):
 
 def test_the_readme_block_is_what_the_committed_tunes_give(noise):
     assert noise.main(["--check"]) == 0
+
+
+def test_a_readme_without_the_markers_is_refused_naming_the_file(noise):
+    from avalanche_clip.reporting.readme_markers import ReadmeMarkerError, replace_between
+
+    with pytest.raises(ReadmeMarkerError, match=r"notes\.md must hold exactly one <!-- tuning-noise:begin -->"):
+        replace_between("no markers here\n", noise.MARKER, "table\n", Path("notes.md"))
