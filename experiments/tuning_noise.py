@@ -99,9 +99,11 @@ def render(tunes: list[dict], names: list[str]) -> str:
         lines.append(f"| {s['strategy']} | {s['n_params']} | {s['studies']} | {s['mean_spread']:.1f} | "
                      f"{s['max_spread']:.1f} ({s['max_at']}) | {s['mean_se']:.1f} | {s['ratio']:.2f} |")
     overall = sum(r["spread"] for r in rows) / len(rows)
+    mean_se = sum(r["se"] for r in rows) / len(rows)
     above = sum(r["spread"] > 2 * r["se"] for r in rows)
     at_bound = ", ".join(f"{_studies_at_bound(t)} (seed {t['settings'].get('sampler_seed', 0)})" for t in tunes)
-    lines += ["", f"Over all {len(rows)} studies the mean spread is {overall:.1f} points; "
+    lines += ["", f"Over all {len(rows)} studies the mean spread is {overall:.1f} points, "
+              f"{overall / mean_se:.1f} times their mean SE ({mean_se:.1f}); "
               f"{above} of them spread by more than twice their SE. Studies with a value within 5 % of "
               f"a bound of its space: {at_bound}.", "",
               "<details><summary>every study</summary>", "",

@@ -44,6 +44,8 @@ def test_spreads_are_max_minus_min_per_study_and_averaged_per_strategy(noise, tm
     assert summary["gcl"]["max_spread"] == pytest.approx(8.0) and summary["gcl"]["max_at"] == 0
     assert summary["co2l"]["ratio"] == pytest.approx(12.0 / 3.0)
     assert summary["gcl"]["n_params"] == 2
+    block = noise.render(noise.load_tunes([a, b, c]), ["a", "b", "c"])
+    assert "the mean spread is 7.0 points, 2.3 times their mean SE (3.0); 2 of them spread" in block
 
 
 def test_the_block_counts_the_studies_at_a_bound_per_tune(noise, tmp_path):
