@@ -1,11 +1,14 @@
 """Avalanche strategies: GCL and GDRO on one CLIP base, the CE baseline, and the registry of
-every method a comparison can run (``STRATEGIES``, ``build_strategy``)."""
+every method a comparison can run (``STRATEGIES``, ``build_strategy``).
+
+The registry and its metadata load without Avalanche (``import avalanche`` alone costs ~10 s);
+the strategy classes are imported on first use (``from avalanche_clip.strategies import
+GCLStrategy`` imports them then), so commands that only read the registry stay fast."""
+
+from typing import Any
 
 from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.strategies import catalog as _catalog  # noqa: F401  (registers the strategies)
-from avalanche_clip.strategies.base import CLIPStrategyBase
-from avalanche_clip.strategies.contrastive import ContrastiveCLIPStrategy, GCLStrategy, GDROStrategy
-from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
 from avalanche_clip.strategies.registry import (
     CLASS_INCREMENTAL,
     DOMAIN_INCREMENTAL,
@@ -19,6 +22,26 @@ from avalanche_clip.strategies.registry import (
     strategy_roles,
 )
 from avalanche_clip.strategies.setup import StrategySetup
+
+#: The strategy classes, each imported from its module on first access (PEP 562).
+_CLASSES = {
+    "CLIPStrategyBase": "avalanche_clip.strategies.base",
+    "ContrastiveCLIPStrategy": "avalanche_clip.strategies.contrastive",
+    "GCLStrategy": "avalanche_clip.strategies.contrastive",
+    "GDROStrategy": "avalanche_clip.strategies.contrastive",
+    "CLIPCrossEntropyStrategy": "avalanche_clip.strategies.cross_entropy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLASSES:
+        import importlib
+
+        value = getattr(importlib.import_module(_CLASSES[name]), name)
+        globals()[name] = value  # later lookups find it without this hook
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CLASS_INCREMENTAL",

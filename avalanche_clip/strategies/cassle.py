@@ -41,25 +41,17 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from avalanche_clip.common.values import Rule, check_non_negative, check_options, check_positive
+from avalanche_clip.common.values import check_options
 from avalanche_clip.losses.supcon import (
     predictive_contrastive_distillation,
     supervised_contrastive_loss,
 )
-from avalanche_clip.strategies.decoupled import DECOUPLED_RULES, DecoupledContrastiveStrategy
+from avalanche_clip.strategies.decoupled import DecoupledContrastiveStrategy
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
+from avalanche_clip.strategies.option_rules import CASSLE_RULES
 from avalanche_clip.strategies.snapshots import projection_mlp
 
 CASSLE = METHOD_DEFAULTS["cassle"]  # derived defaults (strategies.defaults)
-
-
-#: The range rule of each CaSSLe option (the constructors apply them; the pipeline reads them
-#: through the registry before any training).
-CASSLE_RULES: dict[str, Rule] = {
-    **DECOUPLED_RULES,
-    **dict.fromkeys(("tau", "distill_temperature"), check_positive),
-    "distill_lambda": check_non_negative,
-}
 
 
 class CaSSLeStrategy(DecoupledContrastiveStrategy):

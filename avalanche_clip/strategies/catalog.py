@@ -12,38 +12,48 @@ and with the memory: ``naive`` and ``replay`` are the ``ce`` strategy restricted
 uses (a test checks that Avalanche's own ``Naive`` class with the same plugins gives the same
 records). EWC is Avalanche's ``EWCPlugin`` on that strategy, exactly as Avalanche's ``EWC`` is the
 plugin on ``Naive``.
+
+Registering reads no strategy class: each factory imports its class when it builds one, so the
+registry's metadata (what ``report`` and ``list`` read) loads without Avalanche.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from avalanche_clip.common.values import Rule, check_non_negative, check_options
-from avalanche_clip.models.linear_head import NormalizedImageEncoder
-from avalanche_clip.strategies.cassle import CASSLE_RULES, CaSSLeStrategy
-from avalanche_clip.strategies.co2l import CO2L_RULES, Co2LStrategy
-from avalanche_clip.strategies.contrastive import GCLStrategy, GDROStrategy
-from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
+from avalanche_clip.common.values import check_options
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
-from avalanche_clip.strategies.der import DER_RULES, DERStrategy
-from avalanche_clip.strategies.foster import FOSTER_RULES, FOSTERStrategy
-from avalanche_clip.strategies.icarl import BudgetedICaRL, PromptHead, attach_icarl_benchmark_info
-from avalanche_clip.strategies.joint import JOINT_RULES, CLIPJointStrategy
+from avalanche_clip.strategies.option_rules import (
+    CASSLE_RULES,
+    CO2L_RULES,
+    DER_RULES,
+    EWC_RULES,
+    FOSTER_RULES,
+    JOINT_RULES,
+    TWO_VIEWS,
+    ZSCL_RULES,
+)
 from avalanche_clip.strategies.registry import CLASS_INCREMENTAL, register_strategy
 from avalanche_clip.strategies.setup import StrategySetup
-from avalanche_clip.strategies.zscl import ZSCL_RULES, ReferenceSet, ZSCLStrategy
-from avalanche_clip.training.plugins import SeenClassesPlugin
-from avalanche_clip.training.plugins.ewc import TrainableEWCPlugin
+
+if TYPE_CHECKING:  # the classes are imported when a factory builds one (they import Avalanche)
+    from avalanche_clip.strategies.cassle import CaSSLeStrategy
+    from avalanche_clip.strategies.co2l import Co2LStrategy
+    from avalanche_clip.strategies.contrastive import GCLStrategy, GDROStrategy
+    from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
+    from avalanche_clip.strategies.der import DERStrategy
+    from avalanche_clip.strategies.foster import FOSTERStrategy
+    from avalanche_clip.strategies.icarl import BudgetedICaRL
+    from avalanche_clip.strategies.joint import CLIPJointStrategy
+    from avalanche_clip.strategies.zscl import ReferenceSet, ZSCLStrategy
 
 # The tuned hyper-parameters' defaults: derived from the offline proxies' tuned values, one
 # table for the factories and the strategy classes (avalanche_clip.strategies.defaults).
 GCL, GDRO, EWC, DER = (METHOD_DEFAULTS[m] for m in ("gcl", "gdro", "ewc", "der"))
 CO2L, FOSTER, CASSLE = (METHOD_DEFAULTS[m] for m in ("co2l", "foster", "cassle"))
 ZSCL = METHOD_DEFAULTS["zscl"]
-#: EWC's option rule (Avalanche's plugin does not check its lambda): applied by build_ewc.
-EWC_RULES: dict[str, Rule] = {"ewc_lambda": check_non_negative}
 
 
 def _ours(setup: StrategySetup, *extra_plugins: Any, mem_size: int | None = None) -> dict[str, Any]:
@@ -69,6 +79,8 @@ def _ours(setup: StrategySetup, *extra_plugins: Any, mem_size: int | None = None
                                  "gamma": {"type": "float", "low": 0.1, "high": 1.0, "limit": ["high"]}})
 def build_gcl(setup: StrategySetup, *, tau: float = GCL["tau"], gamma: float = GCL["gamma"],
               negatives: str = "instance", reset_loss_state: bool = False) -> GCLStrategy:
+    from avalanche_clip.strategies.contrastive import GCLStrategy
+
     return GCLStrategy(num_samples=getattr(setup.benchmark, "num_train_samples", None), tau=tau, gamma=gamma,
                        negatives=negatives, reset_loss_state=reset_loss_state, **_ours(setup))
 
@@ -92,6 +104,8 @@ def build_gcl(setup: StrategySetup, *, tau: float = GCL["tau"], gamma: float = G
 def build_gdro(setup: StrategySetup, *, tau: float = GDRO["tau"], margin: float = GDRO["margin"],
                dro_lambda: float = GDRO["dro_lambda"], gamma: float = GDRO["gamma"], class_gamma: float = 0.9,
                reset_loss_state: bool = False, inclusion_weights: bool = True) -> GDROStrategy:
+    from avalanche_clip.strategies.contrastive import GDROStrategy
+
     return GDROStrategy(num_samples=getattr(setup.benchmark, "num_train_samples", None), tau=tau, margin=margin,
                         dro_lambda=dro_lambda, gamma=gamma, class_gamma=class_gamma,
                         reset_loss_state=reset_loss_state, inclusion_weights=inclusion_weights,
@@ -101,12 +115,16 @@ def build_gdro(setup: StrategySetup, *, tau: float = GDRO["tau"], margin: float 
 @register_strategy("ce", distributed=True, description="fine-tune CLIP with cross-entropy on the seen classes "
                    "(the paper's CE baseline; with memory, Avalanche's Replay)")
 def build_ce(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
+    from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
+
     return CLIPCrossEntropyStrategy(**_ours(setup))
 
 
 @register_strategy("zero-shot", distributed=True, memory="none", trains=False, description="the pretrained model, "
                    "never trained: the floor")
 def build_zero_shot(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
+    from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
+
     kwargs = _ours(setup, mem_size=0)
     kwargs.update(train_epochs=0)
     return CLIPCrossEntropyStrategy(**kwargs)
@@ -115,12 +133,16 @@ def build_zero_shot(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
 @register_strategy("naive", distributed=True, memory="none", description="Avalanche's Naive under the protocol: "
                    "cross-entropy fine-tuning without memory")
 def build_naive(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
+    from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
+
     return CLIPCrossEntropyStrategy(**_ours(setup, mem_size=0))
 
 
 @register_strategy("replay", distributed=True, memory="required", description="Avalanche's Replay under the "
                    "protocol: cross-entropy fine-tuning with the shared memory")
 def build_replay(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
+    from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
+
     return CLIPCrossEntropyStrategy(**_ours(setup))
 
 
@@ -132,6 +154,9 @@ def build_replay(setup: StrategySetup) -> CLIPCrossEntropyStrategy:
                    search_space={"ewc_lambda": {"type": "float", "low": 1e-3, "high": 1e8, "log": True}})
 def build_ewc(setup: StrategySetup, *, ewc_lambda: float = EWC["ewc_lambda"], mode: str = "separate",
               decay_factor: float | None = None) -> CLIPCrossEntropyStrategy:
+    from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
+    from avalanche_clip.training.plugins.ewc import TrainableEWCPlugin
+
     check_options(EWC_RULES, ewc_lambda=ewc_lambda)  # the plugin gets the value as given
     plugin = TrainableEWCPlugin(ewc_lambda=ewc_lambda, mode=mode, decay_factor=decay_factor)
     return CLIPCrossEntropyStrategy(**_ours(setup, plugin, mem_size=0))
@@ -147,10 +172,12 @@ def build_ewc(setup: StrategySetup, *, ewc_lambda: float = EWC["ewc_lambda"], mo
                                  # up to 10: on [0, 3] the best lay at the top (2.9, memory 50)
                                  "beta": {"type": "float", "low": 0.0, "high": 10.0}})
 def build_der(setup: StrategySetup, *, alpha: float = DER["alpha"], beta: float = DER["beta"]) -> DERStrategy:
+    from avalanche_clip.strategies.der import DERStrategy
+
     return DERStrategy(alpha=alpha, beta=beta, **_ours(setup))
 
 
-@register_strategy("co2l", option_rules=CO2L_RULES, views_per_item=Co2LStrategy.views_per_item,
+@register_strategy("co2l", option_rules=CO2L_RULES, views_per_item=TWO_VIEWS,
                    description="Co2L: asymmetric supervised contrastive learning and "
                    "instance-wise relation distillation on a projection of the image embedding, "
                    "then the head, class-balanced, on the shared memory",
@@ -170,6 +197,8 @@ def build_co2l(setup: StrategySetup, *, tau: float = CO2L["tau"], kappa: float =
                kappa_past: float = CO2L["kappa_past"], ird_lambda: float = CO2L["ird_lambda"],
                base_temperature: float = 0.07, projection_dim: int = 128,
                classifier_fraction: float = CO2L["classifier_fraction"]) -> Co2LStrategy:
+    from avalanche_clip.strategies.co2l import Co2LStrategy
+
     return Co2LStrategy(tau=tau, kappa=kappa, kappa_past=kappa_past, ird_lambda=ird_lambda,
                         base_temperature=base_temperature, projection_dim=projection_dim,
                         classifier_fraction=classifier_fraction, **_ours(setup))
@@ -193,12 +222,14 @@ def build_co2l(setup: StrategySetup, *, tau: float = CO2L["tau"], kappa: float =
 def build_foster(setup: StrategySetup, *, beta1: float = FOSTER["beta1"], beta2: float = FOSTER["beta2"],
                  temperature: float = FOSTER["temperature"], lambda_okd: float = FOSTER["lambda_okd"],
                  compression_fraction: float = FOSTER["compression_fraction"]) -> FOSTERStrategy:
+    from avalanche_clip.strategies.foster import FOSTERStrategy
+
     return FOSTERStrategy(beta1=beta1, beta2=beta2, temperature=temperature, lambda_okd=lambda_okd,
                           compression_fraction=compression_fraction, **_ours(setup))
 
 
 @register_strategy("cassle", memory="none", option_rules=CASSLE_RULES,
-                   views_per_item=CaSSLeStrategy.views_per_item,
+                   views_per_item=TWO_VIEWS,
                    description="CaSSLe (supervised contrastive): SupCon "
                    "and predictive contrastive distillation to the frozen previous model, then "
                    "the head; no memory",
@@ -213,6 +244,8 @@ def build_cassle(setup: StrategySetup, *, tau: float = CASSLE["tau"],
                  distill_lambda: float = CASSLE["distill_lambda"], projection_hidden: int = 2048,
                  projection_dim: int = 128, predictor_hidden: int = 2048,
                  classifier_fraction: float = CASSLE["classifier_fraction"]) -> CaSSLeStrategy:
+    from avalanche_clip.strategies.cassle import CaSSLeStrategy
+
     return CaSSLeStrategy(tau=tau, distill_temperature=distill_temperature,
                           distill_lambda=distill_lambda, projection_hidden=projection_hidden,
                           projection_dim=projection_dim, predictor_hidden=predictor_hidden,
@@ -236,6 +269,8 @@ def build_zscl(setup: StrategySetup, *, distill_lambda: float = ZSCL["distill_la
                ensemble_fraction: float = ZSCL["ensemble_fraction"], temperature: float = 2.0,
                reference_fraction: float = 0.1, weight_ensemble: bool = True,
                reference: ReferenceSet | None = None) -> ZSCLStrategy:
+    from avalanche_clip.strategies.zscl import ZSCLStrategy
+
     return ZSCLStrategy(distill_lambda=distill_lambda, ensemble_fraction=ensemble_fraction,
                         temperature=temperature, reference_fraction=reference_fraction,
                         weight_ensemble=weight_ensemble, reference=reference, **_ours(setup))
@@ -247,6 +282,14 @@ def build_zscl(setup: StrategySetup, *, distill_lambda: float = ZSCL["distill_la
                    "protocol's budget and head, scored with the head (its nearest-mean classifier's "
                    "accuracy recorded beside)")
 def build_icarl(setup: StrategySetup, *, fixed_memory: bool = True) -> BudgetedICaRL:
+    from avalanche_clip.models.linear_head import NormalizedImageEncoder
+    from avalanche_clip.strategies.icarl import (
+        BudgetedICaRL,
+        PromptHead,
+        attach_icarl_benchmark_info,
+    )
+    from avalanche_clip.training.plugins import SeenClassesPlugin
+
     if setup.mem_size < setup.classifier.num_classes:
         raise ValueError(
             f"icarl's nearest-mean classifier needs an exemplar of every class: mem_size must be "
@@ -271,6 +314,8 @@ def build_icarl(setup: StrategySetup, *, fixed_memory: bool = True) -> BudgetedI
 @register_strategy("joint", distributed=True, memory="none", joint=True, description="upper bound: cross-entropy "
                    "on the whole stream at once, with the continual methods' total steps")
 def build_joint(setup: StrategySetup) -> CLIPJointStrategy:
+    from avalanche_clip.strategies.joint import CLIPJointStrategy
+
     return CLIPJointStrategy(**_ours(setup, mem_size=0))
 
 
@@ -281,4 +326,6 @@ def build_joint(setup: StrategySetup) -> CLIPJointStrategy:
 def build_joint_converged(setup: StrategySetup, *,
                           budget_scale: float = METHOD_DEFAULTS["joint-converged"]["budget_scale"]
                           ) -> CLIPJointStrategy:
+    from avalanche_clip.strategies.joint import CLIPJointStrategy
+
     return CLIPJointStrategy(budget_scale=budget_scale, **_ours(setup, mem_size=0))

@@ -52,24 +52,16 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from avalanche_clip.common.values import Rule, check_non_negative, check_options, check_positive
+from avalanche_clip.common.values import check_options
 from avalanche_clip.losses.supcon import (
     relation_distillation_loss,
     supervised_contrastive_loss,
 )
-from avalanche_clip.strategies.decoupled import DECOUPLED_RULES, DecoupledContrastiveStrategy
+from avalanche_clip.strategies.decoupled import DecoupledContrastiveStrategy
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
+from avalanche_clip.strategies.option_rules import CO2L_RULES
 
 CO2L = METHOD_DEFAULTS["co2l"]  # derived defaults (strategies.defaults)
-
-
-#: The range rule of each Co2L option (the constructors apply them; the pipeline reads them
-#: through the registry before any training).
-CO2L_RULES: dict[str, Rule] = {
-    **DECOUPLED_RULES,
-    **dict.fromkeys(("tau", "base_temperature", "kappa", "kappa_past"), check_positive),
-    "ird_lambda": check_non_negative,
-}
 
 
 class Co2LStrategy(DecoupledContrastiveStrategy):

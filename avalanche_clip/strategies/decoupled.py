@@ -38,8 +38,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from avalanche_clip.common.values import Rule, check_open_fraction, check_options
+from avalanche_clip.common.values import check_options
 from avalanche_clip.losses.masked import masked_cross_entropy
+from avalanche_clip.strategies.option_rules import DECOUPLED_RULES, TWO_VIEWS
 from avalanche_clip.strategies.snapshots import (
     FrozenImageEncoder,
     embedding_dim,
@@ -81,10 +82,6 @@ def balanced_class_weights(probabilities: Tensor) -> Tensor:
     return weights.float()
 
 
-#: The range rule of the option every decoupled method shares (Co2L's and CaSSLe's rules extend it).
-DECOUPLED_RULES: dict[str, Rule] = {"classifier_fraction": check_open_fraction}
-
-
 class DecoupledContrastiveStrategy(StagedCLIPStrategy):
     """Base of Co2L and CaSSLe (module docstring); subclasses implement
     :meth:`representation_loss` and may add method modules.
@@ -97,7 +94,7 @@ class DecoupledContrastiveStrategy(StagedCLIPStrategy):
         **kwargs: :class:`CLIPStrategyBase` arguments.
     """
 
-    views_per_item = 2  # both papers' losses take two augmented views of each image
+    views_per_item = TWO_VIEWS  # both papers' losses take two augmented views of each image
 
     def __init__(self, *, model: nn.Module | None = None, optimizer: Any = None,
                  criterion: nn.Module | None = None, projection_hidden: int | None,

@@ -75,6 +75,8 @@ from typing import Any
 #: Epochs per experience and AdamW weight decay of the recipe the proxies were tuned under.
 TRAIN_EPOCHS = 5
 WEIGHT_DECAY = 0.01
+#: The choices of ``train_logits`` (:mod:`avalanche_clip.strategies.negatives`), the default first.
+TRAIN_LOGITS = ("batch", "seen")
 
 _CE = {"lr": 1e-4}
 

@@ -32,17 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avalanche_clip.common.values import Rule, check_non_negative, check_options
+from avalanche_clip.common.values import check_options
 from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.strategies.base import CLIPStrategyBase
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
+from avalanche_clip.strategies.option_rules import DER_RULES
 
 DER = METHOD_DEFAULTS["der"]  # derived defaults (strategies.defaults)
-
-
-#: The range rule of each DER option (the constructor applies them; the pipeline reads them
-#: through the registry before any training).
-DER_RULES: dict[str, Rule] = {"alpha": check_non_negative, "beta": check_non_negative}
 
 
 class DERStrategy(CLIPStrategyBase):

@@ -51,14 +51,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from avalanche_clip.common.values import (
-    Rule,
-    check_non_negative,
-    check_open_fraction,
-    check_options,
-    check_positive,
-    check_unit_interval,
-)
+from avalanche_clip.common.values import check_options
 from avalanche_clip.losses.foster import (
     balanced_distillation,
     distillation,
@@ -67,6 +60,7 @@ from avalanche_clip.losses.foster import (
 )
 from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
+from avalanche_clip.strategies.option_rules import FOSTER_RULES
 from avalanche_clip.strategies.snapshots import (
     FrozenHead,
     FrozenImageEncoder,
@@ -79,15 +73,6 @@ from avalanche_clip.training.plugins import experience_classes
 FOSTER = METHOD_DEFAULTS["foster"]  # derived defaults (strategies.defaults)
 
 INITIAL, BOOSTING, COMPRESSION = "initial", "boosting", "compression"
-
-
-#: The range rule of each FOSTER option (the constructor applies them; the pipeline reads them
-#: through the registry): the effective-number betas in [0, 1), the compression's share of the
-#: step budget in (0, 1).
-FOSTER_RULES: dict[str, Rule] = {
-    "beta1": check_unit_interval, "beta2": check_unit_interval, "lambda_okd": check_non_negative,
-    "temperature": check_positive, "compression_fraction": check_open_fraction,
-}
 
 
 class FOSTERStrategy(StagedCLIPStrategy):

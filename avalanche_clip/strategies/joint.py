@@ -17,13 +17,10 @@ from avalanche.benchmarks.scenarios.generic_scenario import EagerCLStream
 from avalanche.benchmarks.utils.utils import concat_datasets
 from torch import nn
 
-from avalanche_clip.common.values import Rule, check_options, check_positive
+from avalanche_clip.common.values import check_options
 from avalanche_clip.strategies.cross_entropy import CLIPCrossEntropyStrategy
+from avalanche_clip.strategies.option_rules import JOINT_RULES
 from avalanche_clip.training.plugins.seen_classes import experience_classes
-
-#: The range rule of the joint bound's option (the constructor applies it; the pipeline reads it
-#: through the registry).
-JOINT_RULES: dict[str, Rule] = {"budget_scale": check_positive}
 
 
 class CLIPJointStrategy(CLIPCrossEntropyStrategy):

@@ -24,10 +24,8 @@ import torch
 from torch import nn
 
 from avalanche_clip.losses.masked import BatchClassCrossEntropy, batch_class_logits
+from avalanche_clip.strategies.defaults import TRAIN_LOGITS
 from avalanche_clip.training.distributed import gather_rows, world_size
-
-#: The choices of ``train_logits``, the default first.
-TRAIN_LOGITS = ("batch", "seen")
 
 
 def default_criterion(train_logits: str) -> nn.Module:

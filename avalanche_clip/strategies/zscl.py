@@ -89,18 +89,13 @@ import torch
 from torch import Tensor, nn
 
 from avalanche_clip.common.errors import AvalancheClipError
-from avalanche_clip.common.values import (
-    Rule,
-    check_non_negative,
-    check_open_fraction,
-    check_options,
-    check_positive,
-)
+from avalanche_clip.common.values import check_options
 from avalanche_clip.features.fingerprint import tensors_fingerprint
 from avalanche_clip.losses.masked import masked_cross_entropy
 from avalanche_clip.losses.zscl import zscl_distillation
 from avalanche_clip.strategies.base import CLIPStrategyBase
 from avalanche_clip.strategies.defaults import METHOD_DEFAULTS
+from avalanche_clip.strategies.option_rules import ZSCL_RULES
 from avalanche_clip.strategies.reference_sets import ReferenceSet, check_reference, folder_reference
 from avalanche_clip.strategies.snapshots import FrozenImageEncoder
 from avalanche_clip.training.batching import ReplayBatchSampler, derived_seed
@@ -112,16 +107,6 @@ ZSCL = METHOD_DEFAULTS["zscl"]
 
 class ZSCLCheckpointError(AvalancheClipError, ValueError):
     """A checkpoint's ZSCL state does not fit the strategy resuming it."""
-
-
-#: The range rule of each ZSCL option (the constructor applies them; the pipeline reads them).
-ZSCL_RULES: dict[str, Rule] = {
-    "distill_lambda": check_non_negative,
-    "ensemble_fraction": check_open_fraction,
-    "temperature": check_positive,
-    "reference_fraction": check_open_fraction,
-    "reference": check_reference,
-}
 
 
 class ZSCLStrategy(CLIPStrategyBase):

@@ -168,3 +168,36 @@ def test_freezing_frozen_modules_in_one_pass_gives_the_same_flags(seed):
     freeze_frozen_modules(fast)
     flags = [m.training for m in expected.modules()]
     assert [m.training for m in fast.modules()] == flags and not all(flags) and any(flags)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_shared_optimizer_steps_equal_torchs_per_tensor_loop(optimizer):
+    """The shared optimizer takes torch's ``foreach`` path (faster on CPU): the parameters it
+    gives equal, bit for bit, those of the per-tensor loop that committed records were made
+    with, including a step where one parameter has no gradient."""
+    from avalanche_clip.strategies.setup import StrategySetup
+
+    def trained(make):
+        torch.manual_seed(0)
+        module = nn.Sequential(nn.Linear(40, 30), nn.Linear(30, 7))
+        opt = make(module)
+        generator = torch.Generator().manual_seed(1)
+        for step in range(12):
+            for index, param in enumerate(module.parameters()):
+                skip = step == 5 and index == 1
+                param.grad = None if skip else torch.randn(param.shape, generator=generator)
+            opt.step()
+        return [p.detach().clone() for p in module.parameters()]
+
+    setup = StrategySetup(classifier=None, benchmark=None, lr=3e-3, weight_decay=0.01,
+                          optimizer=optimizer)
+    ours = trained(setup.make_optimizer)
+    assert all(group["foreach"] for group in setup.make_optimizer(nn.Linear(2, 2)).param_groups)
+    if optimizer == "sgd":
+        reference = trained(lambda m: torch.optim.SGD(m.parameters(), lr=3e-3, momentum=0.9,
+                                                      weight_decay=0.01, foreach=False))
+    else:
+        reference = trained(lambda m: torch.optim.AdamW(m.parameters(), lr=3e-3,
+                                                        weight_decay=0.01, foreach=False))
+    assert all(torch.equal(a, b) for a, b in zip(ours, reference, strict=True))
+    assert not torch.equal(ours[0], trained(lambda m: torch.optim.SGD(m.parameters(), lr=0.0))[0])
