@@ -45,6 +45,7 @@ def test_the_local_import_check_finds_one():
 #: import-linter contracts above still see these imports (grimp reads function bodies too).
 DEFERRED = {
     "avalanche_clip/assets/__init__.py": "check_assets reads the scenario catalog",
+    "avalanche_clip/strategies/__init__.py": "the strategy classes load on first access",
     "avalanche_clip/strategies/catalog.py": "each factory imports the strategy class it builds",
     "avalanche_clip/strategies/option_rules.py": "ZSCL's reference rule reads the scenarios' held-out sets",
 }

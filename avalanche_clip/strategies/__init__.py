@@ -23,21 +23,22 @@ from avalanche_clip.strategies.registry import (
 )
 from avalanche_clip.strategies.setup import StrategySetup
 
-#: The strategy classes, each imported from its module on first access (PEP 562).
+#: The strategy classes, each imported from its module (of this package) on first access (PEP 562).
 _CLASSES = {
-    "CLIPStrategyBase": "avalanche_clip.strategies.base",
-    "ContrastiveCLIPStrategy": "avalanche_clip.strategies.contrastive",
-    "GCLStrategy": "avalanche_clip.strategies.contrastive",
-    "GDROStrategy": "avalanche_clip.strategies.contrastive",
-    "CLIPCrossEntropyStrategy": "avalanche_clip.strategies.cross_entropy",
+    "CLIPStrategyBase": "base",
+    "ContrastiveCLIPStrategy": "contrastive",
+    "GCLStrategy": "contrastive",
+    "GDROStrategy": "contrastive",
+    "CLIPCrossEntropyStrategy": "cross_entropy",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _CLASSES:
-        import importlib
+        from avalanche_clip.strategies import base, contrastive, cross_entropy
 
-        value = getattr(importlib.import_module(_CLASSES[name]), name)
+        modules = {"base": base, "contrastive": contrastive, "cross_entropy": cross_entropy}
+        value = getattr(modules[_CLASSES[name]], name)
         globals()[name] = value  # later lookups find it without this hook
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
