@@ -110,9 +110,9 @@ class StrategySetup:
             params = [nn.Parameter(torch.zeros(1))]
         # foreach: one kernel per operation over all parameters instead of a Python loop per
         # tensor. Torch picks it by itself on CUDA only; on CPU it computes the same values bit
-        # for bit (tested) and an AdamW step on the ConSE proxy's 1.3 M trained weights takes
-        # ~0.6x the time (benchmarks/README.md). The fused kernels are faster still but round
-        # differently, which would move committed records.
+        # for bit (tested) and an AdamW step on the ConSE proxy's 1.81 M trained weights takes
+        # 0.84x the time (benchmarks/bench_optimizer.py, benchmarks/README.md). The fused kernels
+        # are faster still but round differently, which would move committed records.
         if self.optimizer == "sgd":
             return torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay,
                                    foreach=True)
