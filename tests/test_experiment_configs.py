@@ -94,3 +94,29 @@ def test_the_embedded_comparison_applies_its_packaged_tuned_values():
     ewc = _config(None, ["strategy=ewc"], sweep=False)  # any of its methods, as its sweep runs it
     assert ewc["mem_size"] == 100 and ewc["strategy_options"]["ewc"] == entries["ewc"]
     assert not _config(None, ["strategy=naive"], sweep=False)["strategy_options"]  # not swept: defaults
+
+
+@pytest.mark.parametrize("name", ["cifar10_proxy"])
+def test_rerun_tuned_values_apply_and_each_value_at_a_bound_is_justified(name, data_root):
+    """The re-run proxy's tuned.yaml is of the proxy's current protocol (a sweep applies it, each run
+    the values of its nearest tuned memory size), and every value it holds at a bound of its space
+    is named in experiments/README.md's list of values at a bound, with why it is kept."""
+    from avalanche_clip.common.yaml_io import read_yaml
+    from avalanche_clip.pipeline.tuned_values import load_tuned
+
+    raw = load_yaml(EXPERIMENTS / f"{name}.yaml")
+    config = resolve_config([raw, {"data_root": str(data_root / name.split("_")[0])}], sweep=True)
+    path = RESULTS / f"{name}_rerun_tune" / "tuned.yaml"
+    plan = plan_sweep(config, load_tuned(config, path))
+    at = {(r.strategy, r.mem_size): r.tuned_at_mem_size for r in plan.runs if r.strategy != "zero-shot"}
+    assert at[("gcl", 50)] == 20 and at[("gcl", 500)] == 200 and at[("gdro", 0)] == 0
+    tuned = read_yaml(path.read_text(encoding="utf-8"))
+    readme = (EXPERIMENTS / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**Values at a bound of their space**"):readme.index("## CIFAR-10, class-incremental")]
+    at_bound = [(strategy, memory, bound["param"])
+                for strategy, entry in tuned["strategies"].items()
+                for memory, study in entry["by_mem_size"].items()
+                for bound in study["at_bound"]]
+    assert at_bound, "the committed CIFAR-10 re-tune has values at a bound (tune.log)"
+    for strategy, memory, param in at_bound:
+        assert f"`{param}`" in section, f"{strategy} at {memory}: {param} at a bound is not justified"
