@@ -3,7 +3,8 @@
 One row per (strategy, tuned memory size): the best validation accuracy with its standard error
 (a binomial one over the validation images, as ``tune`` records it), the values the sweep applies,
 and what a reader must know about them: a value at a bound of its space (``at_bound``) and a
-learning rate moved by the closing line search (``lr_search``). Nothing in it is typed by hand;
+learning rate moved by the closing line search (``lr_search``); below the table, why each line
+search stopped (``neighbours lower``: ``lr/3`` and ``lr·3`` both scored lower on validation). Nothing in it is typed by hand;
 ``experiments/claims.py`` writes it into ``experiments/README.md``.
 """
 
@@ -47,10 +48,16 @@ def tuned_table(path: str | Path) -> str:
         "| method | tuned at memory | validation acc. (%) | tuned values | notes |",
         "|---|---:|---:|---|---|",
     ]
+    stops: dict[str, int] = {}
     for strategy, entry in strategies.items():
         for memory, study in sorted((entry.get("by_mem_size") or {}).items()):
+            stop = (study.get("lr_search") or {}).get("stopped", "no line search recorded")
+            stops[stop] = stops.get(stop, 0) + 1
             values = ", ".join(f"{k} {_number(v)}" for k, v in sorted(study["params"].items()))
             error = study.get("standard_error")
             accuracy = f"{100 * study['value']:.1f}" + (f" ± {100 * error:.1f}" if error else "")
             lines.append(f"| {strategy} | {memory} | {accuracy} | {values} | {_notes(study)} |")
+    studies = sum(stops.values())
+    why = "; ".join(f"{n} of {studies}: {stop}" for stop, n in sorted(stops.items()))
+    lines += ["", f"Where each study's learning-rate line search stopped ({why})."]
     return "\n".join(lines) + "\n"

@@ -18,14 +18,14 @@ strategies:
       0:
         at_bound:
         - {bound: low, param: dro_lambda, space: "float in [0.001, 1000], log", value: 0.0015}
-        lr_search: {lr: 0.0003, start_lr: 0.0001, value: 0.49}
+        lr_search: {lr: 0.0003, start_lr: 0.0001, value: 0.49, stopped: neighbours lower}
         params: {dro_lambda: 0.0015, lr: 0.0003}
         standard_error: 0.0158
         value: 0.485
   ce:
     by_mem_size:
       20:
-        lr_search: {lr: 1.47e-06, start_lr: 1.47e-06}
+        lr_search: {lr: 1.47e-06, start_lr: 1.47e-06, stopped: neighbours lower}
         params: {lr: 1.47e-06}
         value: 0.436
 """
@@ -41,6 +41,9 @@ def test_rows_carry_values_errors_bounds_and_line_search(tmp_path):
         "float in [0.001, 1000], log; lr 0.0001 → 0.0003 by the line search |",
         "| gdro | 200 | 62.5 ± 1.5 | lr 0.000556, tau 2.82 |  |",
         "| ce | 20 | 43.6 | lr 1.47e-06 |  |",  # no standard error recorded; the search kept the lr
+        "",
+        "Where each study's learning-rate line search stopped (2 of 3: neighbours lower; "
+        "1 of 3: no line search recorded).",
     ]
 
 
