@@ -45,6 +45,7 @@ def test_the_local_import_check_finds_one():
 #: import-linter contracts above still see these imports (grimp reads function bodies too).
 DEFERRED = {
     "avalanche_clip/assets/__init__.py": "check_assets reads the scenario catalog",
+    "avalanche_clip/scenarios/__init__.py": "the stream builders (Avalanche) load on first access",
     "avalanche_clip/strategies/__init__.py": "the strategy classes load on first access",
     "avalanche_clip/strategies/catalog.py": "each factory imports the strategy class it builds",
     "avalanche_clip/strategies/option_rules.py": "ZSCL's reference rule reads the scenarios' held-out sets",
@@ -66,8 +67,15 @@ def test_the_deferring_modules_still_defer_and_the_registries_load_without_avala
             "roles = strategy_roles(); rules = option_rules('zscl')\n"
             "assert roles['icarl']['own_exemplars'] and roles['joint']['joint'], roles\n"
             "assert 'avalanche' not in sys.modules, 'the registry imported avalanche'\n"
+            "import io, contextlib\n"
+            "from avalanche_clip.scenarios import SCENARIOS, scenario_kind, source_options\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out: avalanche_clip.cli.main(['list'])\n"
+            "assert 'split-imagefolder' in out.getvalue() and scenario_kind('domainnet') == 'domain-incremental'\n"
+            "assert 'avalanche' not in sys.modules, 'the scenario registry or list imported avalanche'\n"
             "assert rules['reference']('reference', None) is None\n"
             "assert set(strategy_hparams('gcl')) >= {'tau', 'gamma'}\n"
+            "from avalanche_clip.scenarios import build_scenario, SAMPLE_INDEX_POSITION\n"
+            "assert 'avalanche' in sys.modules and SAMPLE_INDEX_POSITION == 2\n"
             "from avalanche_clip.strategies import GCLStrategy\n"
             "assert 'avalanche' in sys.modules and GCLStrategy.__name__ == 'GCLStrategy'\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,

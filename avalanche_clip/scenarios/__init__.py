@@ -30,35 +30,20 @@ streams over replacement data (e.g. cached features computed on
 ``unaugmented_dataset(bm, "train")``, the train set with the eval transform in index order).
 """
 
+from typing import Any
+
 from avalanche_clip.scenarios import catalog, cifar100, digits  # noqa: F401  (register the scenarios)
-from avalanche_clip.scenarios.build import (
-    COMMON_OPTIONS,
-    SCENARIOS,
-    build_scenario,
-    build_source,
-    check_scenario_options,
-    default_transform,
-    list_scenarios,
-    scenario_kind,
-    scenario_source,
-    source_options,
-)
 from avalanche_clip.scenarios.catalog import DOMAINNET_DOMAINS, imagenet_class_names
 from avalanche_clip.scenarios.errors import DataLayoutError, ImageReadError, MissingDataError
 from avalanche_clip.scenarios.image_files import ArrayImageDataset, ImageFileDataset, read_image
-from avalanche_clip.scenarios.indexing import (
-    SAMPLE_INDEX_ATTR,
-    SAMPLE_INDEX_POSITION,
-    TASK_LABEL_POSITION,
-    has_sample_index,
-    make_stream_dataset,
-    sample_index,
-)
-from avalanche_clip.scenarios.rebuild import (
-    TensorInputs,
-    augmented_dataset,
-    rebuild_scenario,
-    unaugmented_dataset,
+from avalanche_clip.scenarios.registry import (
+    COMMON_OPTIONS,
+    SCENARIOS,
+    build_source,
+    check_scenario_options,
+    list_scenarios,
+    scenario_kind,
+    source_options,
 )
 from avalanche_clip.scenarios.source import (
     CLASS_INCREMENTAL,
@@ -68,12 +53,32 @@ from avalanche_clip.scenarios.source import (
     prepare_source,
     subsample_source,
 )
-from avalanche_clip.scenarios.streams import (
-    StreamOptions,
-    build_streams,
-    seeded_class_order,
-    seen_test_experiences,
-)
+
+#: Names whose modules import Avalanche (``import avalanche`` alone costs ~10 s): each is imported
+#: from its module of this package on first access (PEP 562), so that reading the registry above
+#: (``avalanche-clip list``, config checks) does not pay for it.
+_LAZY = {
+    "build_scenario": "build", "default_transform": "build", "scenario_source": "build",
+    "SAMPLE_INDEX_ATTR": "indexing", "SAMPLE_INDEX_POSITION": "indexing",
+    "TASK_LABEL_POSITION": "indexing", "has_sample_index": "indexing",
+    "make_stream_dataset": "indexing", "sample_index": "indexing",
+    "TensorInputs": "rebuild", "augmented_dataset": "rebuild", "rebuild_scenario": "rebuild",
+    "unaugmented_dataset": "rebuild",
+    "StreamOptions": "streams", "build_streams": "streams", "seeded_class_order": "streams",
+    "seen_test_experiences": "streams",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from avalanche_clip.scenarios import build, indexing, rebuild, streams
+
+        modules = {"build": build, "indexing": indexing, "rebuild": rebuild, "streams": streams}
+        value = getattr(modules[_LAZY[name]], name)
+        globals()[name] = value  # later lookups find it without this hook
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CLASS_INCREMENTAL",

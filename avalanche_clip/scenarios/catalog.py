@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from avalanche_clip.scenarios.build import SCENARIOS
 from avalanche_clip.scenarios.folders import domain_folder_source, image_folder_source
+from avalanche_clip.scenarios.registry import SCENARIOS
 from avalanche_clip.scenarios.source import CLASS_INCREMENTAL, DOMAIN_INCREMENTAL, DataSource
 
 DOMAINNET_DOMAINS = ("clipart", "infograph", "painting", "quickdraw", "real", "sketch")

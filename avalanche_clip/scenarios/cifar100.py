@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from avalanche_clip.scenarios.build import SCENARIOS
 from avalanche_clip.scenarios.errors import DataLayoutError, MissingDataError, missing_root_message
 from avalanche_clip.scenarios.image_files import ArrayImageDataset
+from avalanche_clip.scenarios.registry import SCENARIOS
 from avalanche_clip.scenarios.safe_pickle import load_data_pickle
 from avalanche_clip.scenarios.source import CLASS_INCREMENTAL, DataSource, SplitData
 

@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
-from avalanche_clip.scenarios.build import SCENARIOS
 from avalanche_clip.scenarios.image_files import ArrayImageDataset
+from avalanche_clip.scenarios.registry import SCENARIOS
 from avalanche_clip.scenarios.source import CLASS_INCREMENTAL, DataSource, SplitData
 
 DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

@@ -31,9 +31,9 @@ from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
 from avalanche_clip.common.errors import ConfigError
 from avalanche_clip.common.paths import check_safe_name
 from avalanche_clip.common.values import check_int
-from avalanche_clip.scenarios.build import SCENARIOS, build_source, scenario_kind
 from avalanche_clip.scenarios.folders import image_folder_source
 from avalanche_clip.scenarios.image_files import ArrayImageDataset, ImageFileDataset
+from avalanche_clip.scenarios.registry import SCENARIOS, build_source, scenario_kind
 from avalanche_clip.scenarios.source import (
     CLASS_INCREMENTAL,
     DOMAIN_INCREMENTAL,
