@@ -136,7 +136,7 @@ def test_five_seed_rule_lists_the_runs_to_add(claims, tmp_path):
 def test_seeds_needed_on_the_committed_records(claims, capsys):
     sweeps = {f: claims.read_sweep(claims.RESULTS / f) for f, _ in claims.CLAIM_SWEEPS}
     lines = claims.seeds_needed(sweeps)
-    assert lines, "the PACS records (3 seeds) have comparisons within two standard deviations"
+    assert not [line for line in lines if line.startswith("cifar10_proxy_rerun:")]  # 5 seeds there
     for line in lines:  # "<sweep>: <method> at memory <m>, seeds <s>, <s>"
         folder, rest = line.split(": ", 1)
         method, rest = rest.split(" at memory ")
