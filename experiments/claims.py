@@ -91,7 +91,7 @@ CLAIM_SWEEPS: tuple[tuple[str, str], ...] = (
 )
 SUMMARY_SWEEPS: tuple[str, ...] = ("cifar10_proxy_rerun", "pacs_proxy", "default")
 #: Tuning folders whose tuned.yaml is shown in experiments/README.md (its ``tuned <folder>`` markers).
-TUNED_FOLDERS: tuple[str, ...] = ("cifar10_proxy_rerun_tune",)
+TUNED_FOLDERS: tuple[str, ...] = ("cifar10_proxy_rerun_tune", "pacs_proxy_rerun_tune")
 NAMES = {
     "zero-shot": "zero-shot", "ce": "CE", "ewc": "EWC", "icarl": "iCaRL", "der": "DER",
     "co2l": "Co2L", "foster": "FOSTER", "cassle": "CaSSLe", "gcl": "GCL", "gdro": "GDRO",
