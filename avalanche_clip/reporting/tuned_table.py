@@ -4,8 +4,9 @@ One row per (strategy, tuned memory size): the best validation accuracy with its
 (a binomial one over the validation images, as ``tune`` records it), the values the sweep applies,
 and what a reader must know about them: a value at a bound of its space (``at_bound``) and a
 learning rate moved by the closing line search (``lr_search``); below the table, why each line
-search stopped (``neighbours lower``: ``lr/3`` and ``lr·3`` both scored lower on validation). Nothing in it is typed by hand;
-``experiments/claims.py`` writes it into ``experiments/README.md``.
+search stopped (``neighbours lower``: ``lr/3`` and ``lr·3`` both scored lower on validation).
+Nothing in it is typed by hand; ``experiments/claims.py`` writes it into
+``experiments/README.md``.
 """
 
 from __future__ import annotations
