@@ -2,7 +2,7 @@
 
     python benchmarks/time_sweep.py --out /tmp/sweep_default                 # the embedded default
     python benchmarks/time_sweep.py --config experiments/cifar10_proxy.yaml \\
-        --tuned experiments/results/cifar10_proxy_tune/tuned.yaml --out /tmp/sweep_cifar10 \\
+        --tuned experiments/results/cifar10_proxy_rerun_tune/tuned.yaml --out /tmp/sweep_cifar10 \\
         data_root=/work/shared/data/cifar10
 
 The sweep runs in this process through the command line's own entry point (CPU kernels pinned,

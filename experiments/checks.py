@@ -1,6 +1,6 @@
 """The fair-comparison checks on a finished sweep's ``report/summary.csv`` (mean ± std over seeds).
 
-    python experiments/checks.py experiments/results/cifar10_proxy experiments/results/pacs_proxy
+    python experiments/checks.py experiments/results/cifar10_proxy_rerun experiments/results/pacs_proxy_rerun
 
 Prints, per scenario: whether joint training is at or above every continual method in final
 accuracy; whether each memory method is not worse at a larger memory beyond one standard

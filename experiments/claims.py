@@ -39,7 +39,7 @@ above 0, *behind* when below 0, *within noise* otherwise.
 - **within noise** when every comparison is within noise.
 
 Comparisons whose difference is below twice the larger standard deviation are listed below the
-table: those are the ones more seeds (5 instead of 3) would settle. The 5-seed rule ("use 5 seeds
+table, each proxy's line with its seed count: below 5 seeds more seeds may settle them. The 5-seed rule ("use 5 seeds
 where differences are within two standard deviations") gives the runs to add: every (method,
 memory) of such a comparison with fewer than :data:`MIN_SEEDS` seeds, and the seeds it lacks
 (``--seeds-needed``; ``--write`` prints them too).
@@ -77,7 +77,7 @@ MAIN_README = ROOT / "README.md"
 #: The proxies whose records the claims are checked on: (sweep folder, column title).
 PROXIES: tuple[tuple[str, str], ...] = (
     ("cifar10_proxy_rerun", "CIFAR-10 (class-incremental, batch negatives, 2 views, tuned per memory)"),
-    ("pacs_proxy", "PACS (domain-incremental)"),
+    ("pacs_proxy_rerun", "PACS (domain-incremental, batch negatives, 2 views, tuned per memory)"),
 )
 #: Sweeps whose summary table (report/summary.md) is in experiments/README.md.
 #: The sweeps the claims table checks: the two proxies and the embedded default, the one sweep
@@ -89,7 +89,7 @@ CLAIM_SWEEPS: tuple[tuple[str, str], ...] = (
     # verdicts survive the tuning noise? (experiments/tuning_noise.py measures that noise)
     ("default_tune_seed1", "digits-retuned (the same sweep, tuned with sampler seed 1)"),
 )
-SUMMARY_SWEEPS: tuple[str, ...] = ("cifar10_proxy_rerun", "pacs_proxy", "default")
+SUMMARY_SWEEPS: tuple[str, ...] = ("cifar10_proxy_rerun", "pacs_proxy_rerun", "default")
 #: Tuning folders whose tuned.yaml is shown in experiments/README.md (its ``tuned <folder>`` markers).
 TUNED_FOLDERS: tuple[str, ...] = ("cifar10_proxy_rerun_tune", "pacs_proxy_rerun_tune")
 NAMES = {
@@ -539,8 +539,15 @@ def protocol_lines(sweeps: dict[str, Sweep], shown: Sequence[tuple[str, str]] = 
     return "\n\n".join(lines) + "\n"
 
 
-def close_paragraph(close: list[str]) -> str:
-    """The list of the comparisons within two standard deviations, one line per proxy."""
+def seed_counts(sweeps: dict[str, Sweep]) -> dict[str, int]:
+    """``{column name: the most seeds any (method, memory) of the sweep ran}``."""
+    return {title.split(" ")[0]: max(len(seeds) for seeds in sweeps[folder].values[FINAL].values())
+            for folder, title in CLAIM_SWEEPS}
+
+
+def close_paragraph(close: list[str], seeds: dict[str, int]) -> str:
+    """The list of the comparisons within two standard deviations, one line per proxy, each
+    saying whether the 5-seed rule asks for more seeds there (``seeds``: :func:`seed_counts`)."""
     if not close:
         return "No comparison of the table is within two standard deviations.\n"
     by_proxy: dict[str, list[str]] = {}
@@ -549,10 +556,14 @@ def close_paragraph(close: list[str]) -> str:
         by_proxy.setdefault(proxy, []).append(what)
     lines = [
         "Comparisons of the table within two standard deviations (the difference below twice the "
-        "larger std over the seeds; 5 seeds instead of 3 would be needed to settle them):",
+        f"larger std over the seeds; the {MIN_SEEDS}-seed rule asks for {MIN_SEEDS} seeds for them):",
         "",
     ]
-    lines += [f"- {proxy}: " + "; ".join(items) + "." for proxy, items in by_proxy.items()]
+    for proxy, items in by_proxy.items():
+        count = seeds[proxy]
+        status = (f"{count} seeds, the rule asks for no more: these stay undecided at this count"
+                  if count >= MIN_SEEDS else f"{count} seeds: `--seeds-needed` lists the runs to add")
+        lines.append(f"- {proxy} ({status}): " + "; ".join(items) + ".")
     return "\n".join(lines) + "\n"
 
 
@@ -662,16 +673,16 @@ def _mean(sweep: Sweep, method: str, memory: int) -> float | None:
 # The ablation tables of experiments/README.md
 
 #: (ablation sweep, the proxy whose zero-shot runs are its floor and whose runs are the baseline,
-#: column title). An ablation is read against the proxy records of its own protocol: CIFAR-10's
-#: were re-run with the re-run proxy's tuned values; PACS's ran under the earlier protocol
-#: (seen-class negatives for the cross-entropy methods, one view, tuning at memory 50).
+#: column title). An ablation is read against the proxy records of its own protocol: both were
+#: re-run with their re-run proxy's tuned values (the earlier protocol's ablations, seen-class
+#: negatives for the cross-entropy methods, one view, tuning at memory 50, stay committed apart).
 ESTIMATOR_SWEEPS = (
     ("ablation_cifar10_rerun", "cifar10_proxy_rerun", "CIFAR-10"),
-    ("ablation_pacs", "pacs_proxy", "PACS (earlier protocol)"),
+    ("ablation_pacs_rerun", "pacs_proxy_rerun", "PACS"),
 )
 COMPOSITION_SWEEPS = (
     ("share_cifar10_rerun", "cifar10_proxy_rerun", "CIFAR-10"),
-    ("share_pacs", "pacs_proxy", "PACS (earlier protocol)"),
+    ("share_pacs_rerun", "pacs_proxy_rerun", "PACS"),
 )
 COMPOSITION_METHODS = ("ce", "der", "co2l", "gcl", "gdro")
 ABLATION_MEMORIES = (20, 200)
@@ -747,7 +758,7 @@ def generated_readmes() -> dict[Path, str]:
     experiments = EXPERIMENTS_README.read_text(encoding="utf-8")
     experiments = replace_between(experiments, "claims", table, EXPERIMENTS_README)
     experiments = replace_between(
-        experiments, "claims-close", close_paragraph(close), EXPERIMENTS_README
+        experiments, "claims-close", close_paragraph(close, seed_counts(sweeps)), EXPERIMENTS_README
     )
     for folder, summary in generated_summaries().items():
         experiments = replace_between(experiments, f"summary {folder}", summary, EXPERIMENTS_README)
@@ -781,7 +792,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sweeps = {folder: read_sweep(RESULTS / folder) for folder, _ in CLAIM_SWEEPS}
         table, close = claims_table(sweeps)
         print(table)
-        print(close_paragraph(close))
+        print(close_paragraph(close, seed_counts(sweeps)))
         print(overview_table(sweeps))
         return 0
     generated = generated_readmes()

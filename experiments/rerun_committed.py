@@ -1,7 +1,7 @@
 """Re-run committed runs at the current commit and require records identical to the committed ones.
 
     python experiments/rerun_committed.py                                  # a sample of the default
-    python experiments/rerun_committed.py experiments/results/cifar10_proxy --sample 4
+    python experiments/rerun_committed.py experiments/results/cifar10_proxy_rerun --sample 4
     python experiments/rerun_committed.py experiments/results/default --runs digits__co2l__m200__s1
     python experiments/rerun_committed.py DIR --all
 

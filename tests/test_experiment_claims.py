@@ -46,34 +46,30 @@ def test_verdict_rules(claims):
     assert behind.text() == "x at 0 −2.0 [−3.0, −1.0]"
 
 
-def test_the_zero_shot_model_forgets_nothing_and_the_issue_22_verdicts(claims):
-    cifar = claims.read_sweep(claims.RESULTS / "cifar10_proxy")
-    pacs = claims.read_sweep(claims.RESULTS / "pacs_proxy")
+def test_the_zero_shot_model_forgets_nothing_and_the_cifar10_verdicts(claims):
+    cifar = claims.read_sweep(claims.RESULTS / "cifar10_proxy_rerun")
     assert set(cifar.sample(claims.FORGETTING, "zero-shot", 0).values()) == {0.0}
-    # PACS, no memory: EWC against GCL is within noise; DER does not beat GDRO beyond noise at 50
+    # CIFAR-10 under issue 22's protocol: GCL is behind GDRO at the two largest memories, GDRO
+    # behind EWC without memory, and no method ends below zero-shot beyond noise
+    assert claims.verdict(claims.gcl_large_memory(cifar)) == "refuted"
     assert (
-        claims.compare(pacs, claims.FINAL, ("ewc", 0), ("gcl", 0), "").difference.outcome
-        == "within noise"
+        claims.compare(cifar, claims.FINAL, ("gdro", 0), ("ewc", 0), "").difference.outcome
+        == "behind"
     )
-    assert (
-        claims.compare(pacs, claims.FINAL, ("der", 50), ("gdro", 50), "").difference.outcome
-        == "within noise"
-    )
-    # CIFAR-10: GCL is ahead of GDRO at the largest memories; CE is not the only method below zero-shot
-    assert claims.verdict(claims.gcl_large_memory(cifar)) == "confirmed"
-    assert claims.below_zero_shot(cifar) == "CE at 0, 20, 50, 200; Co2L at 0; FOSTER at 0"
+    assert claims.below_zero_shot(cifar) == "none"
 
 
 def test_an_ablation_is_measured_against_its_proxys_floor(claims):
     # the ablation's unchanged gcl runs are the proxy's gcl runs again: the same forgetting,
     # measured against the proxy's zero-shot runs (the ablation sweep has none of its own)
     ablation = claims.read_sweep(
-        claims.RESULTS / "ablation_cifar10", claims.RESULTS / "cifar10_proxy"
+        claims.RESULTS / "ablation_cifar10_rerun", claims.RESULTS / "cifar10_proxy_rerun"
     )
-    proxy = claims.read_sweep(claims.RESULTS / "cifar10_proxy")
+    proxy = claims.read_sweep(claims.RESULTS / "cifar10_proxy_rerun")
     for memory in (20, 200):
-        assert ablation.sample(claims.FORGETTING, "gcl", memory) == proxy.sample(
-            claims.FORGETTING, "gcl", memory
-        )
-    alone = claims.read_sweep(claims.RESULTS / "ablation_cifar10")
+        own = ablation.sample(claims.FORGETTING, "gcl", memory)  # 3 seeds; the proxy ran 5
+        assert own and own == {
+            seed: value for seed, value in proxy.sample(claims.FORGETTING, "gcl", memory).items() if seed in own
+        }
+    alone = claims.read_sweep(claims.RESULTS / "ablation_cifar10_rerun")
     assert alone.values[claims.FORGETTING] == {}  # no floor, no forgetting

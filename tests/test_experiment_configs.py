@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from avalanche_clip.pipeline.config import load_config, load_yaml, resolve_config
 from avalanche_clip.pipeline.sweep import plan_sweep
@@ -52,21 +53,27 @@ RESULTS = EXPERIMENTS / "results"
 
 
 @pytest.mark.parametrize("name", ["cifar10_proxy", "pacs_proxy"])
-def test_committed_tuned_values_are_refused_under_the_new_protocol_of_their_proxy(name, data_root):
-    """The committed tuned.yaml was tuned under the proxy's earlier protocol (the CE family over
-    every seen class's logits, one view): under the proxy config as it now reads (batch negatives,
-    two views) a sweep refuses it, naming both keys; with ``tuned_check: false`` (an ablation)
-    every value applies, each in its strategy's search space."""
+def test_tuned_values_of_the_earlier_protocol_are_refused_under_the_proxys_current_one(name, data_root, tmp_path):
+    """A tuned.yaml of the proxy's earlier protocol (written before ``train_logits`` and
+    ``feature_views`` were recorded: the CE family over every seen class's logits, one view; here
+    the committed re-tune with those two keys taken out of ``tuned_for``) is refused by a sweep of
+    the proxy config as it now reads (batch negatives, two views), naming both keys; with
+    ``tuned_check: false`` (an ablation) every value applies, each in its strategy's search space."""
     from avalanche_clip.common.errors import ConfigError
+    from avalanche_clip.common.yaml_io import read_yaml
     from avalanche_clip.pipeline.tuned_values import apply_tuned
 
     raw = load_yaml(EXPERIMENTS / f"{name}.yaml")
     config = resolve_config([raw, {"data_root": str(data_root / name.split("_")[0])}], sweep=True)
-    path = RESULTS / f"{name}_tune" / "tuned.yaml"
+    document = read_yaml((RESULTS / f"{name}_rerun_tune" / "tuned.yaml").read_text(encoding="utf-8"))
+    for key in ("train_logits", "feature_views"):
+        del document["tuned_for"][key]
+    path = tmp_path / "tuned.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"tuned under another protocol \(train_logits: .*; feature_views: tuned 1 vs now 2\)"):
-        apply_tuned(config, path)
+        apply_tuned(config, path, mem_size=20)
     with pytest.warns(UserWarning, match="applying values tuned under another protocol"):
-        applied = apply_tuned({**config, "tuned_check": False}, path)
+        applied = apply_tuned({**config, "tuned_check": False}, path, mem_size=20)
     tuned = {label: options for label, _, options in applied.entries}
     assert "lr" in tuned["gcl"] and "tau" in tuned["gcl"] and "dro_lambda" in tuned["gdro"]
     assert not tuned["zero-shot"]  # never trains: nothing to tune
@@ -96,7 +103,7 @@ def test_the_embedded_comparison_applies_its_packaged_tuned_values():
     assert not _config(None, ["strategy=naive"], sweep=False)["strategy_options"]  # not swept: defaults
 
 
-@pytest.mark.parametrize("name", ["cifar10_proxy"])
+@pytest.mark.parametrize("name", ["cifar10_proxy", "pacs_proxy"])
 def test_rerun_tuned_values_apply_and_each_value_at_a_bound_is_justified(name, data_root):
     """The re-run proxy's tuned.yaml is of the proxy's current protocol (a sweep applies it, each run
     the values of its nearest tuned memory size), and every value it holds at a bound of its space
@@ -117,6 +124,6 @@ def test_rerun_tuned_values_apply_and_each_value_at_a_bound_is_justified(name, d
                 for strategy, entry in tuned["strategies"].items()
                 for memory, study in entry["by_mem_size"].items()
                 for bound in study["at_bound"]]
-    assert at_bound, "the committed CIFAR-10 re-tune has values at a bound (tune.log)"
+    assert at_bound, f"the committed {name} re-tune has values at a bound (tune.log)"
     for strategy, memory, param in at_bound:
         assert f"`{param}`" in section, f"{strategy} at {memory}: {param} at a bound is not justified"

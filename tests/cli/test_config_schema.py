@@ -50,8 +50,8 @@ def test_a_parse_error_names_the_key_the_value_and_what_is_expected():
         parse_run_config(resolve_config([{"steps_per_experience": 0}]))
     with pytest.raises(ConfigError, match=r"head='mlp'; expected one of \('text', 'linear'\)"):
         parse_run_config(resolve_config([{"head": "mlp"}]))
-    # the example of the right shape names GCL's current default tau (0.1 since the defaults were tuned)
-    with pytest.raises(ConfigError, match=r"e.g. \{gcl: \{tau: 0.1\}\}, got \{'gcl': 0.2\}"):
+    # the example of the right shape names GCL's current default tau (strategies.defaults)
+    with pytest.raises(ConfigError, match=r"e.g. \{gcl: \{tau: 0.04\}\}, got \{'gcl': 0.2\}"):
         parse_run_config(resolve_config([{"strategy_options": {"gcl": 0.2}}]))
 
 
@@ -69,7 +69,7 @@ def test_every_run_config_is_checked_as_it_is_made():
         config.replace(strategy_options={"der": {"alpha": -1}})
 
 
-@pytest.mark.parametrize("results", ["default", "cifar10_proxy", "pacs_proxy", "cifar10_proxy_rerun"])
+@pytest.mark.parametrize("results", ["default", "cifar10_proxy_rerun", "pacs_proxy_rerun"])
 def test_committed_run_configs_parse_and_are_written_back_byte_for_byte(results):
     """What ``run --config <committed config.yaml>`` resolves, parsed and dumped as ``execute_run``
     writes it, is the committed file (keys added since it was written are left out)."""
@@ -107,8 +107,8 @@ def test_sweep_keys_read_in_one_place_are_checked_there(tmp_path):
     assert plan.runs[1].options == {"gamma": 1.0} and plan.runs[1].strategy_label == "gcl-g1"
 
 
-@pytest.mark.parametrize("results", ["default", "cifar10_proxy", "ablation_pacs", "share_cifar10",
-                                     "cifar10_proxy_rerun", "share_cifar10_rerun"])
+@pytest.mark.parametrize("results", ["default", "cifar10_proxy_rerun", "share_cifar10_rerun", "pacs_proxy_rerun",
+                                     "ablation_pacs_rerun", "share_pacs_rerun"])
 def test_committed_sweeps_parse_write_back_byte_for_byte_and_are_accepted(results, tmp_path):
     """A committed sweep.yaml parses into a SweepConfig that gives back the same mapping, is
     written back byte for byte, and its sweep folder's run folders are accepted as its own."""

@@ -160,12 +160,17 @@ def test_a_sweep_applies_the_values_of_the_nearest_tuned_size_and_records_it(tmp
 
 
 def test_an_older_flat_file_reads_as_tuned_at_its_settings_mem_size(tmp_path):
-    from avalanche_clip.cli import DEFAULT_CONFIG
-
-    committed = DEFAULT_CONFIG.parents[2] / "experiments" / "results" / "cifar10_proxy_tune" / "tuned.yaml"
-    document = read_tuned(committed)  # committed, flat: tuned at memory 50
+    # the layout tune wrote before per-memory tuning (the earlier proxies' tuned.yaml, at memory 50)
+    older = tmp_path / "older.yaml"
+    older.write_text(yaml.safe_dump({
+        "settings": {"mem_size": 50, "sampler_seed": 0, "seeds": [0], "strategies": ["gcl"], "trials": 16,
+                     "tune_epochs": False, "validation_fraction": 0.1},
+        "strategies": {"gcl": {"params": {"gamma": 0.56, "lr": 1.4e-4, "tau": 0.35},
+                               "space": {"lr": {"high": 0.1, "log": True, "low": 1e-05, "type": "float"}},
+                               "strategy": "gcl", "trials": 16, "value": 0.5, "wall_time_s": 100.0}}}))
+    document = read_tuned(older)
     assert set(document["strategies"]["gcl"]["by_mem_size"]) == {50}
-    assert document["strategies"]["gcl"]["by_mem_size"][50]["params"]["lr"] > 0
+    assert document["strategies"]["gcl"]["by_mem_size"][50]["params"]["lr"] == 1.4e-4
     flat = tmp_path / "flat.yaml"
     flat.write_text(yaml.safe_dump({"strategies": {"gcl": {"strategy": "gcl", "params": {"lr": 1e-3}}}}))
     with pytest.raises(ConfigError, match=r"gcl has flat 'params' but settings.mem_size is None; expected"):
