@@ -51,7 +51,7 @@ def test_a_parse_error_names_the_key_the_value_and_what_is_expected():
     with pytest.raises(ConfigError, match=r"head='mlp'; expected one of \('text', 'linear'\)"):
         parse_run_config(resolve_config([{"head": "mlp"}]))
     # the example of the right shape names GCL's current default tau (strategies.defaults)
-    with pytest.raises(ConfigError, match=r"e.g. \{gcl: \{tau: 0.04\}\}, got \{'gcl': 0.2\}"):
+    with pytest.raises(ConfigError, match=r"e.g. \{gcl: \{tau: 0.1\}\}, got \{'gcl': 0.2\}"):
         parse_run_config(resolve_config([{"strategy_options": {"gcl": 0.2}}]))
 
 

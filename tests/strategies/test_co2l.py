@@ -108,7 +108,8 @@ class _RecordAnchors(SupervisedPlugin):
         as_if_all_anchors = supcon(z, labels, strategy.tau, None, scale=strategy.tau / strategy.base_temperature)
         past = strategy.previous_projection()
         if past is not None:
-            distill = relation_distillation(z, past.double().cpu(), strategy.kappa, strategy.kappa_past)
+            distill = strategy.ird_lambda * relation_distillation(z, past.double().cpu(), strategy.kappa,
+                                                                  strategy.kappa_past)
             reference, as_if_all_anchors = reference + distill, as_if_all_anchors + distill
         self.steps.append((torch.equal(strategy.mb_anchors.cpu(), ~in_memory), int(in_memory.sum()),
                            float(strategy.loss.detach()), float(reference), float(as_if_all_anchors)))
