@@ -13,6 +13,16 @@ from avalanche_clip.pipeline.sweep import plan_sweep
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
+def _on_data(raw: dict, data_root: Path, proxy: str) -> dict:
+    """The overrides that point a proxy config at ``data_root`` (``AVALANCHE_CLIP_DATA``): its
+    stream's root and its held-out retention folders, which the committed configs give relative
+    to the repository (``../shared/data/...``)."""
+    shared = "../shared/data/"
+    sets = [{**item, "folder": str(data_root / item["folder"][len(shared):])}
+            if item.get("folder", "").startswith(shared) else item for item in raw.get("retention_sets") or []]
+    return {"data_root": str(data_root / proxy), **({"retention_sets": sets} if sets else {})}
+
+
 @pytest.mark.parametrize("path", sorted((EXPERIMENTS / "paper").glob("*.yaml")), ids=lambda p: p.stem)
 def test_paper_protocol_configs_plan_their_sweeps(path, tmp_path):
     config = resolve_config([load_yaml(path), {"data_root": str(tmp_path)}], sweep=True)
@@ -26,7 +36,7 @@ def test_paper_protocol_configs_plan_their_sweeps(path, tmp_path):
 def test_offline_proxy_configs_plan_their_sweeps(name, data_root):
     raw = load_yaml(EXPERIMENTS / f"{name}.yaml")
     assert raw["data_root"] == f"../shared/data/{name.split('_')[0]}"  # relative to the repo root
-    config = resolve_config([raw, {"data_root": str(data_root / name.split("_")[0])}], sweep=True)
+    config = resolve_config([raw, _on_data(raw, data_root, name.split("_")[0])], sweep=True)
     plan = plan_sweep(config)
     ours = [r for r in plan.runs if r.strategy == "gcl"]
     assert len({r.mem_size for r in ours}) >= 4 and len({r.seed for r in ours}) == 3
@@ -42,7 +52,7 @@ def test_ablation_configs_extend_a_proxy_or_the_default_and_plan_their_sweeps(pa
         config = resolve_config([raw], sweep=True)
         base = load_yaml(DEFAULT_CONFIG)
     else:
-        config = resolve_config([raw, {"data_root": str(data_root / proxy)}], sweep=True)
+        config = resolve_config([raw, _on_data(raw, data_root, proxy)], sweep=True)
         base = load_yaml(EXPERIMENTS / f"{proxy}_proxy.yaml")
     plan = plan_sweep(config)
     assert plan.runs and len({r.seed for r in plan.runs}) == 3
@@ -64,7 +74,7 @@ def test_tuned_values_of_the_earlier_protocol_are_refused_under_the_proxys_curre
     from avalanche_clip.pipeline.tuned_values import apply_tuned
 
     raw = load_yaml(EXPERIMENTS / f"{name}.yaml")
-    config = resolve_config([raw, {"data_root": str(data_root / name.split("_")[0])}], sweep=True)
+    config = resolve_config([raw, _on_data(raw, data_root, name.split("_")[0])], sweep=True)
     document = read_yaml((RESULTS / f"{name}_rerun_tune" / "tuned.yaml").read_text(encoding="utf-8"))
     for key in ("train_logits", "feature_views"):
         del document["tuned_for"][key]
@@ -112,7 +122,7 @@ def test_rerun_tuned_values_apply_and_each_value_at_a_bound_is_justified(name, d
     from avalanche_clip.pipeline.tuned_values import load_tuned
 
     raw = load_yaml(EXPERIMENTS / f"{name}.yaml")
-    config = resolve_config([raw, {"data_root": str(data_root / name.split("_")[0])}], sweep=True)
+    config = resolve_config([raw, _on_data(raw, data_root, name.split("_")[0])], sweep=True)
     path = RESULTS / f"{name}_rerun_tune" / "tuned.yaml"
     plan = plan_sweep(config, load_tuned(config, path))
     at = {(r.strategy, r.mem_size): r.tuned_at_mem_size for r in plan.runs if r.strategy != "zero-shot"}
