@@ -39,8 +39,9 @@ above 0, *behind* when below 0, *within noise* otherwise.
 - **within noise** when every comparison is within noise.
 
 Comparisons whose difference is below twice the larger standard deviation are listed below the
-table, each proxy's line with its seed count: below 5 seeds more seeds may settle them. The 5-seed rule ("use 5 seeds
-where differences are within two standard deviations") gives the runs to add: every (method,
+table, each proxy's line with its seed count: below 5 seeds more seeds may settle them. The
+5-seed rule ("use 5 seeds where differences are within two standard deviations") gives the runs
+to add: every (method,
 memory) of such a comparison with fewer than :data:`MIN_SEEDS` seeds, and the seeds it lacks
 (``--seeds-needed``; ``--write`` prints them too).
 
@@ -674,8 +675,8 @@ def _mean(sweep: Sweep, method: str, memory: int) -> float | None:
 
 #: (ablation sweep, the proxy whose zero-shot runs are its floor and whose runs are the baseline,
 #: column title). An ablation is read against the proxy records of its own protocol: both were
-#: re-run with their re-run proxy's tuned values (the earlier protocol's ablations, seen-class
-#: negatives for the cross-entropy methods, one view, tuning at memory 50, stay committed apart).
+#: re-run with their re-run proxy's tuned values (the earlier protocol's ablations are in the
+#: history, experiments/README.md "Records of the earlier protocol").
 ESTIMATOR_SWEEPS = (
     ("ablation_cifar10_rerun", "cifar10_proxy_rerun", "CIFAR-10"),
     ("ablation_pacs_rerun", "pacs_proxy_rerun", "PACS"),
