@@ -361,6 +361,8 @@ def _check_optimum(args: argparse.Namespace) -> int:
         refuse_finished,
         write_optimum,
     )
+    from avalanche_clip.pipeline.tune_threads import tuned_threads
+    from avalanche_clip.pipeline.tuned_values import read_tuned
 
     _refuse_torchrun("check-optimum")
     config = parse_sweep_config(_config(args.config, args.overrides, sweep=True))  # parsed once
@@ -370,7 +372,9 @@ def _check_optimum(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / f"{args.config.stem if args.config else 'default'}-optimum"
     check_factor(args.factor)
     refuse_finished(out, force=args.force)  # before any run
-    apply_threads(config.shared.get("threads"))
+    threads = config.shared.get("threads")
+    # scores reproduce under the tune's thread count only: apply it unless the config sets one
+    apply_threads(tuned_threads(read_tuned(tuned)) if threads is None else threads)
     checks = check_optimum(config, tuned, out, factor=args.factor, strategies=args.strategies,
                            mem_sizes=args.mem_sizes, progress=config.shared["progress"])
     markdown, table = write_optimum(checks, out, args.factor)

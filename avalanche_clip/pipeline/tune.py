@@ -33,7 +33,8 @@ from the sampler's best (:mod:`avalanche_clip.pipeline.tune_refine`; its runs un
 ``<out>/refine/<label>/m<size>/``), so that no neighbouring rate ``lr / 3`` or ``lr · 3`` scores
 better. Then a best value within 5 % of a bound of its space is a warning and an ``at_bound``
 entry, and the study records its validation size and the standard error of its score
-(:mod:`avalanche_clip.pipeline.tune_quality`).
+(:mod:`avalanche_clip.pipeline.tune_quality`), and torch's thread count (``threads``: CPU sums
+are split across threads, so a score's last bits depend on it; check-optimum re-scores under it).
 
 Studies live in ``--storage`` (any Optuna database URL; default SQLite under the output
 folder), one per strategy and memory size (its trial runs under ``<out>/trials/<label>/m<size>/``),
@@ -56,6 +57,8 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from avalanche_clip.pipeline.config import ConfigError
 from avalanche_clip.pipeline.config_parse import parse_run_config
@@ -277,6 +280,7 @@ def _tune_one(config: SweepConfig, settings: TuneSettings, label: str, mem_size:
         validation_sizes=sizes,
         standard_error=standard_error(value, sizes) if math.isfinite(value) else math.nan,
         at_bound=at_bound, sampler_seed=seed, lr_search=None if refinement is None else asdict(refinement),
+        threads=torch.get_num_threads(),
     )
 
 

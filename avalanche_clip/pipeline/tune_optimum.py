@@ -31,6 +31,13 @@ its domain). With ``b`` the best such score, the verdict is ``beyond bound bette
 off a better value; a point every try of which is refused is noted and the bound counts as the
 parameter's limit.
 
+Scores are compared bit for bit, and on a CPU their last bits depend on torch's thread count
+(sums are split across threads; a high learning rate can carry such a difference to another
+accuracy). So the check runs under the thread count each study records (``threads`` in
+``tuned.yaml``; the command line applies it unless the config sets another, which is refused),
+its runs record that count, and a finished re-score run made under another count is refused
+rather than reused.
+
 The re-score runs live under ``<out>/runs/<label>/m<size>/lr<lr>/`` (and ``<param><value>/``); a
 finished one is reused, so a check that was stopped continues where it stopped.
 """
@@ -41,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from avalanche_clip.common.errors import AvalancheClipError
@@ -55,6 +63,7 @@ from avalanche_clip.pipeline.tune import (
     validation_score,
 )
 from avalanche_clip.pipeline.tune_quality import standard_error, validation_size, values_at_bound
+from avalanche_clip.pipeline.tune_threads import refuse_other_threads, refuse_reused_runs
 from avalanche_clip.pipeline.tuned_values import load_tuned, read_tuned
 from avalanche_clip.strategies.registry import search_space
 from avalanche_clip.strategies.spaces import describe, in_space
@@ -179,6 +188,10 @@ def check_optimum(config: SweepConfig | dict[str, Any], tuned: str | Path, out_d
     outside = sorted({label for label, _ in chosen} - set(entries))
     if outside:
         raise ConfigError(f"tuned strategies {outside} are not strategies of the sweep config ({sorted(entries)})")
+    threads = torch.get_num_threads()
+    refuse_other_threads({name: studies[label][m] for label, m in chosen
+                          for name in [study_name(label, m)]}, threads)
+    config = config.replace(shared={**config.shared, "threads": threads})  # recorded by every re-score run
     checks = []
     bar = tqdm(chosen, desc="optimum checks", disable=not progress)
     for label, mem_size in bar:
@@ -202,7 +215,10 @@ def _check_one(config: SweepConfig, settings: TuneSettings, label: str, strategy
         raise ConfigError(f"study {name}: its best validation value is {best!r}; expected the accuracy "
                           "a finished study records (re-run the tune)")
 
+    threads = config.shared["threads"]
+
     def score(rate: float) -> tuple[float, str | None]:
+        refuse_reused_runs(folder / f"lr{rate!r}", threads)
         result = validation_score(config, settings, label, {**params, "lr": rate}, mem_size,
                                   folder / f"lr{rate!r}", resume=True)
         return result.value, result.error
@@ -212,7 +228,8 @@ def _check_one(config: SweepConfig, settings: TuneSettings, label: str, strategy
         raise OptimumMismatchError(
             f"study {name}: re-scoring its tuned values {params} on validation gives {value!r}, but the study's "
             f"best value is {best!r}{f' ({error})' if error else ''}; the config, data, code or device differ from "
-            "the tune's (its runs are deterministic on one machine), so its neighbours cannot be compared with it")
+            f"the tune's (its runs are deterministic on one machine and thread count: {threads} threads here, "
+            f"{study.get('threads') or 'not recorded'} in the tune), so its neighbours cannot be compared with it")
     sizes = [validation_size(run) for run in trial_runs(config, settings, label, params, mem_size)]
     at_bound = values_at_bound(params, space)
     notes = [f"{item['param']}={item['value']:.4g} at the {item['bound']} bound of its space ({item['space']})"
@@ -226,9 +243,12 @@ def _check_one(config: SweepConfig, settings: TuneSettings, label: str, strategy
             continue
         neighbour, error = score(rate)
         neighbours.append(Neighbour(step, rate, neighbour, f"{shown} diverged: {error}" if error else ""))
-    beyond = [_score_beyond(item["param"], item["bound"], space[item["param"]], factor,
-                            lambda name, x: validation_score(config, settings, label, {**params, name: x}, mem_size,
-                                                             folder / f"{name}{x!r}", resume=True).value)
+    def score_beyond(name: str, x: float) -> float:
+        refuse_reused_runs(folder / f"{name}{x!r}", threads)
+        return validation_score(config, settings, label, {**params, name: x}, mem_size,
+                                folder / f"{name}{x!r}", resume=True).value
+
+    beyond = [_score_beyond(item["param"], item["bound"], space[item["param"]], factor, score_beyond)
               for item in at_bound if item["param"] != "lr"]  # the lr's own neighbours are scored above
     return OptimumCheck(label, strategy, mem_size, lr, value, standard_error(value, sizes), neighbours, notes, beyond)
 

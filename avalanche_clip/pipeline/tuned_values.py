@@ -92,6 +92,11 @@ class TunedStudy:
     #: the learning-rate line search that ended the study (tune_refine.Refinement as a mapping):
     #: where it started (the sampler's best), the points it scored and why it stopped
     lr_search: dict[str, Any] | None = None
+    #: torch's intra-op threads in the process that ended the study (None: not recorded, an older
+    #: file). CPU float sums are split across threads, so a score's last bits depend on the count,
+    #: and a run that amplifies them (a high learning rate) ends elsewhere: check-optimum re-scores
+    #: under the same count
+    threads: int | None = None
 
 
 def tuned_for(config: SweepConfig | dict[str, Any]) -> dict[str, Any]:

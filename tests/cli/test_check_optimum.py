@@ -9,6 +9,7 @@ import math
 import warnings
 
 import pytest
+import torch
 import yaml
 from cli_fixtures import cli, read_jsonl, write_config
 from test_cli_tune import sweep_config, write_image_folder
@@ -29,6 +30,7 @@ from avalanche_clip.pipeline.tune_optimum import (
     select_studies,
 )
 from avalanche_clip.pipeline.tune_settings import tune_settings
+from avalanche_clip.pipeline.tune_threads import refuse_reused_runs, tuned_threads
 
 VALIDATION = 12  # round(0.3 × 10) validation images of each of 4 classes
 
@@ -81,7 +83,9 @@ def test_the_tuned_lr_reproduces_its_study_and_its_neighbours_are_a_third_and_th
                 assert row[key] == "" and not run.exists()
                 assert f"= {rate:.4g} outside the space (float in [1e-07, 1], log): skipped" in row["notes"]
                 continue
-            assert yaml.safe_load(next(run.rglob("config.yaml")).read_text())["strategy_options"]["ce"]["lr"] == rate
+            saved = yaml.safe_load(next(run.rglob("config.yaml")).read_text())
+            assert saved["strategy_options"]["ce"]["lr"] == rate
+            assert saved["threads"] == study["threads"] == torch.get_num_threads()  # the tune's count, recorded
             assert float(row[key]) == _final_accuracy(run)  # the table holds what the run recorded
             scores.append(float(row[key]))
         gain = max(scores) - p
@@ -150,6 +154,35 @@ def test_bad_input_is_refused_before_any_run(tuned, tmp_path, capsys):
     naming = write_config(tmp_path / "naming.yaml", {**yaml.safe_load(config.read_text()), "tuned": str(path)})
     code, _, err = cli(capsys, "check-optimum", "--config", naming, "--mem-sizes", "7")
     assert code == 2 and "(tuned sizes: ce: [0, 4])" in err  # the config's tuned file was read
+
+
+def test_a_study_tuned_with_another_thread_count_is_refused_before_any_run(tuned, tmp_path, capsys):
+    config, path = tuned
+    document = yaml.safe_load(path.read_text())
+    here = torch.get_num_threads()
+    assert tuned_threads(document) == here  # every study of this tune ran in this process
+    document["strategies"]["ce"]["by_mem_size"][4]["threads"] = here + 1
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(document))
+    assert tuned_threads(document) is None  # two counts: the command line applies none
+    code, _, err = cli(capsys, "check-optimum", "--config", config, "--tuned", other, "--out", tmp_path / "check")
+    assert code == 2 and f"study ce__m4 was tuned with {here + 1} torch threads and this check runs with {here}" in err
+    assert f"pass threads={here + 1}" in err and not (tmp_path / "check" / "runs").exists()
+    del document["strategies"]["ce"]["by_mem_size"][4]["threads"]  # an older file: nothing to compare
+    assert tuned_threads(document) is None
+
+
+def test_a_finished_rescore_run_of_another_thread_count_is_not_reused(tmp_path):
+    folder = tmp_path / "lr0.01"
+    refuse_reused_runs(folder, 1)  # nothing there yet
+    (folder / "digits__s0").mkdir(parents=True)
+    (folder / "digits__s0" / "config.yaml").write_text("strategy: ce\nthreads: 1\n")
+    refuse_reused_runs(folder, 1)
+    for saved, threads in (("1", 2), ("null", 1)):
+        (folder / "digits__s0" / "config.yaml").write_text(f"strategy: ce\nthreads: {saved}\n")
+        with pytest.raises(ConfigError, match=f"made with threads={'None' if saved == 'null' else saved}, "
+                                              f"and this check runs with {threads}"):
+            refuse_reused_runs(folder, threads)
 
 
 def test_the_verdict_compares_the_best_gain_with_one_standard_error():
