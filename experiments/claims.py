@@ -13,7 +13,9 @@ same command also writes each sweep's summary table (what ``avalanche-clip repor
 ``report/summary.md``; ``--check`` also requires that file to match) between its markers in
 ``experiments/README.md``, the two ablation tables there (with forgetting against the proxy's
 zero-shot runs of the same seed and data, since the ablation sweeps have none of their own; each
-ablation is read against the proxy records of its own protocol), the README's
+ablation is read against the proxy records of its own protocol), the negatives ablation's table
+(every seen class against the embedded default's batch negatives, per-seed differences with 95 %
+intervals), the README's
 final-accuracy overview and the tuned values of each re-run proxy's ``tuned.yaml``
 (:mod:`avalanche_clip.reporting.tuned_table`), so no table of results in either README is typed
 by hand.
@@ -64,6 +66,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from avalanche_clip.common.yaml_io import read_yaml
 from avalanche_clip.reporting import final_records, load_records, summary_table, to_markdown
 from avalanche_clip.reporting.floor import floor_metrics
 from avalanche_clip.reporting.readme_markers import replace_between
@@ -687,6 +690,15 @@ COMPOSITION_SWEEPS = (
 )
 COMPOSITION_METHODS = ("ce", "der", "co2l", "gcl", "gdro")
 ABLATION_MEMORIES = (20, 200)
+#: The negatives ablations: (README marker, the sweep with every seen class's logits, the sweep
+#: it differs from in the negatives alone: the batch's classes), each re-tuned under its own negatives.
+NEGATIVES_SWEEPS = (
+    ("ablation negatives digits", "ablation_seen_digits", "default"),
+)
+#: Where each seen sweep's tuned values are: ``<seen folder>_tune/tuned.yaml``.
+TUNE_SUFFIX = "_tune"
+NEGATIVES_METHODS = ("ce", "ewc", "der", "icarl", "co2l", "foster", "zscl", "gcl", "gdro", "joint",
+                     "joint-converged")
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -743,6 +755,45 @@ def composition_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def negatives_table(seen_folder: str, batch_folder: str) -> str:
+    """Final accuracy (%): the batch's classes → every seen class, means over the seeds both
+    sweeps ran, and the per-seed difference seen − batch (the same seed: the same class order,
+    data and exemplars) with its 95 % t interval; then how many cells are ahead, behind and
+    within noise. The methods and memory sizes are the seen sweep's."""
+    seen_sweep, batch_sweep = read_sweep(RESULTS / seen_folder), read_sweep(RESULTS / batch_folder)
+    methods = [m for m in NEGATIVES_METHODS if seen_sweep.memories(m)]
+    memories = sorted({m for method in methods for m in seen_sweep.memories(method)})
+    lines = ["| method | " + " | ".join(f"memory {m}" for m in memories) + " |",
+             "|---|" + "---:|" * len(memories)]
+    outcomes: dict[str, list[str]] = {AHEAD: [], BEHIND: [], NOISE: []}
+    for method in methods:
+        cells = []
+        for memory in memories:
+            if not (batch_sweep.has(method, memory) and seen_sweep.has(method, memory)):
+                cells.append("—")
+                continue
+            batch, seen = batch_sweep.sample(FINAL, method, memory), seen_sweep.sample(FINAL, method, memory)
+            seeds = sorted(set(batch) & set(seen))
+            diff = welch([seen[s] - batch[s] for s in seeds], [0.0] * len(seeds))
+            outcomes[diff.outcome].append(f"{_n(method)} at {memory}")
+            mean_batch = sum(batch[s] for s in seeds) / len(seeds)
+            mean_seen = sum(seen[s] for s in seeds) / len(seeds)
+            cells.append(f"{mean_batch * 100:.1f} → {mean_seen * 100:.1f} "
+                         f"({_pp(diff.diff, sign=True)} [{_pp(diff.low)}, {_pp(diff.high)}])")
+        lines.append(f"| {_n(method)} | " + " | ".join(cells) + " |")
+    studies = read_yaml((RESULTS / f"{seen_folder}{TUNE_SUFFIX}" / "tuned.yaml").read_text())["strategies"]
+    at_bound = [f"{_n(label)} at {size} ({', '.join(item['param'] for item in study['at_bound'])})"
+                for label, entry in studies.items() if label in methods
+                for size, study in sorted(entry["by_mem_size"].items()) if study.get("at_bound")]
+    total = sum(len(v) for v in outcomes.values())
+    summary = (f"Of {total} (method, memory) cells, every seen class's logits score higher than the "
+               f"batch's classes in {len(outcomes[AHEAD])} ({', '.join(outcomes[AHEAD]) or 'none'}), "
+               f"lower in {len(outcomes[BEHIND])} and within noise in {len(outcomes[NOISE])} (95 % "
+               f"interval of the per-seed difference). Studies of the seen tune whose best value lies at a "
+               f"bound of its space: {'; '.join(at_bound) or 'none'}.")
+    return "\n".join(lines) + "\n\n" + summary + "\n"
+
+
 def generated_summaries() -> dict[str, str]:
     """``{sweep: its summary table}`` from the records, as ``avalanche-clip report`` writes it
     to ``report/summary.md``."""
@@ -772,6 +823,10 @@ def generated_readmes() -> dict[Path, str]:
     experiments = replace_between(
         experiments, "ablation composition", composition_table(), EXPERIMENTS_README
     )
+    for marker, seen_folder, batch_folder in NEGATIVES_SWEEPS:
+        experiments = replace_between(
+            experiments, marker, negatives_table(seen_folder, batch_folder), EXPERIMENTS_README
+        )
     main = MAIN_README.read_text(encoding="utf-8")
     main = replace_between(main, "overview", overview_table(sweeps), MAIN_README)
     return {EXPERIMENTS_README: experiments, MAIN_README: main}
