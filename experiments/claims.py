@@ -694,6 +694,7 @@ ABLATION_MEMORIES = (20, 200)
 #: it differs from in the negatives alone: the batch's classes), each re-tuned under its own negatives.
 NEGATIVES_SWEEPS = (
     ("ablation negatives digits", "ablation_seen_digits", "default"),
+    ("ablation negatives cifar10", "ablation_seen_cifar10", "cifar10_proxy_rerun"),
 )
 #: Where each seen sweep's tuned values are: ``<seen folder>_tune/tuned.yaml``.
 TUNE_SUFFIX = "_tune"
