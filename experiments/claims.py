@@ -13,8 +13,9 @@ same command also writes each sweep's summary table (what ``avalanche-clip repor
 ``report/summary.md``; ``--check`` also requires that file to match) between its markers in
 ``experiments/README.md``, the two ablation tables there (with forgetting against the proxy's
 zero-shot runs of the same seed and data, since the ablation sweeps have none of their own; each
-ablation is read against the proxy records of its own protocol), the negatives ablation's table
-(every seen class against the embedded default's batch negatives, per-seed differences with 95 %
+ablation is read against the proxy records of its own protocol), the two negatives ablations'
+tables (every seen class's logits against the batch's classes, on digits against the embedded
+default's records and on the CIFAR-10 proxy against the proxy's; per-seed differences with 95 %
 intervals), the README's
 final-accuracy overview and the tuned values of each re-run proxy's ``tuned.yaml``
 (:mod:`avalanche_clip.reporting.tuned_table`), so no table of results in either README is typed
@@ -223,12 +224,17 @@ def compare_falls(
     return Comparison(label, metric, welch(falls(a), falls(b)), cells)
 
 
+def paired(a: dict[int, float], b: dict[int, float]) -> Difference:
+    """``a − b`` seed by seed over the seeds both have, against no difference (one-sample: the
+    Welch interval of the differences against a sample of zeros reduces to the t interval)."""
+    differences = [a[s] - b[s] for s in sorted(set(a) & set(b))]
+    return welch(differences, [0.0] * len(differences))
+
+
 def fall(sweep: Sweep, metric: str, method: str, high: int, low: int, label: str) -> Comparison:
-    """``method``'s fall from memory ``high`` to ``low`` against no fall (per seed, one-sample:
-    the Welch interval of the falls against a sample of zeros reduces to the t interval)."""
+    """``method``'s fall from memory ``high`` to ``low`` against no fall (:func:`paired`)."""
     top, bottom = sweep.sample(metric, method, high), sweep.sample(metric, method, low)
-    falls = [top[s] - bottom[s] for s in sorted(set(top) & set(bottom))]
-    return Comparison(label, metric, welch(falls, [0.0] * len(falls)), ((method, high), (method, low)))
+    return Comparison(label, metric, paired(top, bottom), ((method, high), (method, low)))
 
 
 def verdict(comparisons: Sequence[Comparison]) -> str:
@@ -690,14 +696,14 @@ COMPOSITION_SWEEPS = (
 )
 COMPOSITION_METHODS = ("ce", "der", "co2l", "gcl", "gdro")
 ABLATION_MEMORIES = (20, 200)
-#: The negatives ablations: (README marker, the sweep with every seen class's logits, the sweep
-#: it differs from in the negatives alone: the batch's classes), each re-tuned under its own negatives.
+#: The negatives ablations: (README marker, the sweep with every seen class's logits, its tune
+#: folder, the sweep it differs from in the negatives alone: the batch's classes), each re-tuned
+#: under its own negatives.
 NEGATIVES_SWEEPS = (
-    ("ablation negatives digits", "ablation_seen_digits", "default"),
-    ("ablation negatives cifar10", "ablation_seen_cifar10", "cifar10_proxy_rerun"),
+    ("ablation negatives digits", "ablation_seen_digits", "ablation_seen_digits_tune", "default"),
+    ("ablation negatives cifar10", "ablation_seen_cifar10", "ablation_seen_cifar10_tune",
+     "cifar10_proxy_rerun"),
 )
-#: Where each seen sweep's tuned values are: ``<seen folder>_tune/tuned.yaml``.
-TUNE_SUFFIX = "_tune"
 NEGATIVES_METHODS = ("ce", "ewc", "der", "icarl", "co2l", "foster", "zscl", "gcl", "gdro", "joint",
                      "joint-converged")
 
@@ -756,11 +762,12 @@ def composition_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def negatives_table(seen_folder: str, batch_folder: str) -> str:
+def negatives_table(seen_folder: str, tune_folder: str, batch_folder: str) -> str:
     """Final accuracy (%): the batch's classes → every seen class, means over the seeds both
     sweeps ran, and the per-seed difference seen − batch (the same seed: the same class order,
     data and exemplars) with its 95 % t interval; then how many cells are ahead, behind and
-    within noise. The methods and memory sizes are the seen sweep's."""
+    within noise, and the seen tune's studies with a value at a bound of its space. The methods
+    and memory sizes are the seen sweep's."""
     seen_sweep, batch_sweep = read_sweep(RESULTS / seen_folder), read_sweep(RESULTS / batch_folder)
     methods = [m for m in NEGATIVES_METHODS if seen_sweep.memories(m)]
     memories = sorted({m for method in methods for m in seen_sweep.memories(method)})
@@ -775,14 +782,14 @@ def negatives_table(seen_folder: str, batch_folder: str) -> str:
                 continue
             batch, seen = batch_sweep.sample(FINAL, method, memory), seen_sweep.sample(FINAL, method, memory)
             seeds = sorted(set(batch) & set(seen))
-            diff = welch([seen[s] - batch[s] for s in seeds], [0.0] * len(seeds))
+            diff = paired(seen, batch)
             outcomes[diff.outcome].append(f"{_n(method)} at {memory}")
             mean_batch = sum(batch[s] for s in seeds) / len(seeds)
             mean_seen = sum(seen[s] for s in seeds) / len(seeds)
             cells.append(f"{mean_batch * 100:.1f} → {mean_seen * 100:.1f} "
                          f"({_pp(diff.diff, sign=True)} [{_pp(diff.low)}, {_pp(diff.high)}])")
         lines.append(f"| {_n(method)} | " + " | ".join(cells) + " |")
-    studies = read_yaml((RESULTS / f"{seen_folder}{TUNE_SUFFIX}" / "tuned.yaml").read_text())["strategies"]
+    studies = read_yaml((RESULTS / tune_folder / "tuned.yaml").read_text())["strategies"]
     at_bound = [f"{_n(label)} at {size} ({', '.join(item['param'] for item in study['at_bound'])})"
                 for label, entry in studies.items() if label in methods
                 for size, study in sorted(entry["by_mem_size"].items()) if study.get("at_bound")]
@@ -824,9 +831,10 @@ def generated_readmes() -> dict[Path, str]:
     experiments = replace_between(
         experiments, "ablation composition", composition_table(), EXPERIMENTS_README
     )
-    for marker, seen_folder, batch_folder in NEGATIVES_SWEEPS:
+    for marker, seen_folder, tune_folder, batch_folder in NEGATIVES_SWEEPS:
         experiments = replace_between(
-            experiments, marker, negatives_table(seen_folder, batch_folder), EXPERIMENTS_README
+            experiments, marker, negatives_table(seen_folder, tune_folder, batch_folder),
+            EXPERIMENTS_README,
         )
     main = MAIN_README.read_text(encoding="utf-8")
     main = replace_between(main, "overview", overview_table(sweeps), MAIN_README)

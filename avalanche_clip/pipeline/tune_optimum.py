@@ -189,8 +189,7 @@ def check_optimum(config: SweepConfig | dict[str, Any], tuned: str | Path, out_d
     if outside:
         raise ConfigError(f"tuned strategies {outside} are not strategies of the sweep config ({sorted(entries)})")
     threads = torch.get_num_threads()
-    refuse_other_threads({name: studies[label][m] for label, m in chosen
-                          for name in [study_name(label, m)]}, threads)
+    refuse_other_threads({study_name(label, m): studies[label][m] for label, m in chosen}, threads)
     config = config.replace(shared={**config.shared, "threads": threads})  # recorded by every re-score run
     checks = []
     bar = tqdm(chosen, desc="optimum checks", disable=not progress)
