@@ -106,12 +106,18 @@ class DrawViews:
     def __init__(self, views: int, views_per_item: int) -> None:
         self.views, self.views_per_item = check_views(views, views_per_item)
 
-    def __call__(self, stack: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    def draw(self) -> list[int]:
+        """The stack slots ``1 + π_0, .., 1 + π_{k−1}`` of one item (the batched loader of
+        :mod:`avalanche_clip.training.batched_items` draws through this too)."""
         # the whole permutation is drawn whatever k, so the first view is the same for every k
         order = torch.randperm(self.views)
+        return [1 + v for v in order[: self.views_per_item].tolist()]
+
+    def __call__(self, stack: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        slots = self.draw()
         if self.views_per_item == 1:
-            return stack[1 + int(order[0])]
-        return tuple(stack[1 + int(v)] for v in order[: self.views_per_item])
+            return stack[slots[0]]
+        return tuple(stack[slot] for slot in slots)
 
     def __repr__(self) -> str:
         return f"DrawViews(views={self.views}, views_per_item={self.views_per_item})"

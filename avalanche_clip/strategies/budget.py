@@ -34,6 +34,7 @@ import torch
 from avalanche.benchmarks.utils import AvalancheDataset
 from torch.utils.data import DataLoader
 
+from avalanche_clip.training.batched_items import BatchedItems
 from avalanche_clip.training.batching import (
     ReplayBatchSampler,
     check_composition,
@@ -126,9 +127,10 @@ def whole_eval_loader(dataset: AvalancheDataset, *, batch_size: int, device: tor
     """Every sample of ``dataset``, in order: what each process evaluates under several
     processes. Avalanche's loader would give each process a ``DistributedSampler`` share (padded
     with repeats) once a process group exists, so each rank's metrics would be those of its half
-    of the test data and rank 0's records would differ from one process's."""
+    of the test data and rank 0's records would differ from one process's. Cached features are
+    read a batch at a time (:class:`~avalanche_clip.training.batched_items.BatchedItems`)."""
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate_fn,
+        BatchedItems(dataset), batch_size=batch_size, shuffle=False, collate_fn=dataset.collate_fn,
         num_workers=num_workers, persistent_workers=persistent_workers and num_workers > 0,
         pin_memory=device.type == "cuda" if pin_memory is None else pin_memory,
     )
@@ -148,10 +150,13 @@ def make_train_dataloader(strategy: Any, *, num_workers: int, pin_memory: bool |
 def make_eval_dataloader(strategy: Any, avalanche_make: Callable[..., None], *, num_workers: int,
                          shuffle: bool, pin_memory: bool | None, persistent_workers: bool,
                          **kwargs: Any) -> None:
-    """A strategy's evaluation loader: Avalanche's (``avalanche_make``, the template's
-    ``make_eval_dataloader``) in one process; under several, :func:`whole_eval_loader` of the
-    strategy's adapted dataset, so every process evaluates every sample."""
-    if world_size() == 1:
+    """A strategy's evaluation loader: :func:`whole_eval_loader` of the strategy's adapted
+    dataset, which under several processes has every process evaluate every sample, and in one
+    is Avalanche's loader (every sample in order, ``eval_mb_size`` a batch, the dataset's
+    collate) reading cached features a batch at a time. Avalanche's own (``avalanche_make``,
+    the template's ``make_eval_dataloader``) where the call asks for more (a shuffle, extra
+    loader arguments)."""
+    if world_size() == 1 and (shuffle or kwargs):
         avalanche_make(num_workers=num_workers, shuffle=shuffle, pin_memory=pin_memory,
                        persistent_workers=persistent_workers, **kwargs)
         return

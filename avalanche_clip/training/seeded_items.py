@@ -12,7 +12,8 @@ any number of processes, with any number of loader workers, and after a resume:
   (shard those with :class:`~avalanche_clip.training.distributed.ShardedBatchSampler`);
 - :class:`SeededItems` loads ``dataset[index]`` with torch's CPU generator seeded by the item
   seed, and restores the generator once the batch is loaded, so loading leaves the process's own
-  stream (dropout, what follows) as it was.
+  stream (dropout, what follows) as it was. On cached features it reads the whole batch at once
+  (:mod:`avalanche_clip.training.batched_items`: the same items, seeded the same way).
 
 Only torch's CPU generator is seeded: torchvision's transforms draw from it (a transform that
 draws from Python's ``random`` or NumPy would still differ between processes).
@@ -26,6 +27,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from avalanche_clip.training.batched_items import batched_fetch
 from avalanche_clip.training.batching import derived_seed
 
 _SEED_MASK = (1 << 63) - 1
@@ -56,6 +58,8 @@ class SeededItems(Dataset):
 
     def __init__(self, dataset: Sized) -> None:
         self.dataset = dataset
+        # cached features: a whole batch in one gather, the same items (None: item by item)
+        self._fetch = batched_fetch(dataset)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -68,6 +72,8 @@ class SeededItems(Dataset):
         restore of the generator per batch)."""
         saved = torch.get_rng_state()
         try:
+            if self._fetch is not None:
+                return self._fetch(keys)
             items = []
             for index, seed in keys:
                 torch.default_generator.manual_seed(seed)  # the CPU generator alone: CUDA's is left alone
