@@ -8,6 +8,12 @@ every model parameter to it; they have no gradient and are skipped):
 
 - ``default``: effnet-lite0-clip's projections (256 x 1280 image, 256 x 256 text): 0.39 M
   trained among 202 parameters (19.6 M);
+- ``default, dead features``: the same, with 511 of the image projection's 1280 input columns
+  getting an exactly zero gradient, as in a run of the default: the ImageNet tower gives some
+  features as exact zeros for every image, so their weights never get a gradient and a third of
+  AdamW's second-moment state stays 0 (130,816 = 256 x 511 of the 393,216 entries after a GCL
+  run's first step). Torch's CPU ``sqrt`` of an exact zero takes a slow path (~14x a positive
+  number's on this machine), and AdamW takes the square root of its whole state every step;
 - ``proxy``: the ConSE model of the CIFAR-10 / PACS proxies (the 1000 x 1280 ImageNet
   classifier and its bias, the 384 x 1000 and 384 x 384 text projections): 1.81 M trained among
   253 parameters (27.7 M).
@@ -25,19 +31,23 @@ import time
 
 import torch
 
-SHAPES = {
-    "default": ([(256, 1280), (256, 256)], 202, 19_580_417),
-    "proxy": ([(1000, 1280), (1000,), (384, 1000), (384, 384)], 253, 27_748_841),
+SHAPES = {  # trained shapes, parameters in the optimizer, their elements, dead input columns of the first
+    "default": ([(256, 1280), (256, 256)], 202, 19_580_417, 0),
+    "default, dead features": ([(256, 1280), (256, 256)], 202, 19_580_417, 511),
+    "proxy": ([(1000, 1280), (1000,), (384, 1000), (384, 384)], 253, 27_748_841, 0),
 }
 PATHS = {"per-tensor": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
-def parameters(trained: list[tuple[int, ...]], count: int, total: int) -> list[torch.nn.Parameter]:
-    """The trained parameters (seeded values and gradients) then frozen ones without a gradient."""
+def parameters(trained: list[tuple[int, ...]], count: int, total: int,
+               dead: int = 0) -> list[torch.nn.Parameter]:
+    """The trained parameters (seeded values and gradients; the first ``dead`` input columns of
+    the first with a zero gradient) then frozen ones without a gradient."""
     generator = torch.Generator().manual_seed(0)
     params = [torch.nn.Parameter(torch.randn(shape, generator=generator)) for shape in trained]
     for param in params:
         param.grad = torch.randn(param.shape, generator=generator)
+    params[0].grad[:, :dead] = 0.0
     frozen = count - len(trained)
     left = total - sum(p.numel() for p in params)
     params += [torch.nn.Parameter(torch.zeros(left // frozen)) for _ in range(frozen)]

@@ -6,7 +6,7 @@ checkpoints on) trains 5 experiences with an evaluation, a record and a checkpoi
 joint training takes the same optimizer steps in one pass and evaluates once. Each is timed as
 ``execute_run`` in a fresh run folder (build the model and stream, train, evaluate, record,
 checkpoint; no zero-shot evaluation, which a sweep does once per seed), in one process with
-one torch thread, CPU kernels pinned as the command line pins them, taking turns (alternating
+one torch thread and denormals flushed, CPU kernels pinned, as the command line runs them, taking turns (alternating
 which goes first) after one warm-up run of each;
 the table gives the median of ``--repeats`` and the ratio measured in the same process.
 
@@ -32,9 +32,9 @@ from avalanche_clip.common.cpu_kernels import pin_cpu_kernels
 
 pin_cpu_kernels()  # as the command line does, before any tensor operation: the kernels sweeps run
 
-import torch  # noqa: E402
 
 from avalanche_clip.cli import _config  # noqa: E402
+from avalanche_clip.common.threads import apply_threads  # noqa: E402
 from avalanche_clip.pipeline.run import execute_run  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(1)
+    apply_threads(1)  # one thread, denormals flushed: as a run process computes
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_run_"))
     common = [f"seed={args.seed}", "threads=1", "progress=false", "zero_shot_floor=false",
               f"cache_dir={work / 'cache'}", *args.set]

@@ -27,7 +27,6 @@ from avalanche_clip.common.cpu_kernels import pin_cpu_kernels
 
 pin_cpu_kernels()  # as the command line does, before any tensor operation
 
-import torch  # noqa: E402
 import torch.utils.data.dataloader as dataloader  # noqa: E402
 from avalanche.training.templates import base, base_sgd  # noqa: E402
 from avalanche.training.templates.update_type import sgd_update  # noqa: E402
@@ -35,6 +34,7 @@ from avalanche.training.templates.update_type import sgd_update  # noqa: E402
 import avalanche_clip.pipeline.run as run_module  # noqa: E402
 import avalanche_clip.pipeline.run_loop as run_loop  # noqa: E402
 from avalanche_clip.cli import _config  # noqa: E402
+from avalanche_clip.common.threads import apply_threads  # noqa: E402
 from avalanche_clip.strategies.base import CLIPStrategyBase  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -88,7 +88,7 @@ def main(argv: list[str]) -> None:
     rounds = int(argv[0]) if argv else 3
     for owner, name, label in PHASES:
         wrap(owner, name, label)
-    torch.set_num_threads(1)
+    apply_threads(1)  # one thread, denormals flushed: as a run process computes
     work = Path(tempfile.mkdtemp(prefix="run_phases_"))
     common = ["seed=0", "threads=1", "progress=false", "zero_shot_floor=false",
               f"cache_dir={work / 'cache'}", *argv[1:]]

@@ -18,6 +18,10 @@ The process pins its CPU kernels before any tensor operation, as the command lin
 Exit code 0 when every compared record is identical, 1 otherwise (the differing fields are
 printed), 2 for bad arguments.
 
+``--against DIR`` re-runs nothing: it compares the records of a sweep already run into ``DIR``
+(e.g. by ``benchmarks/time_sweep.py``) with the committed ones, run by run, for every committed
+run (all of them must be there).
+
 After a deliberate change of the numerics (say so in the commit), ``--update`` writes the re-run
 records over the committed ``results.jsonl`` of the runs that differ (their ``config.yaml`` stays);
 then ``avalanche-clip report DIR`` rewrites the folder's tables and figures.
@@ -102,6 +106,27 @@ def rerun(run: Path, overrides: list[str], workdir: Path) -> tuple[int, list[str
     return 0, differences(read_records(run / "results.jsonl"), read_records(out / "results.jsonl")), ""
 
 
+def compare_sweep(results: Path, fresh: Path) -> int:
+    """Compare every committed run of ``results`` with the run of the same id in the sweep
+    folder ``fresh``; 0 when every record is identical (module docstring)."""
+    runs = committed_runs(results)
+    failed = 0
+    for run in runs:
+        other = fresh / "runs" / run.name / "results.jsonl"
+        if not other.is_file():
+            failed += 1
+            print(f"MISSING   {run.name}: no {other}")
+            continue
+        diffs = differences(read_records(run / "results.jsonl"), read_records(other))
+        if diffs:
+            failed += 1
+            print(f"DIFFERENT {results.name}/{run.name}:")
+            print("\n".join(f"    {d}" for d in diffs[:20]))
+    print(f"{failed} of {len(runs)} runs differ or are missing" if failed
+          else f"all {len(runs)} runs' records are identical")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="*", type=Path, default=[DEFAULT_RESULTS],
@@ -112,12 +137,18 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--all", action="store_true", help="every run")
     parser.add_argument("--set", nargs="*", default=[], metavar="key=value",
                         help="overrides for every re-run, e.g. data_root=... where the data lives elsewhere")
+    parser.add_argument("--against", type=Path, metavar="DIR",
+                        help="compare the runs of this finished sweep folder instead of re-running (one results folder)")
     parser.add_argument("--update", action="store_true",
                         help="write the re-run records over the committed ones that differ (module docstring)")
     args = parser.parse_args(argv)
     pin_cpu_kernels()  # before anything computes, as the command line does (module docstring)
     if args.sample < 1:
         parser.error(f"--sample must be >= 1, got {args.sample}")
+    if args.against is not None:
+        if len(args.results) != 1 or args.update:
+            parser.error("--against compares one results folder and updates nothing")
+        return compare_sweep(args.results[0], args.against)
 
     failed = 0
     with tempfile.TemporaryDirectory(prefix="rerun-committed-") as tmp:

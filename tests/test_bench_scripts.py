@@ -59,7 +59,7 @@ def test_sweep_timer_times_every_run_of_a_fresh_sweep_and_refuses_a_used_folder(
 
 def test_optimizer_benchmark_times_the_three_paths_and_checks_they_equal_the_loop():
     results = _script("bench_optimizer").main(["--steps", "2", "--rounds", "1"])
-    assert set(results) == {"default", "proxy"}
+    assert set(results) == {"default", "default, dead features", "proxy"}
     for paths in results.values():
         assert set(paths) == {"per-tensor", "foreach", "fused"}
         assert paths["per-tensor"]["ratio"] == 1.0 and paths["per-tensor"]["equal"]

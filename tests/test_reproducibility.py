@@ -113,3 +113,35 @@ def test_a_sample_of_the_committed_default_reruns_to_identical_records(tmp_path)
                    "digits__der__m20__s2", "digits__gcl__m50__s0"],
                   env={"AVALANCHE_CLIP_CACHE": str(tmp_path / "cache")})
     assert out.splitlines()[-1] == "every re-run record is identical", out
+
+
+def test_against_compares_a_finished_sweep_with_the_committed_records_except_wall_time(tmp_path):
+    import json
+    import shutil
+
+    committed = Path(__file__).resolve().parents[1] / "experiments" / "results" / "default" / "runs"
+    names = ["digits__gcl__m20__s0", "digits__ce__m0__s1"]
+    results, fresh = tmp_path / "committed", tmp_path / "fresh"
+    for name in names:
+        for folder in (results, fresh):
+            shutil.copytree(committed / name, folder / "runs" / name)
+
+    def rewrite(name: str, field: str, change) -> None:
+        path = fresh / "runs" / name / "results.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows[-1][field] = change(rows[-1][field])
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    def against() -> tuple[int, str]:
+        done = subprocess.run([sys.executable, "experiments/rerun_committed.py", str(results), "--against", str(fresh)],
+                              cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+        return done.returncode, done.stdout
+
+    rewrite(names[0], "wall_time_s", lambda t: t + 100.0)  # the one field allowed to differ
+    assert against() == (0, "all 2 runs' records are identical\n")
+    rewrite(names[1], "stream_accuracy", lambda a: a + 1e-9)
+    code, out = against()
+    assert code == 1 and f"DIFFERENT committed/{names[1]}" in out and "stream_accuracy" in out
+    shutil.rmtree(fresh / "runs" / names[0])
+    code, out = against()
+    assert code == 1 and f"MISSING   {names[0]}" in out and "2 of 2 runs differ or are missing" in out
