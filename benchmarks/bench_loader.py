@@ -152,8 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
     for path in PATHS:
         continual, joint = runs[path]["continual"], runs[path]["joint"]
         print(f"| {path} | {loader[path]:.0f} | {continual:.2f} | {joint:.2f} | {continual / joint:.2f} |")
-    saved = {path: runs["per item"][name] - runs["batched"][name] for path, name in
-             (("continual", "continual"), ("joint", "joint"))}
+    saved = {name: runs["per item"][name] - runs["batched"][name] for name in configs}
     print(f"| per item − batched | {loader['per item'] - loader['batched']:.0f} | "
           f"{saved['continual']:.2f} | {saved['joint']:.2f} | |")
     if not args.work:

@@ -195,11 +195,9 @@ class _Fetch:
         inputs = _gather_inputs(resolved, keys)
         items: list[Any] = []
         for (index, _), (slot, row), x in zip(keys, resolved, inputs, strict=True):
-            item: Any = [x, slot.leaf.targets[row]] if slot.listed else (x, slot.leaf.targets[row])
-            if self.attributes:
-                item = list(item)
-                item.extend(read(int(index)) for read in self.attributes)
-            items.append(item)
+            # a list once a transform group or an appended attribute made it one, as Avalanche's
+            item = [x, slot.leaf.targets[row], *(read(int(index)) for read in self.attributes)]
+            items.append(item if slot.listed or self.attributes else tuple(item))
         return items
 
 
