@@ -57,12 +57,11 @@ def test_sweep_timer_times_every_run_of_a_fresh_sweep_and_refuses_a_used_folder(
         _script("time_sweep").main(["--config", str(config), "--out", str(out)])
 
 
-def test_optimizer_benchmark_times_the_four_paths_and_checks_they_equal_the_loop():
+def test_optimizer_benchmark_times_the_three_paths_and_checks_they_equal_the_loop():
     results = _script("bench_optimizer").main(["--steps", "2", "--rounds", "1"])
     assert set(results) == {"default", "default, dead features", "proxy"}
     for paths in results.values():
-        assert set(paths) == {"per-tensor", "foreach", "fused", "zero-safe foreach (ours)"}
+        assert set(paths) == {"per-tensor", "foreach", "fused"}
         assert paths["per-tensor"]["ratio"] == 1.0 and paths["per-tensor"]["equal"]
-        assert paths["foreach"]["equal"]  # the path the shared optimizer took: records unchanged
-        assert paths["zero-safe foreach (ours)"]["equal"]  # the path it takes now
+        assert paths["foreach"]["equal"]  # the path the shared optimizer takes: records unchanged
         assert all(p["ms"] > 0 for p in paths.values())

@@ -16,7 +16,6 @@ from avalanche_clip.common.values import (
 )
 from avalanche_clip.models import CLIPClassifier, LinearHeadClassifier
 from avalanche_clip.strategies.defaults import TRAIN_EPOCHS, TRAIN_LOGITS, WEIGHT_DECAY
-from avalanche_clip.training.adamw import ZeroSafeAdamW
 
 OPTIMIZERS = ("adamw", "sgd")
 HEADS = ("text", "linear")
@@ -114,12 +113,10 @@ class StrategySetup:
         # for bit (tested) and an AdamW step on the ConSE proxy's 1.81 M trained weights takes
         # 0.84x the time (benchmarks/bench_optimizer.py, benchmarks/README.md). The fused kernels
         # are faster still but round differently, which would move committed records.
-        # ZeroSafeAdamW is torch's AdamW bit for bit without its slow square root of the zero
-        # state of weights that never get a gradient (avalanche_clip.training.adamw).
         if self.optimizer == "sgd":
             return torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay,
                                    foreach=True)
-        return ZeroSafeAdamW(params, lr=self.lr, weight_decay=self.weight_decay, foreach=True)
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, foreach=True)
 
     def model(self) -> nn.Module:
         """The run's classifier with the protocol's head (the same for every method)."""
