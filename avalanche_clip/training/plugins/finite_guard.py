@@ -35,9 +35,25 @@ class FiniteGuardPlugin(SupervisedPlugin, supports_distributed=True):  # the sam
                 f"{_advice(strategy)}"
             )
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._trainable: list[tuple[str, torch.Tensor]] | None = None
+
+    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        # The trainable weights, listed once an experience: walking the model's ~200 parameters
+        # after every epoch cost more than checking the few that train.
+        self._trainable = [(name, p) for name, p in strategy.model.named_parameters() if p.requires_grad]
+
+    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        self._trainable = None  # the next experience may train other weights
+
     def after_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
-        bad = [name for name, p in strategy.model.named_parameters()
-               if p.requires_grad and not bool(torch.isfinite(p.detach()).all())]
+        trainable = self._trainable
+        if trainable is None:  # an epoch outside an experience's training (a plugin's own loop)
+            trainable = [(name, p) for name, p in strategy.model.named_parameters() if p.requires_grad]
+        # A float64 sum of float32 (or narrower) weights cannot overflow, so it is finite exactly
+        # when every weight is: one reduction a tensor, without isfinite's [numel] bool temporary.
+        bad = [name for name, p in trainable if not _all_finite(p.detach())]
         if bad:
             shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
             raise DivergedTrainingError(
@@ -50,6 +66,15 @@ class FiniteGuardPlugin(SupervisedPlugin, supports_distributed=True):  # the sam
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    """Whether every element of ``tensor`` is finite: for float32 and narrower dtypes through
+    their float64 sum (at most numel · 3.4e38, far below float64's 1.8e308, so the sum is
+    non-finite exactly when an element is NaN or ±inf); else elementwise."""
+    if tensor.dtype in (torch.float32, torch.float16, torch.bfloat16) and tensor.numel() < 2 ** 40:
+        return bool(torch.isfinite(tensor.sum(dtype=torch.float64)))
+    return bool(torch.isfinite(tensor).all())
 
 
 def _where(strategy: Any) -> str:
