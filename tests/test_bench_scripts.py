@@ -65,3 +65,10 @@ def test_optimizer_benchmark_times_the_three_paths_and_checks_they_equal_the_loo
         assert paths["per-tensor"]["ratio"] == 1.0 and paths["per-tensor"]["equal"]
         assert paths["foreach"]["equal"]  # the path the shared optimizer takes: records unchanged
         assert all(p["ms"] > 0 for p in paths.values())
+
+
+def test_finite_guard_benchmark_times_the_plugin_against_the_full_walk():
+    medians = _script("bench_finite_guard").main(["--calls", "2", "--rounds", "1", "--model", "tiny-clip",
+                                                  "--pretrained", "none"])
+    assert set(medians) == {"walk every parameter (before)", "FiniteGuardPlugin (now)"}
+    assert all(ms > 0 for ms in medians.values())

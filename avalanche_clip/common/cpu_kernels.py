@@ -9,8 +9,10 @@ the difference into other test accuracies from its third experience on (stream a
 with AVX-512 features, 0.5733 with AVX2 ones; ATen's scalar kernels move it to 0.6133 too).
 
 So command-line processes pin all three to their AVX2 paths (:func:`pin_cpu_kernels`), which
-every x86-64 server CPU of the last decade runs: the same config then gives the same records on
-any such machine, a CPU with AVX-512 running the AVX2 path. A variable the user has set is left as
+every x86-64 server CPU of the last decade runs: the same config then gave the same records on
+Intel CPUs with and without AVX-512. Not on every vendor's: on an AMD EPYC the libraries still
+round differently, and 12 of the default's 210 runs (Co2L, which amplifies last-bit differences,
+and one FOSTER run) re-ran with other accuracies (benchmarks/README.md). A variable the user has set is left as
 it is (``ONEDNN_MAX_CPU_ISA=ALL MKL_CBWR=AUTO ATEN_CPU_CAPABILITY=avx512`` runs the native paths),
 and other processors are left alone. Each library reads its variable once, before its first
 computation: pinning must come before the process's first tensor operation (importing torch is
