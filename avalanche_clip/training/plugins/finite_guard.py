@@ -27,6 +27,10 @@ class DivergedTrainingError(AvalancheClipError):
 class FiniteGuardPlugin(SupervisedPlugin, supports_distributed=True):  # the same on every process
     """Raises :class:`DivergedTrainingError` on a non-finite loss or trainable weight."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._trainable: list[tuple[str, torch.Tensor]] | None = None
+
     def before_backward(self, strategy: Any, **kwargs: Any) -> None:
         loss = strategy.loss
         if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss.detach()).all()):
@@ -35,22 +39,17 @@ class FiniteGuardPlugin(SupervisedPlugin, supports_distributed=True):  # the sam
                 f"{_advice(strategy)}"
             )
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._trainable: list[tuple[str, torch.Tensor]] | None = None
-
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         # The trainable weights, listed once an experience: walking the model's ~200 parameters
         # after every epoch cost more than checking the few that train.
-        self._trainable = [(name, p) for name, p in strategy.model.named_parameters() if p.requires_grad]
+        self._trainable = _trainable_weights(strategy.model)
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         self._trainable = None  # the next experience may train other weights
 
     def after_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
-        trainable = self._trainable
-        if trainable is None:  # an epoch outside an experience's training (a plugin's own loop)
-            trainable = [(name, p) for name, p in strategy.model.named_parameters() if p.requires_grad]
+        # None: an epoch outside an experience's training (a plugin's own loop)
+        trainable = self._trainable if self._trainable is not None else _trainable_weights(strategy.model)
         # A float64 sum of float32 (or narrower) weights cannot overflow, so it is finite exactly
         # when every weight is: one reduction a tensor, without isfinite's [numel] bool temporary.
         bad = [name for name, p in trainable if not _all_finite(p.detach())]
@@ -66,6 +65,11 @@ class FiniteGuardPlugin(SupervisedPlugin, supports_distributed=True):  # the sam
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
+
+
+def _trainable_weights(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """``(name, parameter)`` of every parameter of ``model`` that trains."""
+    return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
 
 
 def _all_finite(tensor: torch.Tensor) -> bool:
