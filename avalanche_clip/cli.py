@@ -5,6 +5,7 @@
     avalanche-clip tune    [--config FILE] [--out DIR] [--trials N] [--storage URL] [key=value ...]
     avalanche-clip check-optimum [--config FILE] [--tuned FILE] [--out DIR] [--factor F]
                                  [--strategies A,B] [--mem-sizes M,N] [--force] [key=value ...]
+    avalanche-clip walk-bounds [--config FILE] [--tuned FILE] [--out DIR] [key=value ...]
     avalanche-clip prepare [--config FILE] [--check] [key=value ...]
     avalanche-clip report  DIR [--out DIR]
     avalanche-clip list    [--spaces]
@@ -95,6 +96,14 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     optimum.add_argument("--mem-sizes", type=_sizes, metavar="M,N", help="only these tuned memory sizes")
     optimum.add_argument("--force", action="store_true", help="write over a finished table in --out")
     optimum.add_argument("overrides", **overrides)
+    walk = sub.add_parser("walk-bounds", help="add the bound walks a tune now ends every study with to a tuned.yaml "
+                          "written before them: each value at a bound of its space walked past it on validation")
+    walk.add_argument("--config", type=Path, metavar="FILE", help="the sweep config that was tuned "
+                      "(default: the embedded comparison)")
+    walk.add_argument("--tuned", type=Path, metavar="FILE", help="its tuned.yaml (default: the config's tuned key)")
+    walk.add_argument("--out", type=Path, metavar="DIR", help="folder of the walked tuned.yaml and its runs "
+                      "(default: runs/<config name>-walk)")
+    walk.add_argument("overrides", **overrides)
     prepare = sub.add_parser("prepare", help="fetch the weights and data a run or sweep config needs "
                              "(on a machine with network), or say what is missing", formatter_class=raw)
     prepare.add_argument("--config", type=Path, help="YAML run or sweep config (default: the embedded comparison)")
@@ -343,6 +352,8 @@ def _tune(args: argparse.Namespace) -> int:
             search = tuned.lr_search or {}
             if search and search["lr"] != search["start_lr"]:  # the line search moved the sampler's lr
                 bounds += f"  [lr {search['start_lr']:.3g} -> {search['lr']:.3g} by the line search]"
+            bounds += "".join(f"  [{w['param']} {w['start_value']:.3g} -> {w['value']:.3g} by the bound walk, "
+                              f"{w['stopped']}]" for w in tuned.bound_walks)
             print(f"{label:<16} m={mem_size:<4} validation accuracy {100 * tuned.value:5.1f}% "
                   f"± {100 * tuned.standard_error:.1f} (SE, n={sum(tuned.validation_sizes)})  "
                   f"({tuned.trials} trials, {tuned.wall_time_s:.0f} s)  {values or 'nothing to tune'}{bounds}")
@@ -381,6 +392,32 @@ def _check_optimum(args: argparse.Namespace) -> int:
     print(optimum_markdown(checks, args.factor))
     print(f"table in {markdown} and {table}")
     return 1 if any(check.verdict != OPTIMUM for check in checks) else 0
+
+
+def _walk_bounds(args: argparse.Namespace) -> int:
+    from avalanche_clip.common.threads import apply_threads
+    from avalanche_clip.pipeline.config import ConfigError
+    from avalanche_clip.pipeline.sweep_schema import parse_sweep_config
+    from avalanche_clip.pipeline.tune_threads import tuned_threads
+    from avalanche_clip.pipeline.tune_walk_file import walk_tuned
+    from avalanche_clip.pipeline.tuned_values import read_tuned
+
+    _refuse_torchrun("walk-bounds")
+    config = parse_sweep_config(_config(args.config, args.overrides, sweep=True))  # parsed once
+    tuned = args.tuned or (Path(config.tuned) if config.tuned else None)
+    if tuned is None:
+        raise ConfigError("walk-bounds needs the tuned.yaml to walk: pass --tuned FILE (the config has no tuned key)")
+    out = args.out or Path("runs") / f"{args.config.stem if args.config else 'default'}-walk"
+    threads = config.shared.get("threads")  # scores reproduce under the tune's thread count only
+    apply_threads(tuned_threads(read_tuned(tuned)) if threads is None else threads)
+    result = walk_tuned(config, tuned, out, progress=config.shared["progress"])
+    for label, mem_size, walks in result["walked"]:
+        for walk in walks:
+            print(f"{label:<16} m={mem_size:<4} {walk['param']} {walk['start_value']:.4g} -> {walk['value']:.4g} "
+                  f"(validation {100 * walk['start_score']:.1f}% -> {100 * walk['score']:.1f}%, {walk['stopped']})")
+    print(f"\nwalked values in {result['tuned']} ({result['wall_time_s']:.0f} s; {len(result['walked'])} studies "
+          "walked)")
+    return 0
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -446,6 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin_cpu_kernels()  # before any tensor operation: records then do not depend on the CPU model
     args = _parse(list(sys.argv[1:] if argv is None else argv))
     handlers = {"run": _run, "sweep": _sweep, "tune": _tune, "check-optimum": _check_optimum,
+                "walk-bounds": _walk_bounds,
                 "prepare": _prepare, "report": _report, "list": _list}
     from avalanche_clip.assets import MissingAssetError
     from avalanche_clip.common.errors import AvalancheClipError, clip_message

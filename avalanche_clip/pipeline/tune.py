@@ -31,8 +31,10 @@ canonical form (:func:`study_seed`), so two configs differing in one value draw 
 one config draws the same. Every study ends with the same line search over the learning rate
 from the sampler's best (:mod:`avalanche_clip.pipeline.tune_refine`; its runs under
 ``<out>/refine/<label>/m<size>/``), so that no neighbouring rate ``lr / 3`` or ``lr · 3`` scores
-better. Then a best value within 5 % of a bound of its space is a warning and an ``at_bound``
-entry, and the study records its validation size and the standard error of its score
+better, then with a walk past every bound its best values lie near
+(:mod:`avalanche_clip.pipeline.tune_walk`; runs under ``<out>/walk/<label>/m<size>/``, the walked
+specs recorded as the study's ``widened`` space). A best value still within 5 % of a bound of its
+(widened) space is a warning and an ``at_bound`` entry, and the study records its validation size and the standard error of its score
 (:mod:`avalanche_clip.pipeline.tune_quality`), and torch's thread count (``threads``: CPU sums
 are split across threads, so a score's last bits depend on it; check-optimum re-scores under it).
 
@@ -87,9 +89,10 @@ from avalanche_clip.pipeline.tune_settings import (
     tune_settings,
 )
 from avalanche_clip.pipeline.tune_storage import storage_errors
+from avalanche_clip.pipeline.tune_walk import walk_bounds
 from avalanche_clip.pipeline.tuned_values import TunedStudy, write_tuned
 from avalanche_clip.strategies.registry import search_space
-from avalanche_clip.strategies.spaces import suggest
+from avalanche_clip.strategies.spaces import suggest, widen
 from avalanche_clip.training.batching import derived_seed
 from avalanche_clip.training.checkpoint import RESUME_NEUTRAL_KEYS
 from avalanche_clip.training.plugins.finite_guard import DivergedTrainingError
@@ -271,7 +274,11 @@ def _tune_one(config: SweepConfig, settings: TuneSettings, label: str, mem_size:
             refinement = refine_lr(score, params["lr"], value, space["lr"])
         params["lr"], value = refinement.lr, refinement.value
         spent += time.perf_counter() - began
-    at_bound = values_at_bound(params, space)
+    began = time.perf_counter()  # then each value near a bound is walked past it (tune_walk)
+    params, value, walks, widened = walk_study(config, settings, label, mem_size, params, value, space,
+                                               out / "walk" / label / f"m{mem_size}")
+    spent += time.perf_counter() - began
+    at_bound = values_at_bound(params, widen(space, widened))
     warn_at_bound(name, at_bound)
     # the validation samples behind the score: one count per run of a trial (scenarios × seeds)
     sizes = [validation_size(run) for run in trial_runs(config, settings, label, params, mem_size)]
@@ -280,9 +287,29 @@ def _tune_one(config: SweepConfig, settings: TuneSettings, label: str, mem_size:
         validation_sizes=sizes,
         standard_error=standard_error(value, sizes) if math.isfinite(value) else math.nan,
         at_bound=at_bound, sampler_seed=seed, lr_search=None if refinement is None else asdict(refinement),
-        threads=torch.get_num_threads(),
+        threads=torch.get_num_threads(), bound_walks=walks, widened=widened,
     )
 
 
+def walk_study(config: SweepConfig, settings: TuneSettings, label: str, mem_size: int, params: dict[str, Any],
+               value: float, space: dict[str, dict[str, Any]], folder: Path
+               ) -> tuple[dict[str, Any], float, list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The bound walks that end a study (:func:`~avalanche_clip.pipeline.tune_walk.walk_bounds`),
+    each point scored as a trial (runs under ``folder/<param><value>[__<param><value>...]/``, every
+    value the walks moved, a finished one reused):
+    the walked ``params``, their score, the walks and the widened specs. A study without a finite
+    score (every trial diverged) is not walked."""
+    if not math.isfinite(value):
+        return params, value, [], {}
+
+    def score(candidate: dict[str, Any]) -> float:  # its folder names every value moved by the walks
+        moved = "__".join(f"{name}{candidate[name]!r}" for name in candidate if candidate[name] != params.get(name))
+        return validation_score(config, settings, label, candidate, mem_size, folder / (moved or "tuned"),
+                                resume=True).value
+
+    with refine_lock(folder):
+        return walk_bounds(score, params, value, space)
+
+
 __all__ = ["TUNE_DEFAULTS", "TuneSettings", "ValidationScore", "run_tune", "study_mem_sizes", "study_name",
-           "study_seed", "trial_runs", "tune_settings", "validation_score"]
+           "study_seed", "trial_runs", "tune_settings", "validation_score", "walk_study"]

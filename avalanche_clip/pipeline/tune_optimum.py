@@ -22,7 +22,8 @@ verdict ``optimum`` when ``g <= SE`` (no neighbour better beyond one standard er
 ``neighbour better``.
 
 A tuned value within 5 % of a bound of its space (:func:`~avalanche_clip.strategies.spaces.near_bound`;
-a bound that is the parameter's own limit does not count) may stand where the space cut a
+a bound that is the parameter's own limit does not count; the space is the study's, widened where
+its bound walks went, :mod:`avalanche_clip.pipeline.tune_walk`) may stand where the space cut a
 better value off. Each such value is re-scored *beyond* that bound, the other values unchanged:
 on a log space at ``bound / f`` or ``bound · f``, on a linear one at ``bound ∓ w / 10`` (``w`` the
 space's width), then at ``bound ∓ w / 20`` when the strategy refuses the first (a weight past
@@ -66,7 +67,7 @@ from avalanche_clip.pipeline.tune_quality import standard_error, validation_size
 from avalanche_clip.pipeline.tune_threads import refuse_other_threads, refuse_reused_runs
 from avalanche_clip.pipeline.tuned_values import load_tuned, read_tuned
 from avalanche_clip.strategies.registry import search_space
-from avalanche_clip.strategies.spaces import describe, in_space
+from avalanche_clip.strategies.spaces import describe, in_space, widen
 
 #: Tune settings that decide what a trial scores: a check under other values would score another split.
 SCORING_SETTINGS = ("validation_fraction", "seeds", "tune_epochs")
@@ -160,7 +161,7 @@ def select_studies(studies: dict[str, dict[int, Any]], strategies: list[str] | N
     return [(label, m) for label in labels for m in tuned[label] if mem_sizes is None or m in mem_sizes]
 
 
-def _scoring_settings(config: SweepConfig, document: dict[str, Any]) -> TuneSettings:
+def scoring_settings(config: SweepConfig, document: dict[str, Any]) -> TuneSettings:
     """The config's tune settings, refused when they would score on another validation split
     than the tune that wrote ``document``."""
     settings = tune_settings(config)
@@ -181,7 +182,7 @@ def check_optimum(config: SweepConfig | dict[str, Any], tuned: str | Path, out_d
     factor = check_factor(factor)
     values = load_tuned(config, tuned)  # protocol and search spaces checked as a sweep checks them
     document = read_tuned(tuned)
-    settings = _scoring_settings(config, document)
+    settings = scoring_settings(config, document)
     entries = {label: strategy for label, strategy, _ in config.entries}
     studies = {label: entry["by_mem_size"] for label, entry in values.strategies.items()}
     chosen = select_studies(studies, strategies, mem_sizes)
@@ -207,6 +208,7 @@ def _check_one(config: SweepConfig, settings: TuneSettings, label: str, strategy
                folder: Path) -> OptimumCheck:
     name = study_name(label, mem_size)
     params = dict(study["params"])
+    space = widen(space, study.get("widened"))  # as far as the study's bound walks went (checked on reading)
     if "lr" not in params or "lr" not in space:
         raise ConfigError(f"study {name}: no tuned lr to check (params {sorted(params)}, space {sorted(space)})")
     lr, best = params["lr"], study.get("value")
@@ -274,4 +276,4 @@ def _score_beyond(param: str, bound: str, spec: dict[str, Any], factor: float, s
 
 
 __all__ = ["BEYOND_BETTER", "LINEAR_BEYOND", "NEIGHBOUR_BETTER", "Beyond", "beyond_points", "OPTIMUM", "SCORING_SETTINGS", "Neighbour", "OptimumCheck", "OptimumMismatchError",
-           "check_factor", "check_optimum", "select_studies"]
+           "check_factor", "check_optimum", "scoring_settings", "select_studies"]

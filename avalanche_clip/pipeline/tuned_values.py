@@ -19,7 +19,9 @@ Written by ``avalanche-clip tune`` (:mod:`avalanche_clip.pipeline.tune`)::
             trials: 20
             lr_search: {start_lr: 0.0007, start_value: 0.72, lr: 0.0021, value: 0.731,
                         scored: [{lr: 0.00023, value: 0.70}, ...], stopped: neighbours lower}
-            wall_time_s: 143.2             # the study's trials and line search, summed
+            bound_walks: []                # each value near a bound walked past it (tune_walk)
+            widened: {}                    # the specs those walks widened: values checked against them
+            wall_time_s: 143.2             # the study's trials, line search and walks, summed
             sampler_seed: 81...            # from the study and the config (tune.study_seed)
           20: {...}
       ewc:
@@ -33,7 +35,8 @@ tuned at ``settings.mem_size``: they read as ``by_mem_size: {<settings.mem_size>
 ``sweep --tuned tuned.yaml`` (or the config key ``tuned``) puts, into a run at memory ``m``, the
 values tuned at the tuned size nearest ``m`` (of two as near, the smaller: the values chosen with
 less memory to lean on) into its strategy's options (``lr`` and ``train_epochs`` as per-method
-options), after checking every value against the strategy's current search space: a value no
+options), after checking every value against the strategy's current search space (widened where
+the study's bound walks went past a bound, ``widened``): a value no
 tune could have chosen is refused. The run records that size as ``tuned_at_mem_size`` (a run
 key, also in its records and hyperparameters). A sweep variant (``{label: gcl-reset, strategy:
 gcl, options: ...}``) takes its strategy's tuned values unless it was tuned itself, and keeps the
@@ -45,7 +48,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +61,7 @@ from avalanche_clip.pipeline.config_schema import RUN_KEYS, scenario_label
 from avalanche_clip.pipeline.sweep_schema import SweepConfig, parse_sweep_config
 from avalanche_clip.strategies import strategy_info
 from avalanche_clip.strategies.registry import search_space
-from avalanche_clip.strategies.spaces import describe, in_space
+from avalanche_clip.strategies.spaces import describe, in_space, widen
 
 #: Config keys a tune's result depends on besides the strategies: a sweep applying tuned values
 #: that were tuned under other values of these is refused.
@@ -97,6 +100,12 @@ class TunedStudy:
     #: and a run that amplifies them (a high learning rate) ends elsewhere: check-optimum re-scores
     #: under the same count
     threads: int | None = None
+    #: the bound walks that ended the study (tune_walk.BoundWalk as mappings): each value that lay
+    #: within 5 % of a bound after the line search, walked past it
+    bound_walks: list[dict[str, Any]] = field(default_factory=list)
+    #: the specs of the study's space its walks widened (by parameter; the rest is the registered
+    #: space): its values are checked against these
+    widened: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def tuned_for(config: SweepConfig | dict[str, Any]) -> dict[str, Any]:
@@ -178,8 +187,20 @@ def read_tuned(path: str | Path) -> dict[str, Any]:
                     or not isinstance(study.get("params"), dict):
                 raise ConfigError(f"tuned file {path}: {label}.by_mem_size maps memory sizes (integers >= 0) "
                                   f"to studies with 'params', got {size!r}: {study!r}")
-            _check_params(path, f"{label}.by_mem_size.{size}", entry["strategy"], study["params"], space)
+            where = f"{label}.by_mem_size.{size}"
+            _check_params(path, where, entry["strategy"], study["params"], study_space(path, where, space, study))
     return document
+
+
+def study_space(path: str | Path, where: str, space: dict[str, dict[str, Any]],
+                study: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The search space of one study: the registered ``space`` with the specs its bound walks
+    widened (``widened``; :func:`~avalanche_clip.strategies.spaces.widen`), ``ConfigError`` naming
+    the file and study when they are not a widening of it."""
+    try:
+        return widen(space, study.get("widened"))
+    except ValueError as err:
+        raise ConfigError(f"tuned file {path}: {where}: {err}") from None
 
 
 def _check_params(path: Path, where: str, strategy: str, params: dict[str, Any],

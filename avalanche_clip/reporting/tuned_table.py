@@ -2,8 +2,9 @@
 
 One row per (strategy, tuned memory size): the best validation accuracy with its standard error
 (a binomial one over the validation images, as ``tune`` records it), the values the sweep applies,
-and what a reader must know about them: a value at a bound of its space (``at_bound``) and a
-learning rate moved by the closing line search (``lr_search``); below the table, why each line
+and what a reader must know about them: a value at a bound of its space (``at_bound``), a
+learning rate moved by the closing line search (``lr_search``) and each bound walk
+(``bound_walks``: the value it moved, or where past the bound it scored no better); below the table, why each line
 search stopped (``neighbours lower``: ``lr/3`` and ``lr·3`` both scored lower on validation).
 Nothing in it is typed by hand; ``experiments/claims.py`` writes it into
 ``experiments/README.md``.
@@ -32,6 +33,16 @@ def _notes(study: dict[str, Any]) -> str:
     start, lr = search.get("start_lr"), search.get("lr")
     if start is not None and lr is not None and start != lr:
         notes.append(f"lr {_number(float(start))} → {_number(float(lr))} by the line search")
+    for walk in study.get("bound_walks") or []:
+        start, value = float(walk["start_value"]), float(walk["value"])
+        scored = [point for point in walk.get("scored") or [] if "score" in point]
+        if start != value:
+            notes.append(f"{walk['param']} {_number(start)} → {_number(value)} by the bound walk")
+        elif scored:
+            notes.append(f"{walk['param']} scored past its {walk['bound']} bound at {_number(float(scored[-1]['value']))}: "
+                         "no better")
+        else:
+            notes.append(f"{walk['param']} at the {walk['bound']} end of its domain")
     return "; ".join(notes)
 
 

@@ -115,6 +115,30 @@ def near_bound(value: Any, spec: Mapping[str, Any], margin: float = BOUND_MARGIN
     return None
 
 
+def widen(space: Mapping[str, Mapping[str, Any]], widened: Mapping[str, Mapping[str, Any]] | None
+          ) -> dict[str, dict[str, Any]]:
+    """``space`` with the specs of ``widened`` in place of its own: the space of one study whose
+    bound walk (``avalanche_clip.pipeline.tune_walk``) went past a bound. Only a widening is
+    accepted: the same type and scale, ``low`` no higher and ``high`` no lower, every ``limit`` kept;
+    anything else is a ``ValueError`` naming the parameter (a file that narrows or moves a space
+    would let a value no tune chose through)."""
+    result = {name: dict(spec) for name, spec in space.items()}
+    for name, wider in (widened or {}).items():
+        if name not in space:
+            raise ValueError(f"widened space of {name!r}: not a parameter of the space ({', '.join(space) or 'empty'})")
+        if not isinstance(wider, Mapping):
+            raise ValueError(f"widened space of {name!r}: expected a spec mapping, got {wider!r}")
+        check_spec(name, wider)
+        spec = space[name]
+        same = wider["type"] == spec["type"] and bool(wider.get("log")) == bool(spec.get("log"))
+        if spec["type"] == "categorical" or not same or wider["low"] > spec["low"] or wider["high"] < spec["high"] \
+                or not set(spec.get("limit", ())) <= set(wider.get("limit", ())):
+            raise ValueError(f"widened space of {name!r}: {describe(wider)} does not contain its registered "
+                             f"space {describe(spec)}; expected a widening of it")
+        result[name] = dict(wider)
+    return result
+
+
 def suggest(trial: Any, name: str, spec: Mapping[str, Any]) -> Any:
     """Draw ``name`` from an Optuna ``trial`` according to ``spec``."""
     if spec["type"] == "float":

@@ -52,3 +52,29 @@ def test_a_file_without_strategies_is_refused_by_name(tmp_path):
     path.write_text("seeds: [0, 1]\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"sweep\.yaml: no 'strategies' mapping; expected a tuned\.yaml"):
         tuned_table(path)
+
+
+WALKED = """
+strategies:
+  co2l:
+    by_mem_size:
+      0:
+        at_bound: []
+        bound_walks:
+        - {param: tau, bound: high, start_value: 4.38, value: 4.38, stopped: neighbour lower,
+           scored: [{value: 8.15, score: 0.30}]}
+        - {param: ird_lambda, bound: low, start_value: 0.0107, value: 0.00534, stopped: neighbour lower,
+           scored: [{value: 0.00534, score: 0.37}, {value: 0.00268, score: 0.36}]}
+        - {param: beta1, bound: low, start_value: 0.012, value: 0.012, stopped: domain limit,
+           scored: [{value: -0.088, refused: "beta1 must lie in [0, 1)"}]}
+        params: {lr: 0.00015, tau: 4.38, ird_lambda: 0.00534, beta1: 0.012}
+        value: 0.368
+"""
+
+
+def test_each_bound_walk_is_a_note_what_it_moved_or_where_it_scored_no_better(tmp_path):
+    path = tmp_path / "tuned.yaml"
+    path.write_text(WALKED, encoding="utf-8")
+    row = tuned_table(path).splitlines()[2]
+    assert row.endswith("| tau scored past its high bound at 8.15: no better; ird_lambda 0.0107 → 0.00534 by the "
+                        "bound walk; beta1 at the low end of its domain |")
