@@ -5,7 +5,7 @@
     avalanche-clip tune    [--config FILE] [--out DIR] [--trials N] [--storage URL] [key=value ...]
     avalanche-clip check-optimum [--config FILE] [--tuned FILE] [--out DIR] [--factor F]
                                  [--strategies A,B] [--mem-sizes M,N] [--force] [key=value ...]
-    avalanche-clip walk-bounds [--config FILE] [--tuned FILE] [--out DIR] [key=value ...]
+    avalanche-clip walk-bounds [--config FILE] [--tuned FILE] [--out DIR] [--rescore] [key=value ...]
     avalanche-clip prepare [--config FILE] [--check] [key=value ...]
     avalanche-clip report  DIR [--out DIR]
     avalanche-clip list    [--spaces]
@@ -103,6 +103,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     walk.add_argument("--tuned", type=Path, metavar="FILE", help="its tuned.yaml (default: the config's tuned key)")
     walk.add_argument("--out", type=Path, metavar="DIR", help="folder of the walked tuned.yaml and its runs "
                       "(default: runs/<config name>-walk)")
+    walk.add_argument("--rescore", action="store_true", help="walk a study whose tuned values score otherwise "
+                      "here than its recorded value from the re-score (kept beside the tune's) instead of refusing it")
     walk.add_argument("overrides", **overrides)
     prepare = sub.add_parser("prepare", help="fetch the weights and data a run or sweep config needs "
                              "(on a machine with network), or say what is missing", formatter_class=raw)
@@ -410,7 +412,7 @@ def _walk_bounds(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / f"{args.config.stem if args.config else 'default'}-walk"
     threads = config.shared.get("threads")  # scores reproduce under the tune's thread count only
     apply_threads(tuned_threads(read_tuned(tuned)) if threads is None else threads)
-    result = walk_tuned(config, tuned, out, progress=config.shared["progress"])
+    result = walk_tuned(config, tuned, out, rescore=args.rescore, progress=config.shared["progress"])
     for label, mem_size, walks in result["walked"]:
         for walk in walks:
             print(f"{label:<16} m={mem_size:<4} {walk['param']} {walk['start_value']:.4g} -> {walk['value']:.4g} "

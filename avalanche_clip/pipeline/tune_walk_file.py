@@ -13,7 +13,9 @@ Scores are compared with the study's recorded best value, so the walk must score
 did: the tune settings that choose the validation split must agree (as in ``check-optimum``),
 the runs use the study's torch thread count, and before walking a study its tuned values are
 re-scored, which must give its recorded value bit for bit (else ``OptimumMismatchError``: the
-file was tuned on another machine or code, and only a new tune there can walk it). The result goes to ``<out>/tuned.yaml``, never
+file was tuned on another machine, thread count or code). With ``rescore`` such a study is walked
+from its re-score instead: ``value`` becomes what its values score here (the tune's kept as
+``tune_value``), so the walk compares points scored alike, and ``check-optimum`` re-scores it here. The result goes to ``<out>/tuned.yaml``, never
 over the file read, and a finished one there is refused rather than overwritten.
 """
 
@@ -44,7 +46,7 @@ HEADER = ("# Written by `avalanche-clip walk-bounds`: a tuned.yaml of `avalanche
 
 
 def walk_tuned(config: SweepConfig | dict[str, Any], tuned: str | Path, out_dir: str | Path, *,
-               progress: bool = True) -> dict[str, Any]:
+               rescore: bool = False, progress: bool = True) -> dict[str, Any]:
     """Walk the studies of ``tuned`` (a ``tuned.yaml`` of the sweep ``config``) into
     ``out_dir/tuned.yaml`` (module docstring). Returns ``{"tuned": path, "walked": [(label,
     mem_size, walks)], "wall_time_s": seconds}``."""
@@ -78,7 +80,10 @@ def walk_tuned(config: SweepConfig | dict[str, Any], tuned: str | Path, out_dir:
         space = widen(search_space(entries[label], tune_epochs=settings.tune_epochs), study.get("widened"))
         started = time.perf_counter()
         if values_at_bound(study["params"], space):  # a walk will compare scores with the study's: same machine?
-            _refuse_other_score(config, settings, label, size, study, out / "walk" / label / f"m{size}" / "tuned")
+            here = _score_here(config, settings, label, size, study, out / "walk" / label / f"m{size}" / "tuned",
+                               rescore=rescore)
+            if here != study["value"]:  # rescore: walk from what its values score here, the tune's kept beside
+                study["tune_value"], study["value"] = study["value"], here
         params, value, walks, widened = walk_study(config, settings, label, size, dict(study["params"]),
                                                    float(study["value"]), space,
                                                    out / "walk" / label / f"m{size}")
@@ -94,16 +99,19 @@ def walk_tuned(config: SweepConfig | dict[str, Any], tuned: str | Path, out_dir:
     return {"tuned": target, "walked": walked, "wall_time_s": time.perf_counter() - began}
 
 
-def _refuse_other_score(config: SweepConfig, settings: Any, label: str, mem_size: int, study: dict[str, Any],
-                        folder: Path) -> None:
-    """Re-score the study's tuned values; ``OptimumMismatchError`` unless that gives its recorded
-    best value bit for bit (another machine, code or data: the walk's scores would not compare)."""
+def _score_here(config: SweepConfig, settings: Any, label: str, mem_size: int, study: dict[str, Any],
+                folder: Path, *, rescore: bool) -> float:
+    """The study's tuned values re-scored here. Unless ``rescore``, ``OptimumMismatchError`` when
+    that is not its recorded best value bit for bit (another machine, code or data: the walk's
+    scores would not compare with it)."""
     score = validation_score(config, settings, label, dict(study["params"]), mem_size, folder, resume=True).value
-    if score != study["value"]:
+    if score != study["value"] and not rescore:
         raise OptimumMismatchError(
             f"study {study_name(label, mem_size)}: re-scoring its tuned values {study['params']} on validation gives "
             f"{score!r}, but the study's best value is {study['value']!r}; the config, data, code or CPU differ from "
-            "the tune's, so a walk's scores cannot be compared with it (re-run the tune on this machine)")
+            "the tune's, so a walk's scores cannot be compared with it (re-run the tune on this machine, or pass "
+            "--rescore to walk from the re-score)")
+    return score
 
 
 __all__ = ["walk_tuned"]

@@ -204,3 +204,11 @@ def test_walk_bounds_refuses_a_study_whose_score_does_not_reproduce(der_tuned, t
     code, _, err = cli(capsys, "walk-bounds", "--config", config, "--tuned", other, "--out", tmp_path / "walk")
     assert code == 2 and "re-scoring its tuned values" in err and "re-run the tune on this machine" in err
     assert not (tmp_path / "walk" / "tuned.yaml").exists()
+    # --rescore: walked from what its values score here, the tune's value kept beside
+    code, out, err = cli(capsys, "walk-bounds", "--config", config, "--tuned", other, "--out", tmp_path / "walk",
+                         "--rescore")
+    assert code == 0, err
+    study = read_tuned(tmp_path / "walk" / "tuned.yaml")["strategies"]["der"]["by_mem_size"][4]
+    assert study["tune_value"] == start / 2 + 0.01
+    (walk,) = [w for w in study["bound_walks"] if w["param"] == "alpha"]
+    assert walk["start_score"] == start  # the re-score, not the recorded value
