@@ -10,15 +10,15 @@ study instead ends with the same deterministic walk past each such bound, the ot
     step = STEP_FRACTION · w   (w = log(high / low) on a log space, high - low on a linear one)
     x_{t+1} = x_t moved by one step away from the space's inside (on a log space x_t · e^{±step});
               if the strategy refuses it (a value past the parameter's domain, e.g. a negative
-              weight), half a step; if it refuses that too, stop: ``domain limit``
+              weight), SHORT_STEP of a step; if it refuses that too, stop: ``domain limit``
     score x_{t+1}; if it beats s(x_t), move there and go on; else stop: ``neighbour lower``.
 
 It stops after :data:`WALK_MOVES` moves (``move limit``). The study's space for that parameter is
 widened to every point the walk scored (``widened`` in ``tuned.yaml``, recorded beside the
 registered space; a sweep checks the values against it), and a ``domain limit`` marks that bound
-the parameter's own limit. So when the walk stops on ``neighbour lower`` the value is at least one
-step (10 % of the original width, 1/11 of the widened one) inside its study's space: no longer
-within 5 % of a bound, and measured so; when it stops at the move limit it still lies at a bound,
+the parameter's own limit. So when the walk stops on ``neighbour lower`` the value lies at least
+``s`` of the registered width inside its study's space (``s`` = 0.1, or 0.06 after a short step),
+``s / (1 + s)`` > 5 % of the widened width: no longer within 5 % of a bound, and measured so; when it stops at the move limit it still lies at a bound,
 and ``at_bound`` says so.
 
 The walk visits the parameters in the space's order, each with the values the walks before it
@@ -38,6 +38,10 @@ from avalanche_clip.strategies.spaces import near_bound
 
 #: One step of the walk, as a fraction of the space's width (log width on a log space).
 STEP_FRACTION = 0.1
+#: The step tried where the strategy refuses a full one, as a fraction of it: 0.6 (0.06 of the
+#: width) is about the least that leaves a value kept after it more than 5 % of the widened width
+#: inside, s / (1 + s) > 0.05 needing s > 0.0526; half a step would leave it at 4.8 %.
+SHORT_STEP = 0.6
 #: Most moves of one walk (each one step: up to 40 % of the registered width past the bound).
 WALK_MOVES = 4
 NEIGHBOUR_LOWER, DOMAIN_LIMIT, MOVE_LIMIT = "neighbour lower", "domain limit", "move limit"
@@ -91,7 +95,7 @@ def walk_bound(score: Callable[[Any], float], param: str, value: Any, value_scor
     stopped = MOVE_LIMIT
     for _ in range(moves):
         point = point_score = None
-        for fraction in (step_fraction, step_fraction / 2):  # half a step where a full one is refused
+        for fraction in (step_fraction, step_fraction * SHORT_STEP):  # shorter where a full one is refused
             candidate = _outward(current, spec, bound, fraction)
             try:
                 point_score = float(score(candidate))
@@ -142,5 +146,5 @@ def walk_bounds(score: Callable[[dict[str, Any]], float], params: Mapping[str, A
     return params, value, walks, widened
 
 
-__all__ = ["DOMAIN_LIMIT", "MOVE_LIMIT", "NEIGHBOUR_LOWER", "STEP_FRACTION", "WALK_MOVES", "BoundWalk",
+__all__ = ["DOMAIN_LIMIT", "MOVE_LIMIT", "NEIGHBOUR_LOWER", "SHORT_STEP", "STEP_FRACTION", "WALK_MOVES", "BoundWalk",
            "walk_bound", "walk_bounds"]

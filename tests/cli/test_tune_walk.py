@@ -63,28 +63,41 @@ def test_a_lower_neighbour_past_the_bound_keeps_the_value_and_measures_the_bound
     assert near_bound(9.8, walk.space) is None  # 1/11 of the widened width from its top
 
 
+def test_a_value_kept_after_a_short_step_is_more_than_5_percent_inside():
+    def score(x):  # a fraction in (0, 1): the strategy refuses 0 and below; lower past the bound
+        if x <= 0:
+            raise ConfigError(f"fraction must lie in (0, 1), got {x}")
+        return x
+
+    spec = {"type": "float", "low": 0.05, "high": 0.95}
+    walk = walk_bound(score, "fraction", 0.0585, 0.0585, spec, "low")  # lower anywhere past it
+    assert walk.scored[0]["value"] < 0 and "refused" in walk.scored[0]
+    assert walk.scored[1]["value"] == pytest.approx(0.0585 - 0.06 * 0.9) and walk.stopped == NEIGHBOUR_LOWER
+    assert walk.value == 0.0585 and near_bound(0.0585, walk.space) is None
+
+
 def test_ties_keep_the_tuned_value():
     walk = walk_bound(lambda x: 0.5, "tau", 0.01, 0.5, LOG, "low")
     assert walk.value == 0.01 and walk.stopped == NEIGHBOUR_LOWER and len(walk.scored) == 1
 
 
-def test_a_refused_step_is_halved_and_a_refused_half_step_is_the_parameters_limit():
+def test_a_refused_step_is_shortened_and_a_refused_short_step_is_the_parameters_limit():
     def score(x):  # a weight in [0, 1): the strategy refuses a negative one
         if x < 0:
             raise ConfigError(f"beta must lie in [0, 1), got {x}")
         return -abs(x + 0.01)
 
     walk = walk_bound(score, "beta", 0.04, score(0.04), LINEAR, "low")
-    # 0.04 - 0.1 refused, 0.04 - 0.05 refused: the bound 0 is the parameter's own limit
+    # 0.04 - 0.1 refused, 0.04 - 0.06 refused: the bound 0 is the parameter's own limit
     assert walk.stopped == DOMAIN_LIMIT and walk.value == 0.04
-    assert [point["value"] for point in walk.scored] == pytest.approx([-0.06, -0.01])
+    assert [point["value"] for point in walk.scored] == pytest.approx([-0.06, -0.02])
     assert all("refused" in point for point in walk.scored)
     assert walk.space["limit"] == ["low"] and near_bound(0.04, walk.space) is None
-    half = walk_bound(score, "beta", 0.03, score(0.03), LINEAR, "low")  # 0.03 - 0.05 refused, 0.03 - 0.1 too
-    assert half.stopped == DOMAIN_LIMIT
+    short = walk_bound(score, "beta", 0.05, score(0.05), LINEAR, "low")  # 0.05 - 0.1 refused, 0.05 - 0.06 too
+    assert short.stopped == DOMAIN_LIMIT
     accepted = walk_bound(lambda x: score(x) + 0.01, "beta", 0.08, -0.08, LINEAR, "low")  # best at 0
-    # 0.08 - 0.1 refused, the half step 0.03 accepted and better; then 0.03 - 0.1, 0.03 - 0.05 refused
-    assert accepted.value == pytest.approx(0.03) and accepted.stopped == DOMAIN_LIMIT
+    # 0.08 - 0.1 refused, the short step to 0.02 accepted and better; then 0.02 - 0.1, 0.02 - 0.06 refused
+    assert accepted.value == pytest.approx(0.02) and accepted.stopped == DOMAIN_LIMIT
     assert accepted.space["low"] == 0.0 and accepted.space["limit"] == ["low"]
 
 
