@@ -766,7 +766,8 @@ def negatives_table(seen_folder: str, tune_folder: str, batch_folder: str) -> st
     """Final accuracy (%): the batch's classes → every seen class, means over the seeds both
     sweeps ran, and the per-seed difference seen − batch (the same seed: the same class order,
     data and exemplars) with its 95 % t interval; then how many cells are ahead, behind and
-    within noise, and the seen tune's studies with a value at a bound of its space. The methods
+    within noise, and the seen tune's studies whose bound walk moved or kept a value at a bound
+    of its space, and any still at one. The methods
     and memory sizes are the seen sweep's."""
     seen_sweep, batch_sweep = read_sweep(RESULTS / seen_folder), read_sweep(RESULTS / batch_folder)
     methods = [m for m in NEGATIVES_METHODS if seen_sweep.memories(m)]
@@ -790,15 +791,22 @@ def negatives_table(seen_folder: str, tune_folder: str, batch_folder: str) -> st
                          f"({_pp(diff.diff, sign=True)} [{_pp(diff.low)}, {_pp(diff.high)}])")
         lines.append(f"| {_n(method)} | " + " | ".join(cells) + " |")
     studies = read_yaml((RESULTS / tune_folder / "tuned.yaml").read_text())["strategies"]
+    tuned = [(label, size, study) for label, entry in studies.items() if label in methods
+             for size, study in sorted(entry["by_mem_size"].items())]
     at_bound = [f"{_n(label)} at {size} ({', '.join(item['param'] for item in study['at_bound'])})"
-                for label, entry in studies.items() if label in methods
-                for size, study in sorted(entry["by_mem_size"].items()) if study.get("at_bound")]
+                for label, size, study in tuned if study.get("at_bound")]
+    moved = [f"{_n(label)} at {size} ({', '.join(w['param'] for w in walks)})" for label, size, study in tuned
+             if (walks := [w for w in study.get("bound_walks") or [] if w["value"] != w["start_value"]])]
+    kept = [f"{_n(label)} at {size} ({', '.join(w['param'] for w in walks)})" for label, size, study in tuned
+            if (walks := [w for w in study.get("bound_walks") or [] if w["value"] == w["start_value"]])]
     total = sum(len(v) for v in outcomes.values())
     summary = (f"Of {total} (method, memory) cells, every seen class's logits score higher than the "
                f"batch's classes in {len(outcomes[AHEAD])} ({', '.join(outcomes[AHEAD]) or 'none'}), "
                f"lower in {len(outcomes[BEHIND])} and within noise in {len(outcomes[NOISE])} (95 % "
-               f"interval of the per-seed difference). Studies of the seen tune whose best value lies at a "
-               f"bound of its space: {'; '.join(at_bound) or 'none'}.")
+               f"interval of the per-seed difference). Studies of the seen tune whose best value lay at a "
+               f"bound of its space after the line search, walked past it: moved in {'; '.join(moved) or 'none'}; "
+               f"kept (no better past it, or the parameter's own limit) in {'; '.join(kept) or 'none'}. "
+               f"Still at a bound: {'; '.join(at_bound) or 'none'}.")
     return "\n".join(lines) + "\n\n" + summary + "\n"
 
 

@@ -101,11 +101,13 @@ def render(tunes: list[dict], names: list[str]) -> str:
     overall = sum(r["spread"] for r in rows) / len(rows)
     mean_se = sum(r["se"] for r in rows) / len(rows)
     above = sum(r["spread"] > 2 * r["se"] for r in rows)
+    walked = ", ".join(f"{_studies_walked(t)} (seed {t['settings'].get('sampler_seed', 0)})" for t in tunes)
     at_bound = ", ".join(f"{_studies_at_bound(t)} (seed {t['settings'].get('sampler_seed', 0)})" for t in tunes)
     lines += ["", f"Over all {len(rows)} studies the mean spread is {overall:.1f} points, "
               f"{overall / mean_se:.1f} times their mean SE ({mean_se:.1f}); "
-              f"{above} of them spread by more than twice their SE. Studies with a value within 5 % of "
-              f"a bound of its space: {at_bound}.", "",
+              f"{above} of them spread by more than twice their SE. Studies whose sampler and line search "
+              f"left a value within 5 % of a bound of its space, walked past it: {walked}; still at a bound "
+              f"after the walk: {at_bound}.", "",
               "<details><summary>every study</summary>", "",
               "| strategy | memory | " + " | ".join(f"seed {t['settings'].get('sampler_seed', 0)}" for t in tunes)
               + " | spread | SE |", "|---|---:|" + "---:|" * len(tunes) + "---:|---:|"]
@@ -114,6 +116,12 @@ def render(tunes: list[dict], names: list[str]) -> str:
                      + f" | {r['spread']:.1f} | {r['se']:.1f} |")
     lines += ["", "</details>"]
     return "\n".join(lines)
+
+
+def _studies_walked(tune: dict) -> int:
+    """How many of a tune's studies ended with a bound walk (``bound_walks`` in ``tuned.yaml``)."""
+    return sum(bool(study.get("bound_walks")) for entry in tune["strategies"].values()
+               for study in entry["by_mem_size"].values())
 
 
 def _studies_at_bound(tune: dict) -> int:

@@ -53,7 +53,11 @@ def test_the_block_counts_the_studies_at_a_bound_per_tune(noise, tmp_path):
     b = _tune(tmp_path / "b.yaml", 1, {"gcl": {0: 0.5, 20: 0.6}})
     tunes = noise.load_tunes([a, b])
     tunes[1]["strategies"]["gcl"]["by_mem_size"][20]["at_bound"] = [{"param": "tau", "bound": "high"}]
-    assert "a bound of its space: 0 (seed 0), 1 (seed 1)." in noise.render(tunes, ["a", "b"])
+    for tune in tunes:
+        tune["strategies"]["gcl"]["by_mem_size"][0]["bound_walks"] = [{"param": "tau", "value": 1, "start_value": 1}]
+    tunes[1]["strategies"]["gcl"]["by_mem_size"][20]["bound_walks"] = [{"param": "lr", "value": 1, "start_value": 2}]
+    block = noise.render(tunes, ["a", "b"])
+    assert "walked past it: 1 (seed 0), 2 (seed 1); still at a bound after the walk: 0 (seed 0), 1 (seed 1)." in block
 
 
 def test_a_study_missing_from_one_tune_is_left_out(noise, tmp_path):

@@ -229,26 +229,3 @@ def test_tune_per_memory_then_a_sweep_records_the_tuned_size(tmp_path, capsys):
         assert records[-1]["hyperparameters"]["lr"] == pytest.approx(ce["by_mem_size"][tuned_at]["params"]["lr"])
     zero_shot = read_jsonl(tmp_path / "sweep" / "runs" / "tiny__zero-shot__m0__s0" / "results.jsonl")
     assert "tuned_at_mem_size" not in zero_shot[-1]
-
-
-def test_no_committed_tuned_value_lies_at_a_bound_of_its_studys_space():
-    """The packaged tuned file (one study per strategy and memory size) holds no value within 5 %
-    of a bound of its study's space (issue 22): every study ended with its bound walk, each
-    widening of a space comes from a walk of that parameter that stopped before its move limit,
-    and ``at_bound`` lists exactly what lies at a bound (nothing)."""
-    from avalanche_clip.cli import DEFAULT_CONFIG
-    from avalanche_clip.pipeline.tune_walk import MOVE_LIMIT
-    from avalanche_clip.strategies.registry import search_space
-    from avalanche_clip.strategies.spaces import widen
-
-    document = read_tuned(DEFAULT_CONFIG.parent / "comparison.tuned.yaml")
-    walked = 0
-    for label, entry in document["strategies"].items():
-        for size, study in entry["by_mem_size"].items():
-            space = widen(search_space(entry["strategy"]), study["widened"])
-            assert values_at_bound(study["params"], space) == [] == study["at_bound"], (label, size)
-            walks = {walk["param"]: walk for walk in study["bound_walks"]}
-            assert set(study["widened"]) == set(walks) and all(w["stopped"] != MOVE_LIMIT for w in walks.values())
-            assert all(study["widened"][name] == walk["space"] for name, walk in walks.items())
-            walked += bool(walks)
-    assert walked == 4  # the studies whose sampler and line search left a value at a bound

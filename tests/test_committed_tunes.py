@@ -1,0 +1,53 @@
+"""Every committed tuned.yaml that a committed sweep applies holds no value within 5 % of a bound
+of its study's space (issue 22): each ended with its bound walk, each widening of a space comes
+from a walk of that parameter, and ``at_bound`` lists what the file's values say (nothing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from avalanche_clip.pipeline.tune_quality import values_at_bound
+from avalanche_clip.pipeline.tune_walk import MOVE_LIMIT
+from avalanche_clip.pipeline.tuned_values import read_tuned
+from avalanche_clip.strategies.registry import search_space
+from avalanche_clip.strategies.spaces import widen
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "experiments" / "results"
+#: The tuned files the committed sweeps apply (the proxies, their ablations, the default's second
+#: sampler seed). Not here: ``default_widening`` (an undone experiment, kept as its record: its
+#: values lie outside the current spaces) and ``cifar10_proxy_tune`` / ``pacs_proxy_tune`` (the
+#: pre-issue-22 protocol's tunes the constructor defaults come from; their runs no longer
+#: re-run identically, so they cannot be walked).
+APPLIED = [RESULTS / name / "tuned.yaml" for name in (
+    "cifar10_proxy_rerun_tune", "pacs_proxy_rerun_tune", "ablation_seen_digits_tune",
+    "ablation_seen_cifar10_tune", "default_tune_seed1")]
+APPLIED.append(ROOT / "avalanche_clip" / "defaults" / "comparison.tuned.yaml")
+
+
+@pytest.mark.parametrize("path", APPLIED, ids=lambda path: path.parent.name)
+def test_no_applied_tuned_value_lies_at_a_bound_of_its_studys_space(path):
+    document = read_tuned(path)  # every value checked against its study's (widened) space
+    tune_epochs = bool((document.get("settings") or {}).get("tune_epochs"))
+    for label, entry in document["strategies"].items():
+        for size, study in entry["by_mem_size"].items():
+            space = widen(search_space(entry["strategy"], tune_epochs=tune_epochs), study.get("widened"))
+            assert values_at_bound(study["params"], space) == [] == study["at_bound"], (label, size)
+            walks = {walk["param"]: walk for walk in study["bound_walks"]}
+            assert set(study.get("widened") or {}) == set(walks), (label, size)
+            for name, walk in walks.items():
+                assert walk["stopped"] != MOVE_LIMIT and study["widened"][name] == walk["space"]
+                assert study["params"][name] == walk["value"]
+
+
+def test_every_sweep_folder_names_a_tuned_file_whose_copy_is_checked_here():
+    """The sweeps record where their tuned file lay when they ran (runs/...); the file each applied
+    is committed in the tune folder above, so none escapes the check."""
+    import yaml
+
+    tuned = {yaml.safe_load(path.read_text()).get("tuned") for path in RESULTS.glob("*/sweep.yaml")}
+    names = {Path(path).parent.name for path in tuned if path}
+    assert names <= {"cifar10-proxy-tune", "pacs-proxy-tune", "seen-cifar-tune", "ablation_seen_digits_tune",
+                     "default-tune-s1", "defaults"}, names
