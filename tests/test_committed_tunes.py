@@ -51,3 +51,27 @@ def test_every_sweep_folder_names_a_tuned_file_whose_copy_is_checked_here():
     names = {Path(path).parent.name for path in tuned if path}
     assert names <= {"cifar10-proxy-tune", "pacs-proxy-tune", "seen-cifar-tune", "ablation_seen_digits_tune",
                      "default-tune-s1", "defaults"}, names
+
+
+@pytest.mark.parametrize("name", ["cifar10_proxy_tune", "pacs_proxy_tune"])
+def test_the_old_protocols_values_at_a_bound_are_within_a_walk_step_of_their_domains_end(name):
+    """The two pre-issue-22 tunes (not walked: their runs no longer re-run identically) hold values
+    at a bound only where a walk would stop without a run: its step and its short step past the
+    bound are both values the strategy refuses, so the bound is the parameter's own limit."""
+    from avalanche_clip.common.values import check_options
+    from avalanche_clip.pipeline.tune_walk import SHORT_STEP, STEP_FRACTION, step_past
+    from avalanche_clip.strategies.registry import option_rules
+
+    document = read_tuned(RESULTS / name / "tuned.yaml")
+    found = 0
+    for entry in document["strategies"].values():
+        space = search_space(entry["strategy"])
+        for study in entry["by_mem_size"].values():
+            for item in values_at_bound(study["params"], space):
+                found += 1
+                rules = option_rules(entry["strategy"])
+                for fraction in (STEP_FRACTION, STEP_FRACTION * SHORT_STEP):
+                    step = step_past(item["value"], space[item["param"]], item["bound"], fraction)
+                    with pytest.raises(ValueError):
+                        check_options(rules, **{item["param"]: step})
+    assert found  # FOSTER's beta1 and beta2 near 1 on CIFAR-10, DER's beta near 0 on PACS

@@ -64,7 +64,7 @@ class BoundWalk:
     stopped: str = NEIGHBOUR_LOWER
 
 
-def _outward(value: float, spec: Mapping[str, Any], bound: str, fraction: float) -> float:
+def step_past(value: float, spec: Mapping[str, Any], bound: str, fraction: float) -> float:
     """``value`` moved ``fraction`` of the space's width past ``bound`` (module docstring)."""
     sign = -1.0 if bound == "low" else 1.0
     if spec.get("log"):
@@ -96,7 +96,7 @@ def walk_bound(score: Callable[[Any], float], param: str, value: Any, value_scor
     for _ in range(moves):
         point = point_score = None
         for fraction in (step_fraction, step_fraction * SHORT_STEP):  # shorter where a full one is refused
-            candidate = _outward(current, spec, bound, fraction)
+            candidate = step_past(current, spec, bound, fraction)
             try:
                 point_score = float(score(candidate))
             except (ConfigError, ValueError) as err:  # past the parameter's domain
@@ -146,5 +146,5 @@ def walk_bounds(score: Callable[[dict[str, Any]], float], params: Mapping[str, A
     return params, value, walks, widened
 
 
-__all__ = ["DOMAIN_LIMIT", "MOVE_LIMIT", "NEIGHBOUR_LOWER", "SHORT_STEP", "STEP_FRACTION", "WALK_MOVES", "BoundWalk",
+__all__ = ["DOMAIN_LIMIT", "MOVE_LIMIT", "NEIGHBOUR_LOWER", "SHORT_STEP", "STEP_FRACTION", "WALK_MOVES", "BoundWalk", "step_past",
            "walk_bound", "walk_bounds"]
