@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from avalanche_clip.pipeline.tune_quality import values_at_bound
-from avalanche_clip.pipeline.tune_walk import MOVE_LIMIT
+from avalanche_clip.pipeline.tune_walk import DOMAIN_LIMIT, MOVE_LIMIT
 from avalanche_clip.pipeline.tuned_values import read_tuned
 from avalanche_clip.strategies.registry import search_space
 from avalanche_clip.strategies.spaces import widen
@@ -37,9 +37,18 @@ def test_no_applied_tuned_value_lies_at_a_bound_of_its_studys_space(path):
             assert values_at_bound(study["params"], space) == [] == study["at_bound"], (label, size)
             walks = {walk["param"]: walk for walk in study["bound_walks"]}
             assert set(study.get("widened") or {}) == set(walks), (label, size)
+            registered = search_space(entry["strategy"], tune_epochs=tune_epochs)
             for name, walk in walks.items():
                 assert walk["stopped"] != MOVE_LIMIT and study["widened"][name] == walk["space"]
                 assert study["params"][name] == walk["value"]
+                # the widening is what the walk's points make it: the registered space stretched to
+                # every point scored, and a limit only where the strategy refused both steps past it
+                points = [walk["start_value"]] + [p["value"] for p in walk["scored"] if "score" in p]
+                spec = registered[name]
+                assert walk["space"]["low"] == min(spec["low"], *points), (label, size, name)
+                assert walk["space"]["high"] == max(spec["high"], *points), (label, size, name)
+                limit = set(spec.get("limit", ())) | ({walk["bound"]} if walk["stopped"] == DOMAIN_LIMIT else set())
+                assert set(walk["space"].get("limit", ())) == limit, (label, size, name)
 
 
 def test_every_sweep_folder_names_a_tuned_file_whose_copy_is_checked_here():

@@ -89,7 +89,7 @@ from avalanche_clip.pipeline.tune_settings import (
     tune_settings,
 )
 from avalanche_clip.pipeline.tune_storage import storage_errors
-from avalanche_clip.pipeline.tune_walk import walk_bounds
+from avalanche_clip.pipeline.tune_walk import RefusedValue, walk_bounds
 from avalanche_clip.pipeline.tuned_values import TunedStudy, write_tuned
 from avalanche_clip.strategies.registry import search_space
 from avalanche_clip.strategies.spaces import suggest, widen
@@ -303,6 +303,10 @@ def walk_study(config: SweepConfig, settings: TuneSettings, label: str, mem_size
         return params, value, [], {}
 
     def score(candidate: dict[str, Any]) -> float:  # its folder names every value moved by the walks
+        try:  # the strategy's own checks of its options, before any run: a refusal is the domain's end
+            trial_runs(config, settings, label, candidate, mem_size)
+        except ConfigError as err:
+            raise RefusedValue(str(err)) from None
         moved = "__".join(f"{name}{candidate[name]!r}" for name in candidate if candidate[name] != params.get(name))
         return validation_score(config, settings, label, candidate, mem_size, folder / (moved or "tuned"),
                                 resume=True).value

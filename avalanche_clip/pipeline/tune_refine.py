@@ -15,7 +15,9 @@ search space (``space bound``) or after :data:`REFINE_MOVES` moves (``move limit
 neighbours are computed from the current point exactly as ``avalanche-clip check-optimum``
 computes them from a tuned value (``p / F``, ``p · F``), so a study stopped by ``neighbours
 lower`` passes that check by construction, its neighbours' scores being ones it has already
-seen; scores are memoised by the exact float, so a point is scored once.
+seen (unless the bound walk that follows, :mod:`avalanche_clip.pipeline.tune_walk`, moves another
+value: then check-optimum scores them anew); scores are memoised by the exact float, so a point
+is scored once.
 
 Every study gets this same procedure (at least two more scored points, at most
 ``2 + 2 · REFINE_MOVES``), recorded in ``tuned.yaml`` beside the sampler's result

@@ -16,10 +16,15 @@ study instead ends with the same deterministic walk past each such bound, the ot
 It stops after :data:`WALK_MOVES` moves (``move limit``). The study's space for that parameter is
 widened to every point the walk scored (``widened`` in ``tuned.yaml``, recorded beside the
 registered space; a sweep checks the values against it), and a ``domain limit`` marks that bound
-the parameter's own limit. So when the walk stops on ``neighbour lower`` the value lies at least
-``s`` of the registered width inside its study's space (``s`` = 0.1, or 0.06 after a short step),
-``s / (1 + s)`` > 5 % of the widened width: no longer within 5 % of a bound, and measured so; when it stops at the move limit it still lies at a bound,
-and ``at_bound`` says so.
+the parameter's own limit. When the walk stops on ``neighbour lower`` after moves of total length
+``m`` (in units of the registered width), the value lies ``s`` inside the widened space (``s`` =
+0.1, or 0.06 after a short step) and the widened width is at most ``1 + m + s``, so it sits
+``s / (1 + m + s)`` of it from the new bound: more than 5 % with no move, after one, or after full
+steps only (at most 0.1 / 1.4): no longer within 5 % of a bound, and measured so. After two or
+more moves a short last step can leave it within 5 % (0.06 / 1.26), and where the walk stops at
+its move limit the value is the last point scored: in both cases ``at_bound`` says so. A walk that
+moved a value leaves the line search's neighbours ``lr / 3``, ``lr · 3`` unscored under the new
+values; ``check-optimum`` scores them.
 
 The walk visits the parameters in the space's order, each with the values the walks before it
 chose, and every study gets it alike (none at a bound: nothing to score), so the tuning effort
@@ -33,18 +38,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from avalanche_clip.pipeline.config import ConfigError
 from avalanche_clip.strategies.spaces import near_bound
 
 #: One step of the walk, as a fraction of the space's width (log width on a log space).
 STEP_FRACTION = 0.1
 #: The step tried where the strategy refuses a full one, as a fraction of it: 0.6 (0.06 of the
-#: width) is about the least that leaves a value kept after it more than 5 % of the widened width
-#: inside, s / (1 + s) > 0.05 needing s > 0.0526; half a step would leave it at 4.8 %.
+#: width) is about the least that leaves a value kept after it, with no move before, more than
+#: 5 % of the widened width inside, s / (1 + s) > 0.05 needing s > 0.0526 (half a step: 4.8 %).
 SHORT_STEP = 0.6
 #: Most moves of one walk (each one step: up to 40 % of the registered width past the bound).
 WALK_MOVES = 4
 NEIGHBOUR_LOWER, DOMAIN_LIMIT, MOVE_LIMIT = "neighbour lower", "domain limit", "move limit"
+
+
+class RefusedValue(ValueError):
+    """The strategy refuses a value the walk would score (past the parameter's domain): raised by
+    the walk's score function for that reason only, so that any other failure of a run (a bug, a
+    run folder of other values) propagates instead of passing for the parameter's limit."""
 
 
 @dataclass
@@ -83,8 +93,7 @@ def walk_bound(score: Callable[[Any], float], param: str, value: Any, value_scor
                moves: int = WALK_MOVES) -> BoundWalk:
     """Walk ``param`` from ``value`` (scored ``value_score``) past ``bound`` of ``spec`` (module
     docstring). ``score(x)`` is the validation score of ``x`` (the other values fixed), raising
-    :class:`~avalanche_clip.pipeline.config.ConfigError` or ``ValueError`` when the strategy
-    refuses ``x``; it is called at most once per point."""
+    :class:`RefusedValue` when the strategy refuses ``x``; it is called at most once per point."""
     if bound not in ("low", "high"):
         raise ValueError(f"bound must be 'low' or 'high', got {bound!r}")
     if not 0 < step_fraction <= 1:
@@ -97,9 +106,11 @@ def walk_bound(score: Callable[[Any], float], param: str, value: Any, value_scor
         point = point_score = None
         for fraction in (step_fraction, step_fraction * SHORT_STEP):  # shorter where a full one is refused
             candidate = step_past(current, spec, bound, fraction)
+            if tried and tried[-1]["value"] == candidate:  # an int space: the short step is the same one
+                continue
             try:
                 point_score = float(score(candidate))
-            except (ConfigError, ValueError) as err:  # past the parameter's domain
+            except RefusedValue as err:  # past the parameter's domain
                 tried.append({"value": candidate, "refused": str(err).splitlines()[0]})
                 continue
             point = candidate
@@ -146,5 +157,6 @@ def walk_bounds(score: Callable[[dict[str, Any]], float], params: Mapping[str, A
     return params, value, walks, widened
 
 
-__all__ = ["DOMAIN_LIMIT", "MOVE_LIMIT", "NEIGHBOUR_LOWER", "SHORT_STEP", "STEP_FRACTION", "WALK_MOVES", "BoundWalk", "step_past",
+__all__ = ["DOMAIN_LIMIT", "MOVE_LIMIT", "NEIGHBOUR_LOWER", "SHORT_STEP", "STEP_FRACTION", "WALK_MOVES", "BoundWalk",
+           "RefusedValue", "step_past",
            "walk_bound", "walk_bounds"]

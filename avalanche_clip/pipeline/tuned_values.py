@@ -195,10 +195,19 @@ def read_tuned(path: str | Path) -> dict[str, Any]:
 def study_space(path: str | Path, where: str, space: dict[str, dict[str, Any]],
                 study: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The search space of one study: the registered ``space`` with the specs its bound walks
-    widened (``widened``; :func:`~avalanche_clip.strategies.spaces.widen`), ``ConfigError`` naming
-    the file and study when they are not a widening of it."""
+    widened (``widened``; :func:`~avalanche_clip.strategies.spaces.widen`). ``ConfigError`` naming
+    the file and study when they are not a widening of it, or a widened spec is not the one a walk
+    of that parameter recorded (``bound_walks``): a space is widened by a walk, not by hand."""
+    widened = study.get("widened") or {}
+    walked = {walk.get("param"): walk.get("space") for walk in study.get("bound_walks") or []
+              if isinstance(walk, dict)}
+    for name, spec in widened.items():
+        if walked.get(name) != spec:
+            raise ConfigError(f"tuned file {path}: {where}: widened space of {name!r} is {spec!r}, but no bound walk "
+                              f"of {name!r} recorded it (walks: {walked or 'none'}); expected the space its walk "
+                              "left")
     try:
-        return widen(space, study.get("widened"))
+        return widen(space, widened)
     except ValueError as err:
         raise ConfigError(f"tuned file {path}: {where}: {err}") from None
 

@@ -42,7 +42,7 @@ def _notes(study: dict[str, Any]) -> str:
             notes.append(f"{walk['param']} scored past its {walk['bound']} bound at {_number(float(scored[-1]['value']))}: "
                          "no better")
         else:
-            notes.append(f"{walk['param']} at the {walk['bound']} end of its domain")
+            notes.append(f"{walk['param']}: the strategy refuses values past its {walk['bound']} bound (its limit)")
     return "; ".join(notes)
 
 

@@ -21,6 +21,7 @@ from avalanche_clip.pipeline.tune_walk import (
     DOMAIN_LIMIT,
     MOVE_LIMIT,
     NEIGHBOUR_LOWER,
+    RefusedValue,
     walk_bound,
     walk_bounds,
 )
@@ -66,7 +67,7 @@ def test_a_lower_neighbour_past_the_bound_keeps_the_value_and_measures_the_bound
 def test_a_value_kept_after_a_short_step_is_more_than_5_percent_inside():
     def score(x):  # a fraction in (0, 1): the strategy refuses 0 and below; lower past the bound
         if x <= 0:
-            raise ConfigError(f"fraction must lie in (0, 1), got {x}")
+            raise RefusedValue(f"fraction must lie in (0, 1), got {x}")
         return x
 
     spec = {"type": "float", "low": 0.05, "high": 0.95}
@@ -84,7 +85,7 @@ def test_ties_keep_the_tuned_value():
 def test_a_refused_step_is_shortened_and_a_refused_short_step_is_the_parameters_limit():
     def score(x):  # a weight in [0, 1): the strategy refuses a negative one
         if x < 0:
-            raise ConfigError(f"beta must lie in [0, 1), got {x}")
+            raise RefusedValue(f"beta must lie in [0, 1), got {x}")
         return -abs(x + 0.01)
 
     walk = walk_bound(score, "beta", 0.04, score(0.04), LINEAR, "low")
@@ -108,10 +109,38 @@ def test_it_stops_after_its_moves_and_then_the_value_is_still_at_a_bound():
     assert near_bound(walk.value, walk.space) == "low"  # reported by tune as at_bound
 
 
-def test_int_spaces_step_by_at_least_one():
+def test_int_spaces_step_by_at_least_one_and_try_a_point_once():
     spec = {"type": "int", "low": 1, "high": 10}
     walk = walk_bound(lambda x: float(x), "epochs", 10, 10.0, spec, "high", moves=1)
     assert walk.scored[0]["value"] == 11 and walk.space["high"] == 11
+
+    def refuse_zero(x):
+        if x < 1:
+            raise RefusedValue(f"epochs must be >= 1, got {x}")
+        return 0.0
+
+    low = walk_bound(refuse_zero, "epochs", 1, 0.5, spec, "low")  # the short step is 0 again: not retried
+    assert low.stopped == DOMAIN_LIMIT and low.scored == [{"value": 0, "refused": "epochs must be >= 1, got 0"}]
+
+
+def test_any_other_failure_of_a_run_propagates_rather_than_passing_for_a_limit():
+    def broken(x):
+        raise ValueError("a run folder of other values")
+
+    with pytest.raises(ValueError, match="a run folder of other values"):
+        walk_bound(broken, "tau", 0.011, 0.5, LOG, "low")
+
+
+def test_after_moves_a_short_last_step_can_leave_the_value_at_a_bound_and_at_bound_says_so():
+    def score(x):  # better up to 1.2, the strategy refuses 1.27 and above
+        if x > 1.27:
+            raise RefusedValue(f"x must be <= 1.27, got {x}")
+        return -abs(x - 1.2)
+
+    walk = walk_bound(score, "x", 1.0, score(1.0), LINEAR, "high")
+    # 1.1, 1.2 better; 1.3 refused, 1.26 lower: kept 1.2, 0.06 from the widened top 1.26
+    assert walk.value == pytest.approx(1.2) and walk.stopped == NEIGHBOUR_LOWER
+    assert walk.space["high"] == pytest.approx(1.26) and near_bound(walk.value, walk.space) == "high"
 
 
 def test_walk_bounds_walks_each_parameter_at_a_bound_with_the_values_before_it():
@@ -199,6 +228,11 @@ def test_walk_bounds_walks_a_value_at_a_bound_and_the_sweep_accepts_it(der_tuned
     document["strategies"]["der"]["by_mem_size"][4]["params"]["alpha"] = 0.0004
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(document))
     with pytest.raises(ConfigError, match="alpha=0.0004 is outside its search space"):
+        read_tuned(tmp_path / "bad.yaml")
+    # ... nor a space widened by hand rather than by a walk
+    document["strategies"]["der"]["by_mem_size"][4]["widened"] = {"alpha": {**walk["space"], "low": 1e-6}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError, match="widened space of 'alpha' is .* but no bound walk of 'alpha' recorded it"):
         read_tuned(tmp_path / "bad.yaml")
     # idempotent, and a finished file is never written over
     code, _, err = cli(capsys, "walk-bounds", "--config", config, "--tuned", edited, "--out", tmp_path / "walk")

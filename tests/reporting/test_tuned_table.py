@@ -77,4 +77,4 @@ def test_each_bound_walk_is_a_note_what_it_moved_or_where_it_scored_no_better(tm
     path.write_text(WALKED, encoding="utf-8")
     row = tuned_table(path).splitlines()[2]
     assert row.endswith("| tau scored past its high bound at 8.15: no better; ird_lambda 0.0107 → 0.00534 by the "
-                        "bound walk; beta1 at the low end of its domain |")
+                        "bound walk; beta1: the strategy refuses values past its low bound (its limit) |")
