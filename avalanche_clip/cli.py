@@ -85,11 +85,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     optimum = sub.add_parser("check-optimum", help="re-score each tuned learning rate and its neighbours "
                              "lr / F and lr · F, and each value at a bound of its space past that bound, on the "
                              "tune's validation split (exit 1: one of them is better)")
-    optimum.add_argument("--config", type=Path, metavar="FILE", help="the sweep config that was tuned "
-                         "(default: the embedded comparison)")
-    optimum.add_argument("--tuned", type=Path, metavar="FILE", help="its tuned.yaml (default: the config's tuned key)")
-    optimum.add_argument("--out", type=Path, metavar="DIR", help="check folder (default: runs/<config name>-optimum); "
-                         "writes optimum.md, optimum.csv and the re-score runs")
+    _tuned_file_arguments(optimum, out="check folder (default: runs/<config name>-optimum); writes optimum.md, "
+                          "optimum.csv and the re-score runs")
     optimum.add_argument("--factor", type=float, default=3.0, metavar="F",
                          help="neighbours lr / F and lr · F (default: 3)")
     optimum.add_argument("--strategies", type=_names, metavar="A,B", help="only these tuned labels")
@@ -98,11 +95,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     optimum.add_argument("overrides", **overrides)
     walk = sub.add_parser("walk-bounds", help="add the bound walks a tune now ends every study with to a tuned.yaml "
                           "written before them: each value at a bound of its space walked past it on validation")
-    walk.add_argument("--config", type=Path, metavar="FILE", help="the sweep config that was tuned "
-                      "(default: the embedded comparison)")
-    walk.add_argument("--tuned", type=Path, metavar="FILE", help="its tuned.yaml (default: the config's tuned key)")
-    walk.add_argument("--out", type=Path, metavar="DIR", help="folder of the walked tuned.yaml and its runs "
-                      "(default: runs/<config name>-walk)")
+    _tuned_file_arguments(walk, out="folder of the walked tuned.yaml and its runs (default: runs/<config name>-walk)")
     walk.add_argument("--rescore", action="store_true", help="walk a study whose tuned values score otherwise "
                       "here than its recorded value from the re-score (kept beside the tune's) instead of refusing it")
     walk.add_argument("overrides", **overrides)
@@ -117,6 +110,14 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     listing = sub.add_parser("list", help="registered scenarios, strategies and models, with their defaults")
     listing.add_argument("--spaces", action="store_true", help="also each strategy's search space for tune")
     return parser, sub.choices
+
+
+def _tuned_file_arguments(parser: argparse.ArgumentParser, *, out: str) -> None:
+    """``--config``, ``--tuned`` and ``--out`` of a command that works on a tune's tuned.yaml."""
+    parser.add_argument("--config", type=Path, metavar="FILE", help="the sweep config that was tuned "
+                        "(default: the embedded comparison)")
+    parser.add_argument("--tuned", type=Path, metavar="FILE", help="its tuned.yaml (default: the config's tuned key)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help=out)
 
 
 def _names(text: str) -> list[str]:
@@ -364,30 +365,44 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_optimum(args: argparse.Namespace) -> int:
-    from avalanche_clip.common.threads import apply_threads
+def _tuned_command(args: argparse.Namespace, command: str, purpose: str, suffix: str) -> tuple[Any, Path, Path]:
+    """The sweep config (parsed once), tuned.yaml and output folder of ``command``, a command on a
+    tune's tuned.yaml (``--tuned``, else the config's ``tuned`` key; ``--out``, else
+    ``runs/<config name>-<suffix>``); refused under torchrun."""
     from avalanche_clip.pipeline.config import ConfigError
     from avalanche_clip.pipeline.sweep_schema import parse_sweep_config
+
+    _refuse_torchrun(command)
+    config = parse_sweep_config(_config(args.config, args.overrides, sweep=True))
+    tuned = args.tuned or (Path(config.tuned) if config.tuned else None)
+    if tuned is None:
+        raise ConfigError(f"{command} needs the tuned.yaml {purpose}: pass --tuned FILE (the config has no tuned key)")
+    return config, tuned, args.out or Path("runs") / f"{args.config.stem if args.config else 'default'}-{suffix}"
+
+
+def _apply_tune_threads(config: Any, tuned: Path) -> None:
+    """Scores reproduce under the tune's torch thread count only: apply the count its studies
+    record, unless the config sets one."""
+    from avalanche_clip.common.threads import apply_threads
+    from avalanche_clip.pipeline.tune_threads import tuned_threads
+    from avalanche_clip.pipeline.tuned_values import read_tuned
+
+    threads = config.shared.get("threads")
+    apply_threads(tuned_threads(read_tuned(tuned)) if threads is None else threads)
+
+
+def _check_optimum(args: argparse.Namespace) -> int:
     from avalanche_clip.pipeline.tune_optimum import OPTIMUM, check_factor, check_optimum
     from avalanche_clip.pipeline.tune_optimum_table import (
         optimum_markdown,
         refuse_finished,
         write_optimum,
     )
-    from avalanche_clip.pipeline.tune_threads import tuned_threads
-    from avalanche_clip.pipeline.tuned_values import read_tuned
 
-    _refuse_torchrun("check-optimum")
-    config = parse_sweep_config(_config(args.config, args.overrides, sweep=True))  # parsed once
-    tuned = args.tuned or (Path(config.tuned) if config.tuned else None)
-    if tuned is None:
-        raise ConfigError("check-optimum needs the tuned.yaml to check: pass --tuned FILE (the config has no tuned key)")
-    out = args.out or Path("runs") / f"{args.config.stem if args.config else 'default'}-optimum"
+    config, tuned, out = _tuned_command(args, "check-optimum", "to check", "optimum")
     check_factor(args.factor)
     refuse_finished(out, force=args.force)  # before any run
-    threads = config.shared.get("threads")
-    # scores reproduce under the tune's thread count only: apply it unless the config sets one
-    apply_threads(tuned_threads(read_tuned(tuned)) if threads is None else threads)
+    _apply_tune_threads(config, tuned)
     checks = check_optimum(config, tuned, out, factor=args.factor, strategies=args.strategies,
                            mem_sizes=args.mem_sizes, progress=config.shared["progress"])
     markdown, table = write_optimum(checks, out, args.factor)
@@ -397,21 +412,10 @@ def _check_optimum(args: argparse.Namespace) -> int:
 
 
 def _walk_bounds(args: argparse.Namespace) -> int:
-    from avalanche_clip.common.threads import apply_threads
-    from avalanche_clip.pipeline.config import ConfigError
-    from avalanche_clip.pipeline.sweep_schema import parse_sweep_config
-    from avalanche_clip.pipeline.tune_threads import tuned_threads
     from avalanche_clip.pipeline.tune_walk_file import walk_tuned
-    from avalanche_clip.pipeline.tuned_values import read_tuned
 
-    _refuse_torchrun("walk-bounds")
-    config = parse_sweep_config(_config(args.config, args.overrides, sweep=True))  # parsed once
-    tuned = args.tuned or (Path(config.tuned) if config.tuned else None)
-    if tuned is None:
-        raise ConfigError("walk-bounds needs the tuned.yaml to walk: pass --tuned FILE (the config has no tuned key)")
-    out = args.out or Path("runs") / f"{args.config.stem if args.config else 'default'}-walk"
-    threads = config.shared.get("threads")  # scores reproduce under the tune's thread count only
-    apply_threads(tuned_threads(read_tuned(tuned)) if threads is None else threads)
+    config, tuned, out = _tuned_command(args, "walk-bounds", "to walk", "walk")
+    _apply_tune_threads(config, tuned)
     result = walk_tuned(config, tuned, out, rescore=args.rescore, progress=config.shared["progress"])
     for label, mem_size, walks in result["walked"]:
         for walk in walks:

@@ -49,7 +49,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm.auto import tqdm
 
 from avalanche_clip.common.errors import AvalancheClipError
@@ -64,7 +63,7 @@ from avalanche_clip.pipeline.tune import (
     validation_score,
 )
 from avalanche_clip.pipeline.tune_quality import standard_error, validation_size, values_at_bound
-from avalanche_clip.pipeline.tune_threads import refuse_other_threads, refuse_reused_runs
+from avalanche_clip.pipeline.tune_threads import record_threads, refuse_reused_runs
 from avalanche_clip.pipeline.tuned_values import load_tuned, read_tuned
 from avalanche_clip.strategies.registry import search_space
 from avalanche_clip.strategies.spaces import describe, in_space, widen
@@ -189,9 +188,8 @@ def check_optimum(config: SweepConfig | dict[str, Any], tuned: str | Path, out_d
     outside = sorted({label for label, _ in chosen} - set(entries))
     if outside:
         raise ConfigError(f"tuned strategies {outside} are not strategies of the sweep config ({sorted(entries)})")
-    threads = torch.get_num_threads()
-    refuse_other_threads({study_name(label, m): studies[label][m] for label, m in chosen}, threads)
-    config = config.replace(shared={**config.shared, "threads": threads})  # recorded by every re-score run
+    # recorded by every re-score run
+    config = record_threads(config, {study_name(label, m): studies[label][m] for label, m in chosen})
     checks = []
     bar = tqdm(chosen, desc="optimum checks", disable=not progress)
     for label, mem_size in bar:

@@ -32,6 +32,16 @@ def refuse_other_threads(studies: dict[str, dict[str, Any]], threads: int) -> No
                 "(or leave threads unset: the command line then applies the tune's)")
 
 
+def record_threads(config: Any, studies: dict[str, dict[str, Any]]) -> Any:
+    """The sweep ``config`` with torch's current thread count as its ``threads`` (so every re-score
+    run records it), after :func:`refuse_other_threads` on ``studies`` (``{name: study}``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    refuse_other_threads(studies, threads)
+    return config.replace(shared={**config.shared, "threads": threads})
+
+
 def tuned_threads(document: dict[str, Any]) -> int | None:
     """The torch thread count the studies of a ``tuned.yaml`` document record, when they all
     record the same one (None: none recorded, or several counts)."""
@@ -51,4 +61,4 @@ def refuse_reused_runs(folder: Path, threads: int) -> None:
                               "another --out")
 
 
-__all__ = ["refuse_other_threads", "refuse_reused_runs", "tuned_threads"]
+__all__ = ["record_threads", "refuse_other_threads", "refuse_reused_runs", "tuned_threads"]

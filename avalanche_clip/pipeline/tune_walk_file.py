@@ -35,7 +35,7 @@ from avalanche_clip.pipeline.sweep_schema import SweepConfig, parse_sweep_config
 from avalanche_clip.pipeline.tune import study_name, validation_score, walk_study
 from avalanche_clip.pipeline.tune_optimum import OptimumMismatchError, scoring_settings
 from avalanche_clip.pipeline.tune_quality import standard_error, values_at_bound, warn_at_bound
-from avalanche_clip.pipeline.tune_threads import refuse_other_threads
+from avalanche_clip.pipeline.tune_threads import record_threads
 from avalanche_clip.pipeline.tuned_values import load_tuned, read_tuned
 from avalanche_clip.strategies.registry import search_space
 from avalanche_clip.strategies.spaces import widen
@@ -50,8 +50,6 @@ def walk_tuned(config: SweepConfig | dict[str, Any], tuned: str | Path, out_dir:
     """Walk the studies of ``tuned`` (a ``tuned.yaml`` of the sweep ``config``) into
     ``out_dir/tuned.yaml`` (module docstring). Returns ``{"tuned": path, "walked": [(label,
     mem_size, walks)], "wall_time_s": seconds}``."""
-    import torch
-
     config = parse_sweep_config(config)
     load_tuned(config, tuned)  # the protocol and every value checked as a sweep checks them
     document = read_tuned(tuned)
@@ -69,9 +67,7 @@ def walk_tuned(config: SweepConfig | dict[str, Any], tuned: str | Path, out_dir:
         raise ConfigError(f"tuned strategies {outside} are not strategies of the sweep config ({sorted(entries)})")
     studies = [(label, size, study) for label, entry in document["strategies"].items()
                for size, study in entry["by_mem_size"].items()]
-    refuse_other_threads({study_name(label, size): study for label, size, study in studies},
-                         torch.get_num_threads())
-    config = config.replace(shared={**config.shared, "threads": torch.get_num_threads()})
+    config = record_threads(config, {study_name(label, size): study for label, size, study in studies})
     began = time.perf_counter()
     walked = []
     for label, size, study in tqdm(studies, desc="bound walks", disable=not progress):
