@@ -2,6 +2,9 @@
 
     python benchmarks/run_phases.py 3                       # 3 timed rounds after a warm-up one
     python benchmarks/run_phases.py 3 model=tiny-clip pretrained=null image_size=32
+    python benchmarks/run_phases.py 2 --config experiments/cifar10_proxy.yaml \
+        --tuned experiments/results/cifar10_proxy_rerun_tune/tuned.yaml \
+        data_root=/work/shared/data/cifar10                 # a run of a sweep config, its values
 
 The same two runs as ``bench_run.py`` (the embedded default, GCL memory 20 with checkpoints
 against joint training of the same 225 steps, one thread, kernels pinned, no zero-shot floor),
@@ -14,6 +17,7 @@ a version of the code does not have is left out.
 
 from __future__ import annotations
 
+import argparse
 import collections
 import functools
 import shutil
@@ -84,17 +88,33 @@ PHASES = [
 ]
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("rounds", nargs="?", type=int, default=3, help="timed rounds after a warm-up one")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="a sweep config (default: the embedded default comparison)")
+    parser.add_argument("--tuned", type=Path, default=None, help="its tuned.yaml, applied as its sweep does")
+    parser.add_argument("--strategy", default="gcl", help="the continual run's method (default gcl)")
+    parser.add_argument("--mem-size", type=int, default=20, help="its memory size (default 20)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="feature cache (default: a fresh one, warmed by the first round)")
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides for both runs")
+    return parser.parse_intermixed_args(argv)
+
+
 def main(argv: list[str]) -> None:
-    rounds = int(argv[0]) if argv else 3
+    args = parse(argv)
+    rounds = args.rounds
     for owner, name, label in PHASES:
         wrap(owner, name, label)
     apply_threads(1)  # one thread, denormals flushed: as a run process computes
     work = Path(tempfile.mkdtemp(prefix="run_phases_"))
     common = ["seed=0", "threads=1", "progress=false", "zero_shot_floor=false",
-              f"cache_dir={work / 'cache'}", *argv[1:]]
+              f"cache_dir={args.cache_dir or work / 'cache'}", *args.overrides]
+    run = functools.partial(_config, args.config, sweep=False, tuned=args.tuned)
     configs = {
-        "continual": _config(None, ["strategy=gcl", "mem_size=20", "checkpoint=true", *common], sweep=False),
-        "joint": _config(None, ["strategy=joint", "mem_size=0", *common], sweep=False),
+        "continual": run([f"strategy={args.strategy}", f"mem_size={args.mem_size}", "checkpoint=true", *common]),
+        "joint": run(["strategy=joint", "mem_size=0", *common]),
     }
     means: dict[str, collections.defaultdict[str, float]] = {k: collections.defaultdict(float) for k in configs}
     for repeat in range(rounds + 1):  # the first round warms caches; the order alternates

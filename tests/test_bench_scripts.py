@@ -72,3 +72,18 @@ def test_finite_guard_benchmark_times_the_plugin_against_the_full_walk():
                                                   "--pretrained", "none"])
     assert set(medians) == {"walk every parameter (before)", "FiniteGuardPlugin (now)"}
     assert all(ms > 0 for ms in medians.values())
+
+
+def test_make_optimizer_benchmark_times_ours_against_avalanches_update():
+    medians = _script("bench_make_optimizer").main(["--calls", "2", "--rounds", "1", "--model", "tiny-clip",
+                                                    "--pretrained", "none"])
+    assert set(medians) == {"Avalanche's update_optimizer (before)", "update_optimizer_params (now)"}
+    assert all(ms > 0 for ms in medians.values())
+
+
+def test_ewc_penalty_benchmark_times_ours_against_avalanches_and_finds_them_equal():
+    result = _script("bench_ewc_penalty").main(["--calls", "2", "--rounds", "1", "--model", "tiny-clip",
+                                                "--pretrained", "none"])
+    assert result.pop("equal") == 1.0
+    assert set(result) == {"Avalanche's before_backward (before)", "TrainableEWCPlugin (now)"}
+    assert all(ms > 0 for ms in result.values())

@@ -72,6 +72,7 @@ from avalanche_clip.strategies.negatives import (
 from avalanche_clip.training.batching import ReplayBatchSampler
 from avalanche_clip.training.distributed import GradientSumPlugin, world_size
 from avalanche_clip.training.distributed_plugins import check_distributed_plugins
+from avalanche_clip.training.optimizer_params import update_optimizer_params
 from avalanche_clip.training.plugins import (
     ClassBalancedReplayPlugin,
     SeenClassesPlugin,
@@ -290,6 +291,15 @@ class CLIPStrategyBase(SupervisedTemplate):
             if key != "model_training_mode":
                 setattr(self, key, value)
         restore_train_modes(self.model, prev_state["model_training_mode"])
+
+    def make_optimizer(self, reset_optimizer_state: bool = False, remove_params: bool = False,
+                       verbose_optimizer: bool = False, **kwargs: Any) -> None:
+        """Avalanche's ``make_optimizer``, without its parameter matching when the model's
+        parameters are those the optimizer already holds (:mod:`avalanche_clip.training.optimizer_params`)."""
+        self.optimized_param_id = update_optimizer_params(
+            self.optimizer, dict(self.model.named_parameters()), self.optimized_param_id,
+            reset_state=reset_optimizer_state, remove_params=remove_params, verbose=verbose_optimizer,
+        )
 
     def _after_update(self, **kwargs: Any) -> None:
         self.budget.count_step()

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from avalanche.models.dynamic_optimizers import update_optimizer
 from torch import nn
 
 from avalanche_clip.strategies.base import CLIPStrategyBase
 from avalanche_clip.training.batching import ReplayBatchSampler
+from avalanche_clip.training.optimizer_params import update_optimizer_params
 
 
 def split_steps(total: int, fraction: float, names: tuple[str, str]) -> list[tuple[str, int]]:
@@ -92,7 +92,7 @@ class StagedCLIPStrategy(CLIPStrategyBase):
         params = dict(self.model.named_parameters())
         for name, param in self.method_modules.named_parameters():
             params[f"method.{name}"] = param
-        self.optimized_param_id = update_optimizer(
+        self.optimized_param_id = update_optimizer_params(
             self.optimizer, params, self.optimized_param_id,
             reset_state=reset_optimizer_state, remove_params=True,
         )

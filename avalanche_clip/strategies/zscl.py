@@ -147,6 +147,8 @@ class ZSCLStrategy(CLIPStrategyBase):
         self.reference_generator = torch.Generator().manual_seed(
             derived_seed(self.budget.seed, "zscl-reference-batches"))
         self.ensemble: dict[str, Tensor] = {}
+        # the (name, parameter) pairs averaged, listed once an experience (not once a step)
+        self.ensembled_params: list[tuple[str, nn.Parameter]] = []
         self.ensemble_count = 0
         self.ensemble_interval = 1
         self.experience_step = 0
@@ -170,7 +172,8 @@ class ZSCLStrategy(CLIPStrategyBase):
                 self._hold_out(len(self.pool), self.sample_ids.dataset_with_ids(earlier), earlier)
             self._check_saved_held_out()
             self._hold_out(index, self.indexed_experience_dataset, self.experience)
-        self.ensemble = {name: p.detach().clone() for name, p in self._ensembled()}
+        self.ensembled_params = self._ensembled()
+        self.ensemble = {name: p.detach().clone() for name, p in self.ensembled_params}
         self.ensemble_count = 0
         self.experience_step = 0
 
@@ -287,16 +290,17 @@ class ZSCLStrategy(CLIPStrategyBase):
             self.ensemble_count += 1
             n = self.ensemble_count
             with torch.no_grad():
-                for name, p in self._ensembled():
+                for name, p in self.ensembled_params:
                     self.ensemble[name].mul_(n).add_(p.detach()).div_(n + 1)
         self.experience_step += 1
 
     def _after_training_exp(self, **kwargs: Any) -> None:
         if self.weight_ensemble and self.ensemble_count > 0:
             with torch.no_grad():
-                for name, p in self._ensembled():
+                for name, p in self.ensembled_params:
                     p.copy_(self.ensemble[name])
         self.ensemble = {}
+        self.ensembled_params = []
         super()._after_training_exp(**kwargs)
 
 

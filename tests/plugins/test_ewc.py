@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from avalanche.training.plugins import EWCPlugin
 
@@ -75,3 +76,35 @@ def test_online_mode_merges_importances_of_the_trained_parameters():
     trained = {n for n, p in strategy.model.named_parameters() if p.requires_grad}
     assert set(plugin.importances[2]) == trained
     assert all(float(v.data.abs().sum()) > 0 for v in plugin.importances[2].values())
+
+
+class _Compared(TrainableEWCPlugin):
+    """Ours, checking at every step that its penalty equals Avalanche's ``before_backward`` on the
+    same state bit for bit, then adding it as usual."""
+
+    penalties: list[float]
+
+    def before_backward(self, strategy, **kwargs):
+        loss = strategy.loss
+        results = []
+        for add_penalty in (EWCPlugin.before_backward, TrainableEWCPlugin.before_backward):
+            strategy.loss = torch.zeros(())
+            add_penalty(self, strategy)
+            results.append(strategy.loss.detach().clone())
+        assert torch.equal(results[0], results[1]), (strategy.clock.train_exp_counter, results)
+        self.penalties.append(float(results[1]))
+        strategy.loss = loss
+        super().before_backward(strategy, **kwargs)
+
+
+@pytest.mark.parametrize("mode", ["separate", "online"])
+def test_the_penalty_over_terms_listed_once_is_avalanches_bit_for_bit_at_every_step(mode):
+    benchmark = cil_benchmark()
+    options = {"decay_factor": 0.5} if mode == "online" else {}
+    strategy = build_strategy("ewc", make_setup(benchmark, mem_size=0), ewc_lambda=50.0, mode=mode, **options)
+    plugin = next(p for p in strategy.plugins if isinstance(p, TrainableEWCPlugin))
+    plugin.__class__, plugin.penalties = _Compared, []
+    for experience in benchmark.train_stream[:3]:
+        strategy.train(experience, eval_streams=[])
+    # every step of experiences 1 and 2 compared (0 has no anchor), and the weights left them
+    assert len(plugin.penalties) >= 2 and sum(p > 0 for p in plugin.penalties) >= len(plugin.penalties) // 2
