@@ -29,32 +29,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from avalanche_clip.common.registrations import registration_generation
 from avalanche_clip.models.text_tower import is_projection_parameter, text_projection_prefix
 
 _NON_TEXT = ("logit_scale", "logit_bias")
-_generation = 0  # bumped whenever any module registers a parameter or submodule
-_hooks_installed = False
-
-
-def _bump(*_: object) -> None:
-    global _generation
-    _generation += 1
-
-
-def _install_hooks() -> None:
-    # Installed on first use, not at import: importing the package has no side effects.
-    global _hooks_installed
-    if not _hooks_installed:
-        nn.modules.module.register_module_parameter_registration_hook(_bump)
-        nn.modules.module.register_module_module_registration_hook(_bump)
-        _hooks_installed = True
 
 
 class TextPath:
     """The text-path parameters of ``clip`` (see the module docstring)."""
 
     def __init__(self, clip: nn.Module) -> None:
-        _install_hooks()
+        registration_generation()  # installs the hooks before the first listing
         self.clip = clip
         self._listed_at = -1
         self._prefix: str | None = None
@@ -62,7 +47,7 @@ class TextPath:
         self._trunk: tuple[torch.Tensor, ...] = ()
 
     def _refresh(self) -> None:
-        if self._listed_at == _generation:
+        if self._listed_at == registration_generation():
             return
         self._prefix = text_projection_prefix(self.clip)
         named = [(name, p) for name, p in self.clip.named_parameters()
@@ -70,7 +55,7 @@ class TextPath:
         self._all = tuple(p for _, p in named)
         self._trunk = tuple(p for name, p in named
                             if self._prefix is None or not is_projection_parameter(name, self._prefix))
-        self._listed_at = _generation
+        self._listed_at = registration_generation()
 
     def parameters(self) -> tuple[torch.Tensor, ...]:
         """Every parameter on the text path (trunk and projection)."""

@@ -108,3 +108,29 @@ def test_the_penalty_over_terms_listed_once_is_avalanches_bit_for_bit_at_every_s
         strategy.train(experience, eval_streams=[])
     # every step of experiences 1 and 2 compared (0 has no anchor), and the weights left them
     assert len(plugin.penalties) >= 2 and sum(p > 0 for p in plugin.penalties) >= len(plugin.penalties) // 2
+
+
+def test_a_parameter_replaced_within_an_experience_is_penalised_as_avalanche_does():
+    """A head that grows replaces its weight in the middle of an experience: the terms listed
+    before it are listed again, and the penalty is still Avalanche's, bit for bit."""
+    benchmark = cil_benchmark()
+    strategy = build_strategy("ewc", make_setup(benchmark, mem_size=0), ewc_lambda=50.0)
+    plugin = next(p for p in strategy.plugins if isinstance(p, TrainableEWCPlugin))
+    for experience in benchmark.train_stream[:2]:
+        strategy.train(experience, eval_streams=[])
+
+    def penalties():
+        results = []
+        for add_penalty in (EWCPlugin.before_backward, TrainableEWCPlugin.before_backward):
+            strategy.loss = torch.zeros(())
+            add_penalty(plugin, strategy)
+            results.append(strategy.loss.detach().clone())
+        return results
+
+    first = penalties()  # lists the terms
+    name, param = next((n, p) for n, p in strategy.model.named_parameters() if p.requires_grad)
+    owner, _, leaf = name.rpartition(".")
+    setattr(strategy.model.get_submodule(owner), leaf, torch.nn.Parameter(param.detach() + 0.5))
+    second = penalties()
+    assert torch.equal(first[0], first[1]) and torch.equal(second[0], second[1])
+    assert float(second[1]) > float(first[1])  # the new weight lies farther from its anchor

@@ -11,8 +11,10 @@ the penalty ``λ Σ_t Σ_k F_{t,k} (θ_k − θ*_{t,k})²`` is the same number.
 Avalanche's ``before_backward`` also walks ``model.named_parameters()`` once per past experience
 at every step (~0.6 ms a walk on the default's 202 parameters: ~0.27 s of a 5-experience run's
 225 steps) to find the few that have an anchor. The plugin lists those terms once an
-experience, in the same order, and sums them with Avalanche's operations: the same penalty,
-bit for bit (``tests/plugins/test_ewc.py``).
+experience, in the same order, and again whenever a parameter or submodule is registered on any
+module (:mod:`avalanche_clip.common.registrations`: a replaced or grown parameter), and sums them
+with Avalanche's operations: the same penalty, bit for bit (``tests/plugins/test_ewc.py``). A
+parameter deleted in the middle of an experience is not seen (nothing here deletes one).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import Any
 import torch
 from avalanche.training.plugins import EWCPlugin
 
+from avalanche_clip.common.registrations import registration_generation
+
 
 class TrainableEWCPlugin(EWCPlugin):
     """``EWCPlugin`` (same arguments) whose stored importances and anchors cover only the
@@ -29,9 +33,9 @@ class TrainableEWCPlugin(EWCPlugin):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # (experience counter, model) the listed terms were made for, and the terms: (live
-        # parameter, anchor, importance) in Avalanche's order (past experience, then name)
-        self._terms_for: tuple[int, int] | None = None
+        # (experience counter, model, registration count) the listed terms were made for, and the
+        # terms: (live parameter, anchor, importance) in Avalanche's order (past experience, name)
+        self._terms_for: tuple[int, int, int] | None = None
         self._terms: list[tuple[torch.Tensor, Any, Any]] = []
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
@@ -43,9 +47,11 @@ class TrainableEWCPlugin(EWCPlugin):
         exp_counter = strategy.clock.train_exp_counter
         if exp_counter == 0:
             return
-        if self._terms_for != (exp_counter, id(strategy.model)):
+        # a parameter or submodule replaced since the listing (a head that grows) lists them again
+        listed_for = (exp_counter, id(strategy.model), registration_generation())
+        if self._terms_for != listed_for:
             self._terms = self._list_terms(strategy.model, exp_counter)
-            self._terms_for = (exp_counter, id(strategy.model))
+            self._terms_for = listed_for
         penalty = torch.tensor(0).float().to(strategy.device)
         for cur_param, saved_param, imp in self._terms:
             new_shape = cur_param.shape
