@@ -146,9 +146,9 @@ class ZSCLStrategy(CLIPStrategyBase):
         self.held_out = torch.zeros(0, dtype=torch.long)  # sorted held-out sample ids
         self.reference_generator = torch.Generator().manual_seed(
             derived_seed(self.budget.seed, "zscl-reference-batches"))
-        self.ensemble: dict[str, Tensor] = {}
-        # the (name, parameter) pairs averaged, listed once an experience (not once a step)
-        self.ensembled_params: list[tuple[str, nn.Parameter]] = []
+        # each trained parameter beside its running mean over the experience, listed once an
+        # experience (not once a step)
+        self.ensemble: list[tuple[nn.Parameter, Tensor]] = []
         self.ensemble_count = 0
         self.ensemble_interval = 1
         self.experience_step = 0
@@ -172,8 +172,7 @@ class ZSCLStrategy(CLIPStrategyBase):
                 self._hold_out(len(self.pool), self.sample_ids.dataset_with_ids(earlier), earlier)
             self._check_saved_held_out()
             self._hold_out(index, self.indexed_experience_dataset, self.experience)
-        self.ensembled_params = self._ensembled()
-        self.ensemble = {name: p.detach().clone() for name, p in self.ensembled_params}
+        self.ensemble = [(p, p.detach().clone()) for p in self._ensembled()]
         self.ensemble_count = 0
         self.experience_step = 0
 
@@ -281,8 +280,8 @@ class ZSCLStrategy(CLIPStrategyBase):
         return task + self.distill_lambda * distill
 
     # -- the weight ensemble ----------------------------------------------------------------
-    def _ensembled(self) -> list[tuple[str, nn.Parameter]]:
-        return [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
+    def _ensembled(self) -> list[nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
 
     def _after_update(self, **kwargs: Any) -> None:
         super()._after_update(**kwargs)
@@ -290,17 +289,16 @@ class ZSCLStrategy(CLIPStrategyBase):
             self.ensemble_count += 1
             n = self.ensemble_count
             with torch.no_grad():
-                for name, p in self.ensembled_params:
-                    self.ensemble[name].mul_(n).add_(p.detach()).div_(n + 1)
+                for p, mean in self.ensemble:
+                    mean.mul_(n).add_(p.detach()).div_(n + 1)
         self.experience_step += 1
 
     def _after_training_exp(self, **kwargs: Any) -> None:
         if self.weight_ensemble and self.ensemble_count > 0:
             with torch.no_grad():
-                for name, p in self.ensembled_params:
-                    p.copy_(self.ensemble[name])
-        self.ensemble = {}
-        self.ensembled_params = []
+                for p, mean in self.ensemble:
+                    p.copy_(mean)
+        self.ensemble = []
         super()._after_training_exp(**kwargs)
 
 
