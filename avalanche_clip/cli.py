@@ -1,7 +1,7 @@
 """The ``avalanche-clip`` command line (also ``python -m avalanche_clip``).
 
     avalanche-clip run     [--config FILE] [--out DIR] [--resume] [key=value ...]
-    avalanche-clip sweep   [--config FILE] [--out DIR] [--workers N] [--ray-address ADDR] [key=value ...]
+    avalanche-clip sweep   [--config FILE] [--out DIR] [--workers N|auto] [--ray-address ADDR] [key=value ...]
     avalanche-clip tune    [--config FILE] [--out DIR] [--trials N] [--storage URL] [key=value ...]
     avalanche-clip check-optimum [--config FILE] [--tuned FILE] [--out DIR] [--factor F]
                                  [--strategies A,B] [--mem-sizes M,N] [--force] [key=value ...]
@@ -63,11 +63,13 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                            formatter_class=raw, epilog_fn=lambda: _keys_help(sweep=True))
     sweep.add_argument("--config", type=Path, help="YAML sweep config (default: the embedded comparison)")
     sweep.add_argument("--out", type=Path, help="sweep folder (default: runs/<config name>)")
-    sweep.add_argument("--workers", type=int, default=1,
-                       help="runs in parallel through Ray (default: 1, one after another; needs the "
-                       "'cluster' extra); each run gets threads = cores // workers unless threads= is set")
-    sweep.add_argument("--ray-address", help="Ray cluster to join, e.g. auto or ray://head:10001 "
-                       "(default: start a local Ray instance); --out must be on a shared file system")
+    sweep.add_argument("--workers", help="runs at a time, in worker processes of this machine: a number, or "
+                       "auto (default, or env AVALANCHE_CLIP_SWEEP_WORKERS): one per core for CPU runs, 1 for GPU "
+                       "runs; each run gets threads = cores // workers unless threads= is set (1: one "
+                       "after another on torch's threads)")
+    sweep.add_argument("--ray-address", help="run the --workers N runs on a Ray cluster instead (the 'cluster' "
+                       "extra), e.g. auto, ray://head:10001, or local (a Ray instance started here); --out "
+                       "and the feature cache must be on a shared file system")
     sweep.add_argument("--tuned", type=Path, help="apply the per-strategy values of a tuned.yaml "
                        "written by avalanche-clip tune (same as the config key tuned=PATH)")
     sweep.add_argument("overrides", **overrides)
@@ -306,11 +308,15 @@ def _sweep(args: argparse.Namespace) -> int:
 
     _refuse_torchrun("sweep")
 
-    if args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    if args.workers > 1:  # before any work: Ray is an optional dependency
-        from avalanche_clip.pipeline.parallel_sweep import MissingRayError, import_ray
+    from avalanche_clip.pipeline.parallel_sweep import WORKERS_ENV, parse_workers
 
+    workers = parse_workers(args.workers if args.workers is not None else os.environ.get(WORKERS_ENV, "auto"))
+    if args.ray_address:  # before any work: Ray is an optional dependency
+        from avalanche_clip.pipeline.ray_pool import MissingRayError, import_ray
+
+        if args.workers is None or workers == "auto":
+            raise ValueError("--ray-address needs --workers N, the runs to have in flight on the "
+                             "cluster at a time (auto counts this machine's cores only)")
         try:
             import_ray()
         except MissingRayError as err:
@@ -320,7 +326,7 @@ def _sweep(args: argparse.Namespace) -> int:
         config = config.replace(tuned=str(args.tuned.expanduser().resolve()))
     name = args.config.stem if args.config else "default"
     out = args.out or Path("runs") / name
-    result = run_sweep(config, out, progress=config.shared["progress"], workers=args.workers,
+    result = run_sweep(config, out, progress=config.shared["progress"], workers=workers,
                        ray_address=args.ray_address)
     report = result["report"]
     if report is not None:

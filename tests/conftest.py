@@ -10,6 +10,9 @@ from avalanche_clip.common.cpu_kernels import pin_cpu_kernels
 # Compute as the command line does (before any tensor operation), so that a run in this process
 # and one in a command-line subprocess use the same kernels (avalanche_clip.common.cpu_kernels).
 pin_cpu_kernels()
+# Sweeps in tests run one run after another unless a test asks for workers: the suite already
+# runs on both cores (pytest -n 2), and a worker pool's start would cost more than its tiny runs.
+os.environ["AVALANCHE_CLIP_SWEEP_WORKERS"] = "1"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

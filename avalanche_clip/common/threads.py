@@ -14,6 +14,13 @@ import os
 import torch
 
 
+def local_cores() -> int:
+    """The cores this process may run on (its CPU affinity, else the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def run_threads(configured: int | None, workers: int = 1, cores: int | None = None) -> int | None:
     """Threads for each of ``workers`` concurrent runs on ``cores`` cores (default: this
     machine's); None means torch's own default (a single run, nothing configured)."""
@@ -21,7 +28,7 @@ def run_threads(configured: int | None, workers: int = 1, cores: int | None = No
         return configured
     if workers <= 1:
         return None
-    return max(1, (cores or os.cpu_count() or 1) // workers)
+    return max(1, (cores or local_cores()) // workers)
 
 
 def apply_threads(threads: int | None) -> None:

@@ -1,97 +1,113 @@
-"""``sweep --workers N``: the runs of a sweep in parallel, through Ray.
+"""``sweep --workers N``: the runs of a sweep in parallel, in worker processes of this machine
+(:mod:`~avalanche_clip.pipeline.process_pool`, the default) or on a Ray cluster
+(``--ray-address``, :mod:`~avalanche_clip.pipeline.ray_pool`).
 
-Each run is one Ray task calling :func:`avalanche_clip.pipeline.sweep_runs.run_planned`, the function a
-serial sweep calls, in a worker process whose torch intra-op threads are ``threads`` (default
-``cores // workers``, :mod:`avalanche_clip.common.threads`). The driver (this process) keeps the
-:class:`~avalanche_clip.pipeline.sweep_runs.SweepLedger`, so skipping, resuming, failures and the early stop
-are those of a serial sweep, and so are the records (bit for bit at the same ``threads``: the
-thread count can change the order of float reductions):
+Each run is :func:`avalanche_clip.pipeline.sweep_runs.run_planned`, the function a serial sweep
+calls, in a worker whose torch intra-op threads are ``threads`` (default ``cores // workers``,
+:mod:`avalanche_clip.common.threads`). This process keeps the
+:class:`~avalanche_clip.pipeline.sweep_runs.SweepLedger`, so skipping, resuming, failures and
+the early stop are those of a serial sweep, and so are the records (bit for bit at the same
+``threads``: the thread count can change the order of float reductions):
 
 - at most ``workers`` runs are in flight;
 - a run waits while another run of its (scenario, seed) is measuring the zero-shot floor it
   would reuse, as it would in a serial sweep (the first run of the pair measures it);
-- runs write to ``<out>/runs/<run_id>/`` themselves, so with ``ray_address`` (a cluster) ``out``
-  and the feature cache must be on a file system every node sees, and avalanche-clip must be
-  installed on every node.
+- runs write to ``<out>/runs/<run_id>/`` themselves.
 
-Ray is optional (``pip install 'avalanche-clip[cluster]'``) and imported only here. With no
-``ray_address`` a local Ray instance is started for the sweep and stopped after it.
+``--workers auto`` (the command line's default) is :func:`auto_workers`: one run per core, one
+thread each, for runs on the CPU; one run at a time when a run needs a GPU.
 """
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
-from avalanche_clip.common.cpu_kernels import pinned_environment
-from avalanche_clip.common.threads import apply_threads, run_threads
+from avalanche_clip.common.threads import local_cores, run_threads
 from avalanche_clip.pipeline.config_schema import RunConfig
+from avalanche_clip.pipeline.process_pool import ProcessPool
+from avalanche_clip.pipeline.ray_pool import RayPool
 from avalanche_clip.pipeline.sweep_runs import (
     Outcome,
     SweepLedger,
     finished_outcome,
     floor_key,
     run_dir,
-    run_planned,
 )
 
-CLUSTER_EXTRA = "pip install 'avalanche-clip[cluster]'"
+#: Environment variable giving ``sweep --workers``' default (``auto`` when unset).
+WORKERS_ENV = "AVALANCHE_CLIP_SWEEP_WORKERS"
 
 
-class MissingRayError(ImportError):
-    """``sweep --workers N`` with N > 1 needs Ray, which is not installed."""
+class RunPool(Protocol):
+    """Where a parallel sweep's runs execute (process_pool.ProcessPool, ray_pool.RayPool)."""
+
+    cores: int
+
+    def submit(self, run: RunConfig, folder: Path, zero_shot: float | None, threads: int | None,
+               data_fingerprint: str | None) -> Any: ...
+
+    def wait_any(self, handles: list[Any]) -> list[Any]: ...
+
+    def outcome(self, handle: Any, run: RunConfig) -> Outcome: ...
+
+    def close(self, in_flight: list[Any]) -> None: ...
 
 
-def import_ray() -> Any:
+def auto_workers(pending: list[RunConfig], cores: int | None = None) -> int:
+    """``--workers auto``: one worker per core (one torch thread each), at most one per run
+    still to do; 1 (a serial sweep, torch's threads) when a run uses a GPU, which a run takes
+    whole, or when one core is all there is.
+
+    Many one-thread runs side by side use a machine better than one run on all its threads:
+    the small operations of a run on cached features gain little from a second thread (the
+    default sweep on 2 cores: 2.5 s a run serially on 2 threads, 1.2 s with 2 one-thread workers,
+    benchmarks/README.md).
+    """
+    if not pending or any(not str(run.device).startswith("cpu") for run in pending):
+        return 1
+    return max(1, min(cores or local_cores(), len(pending)))
+
+
+def check_local_workers(pending: list[RunConfig], workers: int) -> None:
+    """Worker processes of this machine share its devices: runs on a GPU would all take the same
+    one, so ``workers > 1`` with a GPU run is refused before anything starts (Ray gives each run
+    a GPU of its own: ``--ray-address local``)."""
+    on_gpu = sorted({str(run.device) for run in pending if not str(run.device).startswith("cpu")})
+    if workers > 1 and on_gpu:
+        raise ValueError(
+            f"--workers {workers} runs CPU runs side by side on this machine, but runs of this sweep use "
+            f"{', '.join(on_gpu)}, which they would all share; use --workers 1, or --ray-address local "
+            "(Ray, the 'cluster' extra) to give each run a GPU of its own")
+
+
+def parse_workers(value: str) -> int | str:
+    """``--workers``' value: a count >= 1, or ``auto``."""
+    if value.strip().lower() == "auto":
+        return "auto"
     try:
-        import ray
-    except ImportError as err:
-        raise MissingRayError(
-            f"sweep --workers N > 1 runs its runs through Ray, which is not installed ({err}); "
-            f"install the 'cluster' extra: {CLUSTER_EXTRA} (or run with --workers 1)"
-        ) from None
-    return ray
-
-
-def _run_in_worker(run: RunConfig, folder: str, zero_shot: float | None,
-                   threads: int | None, data_fingerprint: str | None = None) -> Outcome:
-    """The Ray task: one planned run, with this worker's torch threads."""
-    apply_threads(threads)
-    return run_planned(run, Path(folder), zero_shot, data_fingerprint)
+        workers = int(value)
+    except ValueError:
+        raise ValueError(f"--workers must be a number >= 1 or 'auto', got {value!r}") from None
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1 or 'auto', got {workers}")
+    return workers
 
 
 def run_parallel(runs: list[RunConfig], out: Path, ledger: SweepLedger, *, workers: int,
                  ray_address: str | None = None, threads: int | None = None,
                  progress: bool = True) -> None:
-    """Every run of ``runs`` through Ray, at most ``workers`` at a time (module docstring)."""
-    ray = import_ray()
-    started = not ray.is_initialized()
-    if started:
-        # workers compute with this process's pinned CPU kernels (cpu_kernels.pin_cpu_kernels)
-        kernels = pinned_environment()
-        if ray_address:
-            ray.init(address=ray_address, log_to_driver=False, runtime_env={"env_vars": kernels})
-        else:  # workers import the avalanche_clip this process runs, wherever it comes from
-            package_root = str(Path(__file__).resolve().parents[1])
-            path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": path, **kernels}})
-    try:
-        cores = os.cpu_count() if not ray_address else int(ray.cluster_resources().get("CPU", 1))
-        per_run = run_threads(threads, workers, cores)
-        _dispatch(ray, runs, out, ledger, workers=workers, threads=per_run, progress=progress)
-    finally:
-        if started:
-            ray.shutdown()
+    """Every run of ``runs``, at most ``workers`` at a time (module docstring)."""
+    pool: RunPool = RayPool(workers, ray_address) if ray_address else ProcessPool(workers)
+    _dispatch(pool, runs, out, ledger, workers=workers,
+              threads=run_threads(threads, workers, pool.cores), progress=progress)
 
 
-def _dispatch(ray: Any, runs: list[RunConfig], out: Path, ledger: SweepLedger, *,
+def _dispatch(pool: RunPool, runs: list[RunConfig], out: Path, ledger: SweepLedger, *,
               workers: int, threads: int | None, progress: bool) -> None:
-    task = ray.remote(_run_in_worker)
     bar = tqdm(total=len(runs), desc=f"runs ({workers} workers)", disable=not progress)
     waiting: deque[RunConfig] = deque()
     for run in runs:  # finished runs are settled here, in plan order, as a serial sweep does
@@ -105,18 +121,14 @@ def _dispatch(ray: Any, runs: list[RunConfig], out: Path, ledger: SweepLedger, *
     try:
         while (waiting or in_flight) and not ledger.stopped:
             for run in _ready(waiting, in_flight, ledger, workers):
-                options = {"num_cpus": 1, "num_gpus": 1 if str(run.device).startswith("cuda") else 0}
-                ref = task.options(**options).remote(run, str(run_dir(out, run)), ledger.floor(run), threads,
-                                                     ledger.fingerprint(run))
-                in_flight[ref] = run
-            finished, _ = ray.wait(list(in_flight), num_returns=1)
-            for ref in finished:
-                run = in_flight.pop(ref)
-                ledger.record(run, _outcome(ray, ref, run))
+                handle = pool.submit(run, run_dir(out, run), ledger.floor(run), threads, ledger.fingerprint(run))
+                in_flight[handle] = run
+            for handle in pool.wait_any(list(in_flight)):
+                run = in_flight.pop(handle)
+                ledger.record(run, pool.outcome(handle, run))
                 bar.update()
-    finally:
-        for ref in in_flight:  # stopped early or interrupted: the runs resume on the next sweep
-            ray.cancel(ref, force=True)
+    finally:  # stopped early or interrupted: the runs in flight resume on the next sweep
+        pool.close(list(in_flight))
         bar.close()
 
 
@@ -136,11 +148,3 @@ def _ready(waiting: deque[RunConfig], in_flight: dict[Any, RunConfig],
         waiting.remove(run)
         ready.append(run)
     return ready
-
-
-def _outcome(ray: Any, ref: Any, run: RunConfig) -> Outcome:
-    """The task's outcome; a worker that died (killed, out of memory) is a failed run."""
-    try:
-        return ray.get(ref)
-    except Exception as err:
-        return Outcome(run.run_id, "failed", error=f"{type(err).__name__}: {err}")

@@ -38,7 +38,7 @@ from avalanche_clip.pipeline.data_identity import (
     run_data_fingerprint,
     warn_unknown_data,
 )
-from avalanche_clip.pipeline.parallel_sweep import run_parallel
+from avalanche_clip.pipeline.parallel_sweep import auto_workers, check_local_workers, run_parallel
 from avalanche_clip.pipeline.run import check_same_config
 from avalanche_clip.pipeline.run_loop import read_records
 from avalanche_clip.pipeline.sweep_runs import (
@@ -127,13 +127,15 @@ def _memory_sizes(memory: str, sizes: list[int]) -> list[int]:
 
 
 def run_sweep(config: SweepConfig | dict[str, Any], out_dir: str | Path, *, progress: bool = True,
-              workers: int = 1, ray_address: str | None = None) -> dict[str, Any]:
+              workers: int | str = 1, ray_address: str | None = None) -> dict[str, Any]:
     """Run every planned run in ``out_dir`` (skipping finished ones), then write the report.
 
     Missing weights or data of the runs still to do are one error before the first run starts
-    (:func:`avalanche_clip.assets.check_assets`). ``workers > 1`` runs them in parallel through
-    Ray (:mod:`avalanche_clip.pipeline.parallel_sweep`; ``ray_address``: a cluster, default a local instance),
-    with the same records as one after another.
+    (:func:`avalanche_clip.assets.check_assets`). ``workers > 1`` runs them in parallel
+    (:mod:`avalanche_clip.pipeline.parallel_sweep`: worker processes of this machine, or the Ray
+    cluster at ``ray_address``), with the same records as one after another at the same threads;
+    ``"auto"``: one one-thread worker per core for CPU runs, else serial
+    (:func:`~avalanche_clip.pipeline.parallel_sweep.auto_workers`).
     """
     config = parse_sweep_config(config)
     tuned = load_tuned(config, config.tuned) if config.tuned else None
@@ -149,6 +151,12 @@ def run_sweep(config: SweepConfig | dict[str, Any], out_dir: str | Path, *, prog
             check_same_config(saved, run)
     check_run_folders(config, out, {run.run_id for run in plan.runs})  # nor mix in runs of another setting
     pending = [run for run in plan.runs if finished_outcome(run, run_dir(out, run)) is None]
+    if workers == "auto":
+        workers = auto_workers(pending)
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a number >= 1 or 'auto', got {workers!r}")
+    if workers > 1 and not ray_address:
+        check_local_workers(pending, workers)
     check_assets([run.to_dict() for run in pending])  # missing weights or data: one error before the first run
     fingerprints = _DataFingerprints()
     unknown = [run_dir(out, run) for run in plan.runs if not fingerprints.check_records(run, run_dir(out, run))]
@@ -160,7 +168,7 @@ def run_sweep(config: SweepConfig | dict[str, Any], out_dir: str | Path, *, prog
     # runs compute their data's fingerprint themselves (memoised file digests make that cheap),
     # so data that cannot be read fails those runs, not the whole sweep before it starts
     ledger = SweepLedger(out, data_fingerprints=dict(fingerprints.known))
-    if workers > 1 and pending:
+    if (workers > 1 or ray_address) and pending:
         run_parallel(plan.runs, out, ledger, workers=workers, ray_address=ray_address,
                      threads=config.shared.get("threads"), progress=progress)
     else:

@@ -2,7 +2,7 @@
 ledger keeps what the sweep learns from each outcome.
 
 :func:`run_planned` is what a sweep does with each run, in this process (serial sweeps) or in a
-Ray worker (``sweep --workers N``, :mod:`avalanche_clip.pipeline.parallel_sweep`): skip it when its final
+worker process (``sweep --workers N``, :mod:`avalanche_clip.pipeline.parallel_sweep`): skip it when its final
 record exists, else run (or resume) it, and return an :class:`Outcome` instead of raising, so one
 failing run does not discard the others. :class:`SweepLedger` takes the outcomes in the order
 they arrive:

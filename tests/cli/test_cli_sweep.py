@@ -1,6 +1,6 @@
 """``avalanche-clip sweep``: the memory rules of the grid, the report, re-runs that retrain nothing,
-strategies skipped on scenario kinds they do not support, and ``--workers`` (Ray) giving the
-records of the serial sweep."""
+strategies skipped on scenario kinds they do not support, and ``--workers`` (worker processes
+here, or Ray) giving the records of the serial sweep."""
 
 from __future__ import annotations
 
@@ -157,12 +157,12 @@ def test_a_parallel_sweep_gives_the_records_of_the_serial_sweep(swept, capsys, t
     assert table and table == [line for line in serial_stdout.splitlines() if line.startswith("|")]
     assert not (out / "failures.jsonl").exists()
 
-    # re-run: nothing left to run, so no Ray, nothing retrained, every record untouched
+    # re-run: nothing left to run, so no worker pool, nothing retrained, every record untouched
     import avalanche_clip.pipeline.parallel_sweep as parallel
 
     before = {p: p.read_bytes() for p in out.glob("runs/*/results.jsonl")}
     forbid_training(monkeypatch)
-    monkeypatch.setattr(parallel, "run_parallel", lambda *a, **k: pytest.fail("Ray started with nothing to run"))
+    monkeypatch.setattr(parallel, "run_parallel", lambda *a, **k: pytest.fail("workers started with nothing to run"))
     code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", out, "--workers", "2")
     assert code == 0, stderr
     assert {p: p.read_bytes() for p in out.glob("runs/*/results.jsonl")} == before
@@ -171,13 +171,54 @@ def test_a_parallel_sweep_gives_the_records_of_the_serial_sweep(swept, capsys, t
     assert code == 2 and "holds a run with another config" in stderr
 
 
-def test_workers_without_ray_name_the_extra_to_install(swept, capsys, tmp_path, monkeypatch):
+def test_a_sweep_on_a_ray_instance_gives_the_records_of_the_serial_sweep(swept, capsys, tmp_path):
+    pytest.importorskip("ray", reason="Ray (the 'cluster' extra) is not installed")
+    config, serial, _, _ = swept
+    out = tmp_path / "ray"
+    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", out, "--workers", "2",
+                          "--ray-address", "local", "threads=1", "seeds=[1]")
+    assert code == 0, stderr
+    runs = sweep_records(out)
+    assert sorted(runs) == [run for run in EXPECTED_RUNS if run.endswith("s1")]
+    expected = sweep_records(serial)
+    for run_id, records in runs.items():
+        assert without_time(records) == without_time(expected[run_id]), run_id
+
+
+def test_workers_auto_is_the_default_and_bad_workers_are_named(swept, capsys, tmp_path, monkeypatch):
+    import avalanche_clip.pipeline.sweep as sweep
+
     config, _, _, _ = swept
+    chosen = []
+    monkeypatch.setattr(sweep, "auto_workers", lambda pending: chosen.append(len(pending)) or 1)
+    monkeypatch.delenv("AVALANCHE_CLIP_SWEEP_WORKERS")
+    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", tmp_path / "auto",
+                          "strategies=[zero-shot]", "seeds=[0]")
+    assert code == 0, stderr
+    assert chosen == [1]  # no --workers: auto, over the one run still to do
+    for bad in ("0", "two"):
+        code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", tmp_path / "bad", "--workers", bad)
+        assert code == 2 and "--workers must be" in stderr and bad in stderr and "'auto'" in stderr
+    monkeypatch.setenv("AVALANCHE_CLIP_SWEEP_WORKERS", "-3")
+    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", tmp_path / "bad")
+    assert code == 2 and "got -3" in stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_ray_address_without_ray_names_the_extra_to_install(swept, capsys, tmp_path, monkeypatch):
+    config, _, _, _ = swept
+    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", tmp_path / "out", "--ray-address", "local")
+    assert code == 2 and "--ray-address needs --workers N" in stderr
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
-    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", tmp_path / "out", "--workers", "2")
+    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", tmp_path / "out", "--workers", "2",
+                          "--ray-address", "local")
     assert code == 2
-    assert "pip install 'avalanche-clip[cluster]'" in stderr and "--workers 1" in stderr
+    assert "pip install 'avalanche-clip[cluster]'" in stderr and "leave out --ray-address" in stderr
     assert not (tmp_path / "out").exists()
+    # a sweep on this machine's workers needs no Ray
+    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", tmp_path / "pool", "--workers", "2",
+                          "strategies=[zero-shot]", "seeds=[0,1]", "threads=1")
+    assert code == 0, stderr
     # a serial sweep never imports Ray
     code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", tmp_path / "serial",
                           "strategies=[zero-shot]", "seeds=[0]")

@@ -1,0 +1,102 @@
+"""The runs of a local parallel sweep in worker processes of this machine (no Ray needed).
+
+Workers come from a *forkserver*: one clean process that imports torch, Avalanche and this
+package once and forks each worker from there, so a worker starts in milliseconds instead of
+re-importing for seconds, and none is forked from this process, whose OpenMP thread pool may be
+running (a fork of a process with live OpenMP threads can hang in GNU libgomp). The forkserver
+starts with this process's environment, so the workers compute with its pinned CPU kernels
+(:mod:`avalanche_clip.common.cpu_kernels`).
+
+Workers are quiet: their progress bars and warnings would interleave on the terminal, so their
+``sys.stdout`` / ``sys.stderr`` go to ``os.devnull``; a run's error reaches the sweep as its
+:class:`~avalanche_clip.pipeline.sweep_runs.Outcome` (message and traceback) instead, as from a Ray worker.
+
+A worker that dies (killed, out of memory) breaks :class:`~concurrent.futures.ProcessPoolExecutor`:
+it ends every worker, and every run then in flight is a failed run (it resumes from its checkpoint
+on the next sweep); the next run starts a fresh pool.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from avalanche_clip.common.threads import apply_threads, local_cores
+from avalanche_clip.pipeline.config_schema import RunConfig
+from avalanche_clip.pipeline.sweep_runs import Outcome, run_planned
+
+#: Imported once by the forkserver, inherited by every worker it forks.
+PRELOAD = ["avalanche_clip.pipeline.sweep_runs"]
+
+
+def _quiet_worker() -> None:
+    """Worker initializer: progress bars and warnings of the runs go nowhere (module docstring)."""
+    sink = open(os.devnull, "w")  # noqa: SIM115 - open for the worker's whole life
+    sys.stdout = sink
+    sys.stderr = sink
+
+
+def _run_in_worker(run: RunConfig, folder: str, zero_shot: float | None, threads: int | None,
+                   data_fingerprint: str | None) -> Outcome:
+    """One planned run in a worker, with that worker's torch threads."""
+    apply_threads(threads)
+    return run_planned(run, Path(folder), zero_shot, data_fingerprint)
+
+
+class ProcessPool:
+    """At most ``workers`` runs at a time in worker processes of this machine.
+
+    The interface :func:`avalanche_clip.pipeline.parallel_sweep.run_parallel` schedules through
+    (the Ray pool has the same): ``submit`` a run, ``wait_any`` for the first of several to end,
+    its ``outcome``, and ``close`` (ending the runs still in flight).
+    """
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        self.cores = local_cores()
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(PRELOAD)
+        self._executor: ProcessPoolExecutor | None = None
+
+    def submit(self, run: RunConfig, folder: Path, zero_shot: float | None, threads: int | None,
+               data_fingerprint: str | None) -> Future:
+        if self._executor is None:  # the first run, or the first after a worker died
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=self._context,
+                                                 initializer=_quiet_worker)
+        return self._executor.submit(_run_in_worker, run, str(folder), zero_shot, threads,
+                                     data_fingerprint)
+
+    def wait_any(self, handles: list[Future]) -> list[Future]:
+        finished, _ = wait(handles, return_when=FIRST_COMPLETED)
+        return list(finished)
+
+    def outcome(self, handle: Future, run: RunConfig) -> Outcome:
+        try:
+            return handle.result()
+        except BrokenProcessPool:
+            self._executor = None  # broken for good: the next submit starts a fresh pool
+            return Outcome(run.run_id, "failed",
+                           error="a worker process of the sweep died (killed, or out of memory) while "
+                           "this run was in flight; it resumes from its checkpoint on the next sweep")
+        except Exception as err:  # an error outside run_planned's own guard (e.g. unpicklable)
+            return Outcome(run.run_id, "failed", error=f"{type(err).__name__}: {err}")
+
+    def close(self, in_flight: list[Future]) -> None:
+        """End the runs still in flight (they resume on the next sweep) and the workers."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        cancel = any(not handle.done() for handle in in_flight)
+        if cancel:
+            # ProcessPoolExecutor cannot end a running task; its workers are ended instead (the
+            # runs resume from their checkpoints on the next sweep). ``_processes`` is private but
+            # has held the worker processes since Python 3.2; 3.14 adds terminate_workers().
+            for process in list((getattr(executor, "_processes", None) or {}).values()):
+                process.kill()
+        executor.shutdown(wait=True, cancel_futures=cancel)
