@@ -13,7 +13,8 @@ Workers are quiet: their progress bars and warnings would interleave on the term
 
 A worker that dies (killed, out of memory) breaks :class:`~concurrent.futures.ProcessPoolExecutor`:
 it ends every worker, and every run then in flight is a failed run (it resumes from its checkpoint
-on the next sweep); the next run starts a fresh pool.
+on the next sweep); the next run starts a fresh pool. A worker whose sweep was killed outright
+ends itself at once (:func:`_exit_when_orphaned`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from avalanche_clip.common.threads import apply_threads, local_cores
@@ -33,11 +36,31 @@ from avalanche_clip.pipeline.sweep_runs import Outcome, run_planned
 PRELOAD = ["avalanche_clip.pipeline.sweep_runs"]
 
 
-def _quiet_worker() -> None:
-    """Worker initializer: progress bars and warnings of the runs go nowhere (module docstring)."""
+def _start_worker(sweep_alive: Connection) -> None:
+    """Worker initializer: progress bars and warnings of the runs go nowhere (module docstring),
+    and the worker ends itself when the sweep is gone (:func:`_exit_when_orphaned`)."""
     sink = open(os.devnull, "w")  # noqa: SIM115 - open for the worker's whole life
     sys.stdout = sink
     sys.stderr = sink
+    threading.Thread(target=_exit_when_orphaned, args=(sweep_alive,), daemon=True,
+                     name="exit-when-orphaned").start()
+
+
+def _exit_when_orphaned(sweep_alive: Connection) -> None:
+    """End this worker once the sweep's process is gone.
+
+    A sweep killed outright (SIGKILL, the out-of-memory killer) cannot end its workers, and
+    nothing else does: a ProcessPoolExecutor worker would finish its run and then wait for the
+    next one forever, and the forkserver lives as long as any worker does. So each worker holds
+    the reading end of a pipe whose only writing end is the sweep's; the read returns (end of
+    file) when the kernel closes that end, at the sweep's exit however it comes. The run the
+    worker was training resumes from its checkpoint on the next sweep (until the worker has
+    ended, the run lock refuses that folder to another process rather than train it twice)."""
+    try:
+        sweep_alive.recv_bytes()  # the sweep never writes: this returns only by end of file
+    except (EOFError, OSError):
+        pass
+    os._exit(1)
 
 
 def _run_in_worker(run: RunConfig, folder: str, zero_shot: float | None, threads: int | None,
@@ -63,24 +86,33 @@ class ProcessPool:
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(PRELOAD)
         self._executor: ProcessPoolExecutor | None = None
+        # read by every worker, written by no one: closed, for the workers, when this process ends
+        self._sweep_alive = self._context.Pipe(duplex=False)
+        self._owners: dict[Future, ProcessPoolExecutor] = {}  # the pool each run in flight went to
 
     def submit(self, run: RunConfig, folder: Path, zero_shot: float | None, threads: int | None,
                data_fingerprint: str | None) -> Future:
+        if self._sweep_alive[1].closed:
+            raise RuntimeError("this pool is closed; a sweep starts a new one")
         if self._executor is None:  # the first run, or the first after a worker died
             self._executor = ProcessPoolExecutor(self.workers, mp_context=self._context,
-                                                 initializer=_quiet_worker)
-        return self._executor.submit(_run_in_worker, run, str(folder), zero_shot, threads,
-                                     data_fingerprint)
+                                                 initializer=_start_worker, initargs=(self._sweep_alive[0],))
+        handle = self._executor.submit(_run_in_worker, run, str(folder), zero_shot, threads,
+                                       data_fingerprint)
+        self._owners[handle] = self._executor
+        return handle
 
     def wait_any(self, handles: list[Future]) -> list[Future]:
         finished, _ = wait(handles, return_when=FIRST_COMPLETED)
         return list(finished)
 
     def outcome(self, handle: Future, run: RunConfig) -> Outcome:
+        owner = self._owners.pop(handle, None)
         try:
             return handle.result()
         except BrokenProcessPool:
-            self._executor = None  # broken for good: the next submit starts a fresh pool
+            if owner is self._executor:  # broken for good: the next submit starts a fresh pool
+                self._executor = None    # (a run of an older broken pool leaves the new one be)
             return Outcome(run.run_id, "failed",
                            error="a worker process of the sweep died (killed, or out of memory) while "
                            "this run was in flight; it resumes from its checkpoint on the next sweep")
@@ -90,13 +122,14 @@ class ProcessPool:
     def close(self, in_flight: list[Future]) -> None:
         """End the runs still in flight (they resume on the next sweep) and the workers."""
         executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        cancel = any(not handle.done() for handle in in_flight)
-        if cancel:
-            # ProcessPoolExecutor cannot end a running task; its workers are ended instead (the
-            # runs resume from their checkpoints on the next sweep). ``_processes`` is private but
-            # has held the worker processes since Python 3.2; 3.14 adds terminate_workers().
-            for process in list((getattr(executor, "_processes", None) or {}).values()):
-                process.kill()
-        executor.shutdown(wait=True, cancel_futures=cancel)
+        if executor is not None:
+            cancel = any(not handle.done() for handle in in_flight)
+            if cancel:
+                # ProcessPoolExecutor cannot end a running task; its workers are ended instead (the
+                # runs resume from their checkpoints on the next sweep). ``_processes`` is private but
+                # has held the worker processes since Python 3.2; 3.14 adds terminate_workers().
+                for process in list((getattr(executor, "_processes", None) or {}).values()):
+                    process.kill()
+            executor.shutdown(wait=True, cancel_futures=cancel)
+        for end in self._sweep_alive:  # a worker that outlived the shutdown ends now
+            end.close()

@@ -117,3 +117,69 @@ def test_killed_sweep_resumes_to_the_records_of_an_uninterrupted_one(tmp_path, m
         assert without_time(resumed_records[run_id]) == without_time(records), run_id
     assert not list(killed.glob("runs/*/checkpoint.pt"))
     assert (killed / "report" / "summary.md").read_text() == (reference / "report" / "summary.md").read_text()
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` (children, theirs, ...), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while being read
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; only its parent's wait is missing
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads processes from /proc (Linux)")
+def test_a_killed_parallel_sweep_leaves_no_worker_behind_and_resumes(tmp_path):
+    # two workers, each training a gcl run of a seed; the sweep's process is SIGKILLed with both in
+    # flight, so nothing of it can end the workers: they must end themselves, and the re-run
+    # sweep finishes the runs with the records of a sweep that was never interrupted
+    config = write_config(tmp_path / "sweep.yaml", tiny_sweep_config(
+        tmp_path / "cache", strategies=["gcl"], mem_sizes=[20], seeds=[0, 1],
+        scenario_options={"max_train_per_class": 100, "max_test_per_class": 30},
+        train_epochs=4, lr=0.01))
+    killed = tmp_path / "killed"
+    with (tmp_path / "stdout.txt").open("w") as stdout, (tmp_path / "stderr.txt").open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "avalanche_clip", "sweep", "--config", str(config), "--out", str(killed),
+             "--workers", "2", "threads=1"], cwd=REPO, stdout=stdout, stderr=stderr)
+        try:
+            deadline = time.monotonic() + TIMEOUT_S
+            while process.poll() is None and not _partial_runs(killed) and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+            workers = _descendants(process.pid)  # the forkserver and the workers it forked
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == -signal.SIGKILL, (tmp_path / "stderr.txt").read_text()[-2000:]
+    assert len(workers) >= 2
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _alive(pid)], "workers outlived the sweep that was killed"
+
+    assert _sweep(config, killed) == 0
+    reference = tmp_path / "reference"
+    assert _sweep(config, reference) == 0
+    resumed_records, reference_records = sweep_records(killed), sweep_records(reference)
+    assert sorted(reference_records) == ["digits__gcl__m20__s0", "digits__gcl__m20__s1"]
+    for run_id, records in reference_records.items():
+        assert without_time(resumed_records[run_id]) == without_time(records), run_id

@@ -58,23 +58,28 @@ def _workers(pool):
     pytest.fail("the pool started no worker")
 
 
-def test_a_dead_worker_fails_its_run_and_the_next_run_gets_a_fresh_pool(tmp_path):
-    run = _run(tmp_path)
-    folder = tmp_path / "runs" / run.run_id
-    pool = ProcessPool(1)
+def test_a_dead_worker_fails_the_runs_in_flight_and_the_next_run_gets_a_fresh_pool(tmp_path):
+    runs = [_run(tmp_path, seed=seed) for seed in (0, 1)]
+    folders = [tmp_path / "runs" / run.run_id for run in runs]
+    pool = ProcessPool(2)
     try:
-        handle = pool.submit(run, folder, None, 1, None)
-        for process in _workers(pool):
-            process.kill()  # as the kernel's out-of-memory killer would
-        outcome = pool.outcome(pool.wait_any([handle])[0], run)
-        assert outcome.status == "failed" and outcome.run_id == run.run_id
-        assert "worker process of the sweep died" in outcome.error and "next sweep" in outcome.error
+        handles = [pool.submit(run, folder, None, 1, None) for run, folder in zip(runs, folders, strict=True)]
+        _workers(pool)[0].kill()  # as the kernel's out-of-memory killer would: the pool breaks
+        while not all(handle.done() for handle in handles):
+            pool.wait_any([h for h in handles if not h.done()])
+        first = pool.outcome(handles[0], runs[0])
+        assert first.status == "failed" and first.run_id == runs[0].run_id
+        assert "worker process of the sweep died" in first.error and "next sweep" in first.error
 
-        again = pool.submit(run, folder, None, 1, None)
-        outcome = pool.outcome(pool.wait_any([again])[0], run)
+        again = pool.submit(runs[0], folders[0], None, 1, None)  # a fresh pool
+        fresh = pool._executor
+        second = pool.outcome(handles[1], runs[1])  # the old pool's other run: failed too ...
+        assert second.status == "failed" and "died" in second.error
+        assert pool._executor is fresh  # ... and the fresh pool is kept
+        outcome = pool.outcome(pool.wait_any([again])[0], runs[0])
         assert outcome.status == "ran", outcome.error
-        records = read_jsonl(folder / "results.jsonl")
-        assert records[-1]["final"] and records[-1]["run_id"] == run.run_id
+        records = read_jsonl(folders[0] / "results.jsonl")
+        assert records[-1]["final"] and records[-1]["run_id"] == runs[0].run_id
     finally:
         pool.close([])
 
