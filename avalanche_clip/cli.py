@@ -164,8 +164,10 @@ def _keys_help(*, sweep: bool) -> str:
         if key == "pretrained":
             shown, meaning = "model's own", f"{meaning}; {_default_tags()}"
         elif key == "threads":
-            cores = os.cpu_count() or 1
-            shown = f"{cores} (cores) / --workers" if sweep else f"{cores} (cores here)"
+            from avalanche_clip.common.threads import local_cores
+
+            cores = local_cores()
+            shown = "1 (auto) or cores / --workers" if sweep else f"{cores} (cores here)"
         lines.append(f"  {key:<17} {shown:<22} {meaning}")
     return "\n".join(lines)
 
@@ -310,11 +312,14 @@ def _sweep(args: argparse.Namespace) -> int:
 
     from avalanche_clip.pipeline.parallel_sweep import WORKERS_ENV, parse_workers
 
-    workers = parse_workers(args.workers if args.workers is not None else os.environ.get(WORKERS_ENV, "auto"))
+    if args.workers is not None:
+        workers = parse_workers(args.workers)
+    else:
+        workers = parse_workers(os.environ.get(WORKERS_ENV, "auto"), source=WORKERS_ENV)
     if args.ray_address:  # before any work: Ray is an optional dependency
         from avalanche_clip.pipeline.ray_pool import MissingRayError, import_ray
 
-        if args.workers is None or workers == "auto":
+        if args.workers is None or workers == "auto":  # the environment's default is this machine's
             raise ValueError("--ray-address needs --workers N, the runs to have in flight on the "
                              "cluster at a time (auto counts this machine's cores only)")
         try:

@@ -9,16 +9,35 @@ machine split its cores: ``threads = cores // workers`` (at least 1) unless the 
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
 
 
-def local_cores() -> int:
-    """The cores this process may run on (its CPU affinity, else the machine's count)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+def local_cores(cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
+    """The cores this process may use: its CPU affinity (else the machine's count), capped by a
+    cgroup v2 CPU quota (a container limited to 2 CPUs on a 64-core host counts 2)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = open(cpu_max, encoding="ascii").read().split()[:2]
+    except (OSError, ValueError):
+        return cores
+    if quota == "max":
+        return cores
+    return max(1, min(cores, math.ceil(int(quota) / int(period))))
+
+
+def available_memory(meminfo: str = "/proc/meminfo") -> int | None:
+    """Bytes of memory available to new processes (Linux's ``MemAvailable``; None elsewhere)."""
+    try:
+        with open(meminfo, encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def run_threads(configured: int | None, workers: int = 1, cores: int | None = None) -> int | None:

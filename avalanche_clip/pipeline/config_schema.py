@@ -91,7 +91,7 @@ class RunConfig:
     num_workers: int = _key(0, "data-loader worker processes")
     threads: int | None = _key(
         None, "torch intra-op threads of each run (default: torch's, one per core; "
-        "cores / workers under sweep --workers); threads=1 beside other jobs")
+        "1 under sweep --workers auto, cores / N under --workers N); threads=1 beside other jobs")
     feature_cache: str | bool = _key(
         "auto", "reuse frozen image-trunk features across runs: auto (when the trunk is frozen), "
         "true (required), false")

@@ -14,23 +14,27 @@ the early stop are those of a serial sweep, and so are the records (bit for bit 
   would reuse, as it would in a serial sweep (the first run of the pair measures it);
 - runs write to ``<out>/runs/<run_id>/`` themselves.
 
-``--workers auto`` (the command line's default) is :func:`auto_workers`: one run per core, one
-thread each, for runs on the CPU; one run at a time when a run needs a GPU.
+``--workers auto`` (the command line's default) is :func:`auto_workers` and
+:func:`auto_threads`: one run per core (as memory allows), one thread each, for runs on the CPU;
+one run at a time when a run needs a GPU. A run whose worker died (killed, out of memory) runs
+once more before it counts as failed.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
-from avalanche_clip.common.threads import local_cores, run_threads
+from avalanche_clip.common.threads import available_memory, local_cores, run_threads
 from avalanche_clip.pipeline.config_schema import RunConfig
 from avalanche_clip.pipeline.process_pool import ProcessPool
 from avalanche_clip.pipeline.ray_pool import RayPool
 from avalanche_clip.pipeline.sweep_runs import (
+    INTERRUPTED,
     Outcome,
     SweepLedger,
     finished_outcome,
@@ -40,6 +44,10 @@ from avalanche_clip.pipeline.sweep_runs import (
 
 #: Environment variable giving ``sweep --workers``' default (``auto`` when unset).
 WORKERS_ENV = "AVALANCHE_CLIP_SWEEP_WORKERS"
+
+#: Memory ``--workers auto`` counts for each worker: the largest resident size measured, a
+#: CIFAR-10 proxy run's worker (1.7 GB; the default's 1.0 GB), with room to spare.
+WORKER_MEMORY = 2 * 1024**3
 
 
 class RunPool(Protocol):
@@ -57,19 +65,31 @@ class RunPool(Protocol):
     def close(self, in_flight: list[Any]) -> None: ...
 
 
-def auto_workers(pending: list[RunConfig], cores: int | None = None) -> int:
-    """``--workers auto``: one worker per core (one torch thread each), at most one per run
-    still to do; 1 (a serial sweep, torch's threads) when a run uses a GPU, which a run takes
-    whole, or when one core is all there is.
+def auto_workers(pending: list[RunConfig], cores: int | None = None,
+                 memory_bytes: int | None = None) -> int:
+    """``--workers auto``: one worker per core, at most one per run still to do and one per
+    :data:`WORKER_MEMORY` of available memory; 1 when a run uses a GPU, which a run takes whole.
+    Its runs take one torch thread each (:func:`auto_threads`).
 
     Many one-thread runs side by side use a machine better than one run on all its threads:
     the small operations of a run on cached features gain little from a second thread (the
-    default sweep on 2 cores: 2.5 s a run serially on 2 threads, 1.2 s with 2 one-thread workers,
-    benchmarks/README.md).
+    default sweep on 2 cores: 1.99 s a run serially on 2 threads, 1.16 s with 2 one-thread
+    workers, benchmarks/README.md).
     """
     if not pending or any(not str(run.device).startswith("cpu") for run in pending):
         return 1
-    return max(1, min(cores or local_cores(), len(pending)))
+    memory = available_memory() if memory_bytes is None else memory_bytes
+    by_memory = len(pending) if memory is None else max(1, memory // WORKER_MEMORY)
+    return max(1, min(cores or local_cores(), len(pending), by_memory))
+
+
+def auto_threads(pending: list[RunConfig], configured: int | None) -> int | None:
+    """Torch threads of each run under ``--workers auto``: the config's ``threads``, else 1 for
+    CPU runs, so that a run's records depend neither on the machine's cores nor on how many
+    runs were left (a resumed sweep, one run on many cores), and torch's default for GPU runs."""
+    if configured is not None:
+        return configured
+    return 1 if pending and all(str(run.device).startswith("cpu") for run in pending) else None
 
 
 def check_local_workers(pending: list[RunConfig], workers: int) -> None:
@@ -84,16 +104,16 @@ def check_local_workers(pending: list[RunConfig], workers: int) -> None:
             "(Ray, the 'cluster' extra) to give each run a GPU of its own")
 
 
-def parse_workers(value: str) -> int | str:
-    """``--workers``' value: a count >= 1, or ``auto``."""
+def parse_workers(value: str, source: str = "--workers") -> int | str:
+    """``--workers``' value (or ``source``'s, e.g. the environment variable): a count >= 1, or ``auto``."""
     if value.strip().lower() == "auto":
         return "auto"
     try:
         workers = int(value)
     except ValueError:
-        raise ValueError(f"--workers must be a number >= 1 or 'auto', got {value!r}") from None
+        raise ValueError(f"{source} must be a number >= 1 or 'auto', got {value!r}") from None
     if workers < 1:
-        raise ValueError(f"--workers must be >= 1 or 'auto', got {workers}")
+        raise ValueError(f"{source} must be >= 1 or 'auto', got {workers}")
     return workers
 
 
@@ -101,31 +121,40 @@ def run_parallel(runs: list[RunConfig], out: Path, ledger: SweepLedger, *, worke
                  ray_address: str | None = None, threads: int | None = None,
                  progress: bool = True) -> None:
     """Every run of ``runs``, at most ``workers`` at a time (module docstring)."""
-    pool: RunPool = RayPool(workers, ray_address) if ray_address else ProcessPool(workers)
+    pool: RunPool = RayPool(workers, ray_address) if ray_address else ProcessPool(workers, out / "worker-logs")
     _dispatch(pool, runs, out, ledger, workers=workers,
               threads=run_threads(threads, workers, pool.cores), progress=progress)
 
 
 def _dispatch(pool: RunPool, runs: list[RunConfig], out: Path, ledger: SweepLedger, *,
               workers: int, threads: int | None, progress: bool) -> None:
-    bar = tqdm(total=len(runs), desc=f"runs ({workers} workers)", disable=not progress)
-    waiting: deque[RunConfig] = deque()
-    for run in runs:  # finished runs are settled here, in plan order, as a serial sweep does
-        done = finished_outcome(run, run_dir(out, run))
-        if done is None:
-            waiting.append(run)
-        else:
-            ledger.record(run, done)
-            bar.update()
+    """Schedule ``runs`` on ``pool``; it is closed at the end, however that comes."""
     in_flight: dict[Any, RunConfig] = {}
+    bar = tqdm(total=len(runs), desc=f"runs ({workers} workers)", disable=not progress)
     try:
+        waiting: deque[RunConfig] = deque()
+        for run in runs:  # finished runs are settled here, in plan order, as a serial sweep does
+            done = finished_outcome(run, run_dir(out, run))
+            if done is None:
+                waiting.append(run)
+            else:
+                ledger.record(run, done)
+                bar.update()
+        retried: set[str] = set()
         while (waiting or in_flight) and not ledger.stopped:
             for run in _ready(waiting, in_flight, ledger, workers):
                 handle = pool.submit(run, run_dir(out, run), ledger.floor(run), threads, ledger.fingerprint(run))
                 in_flight[handle] = run
             for handle in pool.wait_any(list(in_flight)):
                 run = in_flight.pop(handle)
-                ledger.record(run, pool.outcome(handle, run))
+                outcome = pool.outcome(handle, run)
+                if outcome.status == INTERRUPTED:
+                    if run.run_id not in retried:  # a worker died: not this run's own error, if once
+                        retried.add(run.run_id)
+                        waiting.appendleft(run)
+                        continue
+                    outcome = replace(outcome, status="failed")
+                ledger.record(run, outcome)
                 bar.update()
     finally:  # stopped early or interrupted: the runs in flight resume on the next sweep
         pool.close(list(in_flight))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from avalanche_clip.common.cpu_kernels import pinned_environment
-from avalanche_clip.common.threads import apply_threads
+from avalanche_clip.common.threads import apply_threads, local_cores
 from avalanche_clip.pipeline.config_schema import RunConfig
 from avalanche_clip.pipeline.sweep_runs import Outcome, run_planned
 
@@ -64,8 +64,12 @@ class RayPool:
                          runtime_env={"env_vars": {"PYTHONPATH": path, **kernels}})
             else:
                 ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": kernels})
-        self.cores = int(ray.cluster_resources().get("CPU", 1))
-        self._task = ray.remote(_run_in_worker)
+        try:  # a local instance has num_cpus=workers slots; its runs share this machine's cores
+            self.cores = local_cores() if address == "local" else int(ray.cluster_resources().get("CPU", 1))
+            self._task = ray.remote(_run_in_worker)
+        except BaseException:
+            self.close([])
+            raise
 
     def submit(self, run: RunConfig, folder: Path, zero_shot: float | None, threads: int | None,
                data_fingerprint: str | None) -> Any:

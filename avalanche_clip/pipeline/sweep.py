@@ -38,7 +38,12 @@ from avalanche_clip.pipeline.data_identity import (
     run_data_fingerprint,
     warn_unknown_data,
 )
-from avalanche_clip.pipeline.parallel_sweep import auto_workers, check_local_workers, run_parallel
+from avalanche_clip.pipeline.parallel_sweep import (
+    auto_threads,
+    auto_workers,
+    check_local_workers,
+    run_parallel,
+)
 from avalanche_clip.pipeline.run import check_same_config
 from avalanche_clip.pipeline.run_loop import read_records
 from avalanche_clip.pipeline.sweep_runs import (
@@ -135,7 +140,7 @@ def run_sweep(config: SweepConfig | dict[str, Any], out_dir: str | Path, *, prog
     (:mod:`avalanche_clip.pipeline.parallel_sweep`: worker processes of this machine, or the Ray
     cluster at ``ray_address``), with the same records as one after another at the same threads;
     ``"auto"``: one one-thread worker per core for CPU runs, else serial
-    (:func:`~avalanche_clip.pipeline.parallel_sweep.auto_workers`).
+    (:func:`~avalanche_clip.pipeline.parallel_sweep.auto_workers`, ``auto_threads``).
     """
     config = parse_sweep_config(config)
     tuned = load_tuned(config, config.tuned) if config.tuned else None
@@ -151,8 +156,9 @@ def run_sweep(config: SweepConfig | dict[str, Any], out_dir: str | Path, *, prog
             check_same_config(saved, run)
     check_run_folders(config, out, {run.run_id for run in plan.runs})  # nor mix in runs of another setting
     pending = [run for run in plan.runs if finished_outcome(run, run_dir(out, run)) is None]
+    threads = config.shared.get("threads")
     if workers == "auto":
-        workers = auto_workers(pending)
+        workers, threads = auto_workers(pending), auto_threads(pending, threads)
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a number >= 1 or 'auto', got {workers!r}")
     if workers > 1 and not ray_address:
@@ -170,9 +176,9 @@ def run_sweep(config: SweepConfig | dict[str, Any], out_dir: str | Path, *, prog
     ledger = SweepLedger(out, data_fingerprints=dict(fingerprints.known))
     if (workers > 1 or ray_address) and pending:
         run_parallel(plan.runs, out, ledger, workers=workers, ray_address=ray_address,
-                     threads=config.shared.get("threads"), progress=progress)
+                     threads=threads, progress=progress)
     else:
-        apply_threads(config.shared.get("threads"))
+        apply_threads(threads)
         run_serial(plan.runs, out, ledger, progress=progress)
     # no report when no run left a record (every run failed): the failures say why
     recorded = any((run_dir(out, run) / "results.jsonl").is_file() for run in plan.runs)

@@ -35,9 +35,14 @@ from avalanche_clip.pipeline.run_loop import read_records
 STOP_AFTER = 2
 
 
+#: The status of a run whose worker process died under it (a parallel sweep runs it once more).
+INTERRUPTED = "interrupted"
+
+
 @dataclass
 class Outcome:
-    """What became of one planned run: ``"finished"`` before this sweep, ``"ran"``, ``"failed"``."""
+    """What became of one planned run: ``"finished"`` before this sweep, ``"ran"``, ``"failed"``,
+    or :data:`INTERRUPTED` (a parallel sweep's worker died: not the run's own error)."""
 
     run_id: str
     status: str

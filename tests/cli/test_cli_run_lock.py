@@ -64,7 +64,7 @@ def test_a_second_run_on_a_busy_folder_stops_naming_the_holder_and_a_killed_hold
     assert not (out / HOLDER_NAME).exists()
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])  # 2: the runs are Ray worker processes
+@pytest.mark.parametrize("workers", ["1", "2"])  # 2: the runs are the sweep's worker processes
 def test_a_sweep_run_whose_folder_is_busy_fails_with_the_line_and_the_others_finish(workers, tmp_path, capsys):
     config = write_config(tmp_path / "sweep.yaml", tiny_sweep_config(
         tmp_path / "cache", strategies=["gcl"], mem_sizes=[10], seeds=[0, 1]))

@@ -185,23 +185,29 @@ def test_a_sweep_on_a_ray_instance_gives_the_records_of_the_serial_sweep(swept, 
         assert without_time(records) == without_time(expected[run_id]), run_id
 
 
-def test_workers_auto_is_the_default_and_bad_workers_are_named(swept, capsys, tmp_path, monkeypatch):
-    import avalanche_clip.pipeline.sweep as sweep
+def test_workers_auto_is_the_default_and_gives_the_serial_records(swept, capsys, tmp_path, monkeypatch):
+    from avalanche_clip.common.threads import local_cores
 
-    config, _, _, _ = swept
-    chosen = []
-    monkeypatch.setattr(sweep, "auto_workers", lambda pending: chosen.append(len(pending)) or 1)
+    config, serial, _, _ = swept
     monkeypatch.delenv("AVALANCHE_CLIP_SWEEP_WORKERS")
-    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", tmp_path / "auto",
-                          "strategies=[zero-shot]", "seeds=[0]")
+    out = tmp_path / "auto"
+    code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", out, "seeds=[1]")  # no --workers
     assert code == 0, stderr
-    assert chosen == [1]  # no --workers: auto, over the one run still to do
+    runs, expected = sweep_records(out), sweep_records(serial)
+    assert sorted(runs) == [run for run in EXPECTED_RUNS if run.endswith("s1")]
+    for run_id, records in runs.items():  # one thread a run, as the serial sweep of this suite
+        assert without_time(records) == without_time(expected[run_id]), run_id
+    assert (out / "worker-logs").is_dir() == (local_cores() > 1)  # its runs went to workers
+
+
+def test_bad_workers_are_named(swept, capsys, tmp_path, monkeypatch):
+    config, _, _, _ = swept
     for bad in ("0", "two"):
         code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", tmp_path / "bad", "--workers", bad)
         assert code == 2 and "--workers must be" in stderr and bad in stderr and "'auto'" in stderr
     monkeypatch.setenv("AVALANCHE_CLIP_SWEEP_WORKERS", "-3")
     code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", tmp_path / "bad")
-    assert code == 2 and "got -3" in stderr
+    assert code == 2 and "AVALANCHE_CLIP_SWEEP_WORKERS must be >= 1 or 'auto', got -3" in stderr
     assert not (tmp_path / "bad").exists()
 
 
