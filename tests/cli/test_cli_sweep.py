@@ -158,11 +158,11 @@ def test_a_parallel_sweep_gives_the_records_of_the_serial_sweep(swept, capsys, t
     assert not (out / "failures.jsonl").exists()
 
     # re-run: nothing left to run, so no worker pool, nothing retrained, every record untouched
-    import avalanche_clip.pipeline.parallel_sweep as parallel
+    import avalanche_clip.pipeline.sweep as sweep
 
     before = {p: p.read_bytes() for p in out.glob("runs/*/results.jsonl")}
     forbid_training(monkeypatch)
-    monkeypatch.setattr(parallel, "run_parallel", lambda *a, **k: pytest.fail("workers started with nothing to run"))
+    monkeypatch.setattr(sweep, "run_parallel", lambda *a, **k: pytest.fail("workers started with nothing to run"))
     code, _, stderr = cli(capsys, "sweep", "--config", config, "--out", out, "--workers", "2")
     assert code == 0, stderr
     assert {p: p.read_bytes() for p in out.glob("runs/*/results.jsonl")} == before
