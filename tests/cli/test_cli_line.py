@@ -4,15 +4,13 @@ showing the defaults that apply."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 import yaml
 from cli_fixtures import cli, read_jsonl, tiny_config, write_config
 
 from avalanche_clip.cli import _parse
-from avalanche_clip.common.threads import run_threads
+from avalanche_clip.common.threads import local_cores, run_threads
 from avalanche_clip.models import OFFLINE_MODELS, create_clip
 from avalanche_clip.models.factory import default_pretrained
 from avalanche_clip.pipeline.config import ConfigError, resolve_config
@@ -113,7 +111,7 @@ def test_help_shows_the_defaults_that_apply(capsys):
         _parse(["run", "--help"])
     text = capsys.readouterr().out
     for fragment in ("key=value", "anywhere on the line", "effnet-lite0-clip: imagenet", "tiny-clip: none",
-                     "ViT-B-16: laion400m_e31", f"{os.cpu_count()} (cores here)",
+                     "ViT-B-16: laion400m_e31", f"{local_cores()} (cores here)",
                      "without --config: the embedded comparison (its GCL run)", "strategy=gcl", "mem_size=100"):
         assert fragment in text, fragment
     lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ") and line.split()}
@@ -121,5 +119,6 @@ def test_help_shows_the_defaults_that_apply(capsys):
     with pytest.raises(SystemExit):
         _parse(["sweep", "--help"])
     text = capsys.readouterr().out
-    assert "--workers" in text and "--ray-address" in text and "(cores) / --workers" in text
+    assert "--workers" in text and "--ray-address" in text and "1 (auto) or cores / --workers" in text
+    assert "auto (default, or env AVALANCHE_CLIP_SWEEP_WORKERS)" in " ".join(text.split())
     assert "mem_sizes" in text and "seeds" in text
