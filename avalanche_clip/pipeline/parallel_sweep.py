@@ -65,6 +65,11 @@ class RunPool(Protocol):
     def close(self, in_flight: list[Any]) -> None: ...
 
 
+def gpu_devices(runs: list[RunConfig]) -> list[str]:
+    """The devices other than the CPU that ``runs`` use, sorted (empty: all run on the CPU)."""
+    return sorted({str(run.device) for run in runs if not str(run.device).startswith("cpu")})
+
+
 def auto_workers(pending: list[RunConfig], cores: int | None = None,
                  memory_bytes: int | None = None) -> int:
     """``--workers auto``: one worker per core, at most one per run still to do and one per
@@ -76,7 +81,7 @@ def auto_workers(pending: list[RunConfig], cores: int | None = None,
     default sweep on 2 cores: 1.99 s a run serially on 2 threads, 1.16 s with 2 one-thread
     workers, benchmarks/README.md).
     """
-    if not pending or any(not str(run.device).startswith("cpu") for run in pending):
+    if not pending or gpu_devices(pending):
         return 1
     memory = available_memory() if memory_bytes is None else memory_bytes
     by_memory = len(pending) if memory is None else max(1, memory // WORKER_MEMORY)
@@ -89,14 +94,14 @@ def auto_threads(pending: list[RunConfig], configured: int | None) -> int | None
     runs were left (a resumed sweep, one run on many cores), and torch's default for GPU runs."""
     if configured is not None:
         return configured
-    return 1 if pending and all(str(run.device).startswith("cpu") for run in pending) else None
+    return 1 if pending and not gpu_devices(pending) else None
 
 
 def check_local_workers(pending: list[RunConfig], workers: int) -> None:
     """Worker processes of this machine share its devices: runs on a GPU would all take the same
     one, so ``workers > 1`` with a GPU run is refused before anything starts (Ray gives each run
     a GPU of its own: ``--ray-address local``)."""
-    on_gpu = sorted({str(run.device) for run in pending if not str(run.device).startswith("cpu")})
+    on_gpu = gpu_devices(pending)
     if workers > 1 and on_gpu:
         raise ValueError(
             f"--workers {workers} runs CPU runs side by side on this machine, but runs of this sweep use "

@@ -29,9 +29,9 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from avalanche_clip.common.threads import apply_threads, local_cores
+from avalanche_clip.common.threads import local_cores
 from avalanche_clip.pipeline.config_schema import RunConfig
-from avalanche_clip.pipeline.sweep_runs import INTERRUPTED, Outcome, run_planned
+from avalanche_clip.pipeline.sweep_runs import INTERRUPTED, Outcome, run_in_worker
 
 #: Imported once by the forkserver, inherited by every worker it forks.
 PRELOAD = ["avalanche_clip.pipeline.sweep_runs"]
@@ -64,13 +64,6 @@ def _exit_when_orphaned(sweep_alive: Connection) -> None:
     except (EOFError, OSError):
         pass
     os._exit(1)
-
-
-def _run_in_worker(run: RunConfig, folder: str, zero_shot: float | None, threads: int | None,
-                   data_fingerprint: str | None) -> Outcome:
-    """One planned run in a worker, with that worker's torch threads."""
-    apply_threads(threads)
-    return run_planned(run, Path(folder), zero_shot, data_fingerprint)
 
 
 class ProcessPool:
@@ -107,7 +100,7 @@ class ProcessPool:
                     self.workers, mp_context=self._context, initializer=_start_worker,
                     initargs=(self._sweep_alive[0], None if self.log_dir is None else str(self.log_dir)))
             try:
-                handle = self._executor.submit(_run_in_worker, run, str(folder), zero_shot, threads,
+                handle = self._executor.submit(run_in_worker, run, str(folder), zero_shot, threads,
                                                data_fingerprint)
             except BrokenProcessPool:  # a worker died and its runs' outcomes are not read yet
                 self._executor = None

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from avalanche_clip.common.cpu_kernels import pinned_environment
-from avalanche_clip.common.threads import apply_threads, local_cores
+from avalanche_clip.common.threads import local_cores
 from avalanche_clip.pipeline.config_schema import RunConfig
-from avalanche_clip.pipeline.sweep_runs import Outcome, run_planned
+from avalanche_clip.pipeline.sweep_runs import Outcome, run_in_worker
 
 CLUSTER_EXTRA = "pip install 'avalanche-clip[cluster]'"
 
@@ -37,13 +37,6 @@ def import_ray() -> Any:
             "no Ray: leave out --ray-address)"
         ) from None
     return ray
-
-
-def _run_in_worker(run: RunConfig, folder: str, zero_shot: float | None,
-                   threads: int | None, data_fingerprint: str | None = None) -> Outcome:
-    """The Ray task: one planned run, with this worker's torch threads."""
-    apply_threads(threads)
-    return run_planned(run, Path(folder), zero_shot, data_fingerprint)
 
 
 class RayPool:
@@ -66,7 +59,7 @@ class RayPool:
                 ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": kernels})
         try:  # a local instance has num_cpus=workers slots; its runs share this machine's cores
             self.cores = local_cores() if address == "local" else int(ray.cluster_resources().get("CPU", 1))
-            self._task = ray.remote(_run_in_worker)
+            self._task = ray.remote(run_in_worker)
         except BaseException:
             self.close([])
             raise

@@ -27,6 +27,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from avalanche_clip.common.errors import writing
+from avalanche_clip.common.threads import apply_threads
 from avalanche_clip.pipeline.config_schema import RunConfig
 from avalanche_clip.pipeline.run import execute_run
 from avalanche_clip.pipeline.run_loop import read_records
@@ -81,6 +82,14 @@ def run_planned(run: RunConfig, folder: Path, zero_shot: float | None,
                        traceback=traceback.format_exc())
     return Outcome(run.run_id, "ran", zero_shot=records[-1].get("zero_shot_accuracy"),
                    data_fingerprint=records[-1].get("data_fingerprint"))
+
+
+def run_in_worker(run: RunConfig, folder: str, zero_shot: float | None, threads: int | None,
+                  data_fingerprint: str | None) -> Outcome:
+    """:func:`run_planned` in a worker process of a parallel sweep (local or Ray), with that
+    worker's torch threads."""
+    apply_threads(threads)
+    return run_planned(run, Path(folder), zero_shot, data_fingerprint)
 
 
 def floor_key(run: RunConfig) -> tuple[str, Any]:
