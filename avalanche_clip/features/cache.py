@@ -40,7 +40,13 @@ from avalanche_clip.common.cache_writes import warn_cache_unwritable
 from avalanche_clip.scenarios.file_digests import bytes_digest, content_digest
 
 _MEMORY: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
-_MEMORY_ENTRIES = 2  # a sweep alternates between few entries; each can be large
+# Entries read or built by this process, most recent last. A run reads several (the stream's
+# train/test features, its augmented views, a held-out set's), and a sweep's runs read the same
+# ones again: a memory of two entries missed on every read of a three-entry run (~0.2 s of
+# checksums and loads a CIFAR-10 proxy run). The two most recent are always kept (each can be
+# large); older ones while all of them fit in _MEMORY_BYTES.
+_MEMORY_ENTRIES = 2
+_MEMORY_BYTES = 1024**3
 SPLITS = ("train", "test")
 
 
@@ -84,9 +90,20 @@ def load_or_build(cache_dir: str | os.PathLike, key: str, meta: dict[str, Any],
             finally:
                 lock.release()
     _MEMORY[remembered] = features
-    while len(_MEMORY) > _MEMORY_ENTRIES:
-        _MEMORY.popitem(last=False)
+    _forget_oldest()
     return features, built
+
+
+def _entry_bytes(features: dict[str, torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in features.values() if isinstance(t, torch.Tensor))
+
+
+def _forget_oldest() -> None:
+    """Drop the least recently used entries beyond the two most recent while the memory holds
+    more than :data:`_MEMORY_BYTES`."""
+    total = sum(_entry_bytes(f) for f in _MEMORY.values())
+    while len(_MEMORY) > _MEMORY_ENTRIES and total > _MEMORY_BYTES:
+        total -= _entry_bytes(_MEMORY.popitem(last=False)[1])
 
 
 def _read_or_build_locked(entry: Path, meta: dict[str, Any], build: Callable[[str], torch.Tensor],
