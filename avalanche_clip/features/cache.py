@@ -44,9 +44,11 @@ _MEMORY: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
 # train/test features, its augmented views, a held-out set's), and a sweep's runs read the same
 # ones again: a memory of two entries missed on every read of a three-entry run (~0.2 s of
 # checksums and loads a CIFAR-10 proxy run). The two most recent are always kept (each can be
-# large); older ones while all of them fit in _MEMORY_BYTES.
+# large); older ones while all of them fit in _MEMORY_BYTES (the proxy's three: ~90 MB), which
+# bounds what a sweep's long-lived worker holds beyond the entries a run needs anyway (the
+# sweep's per-worker memory, parallel_sweep.WORKER_MEMORY, was measured with two entries kept).
 _MEMORY_ENTRIES = 2
-_MEMORY_BYTES = 1024**3
+_MEMORY_BYTES = 256 * 1024**2
 SPLITS = ("train", "test")
 
 

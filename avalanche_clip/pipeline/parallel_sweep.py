@@ -171,7 +171,9 @@ def _dispatch(pool: RunPool, runs: list[RunConfig], out: Path, ledger: SweepLedg
 def relative_steps(run: RunConfig) -> float:
     """The optimizer steps ``run`` takes, in units of the protocol's budget per epoch: its epochs
     (the method's own, else the run's) times its ``budget_scale`` (joint training towards
-    convergence trains several times the continual methods' steps)."""
+    convergence trains several times the continual methods' steps). A rough estimate that only
+    orders runs: a step's cost (EWC's penalty, Co2L's two views) and ``steps_per_experience``
+    are not counted, and a zero-shot run counts its epochs though it trains none."""
     options = run.strategy_options.get(run.strategy, {})  # read only: no copy
     epochs = options.get("train_epochs") or run.train_epochs
     scale = options.get("budget_scale", METHOD_DEFAULTS.get(run.strategy, {}).get("budget_scale", 1.0))
@@ -184,7 +186,8 @@ def start_order(waiting: deque[RunConfig], ledger: SweepLedger) -> list[RunConfi
     the seed's other runs wait for), then the others, longest first (:func:`relative_steps`; ties
     in plan order), so that the sweep does not end on one long run while the other workers idle
     (the CIFAR-10 proxy's joint-converged, ~7x the steps of the others: ~40 s of one worker alone
-    when it came last)."""
+    when it came last). A run re-queued after its worker died goes first only among runs of
+    its key."""
     def key(run: RunConfig) -> tuple[bool, float]:
         measures = run.zero_shot_floor and not ledger.has_floor(run)
         return not measures, 0.0 if measures else -relative_steps(run)

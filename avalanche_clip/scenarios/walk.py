@@ -6,10 +6,12 @@ folder that is already being walked — the folder itself or one of its ancestor
 would pull every other class's images into that class. Such links are skipped, each with a
 :class:`DataLayoutWarning` naming the link and where it points.
 
-A process remembers each walk with the identity (device, inode, modification time) of every
-folder it listed: a folder's modification time changes whenever an entry is added, removed or
-renamed in it, so a later walk of the same folder whose folders all still have theirs returns
-the remembered list (and its warnings again) without listing anything. Every run of a sweep
+A process remembers each walk with the identity (device, inode, modification and change time)
+of every folder it listed and every link it met: a folder's modification time changes whenever
+an entry is added, removed or renamed in it, so a later walk of the same folder whose folders and
+links all still have theirs returns the remembered list (and its warnings again) without listing
+anything. The times are the file system's: on a network or object-store mount that does not keep
+them, call :func:`forget_walks` (or use a new process) after changing the data. Every run of a sweep
 builds its stream, and listing CIFAR-10's 60,000 files took ~0.3 s of each proxy run.
 """
 
@@ -27,21 +29,28 @@ from avalanche_clip.scenarios.image_files import is_image_file
 
 @dataclass(frozen=True)
 class _Walk:
+    """One walk: its files, the identity of every path whose change could change them (each
+    folder listed, each link met), its warnings, and whether every folder could be read."""
+
     found: tuple[str, ...]
-    folders: tuple[tuple[str, tuple[int, int, int] | None], ...]  # (folder, identity) listed
+    watched: tuple[tuple[str, tuple[int, ...] | None], ...]
     warnings: tuple[str, ...]
+    complete: bool
 
 
 _WALKS: dict[str, _Walk] = {}  # folder as given -> its last walk
-_SETTLED_NS = 3 * 10**9  # a walk is kept once its folders' times are this old
+_SETTLED_NS = 3 * 10**9  # a walk is kept once what it watched is this old
 
 
-def _identity(folder: str) -> tuple[int, int, int] | None:
+def _identity(path: str) -> tuple[int, ...] | None:
+    """(device, inode, modification and change time) of what ``path`` leads to; None if
+    nothing. The change time also moves on ``chmod`` and on a modification time set back
+    (``touch -r``, ``rsync -a``), which users cannot set."""
     try:
-        stat = os.stat(folder)
+        stat = os.stat(path)
     except OSError:
         return None
-    return stat.st_dev, stat.st_ino, stat.st_mtime_ns
+    return stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns
 
 
 def image_files_under(folder: str | os.PathLike[str]) -> list[str]:
@@ -49,13 +58,16 @@ def image_files_under(folder: str | os.PathLike[str]) -> list[str]:
     order), skipping links to folders already on the walk (see the module docstring)."""
     top = os.fspath(folder)
     walk = _WALKS.get(top)
-    if walk is None or any(_identity(path) != identity for path, identity in walk.folders):
-        walk = _walk(top)
+    if walk is None or any(_identity(path) != identity for path, identity in walk.watched):
         _WALKS.pop(top, None)
-        # a folder changed in the last seconds may change again within its clock's resolution
-        # (whole seconds on some file systems) without a new time: such a walk is not kept
-        recent = time.time_ns() - _SETTLED_NS
-        if all(identity is not None and identity[2] < recent for _, identity in walk.folders):
+        started = time.time_ns()
+        walk = _walk(top)
+        # something changed in the last seconds may change again within its clock's resolution
+        # (whole seconds on some file systems) without a new time; a folder that could not be
+        # read may become readable without one: such walks are not kept
+        settled = started - _SETTLED_NS
+        if walk.complete and all(identity is not None and max(identity[2:]) < settled
+                                 for _, identity in walk.watched):
             _WALKS[top] = walk
     for message in walk.warnings:
         warnings.warn(message, DataLayoutWarning, stacklevel=2)
@@ -63,18 +75,20 @@ def image_files_under(folder: str | os.PathLike[str]) -> list[str]:
 
 
 def _walk(top: str) -> _Walk:
+    """Walk ``top`` (module docstring). Each folder's identity is taken before ``os.walk`` lists
+    it, so a change while it is listed gives a newer time, which the next call sees."""
     visited = {os.path.realpath(top)}
     found: list[str] = []
-    # each folder's identity is taken before os.walk lists it: a change while it is listed gives
-    # a newer time, which the next walk sees
-    folders = [(top, _identity(top))]
+    watched: list[tuple[str, tuple[int, ...] | None]] = [(top, _identity(top))]
     skipped: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+    errors: list[OSError] = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True, onerror=errors.append):
         real_here = os.path.realpath(dirpath)
         kept = []
         for name in sorted(dirnames):
             path = os.path.join(dirpath, name)
             target = os.path.realpath(path)
+            watched.append((path, _identity(path)))  # a link retargeted leads elsewhere
             if _loops(target, real_here, visited):
                 shown = f"the link {path} -> {os.readlink(path)}" if os.path.islink(path) else path
                 skipped.append(f"skipped {shown}: it leads to {target}, which is already being read "
@@ -82,10 +96,13 @@ def _walk(top: str) -> _Walk:
                 continue
             visited.add(target)
             kept.append(name)
-            folders.append((path, _identity(path)))
         dirnames[:] = kept
+        for name in filenames:  # a broken link (listed as a file) may come to lead to a folder
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                watched.append((path, _identity(path)))
         found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if is_image_file(f))
-    return _Walk(tuple(found), tuple(folders), tuple(skipped))
+    return _Walk(tuple(found), tuple(watched), tuple(skipped), complete=not errors)
 
 
 def _loops(target: str, here: str, visited: set[str]) -> bool:
