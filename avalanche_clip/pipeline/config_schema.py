@@ -154,12 +154,17 @@ class RunConfig:
         return copy.deepcopy(self.strategy_options.get(self.strategy, {}))
 
     @property
+    def method_epochs(self) -> int:
+        """The epochs this run's method trains: its own ``train_epochs`` option, else the run's."""
+        return self.strategy_options.get(self.strategy, {}).get("train_epochs") or self.train_epochs
+
+    @property
     def hyperparameters(self) -> dict[str, Any]:
         """What the method ran with, for its records: its learning rate and epochs (the
         per-method value, else the run's) and every option given to it."""
         options = self.options
-        values = {"lr": options.pop("lr", None) or self.lr,
-                  "train_epochs": options.pop("train_epochs", None) or self.train_epochs, **options}
+        options.pop("train_epochs", None)
+        values = {"lr": options.pop("lr", None) or self.lr, "train_epochs": self.method_epochs, **options}
         # only when tuned: the records of untuned runs stay as they were before the key existed
         return values if self.tuned_at_mem_size is None else {**values, "tuned_at_mem_size": self.tuned_at_mem_size}
 

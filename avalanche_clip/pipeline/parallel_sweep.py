@@ -175,9 +175,8 @@ def relative_steps(run: RunConfig) -> float:
     orders runs: a step's cost (EWC's penalty, Co2L's two views) and ``steps_per_experience``
     are not counted, and a zero-shot run counts its epochs though it trains none."""
     options = run.strategy_options.get(run.strategy, {})  # read only: no copy
-    epochs = options.get("train_epochs") or run.train_epochs
     scale = options.get("budget_scale", METHOD_DEFAULTS.get(run.strategy, {}).get("budget_scale", 1.0))
-    return float(epochs) * float(scale)
+    return float(run.method_epochs) * float(scale)
 
 
 def start_order(waiting: deque[RunConfig], ledger: SweepLedger) -> list[RunConfig]:
@@ -189,7 +188,7 @@ def start_order(waiting: deque[RunConfig], ledger: SweepLedger) -> list[RunConfi
     when it came last). A run re-queued after its worker died goes first only among runs of
     its key."""
     def key(run: RunConfig) -> tuple[bool, float]:
-        measures = run.zero_shot_floor and not ledger.has_floor(run)
+        measures = ledger.needs_floor(run)
         return not measures, 0.0 if measures else -relative_steps(run)
 
     return sorted(waiting, key=key)  # stable: plan order within equal keys
@@ -204,7 +203,7 @@ def _ready(waiting: deque[RunConfig], in_flight: dict[Any, RunConfig],
         if len(in_flight) + len(ready) >= workers:
             break
         key = floor_key(run)
-        if run.zero_shot_floor and not ledger.has_floor(run):
+        if ledger.needs_floor(run):
             if key in measuring:
                 continue  # wait for the floor the pair's first run is measuring
             measuring.add(key)

@@ -126,6 +126,10 @@ class SweepLedger:
     def has_floor(self, run: RunConfig) -> bool:
         return floor_key(run) in self.floors
 
+    def needs_floor(self, run: RunConfig) -> bool:
+        """Whether ``run`` would measure its (scenario, seed)'s zero-shot floor if it started now."""
+        return run.zero_shot_floor and not self.has_floor(run)
+
     def record(self, run: RunConfig, outcome: Outcome) -> None:
         if outcome.status != "failed":
             self.floors.setdefault(floor_key(run), outcome.zero_shot)
