@@ -101,8 +101,11 @@ def tensors_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
     signature = tuple((name, s.data_ptr(), t.storage_offset(), t._version, tuple(t.shape),
                        t.stride(), t.dtype, str(t.device))
                       for (name, t), s in zip(tensors.items(), storages, strict=True))
-    for known, watched, digest in _RECENT:
+    for position, (known, watched, digest) in enumerate(_RECENT):
         if known == signature and all(ref() is not None for ref in watched):
+            # most recently used first: a run's frozen weights (hit at every checkpoint) stay
+            # while the feature cache's tower, whose buffers each run copies anew, comes and goes
+            _RECENT.insert(0, _RECENT.pop(position))
             return digest
     digest = _hash_tensors(tensors)
     _RECENT.insert(0, (signature, [weakref.ref(s) for s in storages], digest))

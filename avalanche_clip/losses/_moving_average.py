@@ -35,7 +35,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["PairwiseMovingAverage", "check_ids", "check_positive_int", "check_real",
+__all__ = ["PairwiseMovingAverage", "check_batch_ids", "check_ids", "check_positive_int", "check_real",
            "check_unique", "log_moving_average"]
 
 
@@ -93,6 +93,28 @@ def check_unique(ids: Tensor) -> None:
         value = int(s[1:][dup][0])
         raise ValueError(f"sample id {value} occurs more than once in the batch; "
                          "each id must appear at most once per call")
+
+
+def check_batch_ids(ids: Tensor, size: int | None) -> int | None:
+    """:func:`check_ids` then :func:`check_unique` on a batch's sample ids, read once.
+
+    A loss checks its ids on every step; the two checks as tensor operations cost ~10 small
+    operations and two device reads (~65 µs a step on one CPU thread, ~10 % of GCL's forward),
+    where one read of the ``B`` ids and Python's ``min``, ``max`` and ``set`` decide the common
+    case. Bad ids go through the two checks, which raise with their usual messages.
+
+    Returns the largest id (None for an empty batch), which a growable state needs.
+    """
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        check_ids(ids, size, "sample id")  # raises its TypeError
+    values = ids.flatten().tolist()
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    if low < 0 or (size is not None and high >= size) or len(set(values)) != len(values):
+        check_ids(ids, size, "sample id")
+        check_unique(ids)
+    return high
 
 
 def log_moving_average(log_old: Tensor, log_new: Tensor, gamma: float) -> Tensor:
@@ -216,10 +238,9 @@ class PairwiseMovingAverage(nn.Module):
         for name, t in (("labels", labels), ("index", index)):
             if t.shape != (b,):
                 raise ValueError(f"{name} must have shape [{b}], got {tuple(t.shape)}")
-        check_ids(index, self.num_samples, "sample id")
-        check_unique(index)
-        if self.training and self.num_samples is None and index.numel():  # a fixed N never grows
-            self._grow(int(index.max()) + 1)
+        largest = check_batch_ids(index, self.num_samples)
+        if self.training and self.num_samples is None and largest is not None:  # a fixed N never grows
+            self._grow(largest + 1)
         dtype = torch.promote_types(torch.promote_types(image.dtype, text.dtype), torch.float32)
         device = image.device
         return (image.to(dtype), text.to(dtype), labels.to(device=device, dtype=torch.long),
@@ -239,14 +260,21 @@ class PairwiseMovingAverage(nn.Module):
             return None
         return extra.to(device=image.device, dtype=image.dtype)
 
-    def _advance(self, buf: Tensor, index: Tensor, log_new: Tensor, valid: Tensor) -> Tensor:
-        """Moving-average update of ``buf[index]`` for the ``valid`` rows.
+    def _advance(self, buf: Tensor, index: Tensor, log_new: Tensor, valid: Tensor,
+                 all_valid: bool) -> Tensor:
+        """Moving-average update of ``buf[index]`` for the ``valid`` rows (``all_valid``:
+        whether every row is, as the caller has read once).
 
         Returns the post-update log values for the batch (compute dtype; old values, possibly
         NaN, on invalid rows). Writes them back only in training mode.
         """
         old = self._gather(buf, index).to(device=log_new.device, dtype=log_new.dtype)
-        new = torch.where(valid, log_moving_average(old, log_new, self.gamma), old)
+        new = log_moving_average(old, log_new, self.gamma)
+        if all_valid:  # the usual batch: no row to keep, no mask to apply (three operations fewer)
+            if self.training:
+                buf[index.to(buf.device)] = new.to(device=buf.device, dtype=buf.dtype)
+            return new
+        new = torch.where(valid, new, old)
         if self.training and bool(valid.any()):
             rows = index[valid].to(buf.device)
             buf[rows] = new[valid].to(device=buf.device, dtype=buf.dtype)
@@ -280,15 +308,16 @@ class PairwiseMovingAverage(nn.Module):
             # (In-place ops on fresh [B, B] temporaries: this block is most of the loss's cost.)
             x1 = (h1.detach() / self.tau).masked_fill_(~neg1, -math.inf)
             x2 = (h2.detach() / self.tau).masked_fill_(~neg, -math.inf)
-            log_u = self._advance(self.log_u, index, torch.logsumexp(x1, 1) - log_count1, valid1)
-            log_v = self._advance(self.log_v, index, torch.logsumexp(x2, 1) - log_count2, valid2)
+            all1, all2 = bool(valid1.all()), bool(valid2.all())
+            log_u = self._advance(self.log_u, index, torch.logsumexp(x1, 1) - log_count1, valid1, all1)
+            log_v = self._advance(self.log_v, index, torch.logsumexp(x2, 1) - log_count2, valid2, all2)
             # W_ij = exp(h_ij/τ − log u_i)/|B_i| ≤ 1/γ. Rows without negatives get W = 0 (their
             # log u may be NaN, and 0·h keeps the gradient finite).
             w1 = x1.sub_((log_u + log_count1)[:, None]).exp_()
             w2 = x2.sub_((log_v + log_count2)[:, None]).exp_()
-            if not bool(valid1.all()):
+            if not all1:
                 w1.masked_fill_(~valid1[:, None], 0.0)
-            if not bool(valid2.all()):
+            if not all2:
                 w2.masked_fill_(~valid2[:, None], 0.0)
             est = self.tau * (log_u + log_v)
         return (w1 * h1).sum(dim=1), (w2 * h2).sum(dim=1), valid1 | valid2, est

@@ -101,6 +101,17 @@ def text_parameter_groups(clip: nn.Module) -> dict[str, str]:
 
 def set_trainable(clip: nn.Module, spec: str) -> TrainableSummary:
     """Set ``requires_grad`` on ``clip``'s parameters according to ``spec``."""
+    wanted = trainable_parameter_names(clip, spec)
+    for name, param in clip.named_parameters():
+        param.requires_grad_(name in wanted)
+    total = sum(p.numel() for p in clip.parameters())
+    trainable = sum(p.numel() for p in clip.parameters() if p.requires_grad)
+    return TrainableSummary(spec=spec, trainable=trainable, total=total)
+
+
+def trainable_parameter_names(clip: nn.Module, spec: str) -> set[str]:
+    """The names (as ``clip.named_parameters()`` gives them) of the parameters that ``spec``
+    trains; :func:`set_trainable` freezes every other one."""
     choice, last_k = parse_trainable(spec)
     image = {f"visual.{n}": g for n, g in image_parameter_groups(clip.visual).items()}
     text = text_parameter_groups(clip)
@@ -116,11 +127,7 @@ def set_trainable(clip: nn.Module, spec: str) -> TrainableSummary:
     elif choice == "last":
         assert last_k is not None
         wanted = _last_blocks(image, last_k, "image") | _last_blocks(text, last_k, "text")
-    for name, param in clip.named_parameters():
-        param.requires_grad_(name in wanted)
-    total = sum(p.numel() for p in clip.parameters())
-    trainable = sum(p.numel() for p in clip.parameters() if p.requires_grad)
-    return TrainableSummary(spec=spec, trainable=trainable, total=total)
+    return wanted
 
 
 def freeze_frozen_modules(module: nn.Module) -> None:

@@ -33,7 +33,7 @@ from avalanche_clip.common.errors import check_writable_dir, writing
 from avalanche_clip.common.yaml_io import read_yaml
 from avalanche_clip.evaluation.zero_shot import prompt_head_accuracy
 from avalanche_clip.features import apply_feature_cache, default_cache_dir
-from avalanche_clip.models import CLIPClassifier, set_trainable
+from avalanche_clip.models import CLIPClassifier
 from avalanche_clip.pipeline.built_models import fresh_clip
 from avalanche_clip.pipeline.config import ConfigError, dump_yaml
 from avalanche_clip.pipeline.config_parse import parse_run_config
@@ -91,9 +91,8 @@ def _build_run(config: RunConfig, *, with_index: bool,
     # seeded, then built (or copied from this process's first build of the same model and seed)
     model, train_tf, eval_tf, tokenizer = fresh_clip(
         config.model, config.pretrained, device=config.device, image_size=config.image_size,
-        seed=config.seed,
+        seed=config.seed, trainable=config.trainable,
     )
-    set_trainable(model, config.trainable)
     benchmark = build_scenario(
         config.scenario, root=config.data_root, n_experiences=config.n_experiences,
         seed=config.seed, domains=config.domains, with_index=with_index,

@@ -61,3 +61,20 @@ def test_a_new_model_with_other_weights_is_never_taken_for_a_freed_one():
         digests.append(fingerprint.tensors_fingerprint(weights))
         del weights
     assert len(set(digests)) == 3
+
+
+def test_a_digest_in_use_outlives_many_others(monkeypatch):
+    """The remembered digests are kept most recently used first: a run's frozen weights, asked
+    for at every checkpoint, stay while other tensors (each run's copied tower buffers) pass."""
+    hashed = []
+    original = fingerprint._hash_tensors
+    monkeypatch.setattr(fingerprint, "_hash_tensors",
+                        lambda tensors: hashed.append(1) or original(tensors))
+    frozen = {"w": torch.randn(8, 8)}
+    first = fingerprint.tensors_fingerprint(frozen)
+    passing = []
+    for i in range(3 * fingerprint._RECENT_SIZE):
+        passing.append({"b": torch.full((4,), float(i))})  # kept alive: each one a new entry
+        fingerprint.tensors_fingerprint(passing[-1])
+        assert fingerprint.tensors_fingerprint(frozen) == first
+    assert len(hashed) == 1 + 3 * fingerprint._RECENT_SIZE  # the frozen weights: hashed once
