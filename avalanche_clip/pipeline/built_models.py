@@ -5,20 +5,24 @@ image_size, device)``: open_clip initialises every layer at random (drawing from
 generators) and then loads the pretrained weights, ~0.3–0.6 s a run on one CPU thread for
 effnet-lite0-clip, the same for every run of a seed. :func:`fresh_clip` keeps the first build
 of each (model, pretrained, image size, device, seed) untouched and hands each run a deep copy
-of it (same values, dtypes, strides and ``requires_grad`` flags, no storage shared), with the
+of it (same values, dtypes, strides and ``requires_grad`` flags), with the
 random generators set to the state the build left them in, so what the run draws afterwards is
 what it drew after building the model itself. Records are identical to those of a fresh build.
 
 Given the run's ``trainable`` choice, the copy shares the parameters that choice freezes with
 the kept build instead of copying them (its own ``Parameter`` objects, ``requires_grad=False``,
 on the kept build's storage): effnet-lite0-clip's projections are 0.4 M of its 19.6 M
-parameters, so the copy takes ~0.03 s instead of ~0.08 s, and the frozen weights keep their
-storage from run to run, so their fingerprints (feature cache, checkpoints: 77 MB hashed) are
-computed once per process (:func:`~avalanche_clip.features.fingerprint.tensors_fingerprint`).
-A run must not change weights it was handed frozen; one that does in place (``p.add_`` under
-``no_grad``, ``load_state_dict``, a device or dtype move) changes a tensor's version, storage
-or type, which is checked before every copy: such a build is dropped and built anew, so no run
-starts from weights another run changed.
+parameters, so the copy takes ~0.04 s instead of ~0.08 s, and the frozen weights keep their
+storage from run to run, so the checkpoints' fingerprint of them (77 MB hashed) is computed once
+per build and process (:func:`~avalanche_clip.features.fingerprint.tensors_fingerprint`), not
+at every run's first checkpoint. A run must not change weights it was handed frozen. One that
+does in place (``p.add_`` under ``no_grad``, ``load_state_dict``) bumps the version counter it
+shares with the kept build, which is checked with each parameter's storage, type, shape and
+place before every copy: such a build is dropped and built anew, so no run starts from weights
+another run changed. (A move of the copy, ``.double()`` or ``.to(device)``, gives its
+parameters storage of their own and leaves the build as it is; writes through ``p.data``, which
+torch does not count, are not seen, as for the fingerprints.) Without a ``trainable`` choice
+nothing is shared.
 
 A ``pretrained`` that names a local file is keyed by its path, size and modification time, so
 a replaced checkpoint is built anew. The :data:`KEPT` most recent builds are kept (one per seed
