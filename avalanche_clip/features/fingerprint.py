@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import weakref
 from typing import Any
 
@@ -101,20 +102,23 @@ def tensors_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
     signature = tuple((name, s.data_ptr(), t.storage_offset(), t._version, tuple(t.shape),
                        t.stride(), t.dtype, str(t.device))
                       for (name, t), s in zip(tensors.items(), storages, strict=True))
-    for position, (known, watched, digest) in enumerate(_RECENT):
-        if known == signature and all(ref() is not None for ref in watched):
-            # most recently used first: a run's frozen weights (hit at every checkpoint) stay
-            # while the feature cache's tower, whose buffers each run copies anew, comes and goes
-            _RECENT.insert(0, _RECENT.pop(position))
-            return digest
+    with _RECENT_LOCK:  # the checkpoint writer's thread asks too
+        for position, (known, watched, digest) in enumerate(_RECENT):
+            if known == signature and all(ref() is not None for ref in watched):
+                # most recently used first: a run's frozen weights (hit at every checkpoint) stay
+                # while the feature cache's tower, whose buffers each run copies anew, comes and goes
+                _RECENT.insert(0, _RECENT.pop(position))
+                return digest
     digest = _hash_tensors(tensors)
-    _RECENT.insert(0, (signature, [weakref.ref(s) for s in storages], digest))
-    del _RECENT[_RECENT_SIZE:]
+    with _RECENT_LOCK:
+        _RECENT.insert(0, (signature, [weakref.ref(s) for s in storages], digest))
+        del _RECENT[_RECENT_SIZE:]
     return digest
 
 
 _RECENT_SIZE = 4  # a run's frozen trunk (feature cache) and all its frozen weights (checkpoints)
 _RECENT: list[tuple[tuple, list[weakref.ref], str]] = []  # (signature, storages, digest)
+_RECENT_LOCK = threading.Lock()
 
 
 def _hash_tensors(tensors: dict[str, torch.Tensor]) -> str:

@@ -145,7 +145,14 @@ class FOSTERStrategy(StagedCLIPStrategy):
         assert self.old_encoder is not None
         self.teacher_encoder = FrozenImageEncoder(self.model)  # the boosted new path
         self.teacher_head = FrozenHead(self.model)
-        image_path(self.model).load_state_dict(self.old_encoder.path.state_dict())  # the student
+        # the student: the old path's weights again, but for the frozen ones, equal in both (they
+        # never train) and shared with the process's kept build (pipeline.built_models), which a
+        # write would make it build anew for the next run
+        path = image_path(self.model)
+        frozen = {name for name, p in path.named_parameters() if not p.requires_grad}
+        old = {k: v for k, v in self.old_encoder.path.state_dict().items() if k not in frozen}
+        missing, unexpected = path.load_state_dict(old, strict=False)
+        assert set(missing) == frozen and not unexpected, (missing, unexpected)
         del self.method_modules["feature_enhancement"]
 
     def _after_training_exp(self, **kwargs: Any) -> None:

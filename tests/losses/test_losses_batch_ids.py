@@ -35,9 +35,12 @@ def _fast(ids: torch.Tensor, size: int | None) -> str | int | None:
     ([], 5),
     ([6], 7),
 ])
-def test_check_batch_ids_agrees_with_the_tensor_checks(values, size):
-    ids = torch.tensor(values, dtype=torch.long)
+@pytest.mark.parametrize("dtype", [torch.long, torch.int32, torch.int8])
+def test_check_batch_ids_agrees_with_the_tensor_checks(values, size, dtype):
+    ids = torch.tensor(values, dtype=dtype)
     assert _fast(ids, size) == _reference(ids, size)
+    square = torch.tensor(values[:4] + [0] * (4 - len(values[:4])), dtype=dtype).view(2, 2)  # any shape
+    assert _fast(square, size) == _reference(square, size)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bool])
@@ -53,3 +56,45 @@ def test_random_batches_agree():
         ids = torch.randint(-2, 40, (int(torch.randint(0, 12, (1,), generator=generator)),), generator=generator)
         size = None if bool(torch.rand(1, generator=generator) < 0.3) else 37
         assert _fast(ids, size) == _reference(ids, size)
+
+
+@pytest.mark.parametrize("name", ["gcl", "gdro"])
+@pytest.mark.parametrize("negatives", ["instance", "class"])
+def test_the_all_valid_shortcut_changes_no_bit(name, negatives, monkeypatch):
+    """The moving-average update without its row masks (every row has a negative) against the
+    masked update on the same batches: loss, gradients and state equal to the last bit."""
+    from avalanche_clip.losses import GCLLoss, GDROLoss
+    from avalanche_clip.losses._moving_average import PairwiseMovingAverage
+
+    def make():
+        if name == "gcl":
+            return GCLLoss(num_samples=40, tau=0.07, gamma=0.8, negatives=negatives)
+        return GDROLoss(num_samples=40, num_classes=5, tau=0.5, gamma=0.8)
+
+    def steps(loss):
+        generator = torch.Generator().manual_seed(1)
+        out = []
+        for _ in range(4):
+            image = torch.nn.functional.normalize(torch.randn(12, 8, generator=generator), dim=1).requires_grad_()
+            prompts = torch.nn.functional.normalize(torch.randn(5, 8, generator=generator), dim=1)
+            labels = torch.randint(0, 5, (12,), generator=generator)
+            ids = torch.randperm(40, generator=generator)[:12]
+            value = loss(image, prompts[labels], labels, ids)
+            value.backward()
+            out.append((value.detach(), image.grad.clone(), loss.log_u.clone(), loss.log_v.clone()))
+        return out
+
+    fast = steps(make())
+    real = PairwiseMovingAverage._advance
+    shortcuts = []
+
+    def masked(self, buf, index, log_new, valid, all_valid):
+        shortcuts.append(all_valid)
+        return real(self, buf, index, log_new, valid, False)
+
+    monkeypatch.setattr(PairwiseMovingAverage, "_advance", masked)
+    slow = steps(make())
+    assert any(shortcuts)  # the shortcut would have been taken
+    for a, b in zip(fast, slow, strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert torch.equal(x.nan_to_num(7.0), y.nan_to_num(7.0))

@@ -64,12 +64,14 @@ def test_a_copy_without_a_trainable_choice_shares_nothing():
     assert all(p.data_ptr() != q.data_ptr() for p, q in zip(first.parameters(), second.parameters(), strict=True))
 
 
-@pytest.mark.parametrize("change", ["add_", "copy_", "to_double"])
-def test_a_frozen_weight_changed_in_place_makes_the_next_copy_a_fresh_build(change):
+@pytest.mark.parametrize("change, rebuilt", [("add_", True), ("copy_", True), ("to_double", False)])
+def test_a_frozen_weight_changed_in_place_makes_the_next_copy_a_fresh_build(change, rebuilt):
     """``add_`` and ``load_state_dict`` write the shared storage (the build is built anew); a
-    dtype move gives the copy's parameters storage of their own (the build is untouched)."""
+    dtype move gives the copy's parameters storage of their own (the build is kept)."""
+    kept = _fresh()  # its frozen weights are the kept build's storage
+    name, _ = next(iter(_frozen(kept).items()))
     first = _fresh()
-    name, frozen = next(iter(_frozen(first).items()))
+    frozen = _frozen(first)[name]
     with torch.no_grad():
         if change == "add_":
             frozen.add_(1.0)
@@ -78,6 +80,7 @@ def test_a_frozen_weight_changed_in_place_makes_the_next_copy_a_fresh_build(chan
         else:
             first.double()  # moves every shared tensor's data to a new (float64) storage
     second = _fresh()
+    assert (_frozen(second)[name].data_ptr() != _frozen(kept)[name].data_ptr()) == rebuilt
     reference = _rebuilt()
     for key, value in second.state_dict().items():
         assert torch.equal(value, reference[key]), key
