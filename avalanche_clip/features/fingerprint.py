@@ -84,6 +84,16 @@ def weights_fingerprint(module: nn.Module) -> str:
     return tensors_fingerprint(module.state_dict())
 
 
+def tensor_state(tensor: torch.Tensor, storage: Any = None) -> tuple:
+    """What changes when ``tensor``'s values may have: its storage's address (``storage``: its
+    ``untyped_storage()``, when the caller holds it already), offset, version counter (bumped
+    by every in-place change torch counts, not by writes through ``.data``), shape, stride,
+    dtype and device."""
+    storage = tensor.untyped_storage() if storage is None else storage
+    return (storage.data_ptr(), tensor.storage_offset(), tensor._version, tuple(tensor.shape),
+            tensor.stride(), tensor.dtype, str(tensor.device))
+
+
 def tensors_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
     """A hex digest of named tensors (names, dtypes, shapes and values).
 
@@ -99,9 +109,7 @@ def tensors_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
         storages = [t.untyped_storage() for t in tensors.values()]
     except (RuntimeError, NotImplementedError):  # e.g. sparse tensors: no storage to watch
         return _hash_tensors(tensors)
-    signature = tuple((name, s.data_ptr(), t.storage_offset(), t._version, tuple(t.shape),
-                       t.stride(), t.dtype, str(t.device))
-                      for (name, t), s in zip(tensors.items(), storages, strict=True))
+    signature = tuple((name, *tensor_state(t, s)) for (name, t), s in zip(tensors.items(), storages, strict=True))
     with _RECENT_LOCK:  # the checkpoint writer's thread asks too
         for position, (known, watched, digest) in enumerate(_RECENT):
             if known == signature and all(ref() is not None for ref in watched):

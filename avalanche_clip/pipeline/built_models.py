@@ -39,6 +39,7 @@ from typing import Any
 
 from torch import nn
 
+from avalanche_clip.features.fingerprint import tensor_state
 from avalanche_clip.models import create_clip
 from avalanche_clip.models.factory import CLIPBundle
 from avalanche_clip.models.trainable import set_trainable, trainable_parameter_names
@@ -67,7 +68,7 @@ def fresh_clip(name: str, pretrained: Any, *, image_size: int | None, device: st
     copy, whose frozen parameters are then shared with the kept build (read-only); None: a
     full copy, every parameter trainable as built."""
     key = _key(name, pretrained, image_size, device, seed)
-    if key in _BUILT and not _unchanged(_BUILT[key][0].model, _BUILT[key][2]):
+    if key in _BUILT and _states(_BUILT[key][0].model) != _BUILT[key][2]:
         del _BUILT[key]  # a run changed weights it was handed frozen: build this one anew
     if key not in _BUILT:
         seed_everything(seed)
@@ -97,13 +98,8 @@ def _copy_sharing(model: nn.Module, shared: set[str]) -> nn.Module:
 
 
 def _states(model: nn.Module) -> list[tuple]:
-    """What shows an in-place change of each parameter: storage, version, type, shape, place."""
-    return [(p.data_ptr(), p._version, p.dtype, tuple(p.shape), p.stride(), p.device)
-            for p in model.parameters()]
-
-
-def _unchanged(model: nn.Module, states: list[tuple]) -> bool:
-    return _states(model) == states
+    """What shows an in-place change of each parameter (:func:`tensor_state`)."""
+    return [tensor_state(p) for p in model.parameters()]
 
 
 def forget_built_models() -> None:
