@@ -64,6 +64,7 @@ from avalanche_clip.models.prompts import class_prompts, resolve_templates
 from avalanche_clip.models.task_heads import TaskHeads, benchmark_task_heads, head_logits
 from avalanche_clip.models.text_path import TextPath
 from avalanche_clip.models.text_tower import pooled_text, project_text
+from avalanche_clip.models.train_flags import TrainFlagPlans
 from avalanche_clip.models.trainable import freeze_frozen_modules
 
 EVAL_CLASS_CHOICES = ("seen", "all")
@@ -149,6 +150,7 @@ class CLIPClassifier(nn.Module):
         self._prompt_key: tuple | None = None
         self._pooled_key: tuple | None = None
         self._text_path = TextPath(clip)
+        self._train_flags = TrainFlagPlans()
         # A replacement for clip.visual on the image path (e.g. the trainable tail of the tower
         # when a feature cache feeds precomputed trunk features). Kept out of the module tree:
         # its parameters belong to ``clip`` already and must not appear twice in state_dict.
@@ -240,14 +242,20 @@ class CLIPClassifier(nn.Module):
         return self.classes.scatter(self.logit_scale() * image @ text.t(), classes)
 
     def train(self, mode: bool = True) -> CLIPClassifier:
-        super().train(mode)
+        # every module's flag, then frozen parts back to eval; replayed from a plan while the
+        # module tree and its trainable choice are unchanged (see models.train_flags)
+        self._train_flags.set(self, mode, lambda: self._set_train_flags(mode))
         if mode:
-            freeze_frozen_modules(self.clip)
             if self.text_trainable():
                 self._prompt_cache = None  # free it; it would be recomputed anyway (its key)
             if not self.text_trunk_frozen():
                 self._pooled_cache = None
         return self
+
+    def _set_train_flags(self, mode: bool) -> None:
+        super().train(mode)
+        if mode:
+            freeze_frozen_modules(self.clip)
 
     def _use_cache(self) -> bool:
         return not self.text_trainable() or (not self.training and not torch.is_grad_enabled())

@@ -67,6 +67,43 @@ def test_restored_flags_equal_avalanches_with_shared_and_custom_modules(seed):
     assert fast[1].calls[-1] == modes.get("1", True)  # the custom train ran with its own flag
 
 
+def _random_shared_model(rng: random.Random) -> nn.Module:
+    """Nested Sequentials of leaves and _Custom modules, several modules reachable from 2-3
+    parents at random places (earlier or later than their first parent)."""
+    def tree(depth: int) -> nn.Module:
+        return nn.Sequential(*[
+            tree(depth - 1) if depth and rng.random() < 0.5
+            else rng.choice([lambda: nn.Linear(2, 2), nn.Dropout, _Custom])()
+            for _ in range(rng.randint(1, 3))
+        ])
+
+    model = tree(4)
+    for _ in range(rng.randint(1, 4)):
+        modules = list(model.modules())
+        target = rng.choice([m for m in modules if isinstance(m, nn.Sequential)])
+        candidates = [m for m in modules[1:] if target not in list(m.modules())]
+        if candidates:
+            target.insert(rng.randint(0, len(target)), rng.choice(candidates))
+    return model
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_restored_flags_equal_avalanches_on_random_shared_structures(seed):
+    rng = random.Random(seed)
+    expected = _random_shared_model(random.Random(seed))
+    fast = _random_shared_model(random.Random(seed))
+    modes = {name: rng.random() < 0.5 for name, _ in expected.named_modules() if rng.random() < 0.9}
+    for (_, a), (_, b) in zip(expected.named_modules(), fast.named_modules(), strict=True):
+        a.training = b.training = rng.random() < 0.5
+    _avalanche_restore(expected, modes)
+    restore_train_modes(fast, modes)
+    assert [m.training for _, m in fast.named_modules()] == [m.training for _, m in expected.named_modules()]
+    # a module with its own train is called (its side effects happen), its last call with the
+    # flag it ends with
+    customs = [m for _, m in fast.named_modules() if isinstance(m, _Custom)]
+    assert all(m.calls and m.calls[-1] == m.training for m in customs)
+
+
 def test_classifier_to_where_it_is_keeps_every_tensor_and_moves_otherwise():
     clip, _, _, tokenizer = create_clip("tiny-clip")
     classifier = CLIPClassifier(clip, tokenizer, ["cat", "dog"])
