@@ -35,6 +35,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
+from avalanche_clip.losses._negative_rows import NegativeRows
+
 __all__ = ["PairwiseMovingAverage", "check_batch_ids", "check_ids", "check_positive_int", "check_real",
            "check_unique", "log_moving_average"]
 
@@ -131,8 +133,9 @@ def log_moving_average(log_old: Tensor, log_new: Tensor, gamma: float) -> Tensor
 class PairwiseMovingAverage(nn.Module):
     """Base module holding ``log_u``, ``log_v`` (shape ``[num_samples]``, NaN = unseen).
 
-    Subclasses build the pair matrices ``h¹``, ``h²`` (shape ``[B, B]``) and a negative mask,
-    then call :meth:`_row_terms`. State is written only while ``self.training`` is True.
+    Subclasses build the pair matrices ``h¹``, ``h²`` (shape ``[B, B]``) and the negatives of
+    each row (:class:`~avalanche_clip.losses._negative_rows.NegativeRows`), then call
+    :meth:`_row_terms`. State is written only while ``self.training`` is True.
     With ``num_samples=None`` the per-sample buffers grow as larger ids arrive in training
     (see the module docstring); ``num_samples`` preallocates ``[N]`` and bounds the ids.
     """
@@ -280,47 +283,45 @@ class PairwiseMovingAverage(nn.Module):
             buf[rows] = new[valid].to(device=buf.device, dtype=buf.dtype)
         return new
 
-    def _row_terms(self, h1: Tensor, h2: Tensor, neg: Tensor, index: Tensor,
-                   neg1: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _row_terms(self, h1: Tensor, h2: Tensor, rows: NegativeRows, index: Tensor,
+                   estimate: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
         """Per-row surrogates whose gradients are the estimators of ``∇τ·log g₁,₂(i)``.
 
         Args:
             h1: ``[B, B+E]`` live image-anchor scores: the ``B`` in-batch columns, then ``E ≥ 0``
                 extra negative columns (prompts of seen classes absent from the batch).
             h2: ``[B, B]`` live prompt-anchor scores.
-            neg: ``[B, B]`` bool, ``neg[i, j]`` iff ``j ∈ B_i``.
+            rows: the negatives of each row: ``rows.neg`` ``[B, B]`` (``neg[i, j]`` iff
+                ``j ∈ B_i``) for ``h2``, ``rows.neg1`` ``[B, B+E]`` for ``h1``, and their counts.
             index: ``[B]`` sample ids.
-            neg1: ``[B, B+E]`` bool mask of ``h1``'s negatives; None: ``neg`` (then ``E = 0``).
+            estimate: compute the estimate below (False: None, two operations fewer).
         Returns:
             ``r1, r2`` (``[B]``, ``r_i = Σ_j W_ij·h_ij`` with detached ``W``; 0 on rows without a
-            negative for that term), ``valid`` (``[B]`` bool, row has ≥ 1 negative in either
-            term) and the post-update per-sample estimate ``τ·(log u_i + log v_i)`` (``[B]``,
-            detached). Each of ``u``, ``v`` is written only on the rows with a negative for it.
+            negative for that term) and the post-update per-sample estimate
+            ``τ·(log u_i + log v_i)`` (``[B]``, detached). A row counts (``rows.valid``) if it
+            has a negative in either term; each of ``u``, ``v`` is written only on the rows
+            with a negative for it.
         """
-        count2 = neg.sum(dim=1)
-        count1 = count2 if neg1 is None else neg1.sum(dim=1)
-        neg1 = neg if neg1 is None else neg1
-        valid1, valid2 = count1 > 0, count2 > 0
-        log_count1 = count1.clamp_min(1).to(h1.dtype).log()
-        log_count2 = log_count1 if count1 is count2 else count2.clamp_min(1).to(h2.dtype).log()
+        log_count1, log_count2 = rows.log_count1, rows.log_count2
         with torch.no_grad():
             # Masked entries become -inf so that logsumexp and exp ignore them exactly.
             # (In-place ops on fresh [B, B] temporaries: this block is most of the loss's cost.)
-            x1 = (h1.detach() / self.tau).masked_fill_(~neg1, -math.inf)
-            x2 = (h2.detach() / self.tau).masked_fill_(~neg, -math.inf)
-            all1, all2 = bool(valid1.all()), bool(valid2.all())
-            log_u = self._advance(self.log_u, index, torch.logsumexp(x1, 1) - log_count1, valid1, all1)
-            log_v = self._advance(self.log_v, index, torch.logsumexp(x2, 1) - log_count2, valid2, all2)
+            x1 = (h1.detach() / self.tau).masked_fill_(rows.not_neg1, -math.inf)
+            x2 = (h2.detach() / self.tau).masked_fill_(rows.not_neg, -math.inf)
+            log_u = self._advance(self.log_u, index, torch.logsumexp(x1, 1) - log_count1,
+                                  rows.valid1, rows.all1)
+            log_v = self._advance(self.log_v, index, torch.logsumexp(x2, 1) - log_count2,
+                                  rows.valid2, rows.all2)
             # W_ij = exp(h_ij/τ − log u_i)/|B_i| ≤ 1/γ. Rows without negatives get W = 0 (their
             # log u may be NaN, and 0·h keeps the gradient finite).
             w1 = x1.sub_((log_u + log_count1)[:, None]).exp_()
             w2 = x2.sub_((log_v + log_count2)[:, None]).exp_()
-            if not all1:
-                w1.masked_fill_(~valid1[:, None], 0.0)
-            if not all2:
-                w2.masked_fill_(~valid2[:, None], 0.0)
-            est = self.tau * (log_u + log_v)
-        return (w1 * h1).sum(dim=1), (w2 * h2).sum(dim=1), valid1 | valid2, est
+            if not rows.all1:
+                w1.masked_fill_(~rows.valid1[:, None], 0.0)
+            if not rows.all2:
+                w2.masked_fill_(~rows.valid2[:, None], 0.0)
+            est = self.tau * (log_u + log_v) if estimate else None
+        return (w1 * h1).sum(dim=1), (w2 * h2).sum(dim=1), est
 
     def extra_repr(self) -> str:
         return f"num_samples={self.num_samples}, tau={self.tau}, gamma={self.gamma}"

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from avalanche_clip.losses._moving_average import PairwiseMovingAverage
+from avalanche_clip.losses._negative_rows import InstanceRowsCache, NegativeRows
 
 __all__ = ["GCLLoss"]
 
@@ -85,6 +86,7 @@ class GCLLoss(PairwiseMovingAverage):
         if negatives not in _NEGATIVES:
             raise ValueError(f"negatives must be one of {_NEGATIVES}, got {negatives!r}")
         self.negatives = negatives
+        self._instance_rows = InstanceRowsCache()
 
     def forward(self, image_features: Tensor, text_features: Tensor, labels: Tensor,
                 index: Tensor, extra_negatives: Tensor | None = None) -> Tensor:
@@ -101,17 +103,19 @@ class GCLLoss(PairwiseMovingAverage):
             pos = sim.diagonal()[:, None]
             h2 = sim.T - pos  # prompt of i vs images of the others
             b = sim.shape[0]
-            if self.negatives == "instance":
-                neg = ~torch.eye(b, dtype=torch.bool, device=sim.device)
-            else:
-                neg = labels[:, None] != labels[None, :]
             if extra is None:
-                h1, neg1 = sim - pos, None  # image i vs prompts of the others
+                h1 = sim - pos  # image i vs prompts of the others
             else:  # ... and vs the absent seen classes' prompts, all of them negatives
                 h1 = torch.cat([sim, image @ extra.T], dim=1) - pos  # [B, B+E]
-                neg1 = torch.cat([neg, neg.new_ones(b, extra.shape[0])], dim=1)
-            r1, r2, valid, _ = self._row_terms(h1, h2, neg, index, neg1)
-            n_valid = int(valid.sum())
+            n_extra = 0 if extra is None else extra.shape[0]
+            if self.negatives == "instance":  # the same for every batch of this size
+                rows = self._instance_rows.get(b, n_extra, sim.device, sim.dtype)
+            else:
+                neg = labels[:, None] != labels[None, :]
+                neg1 = None if extra is None else torch.cat([neg, neg.new_ones(b, n_extra)], dim=1)
+                rows = NegativeRows(neg, neg1, sim.dtype)
+            r1, r2, _ = self._row_terms(h1, h2, rows, index, estimate=False)
+            n_valid = rows.n_valid
             if n_valid == 0:
                 # Nothing to contrast; a zero that is still attached to the graph.
                 return 0.0 * (image.sum() + text.sum())

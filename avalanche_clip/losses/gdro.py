@@ -14,6 +14,7 @@ from avalanche_clip.losses._moving_average import (
     check_positive_int,
     check_real,
 )
+from avalanche_clip.losses._negative_rows import NegativeRows
 
 __all__ = ["ClassPrompts", "GDROLoss"]
 
@@ -189,7 +190,9 @@ class GDROLoss(PairwiseMovingAverage):
                 # negatives (every row, unless the batch holds one class: see _one_class_term).
                 a = torch.cat([a, torch.relu(margin_gap + image @ extra.T).square()], dim=1)
                 neg1 = torch.cat([neg, neg.any(dim=1, keepdim=True).expand(-1, extra.shape[0])], dim=1)
-            r1, r2, valid, est = self._row_terms(a, t, neg, index, neg1)
+            rows = NegativeRows(neg, neg1, a.dtype)
+            r1, r2, est = self._row_terms(a, t, rows, index)
+            valid = rows.valid
             if not bool(valid.any()):
                 zero = 0.0 * (image.sum() + text.sum())
                 one_class = self._one_class_term(image, sim.diagonal(), labels, class_prompts,
