@@ -39,13 +39,31 @@ class LossStatePlugin(SupervisedPlugin, supports_distributed=True):  # the same 
         self.loss = loss
         self.replay = replay
         self.reset_each_experience = reset_each_experience
-        self.live = torch.zeros(num_samples or 0, dtype=torch.bool)  # ids whose state may be set
+        self._live = torch.zeros(num_samples or 0, dtype=torch.bool)  # ids whose state may be set
+        # each step's trained ids, marked in _live when it is read: marking them every step cost
+        # ~4 tensor operations and a device read a step, for a mask read once an experience
+        self._pending: list[torch.Tensor] = []
         self._was_training = True
 
+    @property
+    def live(self) -> torch.Tensor:
+        """``[N]`` bool: the ids trained since the last memory update (whose state may be set)."""
+        if self._pending:
+            index = torch.cat([ids.cpu().flatten() for ids in self._pending])
+            self._pending.clear()
+            self._cover(int(index.max()) + 1)
+            self._live[index] = True
+        return self._live
+
+    @live.setter
+    def live(self, value: torch.Tensor) -> None:
+        self._pending.clear()
+        self._live = value
+
     def _cover(self, size: int) -> None:
-        """Grow :attr:`live` to hold ids ``< size`` (ids arrive as the loss's state grows)."""
-        if size > len(self.live):
-            self.live = torch.cat([self.live, torch.zeros(size - len(self.live), dtype=torch.bool)])
+        """Grow the live mask to hold ids ``< size`` (ids arrive as the loss's state grows)."""
+        if size > len(self._live):
+            self._live = torch.cat([self._live, torch.zeros(size - len(self._live), dtype=torch.bool)])
 
     def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         self.loss.to(strategy.device).train()
@@ -54,14 +72,13 @@ class LossStatePlugin(SupervisedPlugin, supports_distributed=True):  # the same 
             self.live.zero_()
 
     def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
-        # the global batch's ids under several processes (each process's state covers them all)
+        # the global batch's ids under several processes (each process's state covers them all);
+        # every step's are new tensors, never written to afterwards, so they are kept as they are
         index = getattr(strategy, "mb_global_index", None)
         if index is None:
             index = getattr(strategy, "mb_index", None)
         if index is not None and index.numel():
-            index = index.cpu()
-            self._cover(int(index.max()) + 1)
-            self.live[index] = True
+            self._pending.append(index)
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         kept = self.replay.buffer_ids() if self.replay is not None and self.replay.mem_size > 0 else None
