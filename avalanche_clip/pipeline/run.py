@@ -236,7 +236,8 @@ def _execute_in_folder(config: RunConfig, out: Path, *, resume: bool, zero_shot:
             prepared.strategy, prepared.benchmark, identity=prepared.identity,
             records_path=records_path, checkpoint_path=checkpoint,
             config={**config.to_dict(), FIELD: fingerprint},  # checkpoints refuse other data on resume
-            joint=info.joint, checkpointable=info.checkpointable, progress=config.progress,
+            joint=info.joint, checkpointable=info.checkpointable, final_checkpoint=False,
+            progress=config.progress,
             retention=prepared.retention.record_fields if prepared.retention else None,
         )
         records = run.run(resume=resume)

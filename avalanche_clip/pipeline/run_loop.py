@@ -134,6 +134,9 @@ class ContinualRun:
         joint: train on the whole stream at once (an upper bound), then evaluate once.
         checkpointable: whether the strategy's state can be checkpointed exactly (the
             registry's ``StrategyInfo.checkpointable``); if not, no checkpoint is written.
+        final_checkpoint: checkpoint after the last experience too (False where the caller
+            deletes a finished run's checkpoint anyway, as ``execute_run`` does: the final
+            record marks the run finished, and a resume returns its records untouched).
         progress: show a progress bar over experiences.
         on_record: called with each new record.
         retention: the held-out sets' record fields of the model as it is, after each
@@ -149,6 +152,7 @@ class ContinualRun:
     config: dict[str, Any] = field(default_factory=dict)
     joint: bool = False
     checkpointable: bool = True
+    final_checkpoint: bool = True
     progress: bool = True
     on_record: Callable[[dict[str, Any]], None] | None = None
     retention: Callable[[], dict[str, Any]] | None = None
@@ -187,7 +191,8 @@ class ContinualRun:
                 writer.wait()  # the checkpoint of t - 1 is on disk (or its error raised) before record t
                 records.append(self._record(t, metrics, records, elapsed))
                 self._commit(records)
-                if self.checkpoint_path and self.checkpointable:
+                if self.checkpoint_path and self.checkpointable and (
+                        self.final_checkpoint or t < self.n_experiences - 1):
                     rng = gather_rng_states()  # every process's (a collective: all processes call it)
                     if is_main():  # copies taken now; the next experience changes the originals
                         payload = checkpoint_payload(strategy=self.strategy, experience=t,

@@ -42,6 +42,7 @@ from avalanche_clip.common.errors import AvalancheClipError
 from avalanche_clip.features.fingerprint import tensors_fingerprint
 from avalanche_clip.training.checkpoint_writer import snapshot
 from avalanche_clip.training.distributed import rank
+from avalanche_clip.training.packed_tensors import pack_tensors, unpack_tensors
 from avalanche_clip.training.plugin_states import (
     NotCheckpointableError,
     has_checkpoint_state,
@@ -50,7 +51,8 @@ from avalanche_clip.training.plugin_states import (
 )
 from avalanche_clip.training.seeding import capture_rng_state, restore_rng_state
 
-CHECKPOINT_VERSION = 1
+#: 2: the model's state packed into one tensor per dtype (:mod:`avalanche_clip.training.packed_tensors`).
+CHECKPOINT_VERSION = 2
 #: Config keys that may differ between a checkpoint (or a finished run) and the run resuming it:
 #: where things run, where files live and what logs them. ``data_root`` is resolved to an
 #: absolute path, so a clone elsewhere or moved data must still match its committed runs.
@@ -110,7 +112,7 @@ def strategy_state(strategy: Any, *, defer_frozen: bool = False) -> dict[str, An
         plugins[name] = saved
     model_state, frozen = _split_frozen(strategy.model)
     state = {
-        "model": model_state,
+        "model": pack_tensors(model_state),  # a copy, as one tensor per dtype (~150 small ones)
         "frozen": FrozenWeights(frozen) if defer_frozen else FrozenWeights(frozen).entry(),
         "optimizer": strategy.optimizer.state_dict(),
         "clock": {k: v for k, v in vars(strategy.clock).items() if isinstance(v, int)},
@@ -158,7 +160,7 @@ def load_strategy_state(strategy: Any, state: dict[str, Any], train_stream: Any)
         )
     if "sample_ids" in state:  # first: the replay memory finds its samples by these ids
         strategy.sample_ids.load_state_dict(state["sample_ids"])
-    strategy.model.load_state_dict(state["model"], strict=False)
+    strategy.model.load_state_dict(unpack_tensors(state["model"]), strict=False)
     # Avalanche adds every model parameter to the optimizer on its first make_optimizer call;
     # do that now so the saved optimizer state lines up with the same parameter list.
     strategy.make_optimizer()
@@ -198,13 +200,16 @@ def checkpoint_payload(*, strategy: Any, experience: int, config: dict[str, Any]
     strategy (:func:`~avalanche_clip.training.checkpoint_writer.snapshot`): training may go on
     while :func:`write_checkpoint` writes it on another thread. The frozen weights, which
     training does not change, are fingerprinted there too (:class:`FrozenWeights`)."""
-    return snapshot({
+    state = strategy_state(strategy, defer_frozen=True)
+    payload = snapshot({
         "version": CHECKPOINT_VERSION,
         "experience": int(experience),
         "config": dict(config or {}),
-        "strategy": strategy_state(strategy, defer_frozen=True),
+        "strategy": {key: value for key, value in state.items() if key != "model"},
         "rng": rng_states if rng_states is not None else capture_rng_state(),
     })
+    payload["strategy"]["model"] = state["model"]  # packed: a copy already
+    return payload
 
 
 def write_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:

@@ -10,6 +10,7 @@ from strategy_fixtures import cil_benchmark, make_setup
 from avalanche_clip.pipeline.run_loop import ContinualRun, read_records
 from avalanche_clip.strategies import build_strategy
 from avalanche_clip.training.checkpoint import CheckpointMismatchError, load_checkpoint
+from avalanche_clip.training.packed_tensors import unpack_tensors
 
 pytestmark = pytest.mark.filterwarnings("ignore:plugin CrashBeforeExperience has no state_dict")
 COMPARED = ("experience", "stream_accuracy", "accuracy_per_experience", "forgetting", "final")
@@ -105,7 +106,7 @@ def test_checkpoint_keeps_frozen_weights_as_a_fingerprint_and_checks_it(tmp_path
     with pytest.raises(Crash):
         _run(tmp_path, "gcl", plugins=[CrashBeforeExperience(1)])
     payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    saved = payload["strategy"]["model"]
+    saved = unpack_tensors(payload["strategy"]["model"])
     assert "clip.visual.conv1.weight" not in saved  # frozen under trainable="last:1"
     assert "clip.visual.proj" in saved and "classes.seen" in saved
 
@@ -116,3 +117,27 @@ def test_checkpoint_keeps_frozen_weights_as_a_fingerprint_and_checks_it(tmp_path
     with pytest.raises(CheckpointMismatchError, match="frozen weights of this model differ"):
         load_checkpoint(tmp_path / "checkpoint.pt", strategy=strategy,
                         train_stream=benchmark.train_stream, config={"strategy": "gcl", "mem_size": 20})
+
+
+@pytest.mark.parametrize("final_checkpoint", [True, False])
+def test_the_final_checkpoint_is_written_only_when_asked(tmp_path, monkeypatch, final_checkpoint):
+    import avalanche_clip.pipeline.run_loop as run_loop
+
+    written = []
+    real = run_loop.checkpoint_payload
+    monkeypatch.setattr(run_loop, "checkpoint_payload",
+                        lambda **kw: written.append(kw["experience"]) or real(**kw))
+    benchmark = cil_benchmark()
+    strategy = build_strategy("gcl", make_setup(benchmark))
+    run = ContinualRun(strategy, benchmark, records_path=tmp_path / "results.jsonl",
+                       checkpoint_path=tmp_path / "checkpoint.pt", progress=False,
+                       final_checkpoint=final_checkpoint)
+    records = run.run()
+    last = len(benchmark.train_stream) - 1
+    assert written == list(range(last + 1 if final_checkpoint else last))
+    assert load_checkpoint(tmp_path / "checkpoint.pt", strategy=build_strategy("gcl", make_setup(benchmark)),
+                           train_stream=benchmark.train_stream) == written[-1]
+    # a finished run is returned as it is on resume, whichever checkpoint it left
+    assert ContinualRun(build_strategy("gcl", make_setup(benchmark)), benchmark,
+                        records_path=tmp_path / "results.jsonl", checkpoint_path=tmp_path / "checkpoint.pt",
+                        progress=False).run(resume=True) == records
