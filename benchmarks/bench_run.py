@@ -2,7 +2,8 @@
 
 Both are runs of the embedded default comparison (digits, effnet-lite0-clip with its projections
 trained on cached trunk features, GCL's tuned values): the continual run (default GCL, memory 20,
-checkpoints on) trains 5 experiences with an evaluation, a record and a checkpoint after each;
+checkpoints on) trains 5 experiences with an evaluation and a record after each and a checkpoint after
+each but the last (the final record finishes the run);
 joint training takes the same optimizer steps in one pass and evaluates once. Each is timed as
 ``execute_run`` in a fresh run folder (build the model and stream, train, evaluate, record,
 checkpoint; no zero-shot evaluation, which a sweep does once per seed), in one process with

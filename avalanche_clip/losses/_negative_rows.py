@@ -57,10 +57,11 @@ class NegativeRows:
 class InstanceRowsCache:
     """:class:`NegativeRows` of ``negatives="instance"`` by ``(B, E, device, dtype)``: ``neg`` is
     every off-diagonal entry, ``neg1`` that and the ``E`` extra columns. Keeps the ``size`` most
-    recently used (a stream's batch sizes: the full one, a last smaller one, ``E`` growing with
-    the seen classes)."""
+    recently used: with in-batch logits, a stream's batch sizes (the full one, a last smaller
+    one); with ``train_logits="seen"``, ``E`` (the seen classes absent from the batch) varies from
+    step to step, and with many classes the rows are mostly computed anew (as they were)."""
 
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 16) -> None:
         self.size = size
         self._rows: OrderedDict[tuple, NegativeRows] = OrderedDict()
 

@@ -36,31 +36,40 @@ def _signature(module: nn.Module) -> tuple:
 
 
 class _Plan:
-    """The flags every module of a tree had after one call, with the tree's signature."""
+    """The flags every module of a tree had after one call, with the tree's signature. The root
+    is not held (it holds the plan: no reference cycle keeps a dropped model alive)."""
 
     def __init__(self, root: nn.Module) -> None:
-        modules = list(root.modules())  # pre-order, each module once
+        below = list(root.modules())[1:]  # pre-order, each module once
         self.root_id = id(root)
-        self.modules = tuple(modules)
-        self.signatures = tuple(_signature(m) for m in modules)
-        self.flags = tuple(m.training for m in modules)
+        self.root_signature, self.root_flag = _signature(root), root.training
+        self.modules = tuple(below)
+        self.signatures = tuple(_signature(m) for m in below)
+        self.flags = tuple(m.training for m in below)
 
     @staticmethod
     def recordable(root: nn.Module) -> bool:
-        """Whether no module below ``root`` overrides ``train`` / ``eval`` (so setting its flag
-        is all a call does to it)."""
-        return all(module is root or (type(module).train is nn.Module.train
-                                      and type(module).eval is nn.Module.eval)
-                   for module in root.modules())
+        """Whether setting its flag is all a call does to each module below ``root``: none
+        overrides ``train`` / ``eval`` (in its class or on itself) or ``__setattr__``."""
+        for module in root.modules():
+            if type(module).__setattr__ is not nn.Module.__setattr__:
+                return False
+            if module is not root and (type(module).train is not nn.Module.train
+                                       or type(module).eval is not nn.Module.eval
+                                       or "train" in module.__dict__ or "eval" in module.__dict__):
+                return False
+        return True
 
-    def matches(self) -> bool:
+    def matches(self, root: nn.Module) -> bool:
         """Whether the tree is still the recorded one (see the module docstring)."""
-        return all(_signature(m) == s for m, s in zip(self.modules, self.signatures, strict=True))
+        return (id(root) == self.root_id and _signature(root) == self.root_signature
+                and all(_signature(m) == s for m, s in zip(self.modules, self.signatures, strict=True)))
 
-    def apply(self) -> None:
+    def apply(self, root: nn.Module) -> None:
+        # what Module.train's ``self.training = mode`` ends in, without Module.__setattr__'s
+        # ~2 µs of checks (torch forbids a parameter, buffer or child named "training")
+        object.__setattr__(root, "training", self.root_flag)
         for module, flag in zip(self.modules, self.flags, strict=True):
-            # what Module.train's ``self.training = mode`` ends in, without Module.__setattr__'s
-            # ~2 µs of checks (torch forbids a parameter, buffer or child named "training")
             object.__setattr__(module, "training", flag)
 
 
@@ -88,10 +97,11 @@ class TrainFlagPlans:
         """Leave every module of ``root`` with the flag ``call()`` would leave: from the plan
         recorded for ``mode`` when the tree still matches it, else by calling ``call`` (and
         recording its result)."""
-        mode = bool(mode)
+        if not isinstance(mode, bool):  # as nn.Module.train refuses it
+            raise ValueError("training mode is expected to be boolean")
         plan = self._plans.get(mode)
-        if plan is not None and plan.root_id == id(root) and plan.matches():
-            plan.apply()
+        if plan is not None and plan.matches(root):
+            plan.apply(root)
             return
         call()
         self._plans[mode] = _Plan(root) if _Plan.recordable(root) else None

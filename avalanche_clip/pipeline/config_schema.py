@@ -104,7 +104,7 @@ class RunConfig:
     retention_sets: list[dict[str, Any]] = _key(
         [], "held-out sets scored zero-shot after every experience (retention): [{name, folder | "
         "scenario (+ data_root, domains, split), classes, max_per_class}], classes disjoint from the stream's")
-    checkpoint: bool = _key(True, "checkpoint at every experience boundary (resumable runs)")
+    checkpoint: bool = _key(True, "checkpoint at every experience boundary but the last (resumable runs)")
     progress: bool = _key(True, "progress bars")
     world_size: int | None = _key(
         None, "processes that trained the run: run writes torchrun's count (1 in one "

@@ -42,7 +42,7 @@ from avalanche_clip.common.errors import AvalancheClipError
 from avalanche_clip.features.fingerprint import tensors_fingerprint
 from avalanche_clip.training.checkpoint_writer import snapshot
 from avalanche_clip.training.distributed import rank
-from avalanche_clip.training.packed_tensors import pack_tensors, unpack_tensors
+from avalanche_clip.training.packed_tensors import PackedTensorsError, pack_tensors, unpack_tensors
 from avalanche_clip.training.plugin_states import (
     NotCheckpointableError,
     has_checkpoint_state,
@@ -53,6 +53,8 @@ from avalanche_clip.training.seeding import capture_rng_state, restore_rng_state
 
 #: 2: the model's state packed into one tensor per dtype (:mod:`avalanche_clip.training.packed_tensors`).
 CHECKPOINT_VERSION = 2
+#: Versions this code resumes from: 1 differs only in holding the model's state dict as it is.
+READABLE_VERSIONS = (1, 2)
 #: Config keys that may differ between a checkpoint (or a finished run) and the run resuming it:
 #: where things run, where files live and what logs them. ``data_root`` is resolved to an
 #: absolute path, so a clone elsewhere or moved data must still match its committed runs.
@@ -150,8 +152,10 @@ def _split_frozen(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict
     return trained, frozen
 
 
-def load_strategy_state(strategy: Any, state: dict[str, Any], train_stream: Any) -> None:
-    """Restore :func:`strategy_state` into a freshly built, identically configured strategy."""
+def load_strategy_state(strategy: Any, state: dict[str, Any], train_stream: Any, *,
+                        packed: bool = True) -> None:
+    """Restore :func:`strategy_state` into a freshly built, identically configured strategy
+    (``packed``: its model entry is packed, as from version 2 on)."""
     _, frozen = _split_frozen(strategy.model)
     if sorted(frozen) != state["frozen"]["keys"] or tensors_fingerprint(frozen) != state["frozen"]["fingerprint"]:
         raise CheckpointMismatchError(
@@ -160,7 +164,8 @@ def load_strategy_state(strategy: Any, state: dict[str, Any], train_stream: Any)
         )
     if "sample_ids" in state:  # first: the replay memory finds its samples by these ids
         strategy.sample_ids.load_state_dict(state["sample_ids"])
-    strategy.model.load_state_dict(unpack_tensors(state["model"]), strict=False)
+    model_state = unpack_tensors(state["model"]) if packed else state["model"]
+    strategy.model.load_state_dict(model_state, strict=False)
     # Avalanche adds every model parameter to the optimizer on its first make_optimizer call;
     # do that now so the saved optimizer state lines up with the same parameter list.
     strategy.make_optimizer()
@@ -233,9 +238,10 @@ def load_checkpoint(path: str | os.PathLike, *, strategy: Any, train_stream: Any
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     payload = _read_payload(path)
-    if payload.get("version") != CHECKPOINT_VERSION:
+    if payload.get("version") not in READABLE_VERSIONS:
         raise CheckpointMismatchError(
-            f"checkpoint {path} has version {payload.get('version')!r}; expected {CHECKPOINT_VERSION}"
+            f"checkpoint {path} has version {payload.get('version')!r}; expected one of "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     differences = config_differences(payload["config"], config or {})
     if differences:
@@ -243,11 +249,11 @@ def load_checkpoint(path: str | os.PathLike, *, strategy: Any, train_stream: Any
             f"checkpoint {path} was made with another config: " + "; ".join(differences)
         )
     try:
-        load_strategy_state(strategy, payload["strategy"], train_stream)
+        load_strategy_state(strategy, payload["strategy"], train_stream, packed=payload["version"] >= 2)
         rng = payload["rng"]
         # one state per process (a distributed run): this process's; else the one there is
         restore_rng_state(rng[min(rank(), len(rng) - 1)] if isinstance(rng, list) else rng)
-    except (KeyError, TypeError, IndexError) as err:  # a readable file without our structure
+    except (KeyError, TypeError, IndexError, PackedTensorsError) as err:  # a readable file without our structure
         raise CheckpointDamagedError(_damaged(path, f"{type(err).__name__}: {err}")) from err
     return int(payload["experience"])
 

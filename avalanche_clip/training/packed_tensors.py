@@ -11,8 +11,8 @@ checkpoint, and one copy per dtype.
 :func:`pack_tensors` copies (the result shares nothing with its input, as
 :func:`~avalanche_clip.training.checkpoint_writer.snapshot` would) to the CPU; :func:`unpack_tensors`
 gives back the mapping in its order, every tensor with its dtype, shape and values, as views of
-the flat tensors, with a state dict's ``_metadata`` (module versions, which ``load_state_dict``
-reads). The entry holds only tensors, ints, strings, lists and dicts, so it loads with
+the flat tensors, and with the ``_metadata`` (module versions, which ``load_state_dict``
+reads) of a state dict that has it (a checkpoint's trained entries are a plain dict: none). The entry holds only tensors, ints, strings, lists and dicts, so it loads with
 ``torch.load(..., weights_only=True)``. Tensors that are not plain dense ones (sparse,
 quantized) are stored as they are.
 """
@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["pack_tensors", "unpack_tensors"]
+__all__ = ["PackedTensorsError", "pack_tensors", "unpack_tensors"]
 
 _LOOSE = -1  # the group of a tensor stored as it is
 
@@ -62,25 +62,47 @@ def pack_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         entry["offsets"].append(sizes[group])
         sizes[group] += tensor.numel()
         groups[key].append(tensor.reshape(-1))
-    for (_, device), parts in groups.items():
-        flat = torch.cat(parts)  # a new tensor: nothing shared with the input
-        entry["flat"].append(flat if device.type == "cpu" else flat.to("cpu"))
+    for (dtype, device), parts in groups.items():
+        if device.type == "cpu":
+            entry["flat"].append(torch.cat(parts))  # a new tensor: nothing shared with the input
+            continue
+        # from an accelerator: each part copied into its place on the CPU, as a tensor-by-tensor
+        # copy would (no whole-state temporary in the device's memory)
+        flat = torch.empty(sum(p.numel() for p in parts), dtype=dtype)
+        offset = 0
+        for part in parts:
+            flat[offset:offset + part.numel()].copy_(part)
+            offset += part.numel()
+        entry["flat"].append(flat)
     metadata = getattr(tensors, "_metadata", None)
     if metadata is not None:  # plain dicts of ints and strings
         entry["metadata"] = {prefix: dict(values) for prefix, values in metadata.items()}
     return entry
 
 
+class PackedTensorsError(ValueError):
+    """A packed entry whose layout does not fit its flat tensors (not written by :func:`pack_tensors`)."""
+
+
 def unpack_tensors(entry: Mapping[str, Any]) -> OrderedDict[str, torch.Tensor]:
-    """The mapping :func:`pack_tensors` was given (as CPU tensors; views of the flat ones)."""
+    """The mapping :func:`pack_tensors` was given (as CPU tensors; views of the flat ones).
+
+    Raises :class:`PackedTensorsError` when ``entry``'s layout does not fit its tensors."""
     unpacked: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for name, group, offset, shape in zip(entry["names"], entry["groups"], entry["offsets"],
-                                          entry["shapes"], strict=True):
-        if group == _LOOSE:
-            unpacked[name] = entry["loose"][name]
-        else:
+    try:
+        for name, group, offset, shape in zip(entry["names"], entry["groups"], entry["offsets"],
+                                              entry["shapes"], strict=True):
+            if group == _LOOSE:
+                unpacked[name] = entry["loose"][name]
+                continue
             size = math.prod(shape)
-            unpacked[name] = entry["flat"][group][offset:offset + size].view(shape)
-    if entry["metadata"] is not None:
-        unpacked._metadata = OrderedDict(entry["metadata"])  # type: ignore[attr-defined]
+            flat = entry["flat"][group]
+            if offset < 0 or offset + size > flat.numel():
+                raise ValueError(f"{name!r} lies outside its flat tensor")
+            unpacked[name] = flat[offset:offset + size].view(shape)
+        metadata = entry["metadata"]
+    except (KeyError, TypeError, IndexError, ValueError, RuntimeError) as err:
+        raise PackedTensorsError(f"not a packed state: {type(err).__name__}: {err}") from err
+    if metadata is not None:
+        unpacked._metadata = OrderedDict(metadata)  # type: ignore[attr-defined]
     return unpacked

@@ -131,6 +131,13 @@ def _flags(model: nn.Module) -> list[bool]:
     return [m.training for m in model.modules()]
 
 
+def _classifier_reference(classifier: CLIPClassifier, mode: bool) -> None:
+    """CLIPClassifier.train's flags as it set them before its plans: refreezing its CLIP only."""
+    nn.Module.train(classifier, mode)
+    if mode:
+        freeze_frozen_modules(classifier.clip)
+
+
 def test_classifier_train_and_eval_equal_the_calls_as_its_choice_changes(tiny):
     clip, tokenizer = tiny
     classifier = CLIPClassifier(copy.deepcopy(clip), tokenizer, ["cat", "dog", "fox"])
@@ -140,7 +147,7 @@ def test_classifier_train_and_eval_equal_the_calls_as_its_choice_changes(tiny):
             set_trainable(model.clip, spec)
         for mode in (True, False, True, True, False):
             classifier.train(mode)
-            _reference(twin, mode)
+            _classifier_reference(twin, mode)
             assert _flags(classifier) == _flags(twin), (spec, mode)
         twin.train(True)
     classifier.eval()
@@ -160,3 +167,38 @@ def test_a_copy_of_the_classifier_sets_its_own_flags(tiny):
         duplicate.train(True)
         classifier.eval()
         assert _flags(duplicate) == _flags(classifier.train(True))
+
+
+def test_a_mode_that_is_not_a_bool_is_refused_as_torch_refuses_it(tiny):
+    clip, tokenizer = tiny
+    classifier = CLIPClassifier(copy.deepcopy(clip), tokenizer, ["cat", "dog"])
+    classifier.train(True)
+    classifier.train(True)  # replayed from the plan from now on
+    with pytest.raises(ValueError, match="training mode is expected to be boolean"):
+        classifier.train(1)
+
+
+class _Noting(nn.Module):
+    """Counts writes of its flag through its own __setattr__."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Linear(2, 2)
+        object.__setattr__(self, "writes", 0)
+
+    def __setattr__(self, name, value):  # type: ignore[no-untyped-def]
+        if name == "training":
+            object.__setattr__(self, "writes", self.writes + 1)
+        super().__setattr__(name, value)
+
+
+def test_trees_whose_modules_act_on_their_flag_are_never_replayed():
+    patched = nn.Sequential(nn.Linear(2, 2))
+    seen = []
+    patched[0].train = lambda mode=True: seen.append(mode) or nn.Module.train(patched[0], mode)
+    noting = nn.Sequential(_Noting())
+    for model, count in ((patched, lambda: len(seen)), (noting, lambda: noting[0].writes)):
+        plans = TrainFlagPlans()
+        for _ in range(3):
+            plans.set(model, True, lambda model=model: nn.Module.train(model, True))
+        assert count() == 3

@@ -141,3 +141,40 @@ def test_the_final_checkpoint_is_written_only_when_asked(tmp_path, monkeypatch, 
     assert ContinualRun(build_strategy("gcl", make_setup(benchmark)), benchmark,
                         records_path=tmp_path / "results.jsonl", checkpoint_path=tmp_path / "checkpoint.pt",
                         progress=False).run(resume=True) == records
+
+
+def _checkpoint_after_experience_one(tmp_path):
+    with pytest.raises(Crash):
+        _run(tmp_path, "gcl", plugins=[CrashBeforeExperience(2)])
+    return torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+
+
+def test_a_version_1_checkpoint_with_the_state_dict_as_it_is_still_resumes(tmp_path):
+    payload = _checkpoint_after_experience_one(tmp_path / "packed")
+    assert payload["version"] == 2
+    old = {**payload, "version": 1,
+           "strategy": {**payload["strategy"], "model": dict(unpack_tensors(payload["strategy"]["model"]))}}
+    for folder, saved in (("v2", payload), ("v1", old)):
+        (tmp_path / folder).mkdir()
+        torch.save(saved, tmp_path / folder / "checkpoint.pt")
+    benchmark = cil_benchmark()
+    states = []
+    for folder in ("v2", "v1"):
+        strategy = build_strategy("gcl", make_setup(benchmark))
+        assert load_checkpoint(tmp_path / folder / "checkpoint.pt", strategy=strategy,
+                               train_stream=benchmark.train_stream, config=payload["config"]) == 1
+        states.append(strategy.model.state_dict())
+    for key, value in states[0].items():
+        assert torch.equal(value, states[1][key]), key
+
+
+def test_a_packed_entry_that_does_not_fit_is_a_damaged_checkpoint(tmp_path):
+    from avalanche_clip.training.checkpoint import CheckpointDamagedError
+
+    payload = _checkpoint_after_experience_one(tmp_path)
+    payload["strategy"]["model"]["offsets"][-1] += 10**6
+    torch.save(payload, tmp_path / "bad.pt")
+    benchmark = cil_benchmark()
+    with pytest.raises(CheckpointDamagedError, match="lies outside its flat tensor"):
+        load_checkpoint(tmp_path / "bad.pt", strategy=build_strategy("gcl", make_setup(benchmark)),
+                        train_stream=benchmark.train_stream, config=payload["config"])

@@ -58,3 +58,17 @@ def test_a_loaded_state_drops_unread_steps():
     plugin.after_training_iteration(SimpleNamespace(mb_global_index=torch.tensor([1, 2]), mb_index=None))
     plugin.load_state_dict({"live": torch.tensor([True] + [False] * 7)})
     assert plugin.live.nonzero().flatten().tolist() == [0]
+
+
+def test_a_long_experience_marks_its_ids_as_it_goes():
+    plugin = LossStatePlugin(GCLLoss(num_samples=None))
+    strategy = SimpleNamespace(mb_global_index=None, mb_index=None)
+    rng = random.Random(1)
+    expected = torch.zeros(5000, dtype=torch.bool)
+    for step in range(700):
+        strategy.mb_index = torch.tensor(rng.sample(range(5000), 8))
+        expected[strategy.mb_index] = True
+        plugin.after_training_iteration(strategy)
+        assert len(plugin._pending) < 256, step  # never more than a few hundred steps held
+    live = plugin.live
+    assert torch.equal(live, expected[: len(live)]) and not expected[len(live):].any()

@@ -23,6 +23,9 @@ from avalanche.core import SupervisedPlugin
 from torch import nn
 
 
+_MARK_EVERY = 256  # steps whose ids are kept before they are marked
+
+
 class LossStatePlugin(SupervisedPlugin, supports_distributed=True):  # the same on every process
     """Keeps a stateful loss in step with training, evaluation and the replay memory.
 
@@ -48,12 +51,15 @@ class LossStatePlugin(SupervisedPlugin, supports_distributed=True):  # the same 
     @property
     def live(self) -> torch.Tensor:
         """``[N]`` bool: the ids trained since the last memory update (whose state may be set)."""
+        self._mark_pending()
+        return self._live
+
+    def _mark_pending(self) -> None:
         if self._pending:
             index = torch.cat([ids.cpu().flatten() for ids in self._pending])
             self._pending.clear()
             self._cover(int(index.max()) + 1)
             self._live[index] = True
-        return self._live
 
     @live.setter
     def live(self, value: torch.Tensor) -> None:
@@ -79,6 +85,8 @@ class LossStatePlugin(SupervisedPlugin, supports_distributed=True):  # the same 
             index = getattr(strategy, "mb_index", None)
         if index is not None and index.numel():
             self._pending.append(index)
+            if len(self._pending) >= _MARK_EVERY:  # a long experience holds few steps' ids
+                self._mark_pending()
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         kept = self.replay.buffer_ids() if self.replay is not None and self.replay.mem_size > 0 else None
