@@ -22,7 +22,6 @@ import torch
 from avalanche.core import SupervisedPlugin
 from torch import nn
 
-
 _MARK_EVERY = 256  # steps whose ids are kept before they are marked
 
 
