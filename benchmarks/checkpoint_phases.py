@@ -12,17 +12,17 @@ holds the GIL for, and its last write what the run waits for at the end.
 
 from __future__ import annotations
 
-import collections
 import shutil
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 from avalanche_clip.common.cpu_kernels import pin_cpu_kernels
 
 pin_cpu_kernels()  # as the command line does, before any tensor operation
+
+from run_phases import calls, spent, wrap  # noqa: E402  (this script's folder is on sys.path)
 
 import avalanche_clip.common.atomic as atomic  # noqa: E402
 import avalanche_clip.pipeline.run_loop as run_loop  # noqa: E402
@@ -33,22 +33,6 @@ from avalanche_clip.pipeline.run import execute_run  # noqa: E402
 from avalanche_clip.training.checkpoint_writer import BackgroundWriter  # noqa: E402
 
 warnings.filterwarnings("ignore")
-spent: collections.defaultdict[str, float] = collections.defaultdict(float)
-calls: collections.Counter[str] = collections.Counter()
-
-
-def wrap(owner: object, name: str, label: str) -> None:
-    function = getattr(owner, name)
-
-    def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            spent[label] += time.perf_counter() - started
-            calls[label] += 1
-
-    setattr(owner, name, timed)
 
 
 def main(argv: list[str]) -> None:

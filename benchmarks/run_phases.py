@@ -43,10 +43,12 @@ from avalanche_clip.strategies.base import CLIPStrategyBase  # noqa: E402
 
 warnings.filterwarnings("ignore")
 spent: collections.defaultdict[str, float] = collections.defaultdict(float)
+calls: collections.Counter[str] = collections.Counter()
 
 
 def wrap(owner: object, name: str, label: str) -> None:
-    """Add the time of every call of ``owner.name`` to ``spent[label]`` (absent: nothing)."""
+    """Add the time of every call of ``owner.name`` to ``spent[label]`` and count it in
+    ``calls[label]`` (absent: nothing)."""
     if not hasattr(owner, name):
         return
     function = getattr(owner, name)
@@ -58,6 +60,7 @@ def wrap(owner: object, name: str, label: str) -> None:
             return function(*args, **kwargs)
         finally:
             spent[label] += time.perf_counter() - started
+            calls[label] += 1
 
     setattr(owner, name, timed)
 

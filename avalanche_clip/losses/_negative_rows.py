@@ -21,7 +21,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor
 
-__all__ = ["InstanceRowsCache", "NegativeRows"]
+__all__ = ["InstanceRowsCache", "NegativeRows", "all_extra_negatives"]
 
 
 class NegativeRows:
@@ -54,6 +54,12 @@ class NegativeRows:
         return int(self.valid.sum())
 
 
+def all_extra_negatives(neg: Tensor, n_extra: int) -> Tensor | None:
+    """GCL's image-anchor mask ``neg1``: ``neg`` and ``n_extra`` extra columns, every one a
+    negative of every row (they are other classes' prompts); None when there are none."""
+    return None if n_extra == 0 else torch.cat([neg, neg.new_ones(neg.shape[0], n_extra)], dim=1)
+
+
 class InstanceRowsCache:
     """:class:`NegativeRows` of ``negatives="instance"`` by ``(B, E, device, dtype)``: ``neg`` is
     every off-diagonal entry, ``neg1`` that and the ``E`` extra columns. Keeps the ``size`` most
@@ -70,8 +76,7 @@ class InstanceRowsCache:
         rows = self._rows.get(key)
         if rows is None:
             neg = ~torch.eye(b, dtype=torch.bool, device=device)
-            neg1 = None if extra == 0 else torch.cat([neg, neg.new_ones(b, extra)], dim=1)
-            rows = self._rows[key] = NegativeRows(neg, neg1, dtype)
+            rows = self._rows[key] = NegativeRows(neg, all_extra_negatives(neg, extra), dtype)
             if len(self._rows) > self.size:
                 self._rows.popitem(last=False)
         else:

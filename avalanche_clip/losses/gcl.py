@@ -6,7 +6,11 @@ import torch
 from torch import Tensor
 
 from avalanche_clip.losses._moving_average import PairwiseMovingAverage
-from avalanche_clip.losses._negative_rows import InstanceRowsCache, NegativeRows
+from avalanche_clip.losses._negative_rows import (
+    InstanceRowsCache,
+    NegativeRows,
+    all_extra_negatives,
+)
 
 __all__ = ["GCLLoss"]
 
@@ -112,8 +116,7 @@ class GCLLoss(PairwiseMovingAverage):
                 rows = self._instance_rows.get(b, n_extra, sim.device, sim.dtype)
             else:
                 neg = labels[:, None] != labels[None, :]
-                neg1 = None if extra is None else torch.cat([neg, neg.new_ones(b, n_extra)], dim=1)
-                rows = NegativeRows(neg, neg1, sim.dtype)
+                rows = NegativeRows(neg, all_extra_negatives(neg, n_extra), sim.dtype)
             r1, r2, _ = self._row_terms(h1, h2, rows, index, estimate=False)
             n_valid = rows.n_valid
             if n_valid == 0:
