@@ -5,6 +5,7 @@
     python benchmarks/run_phases.py 2 --config experiments/cifar10_proxy.yaml \
         --tuned experiments/results/cifar10_proxy_rerun_tune/tuned.yaml \
         data_root=/work/shared/data/cifar10                 # a run of a sweep config, its values
+    python benchmarks/run_phases.py 3 --detail              # and the per-experience calls
 
 The same two runs as ``bench_run.py`` (the embedded default, GCL memory 20 with checkpoints
 against joint training of the same 225 steps, one thread, kernels pinned, no zero-shot floor),
@@ -33,12 +34,14 @@ pin_cpu_kernels()  # as the command line does, before any tensor operation
 
 import torch.utils.data.dataloader as dataloader  # noqa: E402
 from avalanche.training.templates import base, base_sgd  # noqa: E402
+from avalanche.training.templates.observation_type import batch_observation  # noqa: E402
 from avalanche.training.templates.update_type import sgd_update  # noqa: E402
 
 import avalanche_clip.pipeline.run as run_module  # noqa: E402
 import avalanche_clip.pipeline.run_loop as run_loop  # noqa: E402
 from avalanche_clip.cli import _config  # noqa: E402
 from avalanche_clip.common.threads import apply_threads  # noqa: E402
+from avalanche_clip.models.classifier import CLIPClassifier  # noqa: E402
 from avalanche_clip.strategies.base import CLIPStrategyBase  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -90,6 +93,22 @@ PHASES = [
     (run_loop.ContinualRun, "_commit", "records"),
 ]
 
+# --detail: the per-experience calls, each counted wherever it is made (a row may include
+# another: model_adaptation calls model.to; they are not nested under the rows above)
+DETAIL = [
+    (CLIPClassifier, "train", "model.train / eval"),
+    (CLIPClassifier, "to", "model.to"),
+    (batch_observation.BatchObservation, "model_adaptation", "model_adaptation"),
+    (batch_observation.BatchObservation, "check_model_and_optimizer", "check_model_and_optimizer"),
+    (base_sgd.BaseSGDTemplate, "_after_train_dataset_adaptation", "after_train_dataset_adaptation"),
+    (base.BaseTemplate, "_before_training_exp", "plugins' before_training_exp"),
+    (base.BaseTemplate, "_after_training_exp", "plugins' after_training_exp"),
+    (base_sgd.BaseSGDTemplate, "_after_training_epoch", "after_training_epoch"),
+    (base_sgd.BaseSGDTemplate, "_after_eval_iteration", "after_eval_iteration"),
+    (CLIPStrategyBase, "_save_train_state", "save train flags (eval)"),
+    (CLIPStrategyBase, "_load_train_state", "restore train flags (eval)"),
+]
+
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -101,6 +120,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--mem-size", type=int, default=20, help="its memory size (default 20)")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="feature cache (default: a fresh one, warmed by the first round)")
+    parser.add_argument("--detail", action="store_true",
+                        help="also time the per-experience calls (model walks, plugins' hooks)")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides for both runs")
     return parser.parse_intermixed_args(argv)
 
@@ -108,7 +129,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> None:
     args = parse(argv)
     rounds = args.rounds
-    for owner, name, label in PHASES:
+    phases = PHASES + (DETAIL if args.detail else [])
+    for owner, name, label in phases:
         wrap(owner, name, label)
     apply_threads(1)  # one thread, denormals flushed: as a run process computes
     work = Path(tempfile.mkdtemp(prefix="run_phases_"))
@@ -129,7 +151,7 @@ def main(argv: list[str]) -> None:
                 means[name]["execute_run"] += (time.perf_counter() - started) / rounds
                 for label, seconds in spent.items():
                     means[name][label] += seconds / rounds
-    labels = ["execute_run", *dict.fromkeys(label for _, _, label in PHASES)]
+    labels = ["execute_run", *dict.fromkeys(label for _, _, label in phases)]
     print(f"| part (s, mean of {rounds}) | continual | joint |")
     print("|---|---:|---:|")
     for label in labels:
