@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from avalanche_clip.losses._moving_average import PairwiseMovingAverage
+from avalanche_clip.losses._moving_average import PairwiseMovingAverage, full_precision
 from avalanche_clip.losses._negative_rows import (
     InstanceRowsCache,
     NegativeRows,
@@ -102,7 +102,7 @@ class GCLLoss(PairwiseMovingAverage):
         image, text, labels, index = self._prepare(image_features, text_features, labels, index)
         extra = self._extra_negatives(extra_negatives, image)
         # Similarities and exponentials in full precision even under autocast.
-        with torch.autocast(device_type=image.device.type, enabled=False):
+        with full_precision(image.device.type):
             sim = image @ text.T  # [B, B], sim[i, j] = s(i, y_j)
             pos = sim.diagonal()[:, None]
             h2 = sim.T - pos  # prompt of i vs images of the others

@@ -13,6 +13,7 @@ from avalanche_clip.losses._moving_average import (
     check_ids,
     check_positive_int,
     check_real,
+    full_precision,
 )
 from avalanche_clip.losses._negative_rows import NegativeRows
 
@@ -178,7 +179,7 @@ class GDROLoss(PairwiseMovingAverage):
         check_ids(labels, self.num_classes, "label")
         image, text, labels, index = self._prepare(image_features, text_features, labels, index)
         extra = self._extra_negatives(extra_negatives, image)
-        with torch.autocast(device_type=image.device.type, enabled=False):
+        with full_precision(image.device.type):
             sim = image @ text.T  # [B, B], sim[i, j] = s(i, y_j)
             margin_gap = self.margin - sim.diagonal()[:, None]
             a = torch.relu(margin_gap + sim).square()  # ℓ(S_ii − S_ij)

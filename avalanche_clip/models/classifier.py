@@ -60,6 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avalanche_clip.models.label_alignment import benchmark_class_mapping, names_for_benchmark
+from avalanche_clip.models.placement import modules_once, own_tensors_on
 from avalanche_clip.models.prompts import class_prompts, resolve_templates
 from avalanche_clip.models.task_heads import TaskHeads, benchmark_task_heads, head_logits
 from avalanche_clip.models.text_path import TextPath
@@ -296,14 +297,7 @@ class CLIPClassifier(nn.Module):
 
     def _all_on(self, device: torch.device) -> bool:
         # one walk over the modules' own tensors (parameters() and buffers() would walk twice)
-        for module in self.modules():
-            for p in module._parameters.values():
-                if p is not None and (p.device != device or (p.grad is not None and p.grad.device != device)):
-                    return False
-            for b in module._buffers.values():
-                if b is not None and b.device != device:
-                    return False
-        return True
+        return all(own_tensors_on(module, device) for module in modules_once(self))
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         # .to() / .double() / .cuda(): a cached tensor on the old device or dtype is stale; a

@@ -51,6 +51,7 @@ from typing import Any
 
 import torch
 from avalanche.core import BasePlugin
+from avalanche.models.dynamic_modules import DynamicModule
 from avalanche.training.plugins import LwFPlugin
 from avalanche.training.plugins.evaluation import default_evaluator
 from avalanche.training.templates import SupervisedTemplate
@@ -59,7 +60,9 @@ from torch import nn
 from avalanche_clip.common.device import check_device
 from avalanche_clip.common.values import check_choice
 from avalanche_clip.losses.masked import masked_cross_entropy
+from avalanche_clip.models.classifier import CLIPClassifier
 from avalanche_clip.models.label_alignment import attach_task_heads, check_label_alignment
+from avalanche_clip.models.placement import tree_placement
 from avalanche_clip.models.precision import autocast, effective_amp, grad_scaler
 from avalanche_clip.scenarios import SAMPLE_INDEX_POSITION, has_sample_index
 from avalanche_clip.scenarios.assigned_ids import SampleIdAssigner
@@ -280,6 +283,21 @@ class CLIPStrategyBase(SupervisedTemplate):
         make_eval_dataloader(self, super().make_eval_dataloader, num_workers=num_workers,
                              shuffle=shuffle, pin_memory=pin_memory,
                              persistent_workers=persistent_workers, **kwargs)
+
+    def model_adaptation(self, model: nn.Module | None = None) -> nn.Module:
+        """Avalanche's ``model_adaptation`` (each ``DynamicModule`` adapted to the experience,
+        then ``model.to(device)``) from one walk over the model
+        (:func:`~avalanche_clip.models.placement.tree_placement`): without a ``DynamicModule``
+        there is nothing to adapt, and a ``CLIPClassifier`` whose tensors are all on the device
+        is what its ``to`` would return. Any other case is Avalanche's own call."""
+        model = self.model if model is None else model
+        if self.experience is not None:
+            placement = tree_placement(model, self.device, DynamicModule)
+            if not placement.adapted:
+                if placement.all_on and type(model).to is CLIPClassifier.to:
+                    return model
+                return model.to(self.device)
+        return super().model_adaptation(model)
 
     def _load_train_state(self, prev_state: dict[str, Any]) -> None:
         """Avalanche's restore after an evaluation, with each module's train / eval flag set in
